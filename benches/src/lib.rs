@@ -1,0 +1,1 @@
+//! Benchmark support: the deterministic corpus and the peers measured beside memory circulation.
