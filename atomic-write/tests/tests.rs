@@ -1,0 +1,4 @@
+//! Integration tests of atomic-write on real files and processes.
+
+mod crash;
+mod roundtrip;
