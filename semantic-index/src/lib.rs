@@ -1,4 +1,68 @@
 //! The index's vocabulary and on-disk format: keyword extraction, the [`Document`] it indexes,
-//! the segment format and the builder that turns documents into segment bytes.
+//! the segment format and the [`SegmentBuilder`] that turns documents into segment bytes.
 //!
-//! This crate does not read segments back for search; `shm-reader` does.
+//! This crate writes; it does not search. `shm-reader` maps what it writes and searches it.
+//!
+//! # Overview
+//!
+//! - [`keywords`] is the one keyword function, used for documents and queries alike
+//!   (DESIGN.md: Unicode lowercase, split on non-alphanumerics, at least three characters, stop
+//!   words dropped, deduplicated).
+//! - [`Document`] is a memory reduced to what the index needs.
+//! - [`SegmentBuilder`] collects documents and writes one immutable segment: to bytes, to any
+//!   [`std::io::Write`], or durably to a file through `atomic-write`.
+//! - [`format`] holds the header, the constants ([`format::MAGIC`], [`format::VERSION`]) and the
+//!   archived [`format::SegmentData`] that `shm-reader` validates and reads.
+//! - [`layout`] names the files of a store directory, defines the manifest, and publishes
+//!   generations ([`layout::Publisher`]).
+//!
+//! # Example
+//!
+//! ```
+//! use semantic_index::{Document, SegmentBuilder};
+//!
+//! let mut builder = SegmentBuilder::new().generation(1);
+//! builder.add(&Document {
+//!     id: [7; 16],
+//!     domain: "architecture".into(),
+//!     question: "Why map the index instead of copying it?".into(),
+//!     insights: vec!["Copies exhaust memory when many workers start".into()],
+//!     synthesis: "One immutable segment, mapped read-only by every worker".into(),
+//!     score: 0.8,
+//!     sacred: true,
+//!     timestamp_micros: 1_700_000_000_000_000,
+//! })?;
+//! let bytes = builder.to_bytes()?;
+//! assert_eq!(&bytes[..8], &semantic_index::format::MAGIC);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Format
+//!
+//! A segment is one file, written once and never modified: a 64-byte little-endian header
+//! (magic, format version, generation, document count, payload length, xxh3-64 checksum of the
+//! payload) followed by an rkyv archive of [`format::SegmentData`]: the sorted term table (one
+//! byte blob plus offsets), postings per term (ascending document ordinals, with each term's
+//! frequency in the document as a saturating `u8`), per-document metadata (id, domain ordinal,
+//! keyword count, token count, score, timestamp; sacred documents come first), the domain
+//! table, forward keyword lists, gists, the sacred list newest first, and the ids in sorted
+//! order. Every array is flat and holds plain integers, so validation is cheap. `FORMAT.md`
+//! draws the layout.
+//!
+//! **Version rule:** a reader refuses a format version it does not know, with an error naming
+//! the version found and the version it reads. Any change to the bytes raises
+//! [`format::VERSION`].
+#![forbid(unsafe_code)]
+#![doc(test(attr(deny(warnings))))]
+
+mod builder;
+mod document;
+pub mod format;
+mod keywords;
+pub mod layout;
+
+pub use crate::builder::{BuildError, SegmentBuilder};
+pub use crate::document::Document;
+pub use crate::keywords::{
+    document_keywords, keywords, DOCUMENT_INSIGHTS, MIN_KEYWORD_CHARS, STOP_WORDS,
+};

@@ -1,0 +1,200 @@
+//! The segment format: a fixed little-endian header followed by an rkyv archive of
+//! [`SegmentData`]. `FORMAT.md` at the crate root draws the layout.
+
+use rkyv::{Archive, Serialize};
+
+/// The first eight bytes of every segment file.
+pub const MAGIC: [u8; 8] = *b"MCSEGMT\0";
+/// The format version this build writes and the only one it reads.
+pub const VERSION: u32 = 1;
+/// The length of the header; a multiple of 16 so that the archive after it stays aligned.
+pub const HEADER_LEN: usize = 64;
+/// The alignment the payload needs in memory (rkyv's archive alignment for this format).
+pub const PAYLOAD_ALIGN: usize = 16;
+/// The longest gist kept per document, in bytes (cut on a character boundary).
+pub const GIST_MAX_BYTES: usize = 160;
+
+/// The decoded fixed header of a segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// The format version ([`VERSION`] for files this build writes).
+    pub version: u32,
+    /// The generation the writer gave the segment.
+    pub generation: u64,
+    /// How many documents the segment holds.
+    pub doc_count: u64,
+    /// The length in bytes of the archive that follows the header.
+    pub payload_len: u64,
+    /// The xxh3-64 checksum of the payload.
+    pub checksum: u64,
+}
+
+/// Why a header was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HeaderError {
+    /// Fewer bytes than a header.
+    #[error("file is {len} bytes, shorter than the {HEADER_LEN}-byte header")]
+    TooShort {
+        /// The length seen.
+        len: usize,
+    },
+    /// The magic bytes are not [`MAGIC`].
+    #[error("not a segment: bad magic bytes {found:02x?}")]
+    Magic {
+        /// The first eight bytes seen.
+        found: [u8; 8],
+    },
+    /// A version this build does not know.
+    #[error("unsupported segment format version {found} (this build reads version {expected})")]
+    Version {
+        /// The version this build reads.
+        expected: u32,
+        /// The version in the file.
+        found: u32,
+    },
+    /// Reserved bytes or flags that are not zero.
+    #[error("reserved header bytes are not zero")]
+    Reserved,
+}
+
+impl Header {
+    /// Encodes the header in its fixed little-endian layout.
+    pub fn encode(&self) -> [u8; HEADER_LEN] {
+        let mut out = [0u8; HEADER_LEN];
+        out[0..8].copy_from_slice(&MAGIC);
+        out[8..12].copy_from_slice(&self.version.to_le_bytes());
+        // 12..16: flags, zero in version 1.
+        out[16..24].copy_from_slice(&self.generation.to_le_bytes());
+        out[24..32].copy_from_slice(&self.doc_count.to_le_bytes());
+        out[32..40].copy_from_slice(&self.payload_len.to_le_bytes());
+        out[40..48].copy_from_slice(&self.checksum.to_le_bytes());
+        out
+    }
+
+    /// Decodes and checks a header: length, magic, version and reserved bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Header, HeaderError> {
+        let Some(h) = bytes.get(..HEADER_LEN) else {
+            return Err(HeaderError::TooShort { len: bytes.len() });
+        };
+        let u32_at = |at: usize| {
+            let mut b = [0u8; 4];
+            b.copy_from_slice(&h[at..at + 4]);
+            u32::from_le_bytes(b)
+        };
+        let u64_at = |at: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&h[at..at + 8]);
+            u64::from_le_bytes(b)
+        };
+        let mut magic = [0u8; 8];
+        magic.copy_from_slice(&h[0..8]);
+        if magic != MAGIC {
+            return Err(HeaderError::Magic { found: magic });
+        }
+        let version = u32_at(8);
+        if version != VERSION {
+            return Err(HeaderError::Version { expected: VERSION, found: version });
+        }
+        if u32_at(12) != 0 || h[48..HEADER_LEN].iter().any(|&b| b != 0) {
+            return Err(HeaderError::Reserved);
+        }
+        Ok(Header {
+            version,
+            generation: u64_at(16),
+            doc_count: u64_at(24),
+            payload_len: u64_at(32),
+            checksum: u64_at(40),
+        })
+    }
+}
+
+/// The payload checksum: xxh3-64 with seed 0.
+pub fn checksum(payload: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(payload)
+}
+
+/// The archived body of a segment. Ordinals index the per-document arrays.
+///
+/// Documents are numbered sacred first, then by score descending, timestamp descending and id
+/// ascending, so that a document's static boost (`w_score · score + w_sacred · sacred`) never
+/// increases with its ordinal inside each of the two runs `[0, sacred_count)` and
+/// `[sacred_count, doc_count)`, whatever the (non-negative) weights: readers use this to stop
+/// early. Every array is flat and holds plain integers, so validating it costs O(1) per array.
+#[derive(Archive, Serialize, Debug, Default, Clone, PartialEq)]
+pub struct SegmentData {
+    /// Number of documents.
+    pub doc_count: u32,
+    /// Documents `[0, sacred_count)` are sacred, the rest are not.
+    pub sacred_count: u32,
+    /// The smallest keyword count of a document that has any keyword (1 if none has).
+    pub min_keywords: u32,
+    /// Terms, sorted bytewise, concatenated.
+    pub term_bytes: Vec<u8>,
+    /// `n_terms + 1` offsets into `term_bytes`.
+    pub term_offsets: Vec<u32>,
+    /// `n_terms + 1` offsets into `postings` and `frequencies`.
+    pub posting_offsets: Vec<u32>,
+    /// Document ordinals per term, ascending.
+    pub postings: Vec<u32>,
+    /// The term's occurrences in the document, saturating at 255, parallel to `postings`.
+    pub frequencies: Vec<u8>,
+    /// Document ids (UUID bytes).
+    pub ids: Vec<[u8; 16]>,
+    /// Domain ordinal per document (index into the domain table).
+    pub domain_of: Vec<u32>,
+    /// Distinct keywords per document.
+    pub keyword_counts: Vec<u32>,
+    /// Keyword-sized tokens per document, duplicates included (for frequency-aware rankers).
+    pub token_counts: Vec<u32>,
+    /// The memory's own score, 0..=1.
+    pub scores: Vec<f32>,
+    /// Timestamp per document, unix microseconds.
+    pub timestamps: Vec<i64>,
+    /// Domains, sorted bytewise, concatenated.
+    pub domain_bytes: Vec<u8>,
+    /// `n_domains + 1` offsets into `domain_bytes`.
+    pub domain_offsets: Vec<u32>,
+    /// `doc_count + 1` offsets into `forward_terms`.
+    pub forward_offsets: Vec<u32>,
+    /// Term ordinals per document, ascending.
+    pub forward_terms: Vec<u32>,
+    /// Gists (questions cut to [`GIST_MAX_BYTES`]), concatenated.
+    pub gist_bytes: Vec<u8>,
+    /// `doc_count + 1` offsets into `gist_bytes`.
+    pub gist_offsets: Vec<u32>,
+    /// Sacred ordinals, newest first (timestamp descending, then id ascending).
+    pub sacred_newest: Vec<u32>,
+    /// All ordinals sorted by id ascending.
+    pub by_id: Vec<u32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_round_trips_and_is_aligned() {
+        assert_eq!(HEADER_LEN % PAYLOAD_ALIGN, 0);
+        let h =
+            Header { version: VERSION, generation: 7, doc_count: 3, payload_len: 99, checksum: 5 };
+        assert_eq!(Header::decode(&h.encode()), Ok(h));
+    }
+
+    #[test]
+    fn header_refuses_unknown_version_naming_both() {
+        let mut bytes =
+            Header { version: VERSION, generation: 0, doc_count: 0, payload_len: 0, checksum: 0 }
+                .encode();
+        bytes[8..12].copy_from_slice(&9u32.to_le_bytes());
+        let err = Header::decode(&bytes).unwrap_err();
+        assert_eq!(err, HeaderError::Version { expected: VERSION, found: 9 });
+        assert!(err.to_string().contains("version 9"), "{err}");
+    }
+
+    #[test]
+    fn header_refuses_short_and_foreign_files() {
+        assert_eq!(Header::decode(&[0; 10]), Err(HeaderError::TooShort { len: 10 }));
+        assert!(matches!(Header::decode(&[b'x'; HEADER_LEN]), Err(HeaderError::Magic { .. })));
+    }
+}

@@ -1,0 +1,1 @@
+//! Store-directory layout, manifests and publication (see ARCHITECTURE.md).
