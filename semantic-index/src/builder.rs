@@ -285,13 +285,15 @@ impl SegmentBuilder {
         let data = self.data()?;
         let payload = rkyv::to_bytes::<rkyv::rancor::Error>(&data)
             .map_err(|e| BuildError::Serialize(e.to_string()))?;
-        let header = Header {
+        let mut header = Header {
             version: VERSION,
             generation: self.generation,
             doc_count: self.docs.len() as u64,
             payload_len: payload.len() as u64,
-            checksum: format::checksum(&payload),
+            checksum: 0,
         };
+        header.checksum =
+            format::checksum(&header.encode()[..format::CHECKSUMMED_HEADER_LEN], &payload);
         let mut out = Vec::with_capacity(format::HEADER_LEN + payload.len());
         out.extend_from_slice(&header.encode());
         out.extend_from_slice(&payload);

@@ -25,7 +25,7 @@ pub struct Header {
     pub doc_count: u64,
     /// The length in bytes of the archive that follows the header.
     pub payload_len: u64,
-    /// The xxh3-64 checksum of the payload.
+    /// The xxh3-64 checksum of the header's fields and the payload (see [`checksum`]).
     pub checksum: u64,
 }
 
@@ -109,9 +109,17 @@ impl Header {
     }
 }
 
-/// The payload checksum: xxh3-64 with seed 0.
-pub fn checksum(payload: &[u8]) -> u64 {
-    xxhash_rust::xxh3::xxh3_64(payload)
+/// How many leading header bytes the checksum covers: everything before the checksum field.
+pub const CHECKSUMMED_HEADER_LEN: usize = 40;
+
+/// The segment checksum: xxh3-64 over the header's first [`CHECKSUMMED_HEADER_LEN`] bytes
+/// (magic, version, flags, generation, document count, payload length) and then the payload,
+/// so that no bit of a segment outside the reserved bytes can change unnoticed.
+pub fn checksum(header_prefix: &[u8], payload: &[u8]) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(header_prefix);
+    h.update(payload);
+    h.digest()
 }
 
 /// The archived body of a segment. Ordinals index the per-document arrays.

@@ -1,1 +1,566 @@
-//! Store-directory layout, manifests and publication (see ARCHITECTURE.md).
+//! Store-directory layout, manifests and publication.
+//!
+//! ```text
+//! <store>/                 0700
+//!   segments/<name>.seg    immutable segments, 0444
+//!   manifests/<gen>.man    immutable manifests, 0444
+//!   HEAD                   the current manifest's file name, replaced atomically
+//!   beacon                 64 bytes; bytes 0..8 = generation (u64 LE), bumped in place
+//! ```
+//!
+//! [`Publisher::publish`] writes in this order: segment files (already written by
+//! [`Publisher::write_segment`]), the manifest, `HEAD`, the beacon. Every file but the beacon
+//! goes through atomic-write and is complete before anything names it, so a reader that follows
+//! `HEAD` never meets a half-written file, and a published file is never rewritten or
+//! truncated, so a reader's mapping is never pulled from under it. The beacon is only a change
+//! hint: a reader that sees it move re-reads `HEAD`, which is the truth.
+//!
+//! A manifest is a small binary file: a 32-byte header (magic [`MANIFEST_MAGIC`], version
+//! [`MANIFEST_VERSION`], body length, xxh3-64 of the body) and a little-endian body
+//! (generation, commit sequence, then per segment its file name, document count and sorted
+//! deleted ordinals).
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::builder::{BuildError, SegmentBuilder};
+
+/// The file naming the current manifest.
+pub const HEAD: &str = "HEAD";
+/// The directory of segment files.
+pub const SEGMENTS_DIR: &str = "segments";
+/// The directory of manifest files.
+pub const MANIFESTS_DIR: &str = "manifests";
+/// The change-hint file readers map.
+pub const BEACON: &str = "beacon";
+/// The beacon's fixed length.
+pub const BEACON_LEN: usize = 64;
+/// The first eight bytes of a manifest.
+pub const MANIFEST_MAGIC: [u8; 8] = *b"MCMANIF\0";
+/// The manifest version this build writes and reads.
+pub const MANIFEST_VERSION: u32 = 1;
+const MANIFEST_HEADER_LEN: usize = 32;
+
+/// Mode of published segment and manifest files.
+pub const PUBLISHED_MODE: u32 = 0o444;
+/// Mode of the store directory and its subdirectories.
+pub const DIR_MODE: u32 = 0o700;
+
+/// Which segments make up one generation of the index.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Manifest {
+    /// The generation; strictly increases with every publication.
+    pub generation: u64,
+    /// The writer's commit sequence this generation covers (opaque to the index).
+    pub commit_seq: u64,
+    /// The live segments.
+    pub segments: Vec<SegmentEntry>,
+}
+
+/// One live segment of a manifest.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SegmentEntry {
+    /// The file name under `segments/`.
+    pub file: String,
+    /// How many documents the segment holds.
+    pub doc_count: u32,
+    /// Ordinals deleted since the segment was written, ascending.
+    pub deleted: Vec<u32>,
+}
+
+impl SegmentEntry {
+    /// Live documents: written minus deleted.
+    pub fn live(&self) -> u32 {
+        self.doc_count.saturating_sub(self.deleted.len() as u32)
+    }
+}
+
+/// What went wrong reading or publishing the layout.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LayoutError {
+    /// A file could not be read, written or listed.
+    #[error("{what} {}", path.display())]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// A durable write failed.
+    #[error("publishing {}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: atomic_write::Error,
+    },
+    /// A manifest (or `HEAD`) is malformed.
+    #[error("manifest {}: {problem}", path.display())]
+    Manifest {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        problem: ManifestError,
+    },
+    /// Building or writing a segment failed.
+    #[error(transparent)]
+    Build(#[from] BuildError),
+}
+
+/// Why manifest bytes were refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ManifestError {
+    /// Not a manifest.
+    #[error("bad magic bytes")]
+    Magic,
+    /// A version this build does not know.
+    #[error("unsupported manifest version {found} (this build reads version {expected})")]
+    Version {
+        /// The version this build reads.
+        expected: u32,
+        /// The version found.
+        found: u32,
+    },
+    /// Reserved header bytes that are not zero.
+    #[error("reserved header bytes are not zero")]
+    Reserved,
+    /// The body's checksum disagrees.
+    #[error("checksum mismatch")]
+    Checksum,
+    /// The bytes end early or run on.
+    #[error("truncated or oversized at byte {at}")]
+    Length {
+        /// Where.
+        at: usize,
+    },
+    /// A segment file name that is not a plain file name.
+    #[error("invalid segment file name {0:?}")]
+    FileName(String),
+    /// Deleted ordinals not ascending or out of range.
+    #[error("deleted ordinals of {0} are not ascending below the document count")]
+    Deleted(String),
+}
+
+/// Whether `name` is a plain file name we could have written: no separators, no dot-files.
+pub fn valid_file_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with('.')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_')
+}
+
+impl Manifest {
+    /// Encodes the manifest.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut body = Vec::new();
+        body.extend_from_slice(&self.generation.to_le_bytes());
+        body.extend_from_slice(&self.commit_seq.to_le_bytes());
+        body.extend_from_slice(&(self.segments.len() as u32).to_le_bytes());
+        for s in &self.segments {
+            body.extend_from_slice(&(s.file.len() as u32).to_le_bytes());
+            body.extend_from_slice(s.file.as_bytes());
+            body.extend_from_slice(&s.doc_count.to_le_bytes());
+            body.extend_from_slice(&(s.deleted.len() as u32).to_le_bytes());
+            for d in &s.deleted {
+                body.extend_from_slice(&d.to_le_bytes());
+            }
+        }
+        let mut out = Vec::with_capacity(MANIFEST_HEADER_LEN + body.len());
+        out.extend_from_slice(&MANIFEST_MAGIC);
+        out.extend_from_slice(&MANIFEST_VERSION.to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&(body.len() as u64).to_le_bytes());
+        out.extend_from_slice(&xxhash_rust::xxh3::xxh3_64(&body).to_le_bytes());
+        out.extend_from_slice(&body);
+        out
+    }
+
+    /// Decodes and checks manifest bytes; never panics, whatever the bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Manifest, ManifestError> {
+        let mut r = Cursor { bytes, at: 0 };
+        if r.take(8)? != MANIFEST_MAGIC {
+            return Err(ManifestError::Magic);
+        }
+        let version = r.u32()?;
+        if version != MANIFEST_VERSION {
+            return Err(ManifestError::Version { expected: MANIFEST_VERSION, found: version });
+        }
+        if r.u32()? != 0 {
+            return Err(ManifestError::Reserved);
+        }
+        let body_len = r.u64()?;
+        let checksum = r.u64()?;
+        if body_len != (bytes.len() - MANIFEST_HEADER_LEN) as u64 {
+            return Err(ManifestError::Length { at: bytes.len() });
+        }
+        if xxhash_rust::xxh3::xxh3_64(&bytes[MANIFEST_HEADER_LEN..]) != checksum {
+            return Err(ManifestError::Checksum);
+        }
+        let generation = r.u64()?;
+        let commit_seq = r.u64()?;
+        let count = r.u32()?;
+        let mut segments = Vec::new();
+        for _ in 0..count {
+            let len = r.u32()? as usize;
+            let name = std::str::from_utf8(r.take(len)?)
+                .map_err(|_| ManifestError::FileName(String::from("<not utf-8>")))?;
+            if !valid_file_name(name) {
+                return Err(ManifestError::FileName(name.to_owned()));
+            }
+            let doc_count = r.u32()?;
+            let n_deleted = r.u32()? as usize;
+            if n_deleted > (bytes.len() - r.at) / 4 {
+                return Err(ManifestError::Length { at: r.at });
+            }
+            let mut deleted = Vec::with_capacity(n_deleted);
+            for _ in 0..n_deleted {
+                deleted.push(r.u32()?);
+            }
+            if deleted.windows(2).any(|w| w[0] >= w[1])
+                || deleted.last().is_some_and(|&l| l >= doc_count)
+            {
+                return Err(ManifestError::Deleted(name.to_owned()));
+            }
+            segments.push(SegmentEntry { file: name.to_owned(), doc_count, deleted });
+        }
+        if r.at != bytes.len() {
+            return Err(ManifestError::Length { at: r.at });
+        }
+        Ok(Manifest { generation, commit_seq, segments })
+    }
+
+    /// Live documents across all segments.
+    pub fn live_docs(&self) -> u64 {
+        self.segments.iter().map(|s| u64::from(s.live())).sum()
+    }
+}
+
+struct Cursor<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], ManifestError> {
+        let end = self
+            .at
+            .checked_add(n)
+            .filter(|&e| e <= self.bytes.len())
+            .ok_or(ManifestError::Length { at: self.at })?;
+        let out = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(out)
+    }
+    fn u32(&mut self) -> Result<u32, ManifestError> {
+        let mut b = [0u8; 4];
+        b.copy_from_slice(self.take(4)?);
+        Ok(u32::from_le_bytes(b))
+    }
+    fn u64(&mut self) -> Result<u64, ManifestError> {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(self.take(8)?);
+        Ok(u64::from_le_bytes(b))
+    }
+}
+
+/// `<store>/segments/<file>`.
+pub fn segment_path(store: &Path, file: &str) -> PathBuf {
+    store.join(SEGMENTS_DIR).join(file)
+}
+
+/// `<store>/manifests/<file>`.
+pub fn manifest_path(store: &Path, file: &str) -> PathBuf {
+    store.join(MANIFESTS_DIR).join(file)
+}
+
+/// `<store>/HEAD`.
+pub fn head_path(store: &Path) -> PathBuf {
+    store.join(HEAD)
+}
+
+/// `<store>/beacon`.
+pub fn beacon_path(store: &Path) -> PathBuf {
+    store.join(BEACON)
+}
+
+fn manifest_file_name(generation: u64) -> String {
+    format!("{generation:016}.man")
+}
+
+/// Reads `HEAD` and the manifest it names. `Ok(None)` when nothing was published yet.
+pub fn read_head(store: &Path) -> Result<Option<(String, Manifest)>, LayoutError> {
+    let head = head_path(store);
+    let name = match fs::read(&head) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(LayoutError::Io { what: "reading", path: head, source }),
+    };
+    let name = std::str::from_utf8(&name).map(str::trim).unwrap_or("");
+    if !valid_file_name(name) {
+        return Err(LayoutError::Manifest {
+            path: head,
+            problem: ManifestError::FileName(name.to_owned()),
+        });
+    }
+    let path = manifest_path(store, name);
+    let bytes = fs::read(&path).map_err(|source| LayoutError::Io {
+        what: "reading",
+        path: path.clone(),
+        source,
+    })?;
+    let manifest =
+        Manifest::from_bytes(&bytes).map_err(|problem| LayoutError::Manifest { path, problem })?;
+    Ok(Some((name.to_owned(), manifest)))
+}
+
+/// What [`Publisher::collect_garbage`] removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GcStats {
+    /// Segment files removed.
+    pub segments: usize,
+    /// Manifest files removed.
+    pub manifests: usize,
+}
+
+/// The writer side of a store directory: writes segments and publishes generations.
+///
+/// One publisher per store at a time (the store's lock ensures it).
+#[derive(Debug)]
+pub struct Publisher {
+    dir: PathBuf,
+    current: Option<(String, Manifest)>,
+    previous: Option<Manifest>,
+    next_segment: u32,
+}
+
+impl Publisher {
+    /// Opens (creating if needed) the store directory `dir` for publishing.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Publisher, LayoutError> {
+        let dir = dir.as_ref().to_owned();
+        for d in [dir.clone(), dir.join(SEGMENTS_DIR), dir.join(MANIFESTS_DIR)] {
+            create_private_dir(&d)?;
+        }
+        let beacon = beacon_path(&dir);
+        match fs::metadata(&beacon) {
+            Ok(m) if m.len() >= BEACON_LEN as u64 => {}
+            Ok(_) | Err(_) => {
+                // Created once (or repaired if a crash left a short file nobody can have mapped
+                // usefully); from then on only bumped in place, never truncated.
+                atomic_write::Options::new()
+                    .mode(0o644)
+                    .write(&beacon, &[0u8; BEACON_LEN])
+                    .map_err(|source| LayoutError::Write { path: beacon.clone(), source })?;
+            }
+        }
+        let current = read_head(&dir)?;
+        let publisher = Publisher { dir, current, previous: None, next_segment: 0 };
+        if let Some((_, m)) = &publisher.current {
+            publisher.bump_beacon(m.generation)?;
+        }
+        Ok(publisher)
+    }
+
+    /// The store directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The manifest last published (or found at open), if any.
+    pub fn current(&self) -> Option<&Manifest> {
+        self.current.as_ref().map(|(_, m)| m)
+    }
+
+    /// The generation last published, 0 if none.
+    pub fn generation(&self) -> u64 {
+        self.current().map_or(0, |m| m.generation)
+    }
+
+    fn fresh_segment_name(&mut self) -> String {
+        self.next_segment += 1;
+        format!("{:016}-{:06}.seg", self.generation() + 1, self.next_segment)
+    }
+
+    /// Writes the builder's documents as a new segment file (durably, mode 0444) under a name
+    /// no live manifest uses, and returns its manifest entry. Nothing names it until a
+    /// manifest that lists it is published.
+    pub fn write_segment(&mut self, builder: &SegmentBuilder) -> Result<SegmentEntry, LayoutError> {
+        let file = self.fresh_segment_name();
+        let path = segment_path(&self.dir, &file);
+        builder.write_file(&path, PUBLISHED_MODE)?;
+        Ok(SegmentEntry { file, doc_count: builder.len() as u32, deleted: Vec::new() })
+    }
+
+    /// Publishes `segments` as the next generation: manifest, then `HEAD`, then the beacon.
+    /// Returns the new generation.
+    pub fn publish(
+        &mut self,
+        commit_seq: u64,
+        segments: Vec<SegmentEntry>,
+    ) -> Result<u64, LayoutError> {
+        let generation = self.generation() + 1;
+        let manifest = Manifest { generation, commit_seq, segments };
+        let name = manifest_file_name(generation);
+        let path = manifest_path(&self.dir, &name);
+        atomic_write::Options::new()
+            .mode(PUBLISHED_MODE)
+            .write(&path, &manifest.to_bytes())
+            .map_err(|source| LayoutError::Write { path, source })?;
+        let head = head_path(&self.dir);
+        atomic_write::Options::new()
+            .mode(0o644)
+            .write(&head, format!("{name}\n").as_bytes())
+            .map_err(|source| LayoutError::Write { path: head, source })?;
+        self.previous = self.current.take().map(|(_, m)| m);
+        self.current = Some((name, manifest));
+        self.bump_beacon(generation)?;
+        Ok(generation)
+    }
+
+    fn bump_beacon(&self, generation: u64) -> Result<(), LayoutError> {
+        let path = beacon_path(&self.dir);
+        let io = |source| LayoutError::Io { what: "bumping beacon", path: path.clone(), source };
+        let file = fs::OpenOptions::new().write(true).open(&path).map_err(io)?;
+        write_at(&file, &generation.to_le_bytes(), 0).map_err(io)
+    }
+
+    /// Removes segment and manifest files that neither the current nor the previous manifest
+    /// names (the previous one stays for readers that are just switching), and temp files that
+    /// interrupted writes left. Never truncates; a file already gone is fine.
+    pub fn collect_garbage(&mut self) -> Result<GcStats, LayoutError> {
+        let mut keep_segments: Vec<&str> = Vec::new();
+        let mut keep_manifests: Vec<String> = Vec::new();
+        for m in self.current.iter().map(|(_, m)| m).chain(self.previous.iter()) {
+            keep_segments.extend(m.segments.iter().map(|s| s.file.as_str()));
+            keep_manifests.push(manifest_file_name(m.generation));
+        }
+        let mut stats = GcStats::default();
+        for (sub, ext, count) in [
+            (SEGMENTS_DIR, ".seg", &mut stats.segments),
+            (MANIFESTS_DIR, ".man", &mut stats.manifests),
+        ] {
+            let dir = self.dir.join(sub);
+            let entries = fs::read_dir(&dir).map_err(|source| LayoutError::Io {
+                what: "listing",
+                path: dir.clone(),
+                source,
+            })?;
+            for entry in entries {
+                let entry = entry.map_err(|source| LayoutError::Io {
+                    what: "listing",
+                    path: dir.clone(),
+                    source,
+                })?;
+                let name = entry.file_name();
+                let Some(name) = name.to_str() else { continue };
+                let stale_temp = name.starts_with('.') && name.ends_with(".tmp");
+                let unnamed = name.ends_with(ext)
+                    && !keep_segments.contains(&name)
+                    && !keep_manifests.iter().any(|m| m == name);
+                if stale_temp || unnamed {
+                    match fs::remove_file(entry.path()) {
+                        Ok(()) => *count += usize::from(!stale_temp),
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                        Err(source) => {
+                            return Err(LayoutError::Io {
+                                what: "removing",
+                                path: entry.path(),
+                                source,
+                            })
+                        }
+                    }
+                }
+            }
+        }
+        Ok(stats)
+    }
+}
+
+#[cfg(unix)]
+fn write_at(file: &fs::File, bytes: &[u8], offset: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(file, bytes, offset)
+}
+
+#[cfg(windows)]
+fn write_at(file: &fs::File, bytes: &[u8], offset: u64) -> io::Result<()> {
+    let n = std::os::windows::fs::FileExt::seek_write(file, bytes, offset)?;
+    if n == bytes.len() {
+        Ok(())
+    } else {
+        Err(io::Error::new(io::ErrorKind::WriteZero, "short beacon write"))
+    }
+}
+
+fn create_private_dir(dir: &Path) -> Result<(), LayoutError> {
+    let io = |source| LayoutError::Io { what: "creating directory", path: dir.to_owned(), source };
+    if !dir.is_dir() {
+        let mut builder = fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, DIR_MODE);
+        builder.create(dir).map_err(io)?;
+        if let Some(parent) = dir.parent() {
+            if let Ok(f) = fs::File::open(parent) {
+                f.sync_all().map_err(io)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Manifest {
+        Manifest {
+            generation: 3,
+            commit_seq: 9,
+            segments: vec![
+                SegmentEntry { file: "a.seg".into(), doc_count: 10, deleted: vec![1, 4] },
+                SegmentEntry { file: "b.seg".into(), doc_count: 2, deleted: vec![] },
+            ],
+        }
+    }
+
+    #[test]
+    fn manifest_round_trips() {
+        let m = sample();
+        assert_eq!(Manifest::from_bytes(&m.to_bytes()), Ok(m));
+    }
+
+    #[test]
+    fn every_flipped_bit_and_truncation_is_refused() {
+        let bytes = sample().to_bytes();
+        for bit in 0..bytes.len() * 8 {
+            let mut b = bytes.clone();
+            b[bit / 8] ^= 1 << (bit % 8);
+            assert!(Manifest::from_bytes(&b).is_err(), "bit {bit} flipped was accepted");
+        }
+        for len in 0..bytes.len() {
+            assert!(Manifest::from_bytes(&bytes[..len]).is_err());
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(Manifest::from_bytes(&longer).is_err());
+    }
+
+    #[test]
+    fn refuses_unknown_version_and_path_like_names() {
+        let mut b = sample().to_bytes();
+        b[8..12].copy_from_slice(&2u32.to_le_bytes());
+        assert_eq!(Manifest::from_bytes(&b), Err(ManifestError::Version { expected: 1, found: 2 }));
+        let mut m = sample();
+        m.segments[0].file = "../../etc/passwd".into();
+        assert!(matches!(Manifest::from_bytes(&m.to_bytes()), Err(ManifestError::FileName(_))));
+        let mut m = sample();
+        m.segments[0].deleted = vec![4, 1];
+        assert!(matches!(Manifest::from_bytes(&m.to_bytes()), Err(ManifestError::Deleted(_))));
+    }
+}

@@ -1,0 +1,405 @@
+//! Following a store directory across generations.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use semantic_index::layout::{self, LayoutError, Manifest};
+
+use crate::search::{DeletedSet, Explanation, Hit, Hits, Query, SearchOptions};
+use crate::segment::{DocRef, OpenError, Segment};
+
+/// Why a reader could not load a generation.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReaderError {
+    /// The store directory does not exist or cannot be read.
+    #[error("store directory {}", path.display())]
+    Store {
+        /// The directory.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `HEAD` or a manifest could not be read.
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+    /// A segment failed a check.
+    #[error(transparent)]
+    Segment(#[from] OpenError),
+    /// A manifest's document count disagrees with its segment file.
+    #[error("segment {file}: manifest says {expected} documents, file holds {found}")]
+    DocCount {
+        /// The segment file.
+        file: String,
+        /// The manifest's count.
+        expected: u32,
+        /// The file's count.
+        found: u32,
+    },
+}
+
+struct Live {
+    file: String,
+    segment: Arc<Segment>,
+    deleted: DeletedSet,
+}
+
+/// One generation of a store's index: its live segments and their deletions, immutable.
+///
+/// A snapshot keeps its mappings alive: searches on it stay valid after the reader moved on and
+/// the writer deleted the files.
+pub struct Snapshot {
+    generation: u64,
+    commit_seq: u64,
+    manifest: Option<String>,
+    segments: Vec<Live>,
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("generation", &self.generation)
+            .field("segments", &self.segments.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Snapshot {
+    fn empty() -> Snapshot {
+        Snapshot { generation: 0, commit_seq: 0, manifest: None, segments: Vec::new() }
+    }
+
+    /// The generation (0 before the first publication).
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The writer's commit sequence this generation covers.
+    pub fn commit_seq(&self) -> u64 {
+        self.commit_seq
+    }
+
+    /// How many live segments there are.
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// Live documents.
+    pub fn len(&self) -> u64 {
+        self.segments
+            .iter()
+            .map(|s| u64::from(s.segment.len() - s.deleted.len().min(s.segment.len())))
+            .sum()
+    }
+
+    /// Whether there is no live document.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Searches every live segment; `hits` is cleared first. No allocation.
+    pub fn search(&self, query: &Query, options: &SearchOptions, hits: &mut Hits) {
+        hits.clear();
+        for (tag, live) in self.segments.iter().enumerate() {
+            live.segment.search(query, options, &live.deleted, tag as u32, hits);
+        }
+    }
+
+    /// The document a hit of this snapshot names (`None` if the hit came from another one).
+    pub fn doc(&self, hit: &Hit) -> Option<DocRef<'_>> {
+        let doc = self.segments.get(hit.segment as usize)?.segment.doc(hit.ordinal)?;
+        (doc.id() == hit.id).then_some(doc)
+    }
+
+    /// The live document with `id`.
+    pub fn get(&self, id: &[u8; 16]) -> Option<DocRef<'_>> {
+        self.segments.iter().rev().find_map(|live| {
+            let ordinal = live.segment.find(id)?;
+            if live.deleted.contains(ordinal) {
+                return None;
+            }
+            live.segment.doc(ordinal)
+        })
+    }
+
+    /// Memories related to `id`: its own keywords as the query, itself excluded. `false` if
+    /// there is no live memory with that id. Prepares a query, so it allocates.
+    pub fn related(&self, id: &[u8; 16], options: &SearchOptions, hits: &mut Hits) -> bool {
+        hits.clear();
+        let Some(query) = self
+            .get(id)
+            .map(|doc| Query::from_prepared(doc.keywords().map(str::to_owned).collect()))
+        else {
+            return false;
+        };
+        let options = SearchOptions { exclude: Some(*id), ..options.clone() };
+        self.search(&query, &options, hits);
+        true
+    }
+
+    /// Sacred memories, newest first (then id ascending), optionally of one domain.
+    pub fn sacred(&self, domain: Option<&str>, limit: usize) -> Vec<DocRef<'_>> {
+        let mut out: Vec<DocRef<'_>> = Vec::new();
+        for live in &self.segments {
+            let mut taken = 0;
+            for ordinal in live.segment.sacred() {
+                if taken == limit {
+                    break;
+                }
+                if live.deleted.contains(ordinal) {
+                    continue;
+                }
+                let Some(doc) = live.segment.doc(ordinal) else { continue };
+                if domain.is_some_and(|d| doc.domain() != d) {
+                    continue;
+                }
+                out.push(doc);
+                taken += 1;
+            }
+        }
+        out.sort_by(|a, b| {
+            b.timestamp_micros().cmp(&a.timestamp_micros()).then(a.id().cmp(&b.id()))
+        });
+        out.truncate(limit);
+        out
+    }
+
+    /// Explains a hit of this snapshot.
+    pub fn explain(
+        &self,
+        query: &Query,
+        hit: &Hit,
+        options: &SearchOptions,
+    ) -> Option<Explanation> {
+        self.doc(hit)?;
+        self.segments.get(hit.segment as usize)?.segment.explain(query, hit.ordinal, options)
+    }
+
+    /// Every live document, segment by segment.
+    pub fn docs(&self) -> impl Iterator<Item = DocRef<'_>> + '_ {
+        self.segments.iter().flat_map(|live| {
+            (0..live.segment.len())
+                .filter(|&o| !live.deleted.contains(o))
+                .filter_map(|o| live.segment.doc(o))
+        })
+    }
+
+    /// The segments' files and sizes, for statistics.
+    pub fn segment_files(&self) -> impl Iterator<Item = (&str, usize)> + '_ {
+        self.segments.iter().map(|l| (l.file.as_str(), l.segment.size_bytes()))
+    }
+}
+
+/// Follows a store directory: maps the segments `HEAD`'s manifest names and moves to each new
+/// generation as it is published.
+///
+/// The check for a new generation is one atomic load from the mapped beacon file, done at every
+/// [`Reader::search`]: no system call. Loading a new generation reads `HEAD` and the manifest,
+/// keeps the mappings of segments that stay live, maps and validates the new ones, and builds
+/// deletion bitsets: that is the only work (and allocation) per generation.
+pub struct Reader {
+    dir: PathBuf,
+    beacon: Option<memmap2::Mmap>,
+    seen: u64,
+    snapshot: Arc<Snapshot>,
+}
+
+impl std::fmt::Debug for Reader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reader")
+            .field("dir", &self.dir)
+            .field("snapshot", &self.snapshot)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Reader {
+    /// Opens the store directory `dir` read-only. A store with nothing published yet gives an
+    /// empty reader that picks up the first publication.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Reader, ReaderError> {
+        let dir = dir.as_ref().to_owned();
+        std::fs::read_dir(&dir)
+            .map_err(|source| ReaderError::Store { path: dir.clone(), source })?;
+        let mut reader =
+            Reader { dir, beacon: None, seen: u64::MAX, snapshot: Arc::new(Snapshot::empty()) };
+        reader.reload()?;
+        Ok(reader)
+    }
+
+    /// The store directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn beacon_value(&mut self) -> Option<u64> {
+        if self.beacon.is_none() {
+            let file = std::fs::File::open(layout::beacon_path(&self.dir)).ok()?;
+            if file.metadata().ok()?.len() < layout::BEACON_LEN as u64 {
+                return None;
+            }
+            // SAFETY: the beacon is created once at its full length and never truncated (the
+            // publisher only writes 8 bytes in place), so the mapping stays backed; it is
+            // mapped read-only and only read through an atomic load.
+            self.beacon =
+                unsafe { memmap2::MmapOptions::new().len(layout::BEACON_LEN).map(&file) }.ok();
+        }
+        let map = self.beacon.as_ref()?;
+        if map.len() < 8 || (map.as_ptr() as usize) % std::mem::align_of::<AtomicU64>() != 0 {
+            return None;
+        }
+        // SAFETY: the mapping is at least 8 bytes long and 8-aligned (checked above; mappings are
+        // page-aligned), lives as long as `self`, and is only ever read through this atomic. The
+        // writer updates it with a plain 8-byte write from another process; a torn value can
+        // only cause a spurious reload, because HEAD, not the beacon, is the truth.
+        let atomic = unsafe { &*(map.as_ptr() as *const AtomicU64) };
+        Some(u64::from_le(atomic.load(Ordering::Acquire)))
+    }
+
+    /// Moves to the newest published generation if the beacon says there is one. One atomic
+    /// load when nothing changed. Returns whether the generation changed.
+    pub fn refresh(&mut self) -> Result<bool, ReaderError> {
+        match self.beacon_value() {
+            Some(v) if v == self.seen => Ok(false),
+            _ => self.reload(),
+        }
+    }
+
+    fn reload(&mut self) -> Result<bool, ReaderError> {
+        let seen = self.beacon_value().unwrap_or(u64::MAX);
+        // HEAD may name a manifest the writer's garbage collection removes while we read:
+        // read HEAD again then, a few times.
+        let mut attempt = 0;
+        let head = loop {
+            match layout::read_head(&self.dir) {
+                Ok(head) => break head,
+                Err(LayoutError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound && attempt < 8 =>
+                {
+                    attempt += 1;
+                    std::thread::yield_now();
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
+        self.seen = seen;
+        let Some((name, manifest)) = head else { return Ok(false) };
+        if self.snapshot.manifest.as_deref() == Some(name.as_str()) {
+            return Ok(false);
+        }
+        let next = self.load(name, &manifest)?;
+        self.snapshot = Arc::new(next);
+        Ok(true)
+    }
+
+    fn load(&self, name: String, manifest: &Manifest) -> Result<Snapshot, ReaderError> {
+        let mut segments = Vec::with_capacity(manifest.segments.len());
+        for entry in &manifest.segments {
+            let reused = self
+                .snapshot
+                .segments
+                .iter()
+                .find(|l| l.file == entry.file)
+                .map(|l| l.segment.clone());
+            let segment = match reused {
+                Some(s) => s,
+                None => {
+                    let path = layout::segment_path(&self.dir, &entry.file);
+                    // SAFETY: segment files named by a published manifest are immutable: written
+                    // once through atomic-write, renamed into place, never modified or truncated,
+                    // only unlinked once no manifest names them (ARCHITECTURE.md).
+                    Arc::new(unsafe { Segment::map(&path) }?)
+                }
+            };
+            if segment.len() != entry.doc_count {
+                return Err(ReaderError::DocCount {
+                    file: entry.file.clone(),
+                    expected: entry.doc_count,
+                    found: segment.len(),
+                });
+            }
+            let deleted = if entry.deleted.is_empty() {
+                DeletedSet::empty()
+            } else {
+                DeletedSet::from_sorted(&entry.deleted, entry.doc_count)
+            };
+            segments.push(Live { file: entry.file.clone(), segment, deleted });
+        }
+        Ok(Snapshot {
+            generation: manifest.generation,
+            commit_seq: manifest.commit_seq,
+            manifest: Some(name),
+            segments,
+        })
+    }
+
+    /// The current snapshot; it stays valid (and mapped) however far the reader moves on.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.clone()
+    }
+
+    /// The generation of the current snapshot.
+    pub fn generation(&self) -> u64 {
+        self.snapshot.generation
+    }
+
+    /// Live documents in the current snapshot.
+    pub fn len(&self) -> u64 {
+        self.snapshot.len()
+    }
+
+    /// Whether the current snapshot has no live document.
+    pub fn is_empty(&self) -> bool {
+        self.snapshot.is_empty()
+    }
+
+    /// Refreshes, then searches every live segment into `hits` (cleared first). When the
+    /// generation did not change this allocates nothing.
+    pub fn search(
+        &mut self,
+        query: &Query,
+        options: &SearchOptions,
+        hits: &mut Hits,
+    ) -> Result<(), ReaderError> {
+        self.refresh()?;
+        self.snapshot.search(query, options, hits);
+        Ok(())
+    }
+
+    /// The document a hit names, if the hit came from the current snapshot.
+    pub fn doc(&self, hit: &Hit) -> Option<DocRef<'_>> {
+        self.snapshot.doc(hit)
+    }
+
+    /// The live document with `id` in the current snapshot.
+    pub fn get(&self, id: &[u8; 16]) -> Option<DocRef<'_>> {
+        self.snapshot.get(id)
+    }
+
+    /// Refreshes, then finds memories related to `id` (see [`Snapshot::related`]).
+    pub fn related(
+        &mut self,
+        id: &[u8; 16],
+        options: &SearchOptions,
+        hits: &mut Hits,
+    ) -> Result<bool, ReaderError> {
+        self.refresh()?;
+        Ok(self.snapshot.related(id, options, hits))
+    }
+
+    /// Sacred memories of the current snapshot, newest first.
+    pub fn sacred(&self, domain: Option<&str>, limit: usize) -> Vec<DocRef<'_>> {
+        self.snapshot.sacred(domain, limit)
+    }
+
+    /// Explains a hit of the current snapshot.
+    pub fn explain(
+        &self,
+        query: &Query,
+        hit: &Hit,
+        options: &SearchOptions,
+    ) -> Option<Explanation> {
+        self.snapshot.explain(query, hit, options)
+    }
+}

@@ -1,0 +1,538 @@
+//! Search: prepared queries, options, the caller's top-k buffer, and the search of one segment.
+
+use std::cell::RefCell;
+use std::cmp::Ordering;
+
+use rkyv::rend::u32_le;
+use semantic_index::format::ArchivedSegmentData;
+
+use crate::segment::{table_str, Segment, Storage};
+
+/// A prepared query: its keywords, extracted once, and scratch space sized for them.
+///
+/// Preparing allocates; searching with a prepared query does not. A `Query` is `Send` but not
+/// `Sync`: each thread prepares (or clones) its own.
+#[derive(Debug)]
+pub struct Query {
+    keywords: Vec<String>,
+    cursors: RefCell<Vec<Cursor>>,
+}
+
+impl Clone for Query {
+    fn clone(&self) -> Query {
+        Query::from_prepared(self.keywords.clone())
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Cursor {
+    pos: usize,
+    end: usize,
+}
+
+impl Query {
+    /// The query made of the keywords of `text` (DESIGN.md's keyword rule).
+    pub fn from_text(text: &str) -> Query {
+        Query::from_prepared(semantic_index::keywords(text))
+    }
+
+    /// The query made of caller-given keywords; each passes through the same keyword rule, so
+    /// `"Memory-Mapped"` becomes `memory` and `mapped`.
+    pub fn from_keywords<I>(keywords: I) -> Query
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        let mut all: Vec<String> = Vec::new();
+        for k in keywords {
+            for kw in semantic_index::keywords(k.as_ref()) {
+                if !all.contains(&kw) {
+                    all.push(kw);
+                }
+            }
+        }
+        Query::from_prepared(all)
+    }
+
+    /// A query from keywords that already passed the keyword rule and are distinct.
+    pub(crate) fn from_prepared(keywords: Vec<String>) -> Query {
+        let cursors = RefCell::new(Vec::with_capacity(keywords.len()));
+        Query { keywords, cursors }
+    }
+
+    /// The query's keywords (its set Q).
+    pub fn keywords(&self) -> &[String] {
+        &self.keywords
+    }
+
+    /// Whether the query has no keyword (it then matches nothing).
+    pub fn is_empty(&self) -> bool {
+        self.keywords.is_empty()
+    }
+}
+
+/// How to search: result count, filters and the two weights of DESIGN.md's score.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SearchOptions {
+    /// At most this many hits (also bounded by the capacity of the [`Hits`] buffer).
+    pub limit: usize,
+    /// Only memories of this domain.
+    pub domain: Option<String>,
+    /// Only sacred memories.
+    pub sacred_only: bool,
+    /// Weight of the memory's own score.
+    pub w_score: f64,
+    /// Weight of the sacred flag.
+    pub w_sacred: f64,
+    /// Never return the memory with this id (used by `related`).
+    pub exclude: Option<[u8; 16]>,
+}
+
+/// Default weight of the memory's own score.
+pub const DEFAULT_W_SCORE: f64 = 0.2;
+/// Default weight of the sacred flag.
+pub const DEFAULT_W_SACRED: f64 = 0.3;
+/// Default number of hits.
+pub const DEFAULT_LIMIT: usize = 10;
+
+impl Default for SearchOptions {
+    fn default() -> SearchOptions {
+        SearchOptions {
+            limit: DEFAULT_LIMIT,
+            domain: None,
+            sacred_only: false,
+            w_score: DEFAULT_W_SCORE,
+            w_sacred: DEFAULT_W_SACRED,
+            exclude: None,
+        }
+    }
+}
+
+/// One result: which document, its score, and what the ordering needs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Hit {
+    /// The segment tag the caller gave the search (its index among live segments).
+    pub segment: u32,
+    /// The document's ordinal in that segment.
+    pub ordinal: u32,
+    /// The memory's id.
+    pub id: [u8; 16],
+    /// DESIGN.md's score.
+    pub score: f64,
+    /// How many query keywords the memory has.
+    pub overlap: u32,
+    /// The memory's timestamp, unix microseconds.
+    pub timestamp_micros: i64,
+}
+
+impl Hit {
+    /// DESIGN.md's order: score descending, then timestamp descending, then id ascending.
+    pub fn cmp_rank(&self, other: &Hit) -> Ordering {
+        other
+            .score
+            .total_cmp(&self.score)
+            .then(other.timestamp_micros.cmp(&self.timestamp_micros))
+            .then(self.id.cmp(&other.id))
+    }
+}
+
+/// Width of the ordinal window the search accumulates overlaps in.
+const WINDOW: usize = 512;
+
+/// The caller's result buffer: a fixed-capacity top-k in DESIGN.md's order, plus the scratch
+/// space a search needs. Allocated once, reused for every search.
+#[derive(Clone, Debug)]
+pub struct Hits {
+    hits: Vec<Hit>,
+    cap: usize,
+    acc: Vec<u16>,
+    touched: Vec<u16>,
+}
+
+impl Hits {
+    /// A buffer for at most `k` hits.
+    pub fn with_capacity(k: usize) -> Hits {
+        Hits {
+            hits: Vec::with_capacity(k),
+            cap: k,
+            acc: vec![0; WINDOW],
+            touched: Vec::with_capacity(WINDOW),
+        }
+    }
+
+    /// Removes all hits (keeps the allocation).
+    pub fn clear(&mut self) {
+        self.hits.clear();
+    }
+
+    /// The hits, best first.
+    pub fn as_slice(&self) -> &[Hit] {
+        &self.hits
+    }
+
+    /// The hits, best first.
+    pub fn iter(&self) -> std::slice::Iter<'_, Hit> {
+        self.hits.iter()
+    }
+
+    /// How many hits the buffer holds.
+    pub fn len(&self) -> usize {
+        self.hits.len()
+    }
+
+    /// Whether the buffer holds no hit.
+    pub fn is_empty(&self) -> bool {
+        self.hits.is_empty()
+    }
+
+    /// The most hits the buffer can hold.
+    pub fn capacity(&self) -> usize {
+        self.cap
+    }
+
+    /// Offers a hit to a top-`k` list; never grows past `k` or the capacity, never allocates.
+    fn offer(&mut self, k: usize, hit: Hit) {
+        let k = k.min(self.cap);
+        if k == 0 {
+            return;
+        }
+        if self.hits.len() >= k {
+            match self.hits.last() {
+                Some(worst) if hit.cmp_rank(worst) == Ordering::Less => {
+                    self.hits.pop();
+                }
+                _ => return,
+            }
+        }
+        let at = self.hits.partition_point(|h| h.cmp_rank(&hit) == Ordering::Less);
+        self.hits.insert(at, hit);
+    }
+
+    /// The score a new hit must reach to enter a full top-`k`, or `None` while it is not full.
+    fn bar(&self, k: usize) -> Option<f64> {
+        let k = k.min(self.cap);
+        if self.hits.len() >= k {
+            Some(self.hits.last().map_or(f64::INFINITY, |h| h.score))
+        } else {
+            None
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a Hits {
+    type Item = &'a Hit;
+    type IntoIter = std::slice::Iter<'a, Hit>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.hits.iter()
+    }
+}
+
+/// Deleted document ordinals of one segment, as a bitset built once per generation.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeletedSet {
+    bits: Vec<u64>,
+    count: u32,
+}
+
+impl DeletedSet {
+    /// No deletion.
+    pub const fn empty() -> DeletedSet {
+        DeletedSet { bits: Vec::new(), count: 0 }
+    }
+
+    /// The set of `ordinals` (ordinals at or past `doc_count` are ignored).
+    pub fn from_sorted(ordinals: &[u32], doc_count: u32) -> DeletedSet {
+        let mut bits = vec![0u64; (doc_count as usize).div_ceil(64)];
+        let mut count = 0;
+        for &o in ordinals {
+            if o < doc_count {
+                let word = &mut bits[o as usize / 64];
+                let bit = 1u64 << (o % 64);
+                if *word & bit == 0 {
+                    count += 1;
+                }
+                *word |= bit;
+            }
+        }
+        DeletedSet { bits, count }
+    }
+
+    /// Whether `ordinal` is deleted.
+    #[inline]
+    pub fn contains(&self, ordinal: u32) -> bool {
+        self.bits.get(ordinal as usize / 64).is_some_and(|w| w & (1u64 << (ordinal % 64)) != 0)
+    }
+
+    /// How many ordinals are deleted.
+    pub fn len(&self) -> u32 {
+        self.count
+    }
+
+    /// Whether nothing is deleted.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+}
+
+/// Why a hit scored what it scored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Explanation {
+    /// |Q ∩ D|.
+    pub overlap: u32,
+    /// overlap / |Q ∪ D|.
+    pub jaccard: f64,
+    /// `w_score · score`.
+    pub score_boost: f64,
+    /// `w_sacred · [sacred]`.
+    pub sacred_boost: f64,
+    /// The total: `jaccard + score_boost + sacred_boost`.
+    pub score: f64,
+    /// The query keywords the memory has, in query order.
+    pub matched: Vec<String>,
+}
+
+/// DESIGN.md's score, computed in one fixed order so that every implementation agrees.
+#[inline]
+pub fn score(
+    overlap: u32,
+    query_len: u32,
+    doc_keywords: u32,
+    mem_score: f32,
+    sacred: bool,
+    o: &SearchOptions,
+) -> f64 {
+    let jaccard = f64::from(overlap) / f64::from(query_len + doc_keywords - overlap);
+    jaccard + o.w_score * f64::from(mem_score) + if sacred { o.w_sacred } else { 0.0 }
+}
+
+fn find_term(d: &ArchivedSegmentData, term: &str) -> Option<usize> {
+    let offsets = d.term_offsets.as_slice();
+    let blob = d.term_bytes.as_slice();
+    let n = offsets.len().saturating_sub(1);
+    let (mut lo, mut hi) = (0usize, n);
+    let key = term.as_bytes();
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        let (a, b) = (offsets[mid].to_native() as usize, offsets[mid + 1].to_native() as usize);
+        let t = blob.get(a..b).unwrap_or(&[]);
+        match t.cmp(key) {
+            Ordering::Less => lo = mid + 1,
+            Ordering::Greater => hi = mid,
+            Ordering::Equal => return Some(mid),
+        }
+    }
+    None
+}
+
+fn find_domain(d: &ArchivedSegmentData, domain: &str) -> Option<u32> {
+    let offsets = d.domain_offsets.as_slice();
+    let n = offsets.len().saturating_sub(1);
+    (0..n).find(|&i| table_str(d.domain_bytes.as_slice(), offsets, i) == domain).map(|i| i as u32)
+}
+
+/// First index in `postings[pos..end]` whose ordinal is at least `ordinal`.
+fn seek(postings: &[u32_le], pos: usize, end: usize, ordinal: u32) -> usize {
+    let run = postings.get(pos..end).unwrap_or(&[]);
+    pos + run.partition_point(|p| p.to_native() < ordinal)
+}
+
+impl<B: Storage> Segment<B> {
+    /// Searches this segment and merges its best hits into `hits` (which may already hold hits
+    /// of other segments), tagging them with `segment_tag`. Documents in `deleted` are skipped.
+    ///
+    /// No heap allocation happens here: the query's scratch and the buffer's were sized when
+    /// they were made.
+    ///
+    /// Documents are visited in ordinal order, sacred first and by descending score inside each
+    /// run, in windows of a few hundred ordinals. Before each window the best score any later
+    /// document of the run could reach (the largest possible Jaccard part plus the boost of the
+    /// window's first document) is compared with the current k-th hit; when it cannot enter,
+    /// the rest of the run is skipped. Results are exact.
+    pub fn search(
+        &self,
+        query: &Query,
+        options: &SearchOptions,
+        deleted: &DeletedSet,
+        segment_tag: u32,
+        hits: &mut Hits,
+    ) {
+        let k = options.limit;
+        if query.is_empty() || k == 0 || hits.cap == 0 {
+            return;
+        }
+        let d = self.data();
+        let n = d.doc_count.to_native();
+        let sacred_count = d.sacred_count.to_native().min(n);
+        let domain = match &options.domain {
+            Some(name) => match find_domain(d, name) {
+                Some(ord) => Some(ord),
+                None => return,
+            },
+            None => None,
+        };
+        let postings = d.postings.as_slice();
+        let posting_offsets = d.posting_offsets.as_slice();
+        let Ok(mut cursors) = query.cursors.try_borrow_mut() else { return };
+        cursors.clear();
+        for kw in &query.keywords {
+            if cursors.len() == cursors.capacity() {
+                break; // never reallocate: the capacity was sized to the keywords
+            }
+            if let Some(t) = find_term(d, kw) {
+                let pos = posting_offsets[t].to_native() as usize;
+                let end = (posting_offsets[t + 1].to_native() as usize).min(postings.len());
+                cursors.push(Cursor { pos: pos.min(end), end });
+            }
+        }
+        if cursors.is_empty() {
+            return;
+        }
+        let q = query.keywords.len() as u32;
+        let present = cursors.len() as u32;
+        let min_kw = d.min_keywords.to_native().max(1);
+        // The largest Jaccard part any document can have: r matched of q, |D| >= max(min_kw, r).
+        let j_max = (1..=present)
+            .map(|r| f64::from(r) / f64::from(q + min_kw.max(r) - r))
+            .fold(0.0f64, f64::max);
+
+        let keyword_counts = d.keyword_counts.as_slice();
+        let scores = d.scores.as_slice();
+        let ids = d.ids.as_slice();
+        let timestamps = d.timestamps.as_slice();
+        let domain_of = d.domain_of.as_slice();
+        let runs: [(u32, u32, bool); 2] = [(0, sacred_count, true), (sacred_count, n, false)];
+        let runs = if options.sacred_only { &runs[..1] } else { &runs[..] };
+        let Hits { acc, touched, .. } = hits;
+        let (mut acc, mut touched) = (std::mem::take(acc), std::mem::take(touched));
+
+        for &(start, end, sacred) in runs {
+            for c in cursors.iter_mut() {
+                c.pos = seek(postings, c.pos, c.end, start);
+            }
+            let sacred_boost = if sacred { options.w_sacred } else { 0.0 };
+            loop {
+                // The next window starts at the smallest ordinal any cursor points to.
+                let mut w = u32::MAX;
+                for c in cursors.iter() {
+                    if c.pos < c.end {
+                        w = w.min(postings[c.pos].to_native());
+                    }
+                }
+                if w >= end {
+                    break;
+                }
+                let score_ub = if options.w_score >= 0.0 {
+                    options.w_score
+                        * f64::from(scores.get(w as usize).map_or(1.0, |s| s.to_native()))
+                } else {
+                    0.0
+                };
+                if let Some(bar) = hits.bar(k) {
+                    if j_max + score_ub + sacred_boost < bar {
+                        break;
+                    }
+                }
+                let wend = end.min(w.saturating_add(WINDOW as u32));
+                for c in cursors.iter_mut() {
+                    while c.pos < c.end {
+                        let o = postings[c.pos].to_native();
+                        if o >= wend {
+                            break;
+                        }
+                        c.pos += 1;
+                        // Hostile files may hold unsorted postings: skip what is out of the window.
+                        let Some(slot) =
+                            o.checked_sub(w).map(|x| x as usize).filter(|&x| x < WINDOW)
+                        else {
+                            continue;
+                        };
+                        if acc[slot] == 0 {
+                            touched.push(slot as u16);
+                        }
+                        acc[slot] = acc[slot].saturating_add(1);
+                    }
+                }
+                for &slot in touched.iter() {
+                    let overlap = u32::from(std::mem::take(&mut acc[slot as usize]));
+                    let o = w + u32::from(slot);
+                    let oi = o as usize;
+                    if deleted.contains(o) {
+                        continue;
+                    }
+                    if let Some(dom) = domain {
+                        if domain_of.get(oi).map(|x| x.to_native()) != Some(dom) {
+                            continue;
+                        }
+                    }
+                    let dk = keyword_counts.get(oi).map_or(overlap, |x| x.to_native().max(overlap));
+                    let s = scores.get(oi).map_or(0.0, |x| x.to_native());
+                    let total = score(overlap, q, dk, s, sacred, options);
+                    if let Some(bar) = hits.bar(k) {
+                        if total < bar {
+                            continue;
+                        }
+                    }
+                    let id = ids.get(oi).copied().unwrap_or_default();
+                    if options.exclude == Some(id) {
+                        continue;
+                    }
+                    let timestamp_micros = timestamps.get(oi).map_or(0, |x| x.to_native());
+                    hits.offer(
+                        k,
+                        Hit {
+                            segment: segment_tag,
+                            ordinal: o,
+                            id,
+                            score: total,
+                            overlap,
+                            timestamp_micros,
+                        },
+                    );
+                }
+                touched.clear();
+            }
+        }
+        hits.acc = std::mem::take(&mut acc);
+        hits.touched = std::mem::take(&mut touched);
+    }
+
+    /// Explains the score document `ordinal` gets for `query`: overlap, the three parts, and the
+    /// query keywords it matched. Allocates (the matched list); not for the hot path.
+    pub fn explain(
+        &self,
+        query: &Query,
+        ordinal: u32,
+        options: &SearchOptions,
+    ) -> Option<Explanation> {
+        let doc = self.doc(ordinal)?;
+        let d = self.data();
+        let terms: Vec<u32> = doc.term_ids().collect();
+        let matched: Vec<String> = query
+            .keywords
+            .iter()
+            .filter(|kw| find_term(d, kw).is_some_and(|t| terms.binary_search(&(t as u32)).is_ok()))
+            .cloned()
+            .collect();
+        let overlap = matched.len() as u32;
+        let q = query.keywords.len() as u32;
+        let dk = doc.keyword_count().max(overlap);
+        let jaccard =
+            if overlap == 0 { 0.0 } else { f64::from(overlap) / f64::from(q + dk - overlap) };
+        let score_boost = options.w_score * f64::from(doc.score());
+        let sacred_boost = if doc.sacred() { options.w_sacred } else { 0.0 };
+        Some(Explanation {
+            overlap,
+            jaccard,
+            score_boost,
+            sacred_boost,
+            score: jaccard + score_boost + sacred_boost,
+            matched,
+        })
+    }
+
+    /// A query made of document `ordinal`'s own keywords (for `related`).
+    pub fn query_for(&self, ordinal: u32) -> Option<Query> {
+        let doc = self.doc(ordinal)?;
+        Some(Query::from_prepared(doc.keywords().map(str::to_owned).collect()))
+    }
+}

@@ -1,0 +1,438 @@
+//! One segment file: open, validate once, read zero-copy.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use rkyv::rancor;
+use semantic_index::format::{
+    self, ArchivedSegmentData, Header, HeaderError, HEADER_LEN, PAYLOAD_ALIGN,
+};
+
+/// Bytes a [`Segment`] can live in.
+///
+/// # Safety
+///
+/// `as_ref` must return the same bytes (same address, same length, same content) every time it
+/// is called, for as long as the value lives, even after the value is moved: a segment validates
+/// the bytes once and then reads them without checking again.
+pub unsafe trait Storage: AsRef<[u8]> {}
+
+// SAFETY: a Vec's heap buffer does not move when the Vec moves, and only `&mut` could change it.
+unsafe impl Storage for Vec<u8> {}
+// SAFETY: as for Vec: the heap buffer is fixed and shared immutably.
+unsafe impl Storage for Box<[u8]> {}
+// SAFETY: the shared buffer is immutable and outlives every clone.
+unsafe impl Storage for std::sync::Arc<[u8]> {}
+// SAFETY: a shared borrow's bytes cannot change while it lives.
+unsafe impl Storage for &[u8] {}
+// SAFETY: rkyv's AlignedVec keeps its buffer on the heap like Vec.
+unsafe impl Storage for rkyv::util::AlignedVec {}
+// SAFETY: the mapping's address is fixed for its life. Its content is stable only if nobody
+// writes the file: `Segment::map` is `unsafe` and makes the caller promise exactly that.
+unsafe impl Storage for memmap2::Mmap {}
+
+/// Which check a segment failed at open.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Check {
+    /// Reading or mapping the file.
+    #[error("cannot read: {0}")]
+    Io(#[source] std::io::Error),
+    /// The fixed header.
+    #[error("bad header: {0}")]
+    Header(#[source] HeaderError),
+    /// File length disagrees with the header's payload length.
+    #[error("length {found} bytes, header says {expected}")]
+    Length {
+        /// Header length plus the header's payload length.
+        expected: u64,
+        /// The file's length.
+        found: u64,
+    },
+    /// The payload's checksum disagrees with the header.
+    #[error("checksum mismatch: header {expected:#018x}, payload {found:#018x}")]
+    Checksum {
+        /// The header's checksum.
+        expected: u64,
+        /// The payload's checksum.
+        found: u64,
+    },
+    /// The payload does not start on a 16-byte boundary in memory.
+    #[error("payload is not {PAYLOAD_ALIGN}-byte aligned in memory")]
+    Misaligned,
+    /// rkyv validation (bytecheck) refused the archive.
+    #[error("archive validation failed: {0}")]
+    Archive(String),
+    /// The archive is well formed but its tables disagree.
+    #[error("inconsistent tables: {0}")]
+    Structure(&'static str),
+}
+
+/// A segment could not be opened: which file and which check.
+#[derive(Debug, thiserror::Error)]
+pub struct OpenError {
+    /// The file, if the segment came from one.
+    pub path: Option<PathBuf>,
+    /// The check that failed.
+    #[source]
+    pub check: Check,
+}
+
+impl fmt::Display for OpenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.path {
+            Some(p) => write!(f, "segment {}: {}", p.display(), self.check),
+            None => write!(f, "segment in memory: {}", self.check),
+        }
+    }
+}
+
+/// One immutable segment, validated once at open and read in place.
+///
+/// `B` is where the bytes live: a read-only mapping ([`Segment::map`]), a buffer
+/// ([`Segment::read`], [`Segment::from_bytes`]) or anything else that implements [`Storage`].
+pub struct Segment<B = memmap2::Mmap> {
+    bytes: B,
+    header: Header,
+    payload_len: usize,
+}
+
+impl<B> fmt::Debug for Segment<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Segment").field("header", &self.header).finish_non_exhaustive()
+    }
+}
+
+impl Segment<memmap2::Mmap> {
+    /// Maps the segment file at `path` read-only and validates it.
+    ///
+    /// # Safety
+    ///
+    /// The file must not be modified or truncated while the segment (or anything borrowed from
+    /// it) lives. Store segments satisfy this: they are written once through atomic-write,
+    /// renamed into place, never written again, and only unlinked (which keeps a mapping valid
+    /// on Linux). Modifying a mapped file is undefined behaviour; truncating it raises SIGBUS.
+    pub unsafe fn map(path: impl AsRef<Path>) -> Result<Segment<memmap2::Mmap>, OpenError> {
+        let path = path.as_ref();
+        let io = |e| OpenError { path: Some(path.to_owned()), check: Check::Io(e) };
+        let file = std::fs::File::open(path).map_err(io)?;
+        // SAFETY: the caller promises the file is neither modified nor truncated while mapped
+        // (this function's contract); the mapping is read-only.
+        let mmap = unsafe { memmap2::MmapOptions::new().populate().map(&file) }.map_err(io)?;
+        Segment::from_bytes(mmap).map_err(|e| e.with_path(path))
+    }
+}
+
+impl Segment<rkyv::util::AlignedVec> {
+    /// Reads the segment file at `path` into an aligned buffer and validates it. Safe, and
+    /// independent of what happens to the file afterwards, at the cost of a copy.
+    pub fn read(path: impl AsRef<Path>) -> Result<Segment<rkyv::util::AlignedVec>, OpenError> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path)
+            .map_err(|e| OpenError { path: Some(path.to_owned()), check: Check::Io(e) })?;
+        Segment::from_bytes(aligned(&bytes)).map_err(|e| e.with_path(path))
+    }
+}
+
+/// Copies `bytes` into a buffer aligned for a segment.
+pub fn aligned(bytes: &[u8]) -> rkyv::util::AlignedVec {
+    let mut v = rkyv::util::AlignedVec::with_capacity(bytes.len());
+    v.extend_from_slice(bytes);
+    v
+}
+
+impl OpenError {
+    fn with_path(mut self, path: &Path) -> OpenError {
+        self.path = Some(path.to_owned());
+        self
+    }
+}
+
+fn structure(what: &'static str) -> OpenError {
+    OpenError { path: None, check: Check::Structure(what) }
+}
+
+impl<B: Storage> Segment<B> {
+    /// Validates `bytes` as a segment: header, length, checksum, alignment (the payload at byte
+    /// 64 must be 16-byte aligned in memory, as a mapping or an rkyv `AlignedVec` is), rkyv
+    /// validation and table consistency. This is the only validation: searches trust it.
+    pub fn from_bytes(bytes: B) -> Result<Segment<B>, OpenError> {
+        let fail = |check| OpenError { path: None, check };
+        let all = bytes.as_ref();
+        let header = Header::decode(all).map_err(|e| fail(Check::Header(e)))?;
+        let expected = (HEADER_LEN as u64).checked_add(header.payload_len);
+        if expected != Some(all.len() as u64) {
+            return Err(fail(Check::Length {
+                expected: expected.unwrap_or(u64::MAX),
+                found: all.len() as u64,
+            }));
+        }
+        let payload = &all[HEADER_LEN..];
+        let found = format::checksum(&all[..format::CHECKSUMMED_HEADER_LEN], payload);
+        if found != header.checksum {
+            return Err(fail(Check::Checksum { expected: header.checksum, found }));
+        }
+        if (payload.as_ptr() as usize) % PAYLOAD_ALIGN != 0 {
+            return Err(fail(Check::Misaligned));
+        }
+        let data = rkyv::access::<ArchivedSegmentData, rancor::Error>(payload)
+            .map_err(|e| fail(Check::Archive(e.to_string())))?;
+        check_tables(data, &header)?;
+        let payload_len = payload.len();
+        Ok(Segment { bytes, header, payload_len })
+    }
+
+    pub(crate) fn data(&self) -> &ArchivedSegmentData {
+        let payload = &self.bytes.as_ref()[HEADER_LEN..HEADER_LEN + self.payload_len];
+        // SAFETY: `from_bytes` validated exactly these bytes with rkyv's checked `access`, and
+        // `B: Storage` guarantees they are the same bytes now (same address, same content).
+        unsafe { rkyv::access_unchecked::<ArchivedSegmentData>(payload) }
+    }
+
+    /// The generation the writer gave this segment.
+    pub fn generation(&self) -> u64 {
+        self.header.generation
+    }
+
+    /// How many documents the segment holds.
+    pub fn len(&self) -> u32 {
+        self.data().doc_count.to_native()
+    }
+
+    /// Whether the segment holds no document.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The size of the segment in bytes, header included.
+    pub fn size_bytes(&self) -> usize {
+        HEADER_LEN + self.payload_len
+    }
+
+    /// How many sacred documents the segment holds.
+    pub fn sacred_count(&self) -> u32 {
+        self.data().sacred_count.to_native()
+    }
+
+    /// A zero-copy view of document `ordinal`, or `None` past the end.
+    pub fn doc(&self, ordinal: u32) -> Option<DocRef<'_>> {
+        (ordinal < self.len()).then(|| DocRef { data: self.data(), ordinal })
+    }
+
+    /// The ordinal of the document with `id`.
+    pub fn find(&self, id: &[u8; 16]) -> Option<u32> {
+        let data = self.data();
+        let ids = data.ids.as_slice();
+        let by_id = data.by_id.as_slice();
+        let at = by_id
+            .binary_search_by(|o| {
+                ids.get(o.to_native() as usize).map_or([0xff; 16], |x| *x).cmp(id)
+            })
+            .ok()?;
+        Some(by_id[at].to_native())
+    }
+
+    /// Sacred documents, newest first (timestamp descending, then id ascending).
+    pub fn sacred(&self) -> impl Iterator<Item = u32> + '_ {
+        self.data().sacred_newest.iter().map(|o| o.to_native())
+    }
+
+    /// The number of distinct terms.
+    pub fn term_count(&self) -> u32 {
+        self.data().term_offsets.len().saturating_sub(1) as u32
+    }
+
+    /// Deep semantic checks beyond those of open, each O(size of the segment): postings
+    /// ascending and in range, forward lists in range, sacred list and id table consistent,
+    /// strings valid UTF-8. Open does not run these (searches never index out of bounds
+    /// whatever the bytes); use it on files from untrusted places.
+    pub fn verify(&self) -> Result<(), OpenError> {
+        let d = self.data();
+        let n = d.doc_count.to_native();
+        let postings = d.postings.as_slice();
+        let offsets = d.posting_offsets.as_slice();
+        for w in offsets.windows(2) {
+            let run = &postings[w[0].to_native() as usize..w[1].to_native() as usize];
+            if run.windows(2).any(|p| p[0].to_native() >= p[1].to_native())
+                || run.iter().any(|p| p.to_native() >= n)
+            {
+                return Err(structure("postings not ascending or out of range"));
+            }
+        }
+        let terms = d.term_offsets.len().saturating_sub(1) as u32;
+        if d.forward_terms.iter().any(|t| t.to_native() >= terms) {
+            return Err(structure("forward list names an unknown term"));
+        }
+        let domains = d.domain_offsets.len().saturating_sub(1) as u32;
+        if d.domain_of.iter().any(|t| t.to_native() >= domains) {
+            return Err(structure("unknown domain ordinal"));
+        }
+        let sacred = d.sacred_count.to_native();
+        if d.sacred_newest.len() != sacred as usize
+            || d.sacred_newest.iter().any(|o| o.to_native() >= sacred)
+            || d.by_id.iter().any(|o| o.to_native() >= n)
+        {
+            return Err(structure("sacred list or id table out of range"));
+        }
+        for blob in [&d.term_bytes, &d.domain_bytes, &d.gist_bytes] {
+            if std::str::from_utf8(blob.as_slice()).is_err() {
+                return Err(structure("string table is not UTF-8"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Offsets must be `len + 1` entries, start at 0, never decrease and end at the blob's length.
+fn check_offsets(
+    offsets: &[rkyv::rend::u32_le],
+    entries: usize,
+    blob: usize,
+    what: &'static str,
+) -> Result<(), OpenError> {
+    if offsets.len() != entries + 1 || offsets[0].to_native() != 0 {
+        return Err(structure(what));
+    }
+    if offsets[entries].to_native() as usize != blob {
+        return Err(structure(what));
+    }
+    let mut prev = 0u32;
+    for o in offsets {
+        let o = o.to_native();
+        if o < prev {
+            return Err(structure(what));
+        }
+        prev = o;
+    }
+    Ok(())
+}
+
+fn check_tables(d: &ArchivedSegmentData, header: &Header) -> Result<(), OpenError> {
+    let n = d.doc_count.to_native() as usize;
+    if n as u64 != header.doc_count {
+        return Err(structure("document count differs from the header"));
+    }
+    if [
+        d.ids.len(),
+        d.domain_of.len(),
+        d.keyword_counts.len(),
+        d.token_counts.len(),
+        d.scores.len(),
+        d.timestamps.len(),
+        d.by_id.len(),
+    ]
+    .iter()
+    .any(|&l| l != n)
+    {
+        return Err(structure("per-document arrays differ in length"));
+    }
+    if d.sacred_count.to_native() as usize > n || d.min_keywords.to_native() == 0 {
+        return Err(structure("sacred count or minimum keyword count out of range"));
+    }
+    let terms = d.term_offsets.len().saturating_sub(1);
+    check_offsets(d.term_offsets.as_slice(), terms, d.term_bytes.len(), "term offsets")?;
+    check_offsets(d.posting_offsets.as_slice(), terms, d.postings.len(), "posting offsets")?;
+    if d.frequencies.len() != d.postings.len() {
+        return Err(structure("frequencies and postings differ in length"));
+    }
+    let domains = d.domain_offsets.len().saturating_sub(1);
+    check_offsets(d.domain_offsets.as_slice(), domains, d.domain_bytes.len(), "domain offsets")?;
+    check_offsets(d.forward_offsets.as_slice(), n, d.forward_terms.len(), "forward offsets")?;
+    check_offsets(d.gist_offsets.as_slice(), n, d.gist_bytes.len(), "gist offsets")?;
+    Ok(())
+}
+
+/// Reads string `i` of a blob + offsets table; invalid UTF-8 or a bad index gives "".
+pub(crate) fn table_str<'a>(blob: &'a [u8], offsets: &[rkyv::rend::u32_le], i: usize) -> &'a str {
+    let (Some(a), Some(b)) = (offsets.get(i), offsets.get(i + 1)) else { return "" };
+    blob.get(a.to_native() as usize..b.to_native() as usize)
+        .and_then(|s| std::str::from_utf8(s).ok())
+        .unwrap_or("")
+}
+
+/// A zero-copy view of one document of a segment.
+#[derive(Clone, Copy)]
+pub struct DocRef<'a> {
+    pub(crate) data: &'a ArchivedSegmentData,
+    pub(crate) ordinal: u32,
+}
+
+impl fmt::Debug for DocRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DocRef")
+            .field("ordinal", &self.ordinal)
+            .field("domain", &self.domain())
+            .field("gist", &self.gist())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> DocRef<'a> {
+    fn at(&self) -> usize {
+        self.ordinal as usize
+    }
+
+    /// The document's ordinal in its segment.
+    pub fn ordinal(&self) -> u32 {
+        self.ordinal
+    }
+
+    /// The memory's id (UUID bytes).
+    pub fn id(&self) -> [u8; 16] {
+        self.data.ids.get(self.at()).copied().unwrap_or_default()
+    }
+
+    /// The memory's domain.
+    pub fn domain(&self) -> &'a str {
+        let d = self.data;
+        let i = d.domain_of.get(self.at()).map_or(usize::MAX, |x| x.to_native() as usize);
+        table_str(d.domain_bytes.as_slice(), d.domain_offsets.as_slice(), i)
+    }
+
+    /// The memory's question, cut to a bound.
+    pub fn gist(&self) -> &'a str {
+        table_str(self.data.gist_bytes.as_slice(), self.data.gist_offsets.as_slice(), self.at())
+    }
+
+    /// When the memory was made, unix microseconds.
+    pub fn timestamp_micros(&self) -> i64 {
+        self.data.timestamps.get(self.at()).map_or(0, |x| x.to_native())
+    }
+
+    /// The memory's own score.
+    pub fn score(&self) -> f32 {
+        self.data.scores.get(self.at()).map_or(0.0, |x| x.to_native())
+    }
+
+    /// Whether the memory is sacred.
+    pub fn sacred(&self) -> bool {
+        self.ordinal < self.data.sacred_count.to_native()
+    }
+
+    /// How many distinct keywords the memory has.
+    pub fn keyword_count(&self) -> u32 {
+        self.data.keyword_counts.get(self.at()).map_or(0, |x| x.to_native())
+    }
+
+    /// How many keyword-sized tokens the memory has, duplicates included.
+    pub fn token_count(&self) -> u32 {
+        self.data.token_counts.get(self.at()).map_or(0, |x| x.to_native())
+    }
+
+    /// The memory's keywords, in term order (bytewise), zero-copy.
+    pub fn keywords(&self) -> impl Iterator<Item = &'a str> + 'a {
+        let d = self.data;
+        self.term_ids()
+            .map(move |t| table_str(d.term_bytes.as_slice(), d.term_offsets.as_slice(), t as usize))
+    }
+
+    pub(crate) fn term_ids(&self) -> impl Iterator<Item = u32> + 'a {
+        let d = self.data;
+        let offsets = d.forward_offsets.as_slice();
+        let (a, b) = match (offsets.get(self.at()), offsets.get(self.at() + 1)) {
+            (Some(a), Some(b)) => (a.to_native() as usize, b.to_native() as usize),
+            _ => (0, 0),
+        };
+        d.forward_terms.as_slice().get(a..b).unwrap_or(&[]).iter().map(|t| t.to_native())
+    }
+}

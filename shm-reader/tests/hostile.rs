@@ -1,0 +1,124 @@
+//! Hostile files: every bit flipped, truncations, extensions. Open errs, never panics.
+
+use semantic_index::Document;
+use shm_reader::{Check, Segment};
+
+fn small_segment() -> Vec<u8> {
+    let mut b = semantic_index::SegmentBuilder::new().generation(2);
+    for i in 0..4u8 {
+        b.add(&Document {
+            id: [i; 16],
+            domain: format!("dom{}", i % 2),
+            question: format!("memory segment number {i} sacred?"),
+            insights: vec!["insight about mapping".into()],
+            synthesis: "synthesis text".into(),
+            score: 0.25 * f32::from(i),
+            sacred: i == 1,
+            timestamp_micros: i64::from(i),
+        })
+        .unwrap();
+    }
+    b.to_bytes().unwrap()
+}
+
+#[test]
+fn every_flipped_bit_is_refused() {
+    let bytes = small_segment();
+    assert!(Segment::from_bytes(shm_reader::aligned(&bytes)).is_ok());
+    for bit in 0..bytes.len() * 8 {
+        let mut b = bytes.clone();
+        b[bit / 8] ^= 1 << (bit % 8);
+        let result =
+            std::panic::catch_unwind(|| Segment::from_bytes(shm_reader::aligned(&b)).map(|_| ()));
+        match result {
+            Ok(Err(_)) => {}
+            Ok(Ok(())) => panic!("bit {bit} flipped was accepted"),
+            Err(_) => panic!("bit {bit} flipped caused a panic"),
+        }
+    }
+}
+
+#[test]
+fn truncations_and_extensions_are_refused() {
+    let bytes = small_segment();
+    for len in 0..bytes.len() {
+        let err = Segment::from_bytes(shm_reader::aligned(&bytes[..len])).unwrap_err();
+        assert!(matches!(err.check, Check::Header(_) | Check::Length { .. }), "len {len}: {err}");
+    }
+    for extra in [1usize, 7, 16, 4096] {
+        let mut b = bytes.clone();
+        b.extend(std::iter::repeat_n(0u8, extra));
+        let err = Segment::from_bytes(shm_reader::aligned(&b)).unwrap_err();
+        assert!(matches!(err.check, Check::Length { .. }), "{err}");
+    }
+}
+
+#[test]
+fn forged_checksum_cannot_cause_a_panic() {
+    // Corrupt the payload, then recompute the checksum so that only rkyv validation and the
+    // table checks stand between the bytes and the search.
+    let bytes = small_segment();
+    let header_len = semantic_index::format::HEADER_LEN;
+    let mut state = 0x1234_5678u64;
+    for round in 0..2000 {
+        let mut b = bytes.clone();
+        for _ in 0..1 + round % 4 {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let at = header_len + (state >> 33) as usize % (b.len() - header_len);
+            b[at] ^= 1 << ((state >> 20) % 8);
+        }
+        let sum = semantic_index::format::checksum(
+            &b[..semantic_index::format::CHECKSUMMED_HEADER_LEN],
+            &b[header_len..],
+        );
+        b[40..48].copy_from_slice(&sum.to_le_bytes());
+        let run = std::panic::catch_unwind(|| {
+            if let Ok(segment) = Segment::from_bytes(shm_reader::aligned(&b)) {
+                let q = shm_reader::Query::from_text("memory segment sacred insight mapping");
+                let mut hits = shm_reader::Hits::with_capacity(10);
+                segment.search(
+                    &q,
+                    &shm_reader::SearchOptions::default(),
+                    &shm_reader::DeletedSet::empty(),
+                    0,
+                    &mut hits,
+                );
+                for h in hits.iter() {
+                    let d = segment.doc(h.ordinal).unwrap();
+                    let _ = (d.gist(), d.domain(), d.keywords().count());
+                    let _ = segment.explain(&q, h.ordinal, &shm_reader::SearchOptions::default());
+                }
+                let _ = segment.sacred().count();
+                let _ = segment.verify();
+            }
+        });
+        assert!(run.is_ok(), "round {round} panicked");
+    }
+}
+
+#[test]
+fn unknown_version_and_misalignment_are_named() {
+    let mut bytes = small_segment();
+    bytes[8..12].copy_from_slice(&7u32.to_le_bytes());
+    let err = Segment::from_bytes(shm_reader::aligned(&bytes)).unwrap_err();
+    assert!(err.to_string().contains("version 7"), "{err}");
+
+    let good = small_segment();
+    let mut shifted = shm_reader::aligned(&[0u8]);
+    shifted.extend_from_slice(&good);
+    let misaligned: &[u8] = &shifted[1..];
+    let err = Segment::from_bytes(misaligned).unwrap_err();
+    assert!(matches!(err.check, Check::Misaligned), "{err}");
+}
+
+#[test]
+fn file_errors_name_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broken.seg");
+    std::fs::write(&path, b"garbage").unwrap();
+    let err = Segment::read(&path).unwrap_err();
+    assert!(err.to_string().contains("broken.seg"), "{err}");
+    // SAFETY: the test owns the file and does not modify it while mapped.
+    let err = unsafe { Segment::map(dir.path().join("missing.seg")) }.unwrap_err();
+    assert!(matches!(err.check, Check::Io(_)) && err.to_string().contains("missing.seg"), "{err}");
+}

@@ -1,0 +1,126 @@
+use proptest::prelude::*;
+use shm_reader::{DeletedSet, Hits, Query, SearchOptions};
+
+use crate::util::*;
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn search_equals_brute_force(docs in corpus_strategy(120), query in query_strategy(), options in options_strategy()) {
+        let segment = segment_of(&docs, 1);
+        let q = Query::from_keywords(&query);
+        let mut hits = Hits::with_capacity(16);
+        segment.search(&q, &options, &DeletedSet::empty(), 0, &mut hits);
+        let got: Vec<_> = hits.iter().map(|h| (h.id, h.score)).collect();
+        assert_same(&got, &brute_force(&docs, q.keywords(), &options))?;
+        // Every hit explains its score, part by part.
+        for h in hits.iter() {
+            let e = segment.explain(&q, h.ordinal, &options).unwrap();
+            prop_assert_eq!(e.score, h.score);
+            prop_assert_eq!(e.overlap, h.overlap);
+            prop_assert_eq!(e.matched.len() as u32, h.overlap);
+            prop_assert!((e.jaccard + e.score_boost + e.sacred_boost - h.score).abs() < 1e-12);
+        }
+    }
+
+    #[test]
+    fn deletions_are_never_returned(docs in corpus_strategy(60), query in query_strategy(), delete_every in 2usize..5) {
+        let segment = segment_of(&docs, 1);
+        let deleted_ordinals: Vec<u32> = (0..segment.len()).filter(|o| *o as usize % delete_every == 0).collect();
+        let deleted = DeletedSet::from_sorted(&deleted_ordinals, segment.len());
+        let deleted_ids: Vec<[u8; 16]> = deleted_ordinals.iter().map(|&o| segment.doc(o).unwrap().id()).collect();
+        let live: Vec<_> = docs.iter().filter(|d| !deleted_ids.contains(&d.id)).cloned().collect();
+        let q = Query::from_keywords(&query);
+        let options = SearchOptions::default();
+        let mut hits = Hits::with_capacity(10);
+        segment.search(&q, &options, &deleted, 0, &mut hits);
+        let got: Vec<_> = hits.iter().map(|h| (h.id, h.score)).collect();
+        assert_same(&got, &brute_force(&live, q.keywords(), &options))?;
+    }
+}
+
+#[test]
+fn doc_views_lookup_and_sacred_order() {
+    let docs: Vec<semantic_index::Document> = (0..20u8)
+        .map(|i| semantic_index::Document {
+            id: [i; 16],
+            domain: format!("d{}", i % 3),
+            question: format!("memory number {i} about segments"),
+            score: f32::from(i) / 20.0,
+            sacred: i % 4 == 0,
+            timestamp_micros: i64::from(i % 7),
+            ..Default::default()
+        })
+        .collect();
+    let segment = segment_of(&docs, 5);
+    assert_eq!(segment.generation(), 5);
+    assert_eq!(segment.len(), 20);
+    for d in &docs {
+        let o = segment.find(&d.id).unwrap();
+        let view = segment.doc(o).unwrap();
+        assert_eq!(view.id(), d.id);
+        assert_eq!(view.domain(), d.domain);
+        assert_eq!(view.gist(), d.question);
+        assert_eq!(view.sacred(), d.sacred);
+        assert_eq!(view.timestamp_micros(), d.timestamp_micros);
+        let mut kws: Vec<&str> = view.keywords().collect();
+        kws.sort_unstable();
+        let mut want = semantic_index::keywords(&d.question);
+        want.sort_unstable();
+        assert_eq!(kws, want);
+    }
+    assert_eq!(segment.find(&[99; 16]), None);
+    let sacred: Vec<(i64, [u8; 16])> = segment
+        .sacred()
+        .map(|o| segment.doc(o).unwrap())
+        .map(|d| (d.timestamp_micros(), d.id()))
+        .collect();
+    let mut want: Vec<(i64, [u8; 16])> =
+        docs.iter().filter(|d| d.sacred).map(|d| (d.timestamp_micros, d.id)).collect();
+    want.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    assert_eq!(sacred, want);
+    segment.verify().unwrap();
+}
+
+#[test]
+fn hits_respect_capacity_and_limit() {
+    let docs: Vec<semantic_index::Document> = (0..50u8)
+        .map(|i| semantic_index::Document {
+            id: [i; 16],
+            question: "shared memory".into(),
+            ..Default::default()
+        })
+        .collect();
+    let segment = segment_of(&docs, 1);
+    let q = Query::from_text("memory");
+    let mut hits = Hits::with_capacity(7);
+    segment.search(
+        &q,
+        &SearchOptions { limit: 100, ..Default::default() },
+        &DeletedSet::empty(),
+        0,
+        &mut hits,
+    );
+    assert_eq!(hits.len(), 7);
+    segment.search(
+        &q,
+        &SearchOptions { limit: 3, ..Default::default() },
+        &DeletedSet::empty(),
+        0,
+        &mut hits,
+    );
+    assert_eq!(hits.len(), 7, "a smaller limit never drops hits already kept");
+    hits.clear();
+    segment.search(
+        &q,
+        &SearchOptions { limit: 3, ..Default::default() },
+        &DeletedSet::empty(),
+        0,
+        &mut hits,
+    );
+    assert_eq!(hits.len(), 3);
+    // Ties on score and timestamp: id ascending.
+    let ids: Vec<u8> = hits.iter().map(|h| h.id[0]).collect();
+    assert_eq!(ids, [0, 1, 2]);
+}

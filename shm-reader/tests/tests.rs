@@ -1,0 +1,6 @@
+//! Integration tests of shm-reader: exactness against brute force, hostile bytes, generations.
+
+mod hostile;
+mod reader;
+mod search;
+mod util;
