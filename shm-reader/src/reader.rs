@@ -186,6 +186,32 @@ impl Snapshot {
         })
     }
 
+    /// Where the live document with `id` is: its segment's index in this snapshot and its ordinal.
+    pub fn locate(&self, id: &[u8; 16]) -> Option<(usize, u32)> {
+        self.segments.iter().enumerate().rev().find_map(|(i, live)| {
+            let ordinal = live.segment.find(id)?;
+            (!live.deleted.contains(ordinal)).then_some((i, ordinal))
+        })
+    }
+
+    /// The ids of the live documents of segment `index`.
+    pub fn segment_ids(&self, index: usize) -> impl Iterator<Item = [u8; 16]> + '_ {
+        self.segments.get(index).into_iter().flat_map(|live| {
+            (0..live.segment.len()).filter(|&o| !live.deleted.contains(o)).filter_map(|o| live.segment.doc(o)).map(|d| d.id())
+        })
+    }
+
+    /// Runs [`Segment::verify`]'s deep checks on every live segment.
+    pub fn verify(&self) -> Result<(), OpenError> {
+        for live in &self.segments {
+            live.segment.verify().map_err(|mut e| {
+                e.path = Some(PathBuf::from(&live.file));
+                e
+            })?;
+        }
+        Ok(())
+    }
+
     /// The segments' files and sizes, for statistics.
     pub fn segment_files(&self) -> impl Iterator<Item = (&str, usize)> + '_ {
         self.segments.iter().map(|l| (l.file.as_str(), l.segment.size_bytes()))

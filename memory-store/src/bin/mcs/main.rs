@@ -1,0 +1,357 @@
+//! `mcs`: the memory circulation command line. Stores memories durably, searches them through the
+//! shared index, and runs the demo.
+
+mod demo;
+mod output;
+
+use std::io::{BufRead, IsTerminal};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+use memory_store::{Memory, MemoryStore, Query, SearchOptions};
+use uuid::Uuid;
+
+/// Memory circulation: durable agent memories, shared with worker processes at memory speed.
+#[derive(Parser)]
+#[command(name = "mcs", version, propagate_version = true)]
+struct Cli {
+    /// The store directory [env: MCS_STORE] [default: ./mcs-store].
+    #[arg(long, global = true, env = "MCS_STORE", hide_env = true)]
+    store: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Store memories from a JSON Lines file (or `-` for standard input); skips ids already stored.
+    Ingest {
+        /// The file, or `-`.
+        file: String,
+    },
+    /// Store one memory given by flags; prints its id.
+    Add(AddArgs),
+    /// Show one memory.
+    Get {
+        /// The memory's id.
+        id: Uuid,
+        /// Print the memory as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Forget one memory.
+    Forget {
+        /// The memory's id.
+        id: Uuid,
+    },
+    /// Search memories by text and/or keywords.
+    Search(SearchArgs),
+    /// Memories related to one memory (its keywords as the query).
+    Related {
+        /// The memory's id.
+        id: Uuid,
+        /// At most this many.
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Sacred memories, newest first.
+    Sacred {
+        /// Only this domain.
+        #[arg(long)]
+        domain: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Counts: memories, sacred, domains, segments, generation.
+    Stats {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check that the index covers exactly the records; exit 1 if not.
+    Verify,
+    /// Recreate the index from the records.
+    Rebuild,
+    /// The tour: a fresh temporary store (unless --store is given), sample memories, searches.
+    Demo,
+}
+
+#[derive(Args)]
+struct AddArgs {
+    /// The domain.
+    #[arg(long)]
+    domain: String,
+    /// The question the memory answers.
+    #[arg(long)]
+    question: String,
+    /// An insight (repeat for several).
+    #[arg(long = "insight")]
+    insights: Vec<String>,
+    /// The synthesis.
+    #[arg(long, default_value = "")]
+    synthesis: String,
+    /// The consciousness score, 0..=1.
+    #[arg(long, default_value_t = 0.0)]
+    score: f32,
+    /// Mark the memory sacred.
+    #[arg(long)]
+    sacred: bool,
+    /// Why it is sacred.
+    #[arg(long)]
+    sacred_reason: Option<String>,
+    /// The memory's type.
+    #[arg(long)]
+    memory_type: Option<String>,
+    /// The session it came from.
+    #[arg(long)]
+    session_id: Option<String>,
+    /// The human involved.
+    #[arg(long)]
+    human: Option<String>,
+    /// A context entry KEY=VALUE (repeat for several).
+    #[arg(long = "context", value_parser = parse_pair)]
+    context: Vec<(String, String)>,
+    /// The id (generated if absent).
+    #[arg(long)]
+    id: Option<Uuid>,
+    /// The timestamp, RFC 3339 (now if absent).
+    #[arg(long)]
+    timestamp: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+fn parse_pair(s: &str) -> Result<(String, String), String> {
+    s.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))
+}
+
+#[derive(Args)]
+struct SearchArgs {
+    /// Free text; its keywords form the query.
+    text: Option<String>,
+    /// Keywords, comma separated (added to the text's).
+    #[arg(long, value_delimiter = ',')]
+    keywords: Vec<String>,
+    /// Only this domain.
+    #[arg(long)]
+    domain: Option<String>,
+    /// Only sacred memories.
+    #[arg(long)]
+    sacred_only: bool,
+    /// At most this many hits.
+    #[arg(long, default_value_t = 10)]
+    limit: usize,
+    /// Weight of a memory's own score.
+    #[arg(long, default_value_t = 0.2)]
+    w_score: f64,
+    /// Weight of the sacred flag.
+    #[arg(long, default_value_t = 0.3)]
+    w_sacred: f64,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+const DEFAULT_STORE: &str = "./mcs-store";
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            let line = format!("{e:#}").replace('\n', " ");
+            eprintln!("mcs: error: {line}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn store_dir(cli_store: &Option<PathBuf>) -> PathBuf {
+    cli_store.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_STORE))
+}
+
+fn open_writer(dir: &PathBuf) -> anyhow::Result<MemoryStore> {
+    MemoryStore::open(dir).with_context(|| format!("opening store {}", dir.display()))
+}
+
+fn open_reader(dir: &PathBuf) -> anyhow::Result<MemoryStore> {
+    if !dir.is_dir() {
+        bail!("no store at {} (create one with `mcs ingest` or `mcs add`)", dir.display());
+    }
+    MemoryStore::open_read_only(dir).with_context(|| format!("opening store {}", dir.display()))
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let dir = store_dir(&cli.store);
+    match cli.command {
+        Command::Ingest { file } => ingest(&dir, &file)?,
+        Command::Add(a) => {
+            let mut m = Memory::new(a.domain, a.question);
+            m.insights = a.insights;
+            m.synthesis = a.synthesis;
+            m.score = a.score;
+            m.sacred = a.sacred;
+            m.sacred_reason = a.sacred_reason;
+            m.memory_type = a.memory_type;
+            m.session_id = a.session_id;
+            m.human = a.human;
+            m.context = a.context.into_iter().collect();
+            if let Some(id) = a.id {
+                m.id = id;
+            }
+            if let Some(t) = a.timestamp {
+                m.timestamp = t;
+            }
+            let id = open_writer(&dir)?.store(m)?;
+            println!("{id}");
+        }
+        Command::Get { id, json } => {
+            let store = open_reader(&dir)?;
+            let Some(m) = store.get(id)? else { bail!("no memory with id {id}") };
+            if json {
+                println!("{}", serde_json::to_string(&m)?);
+            } else {
+                output::print_memory(&m);
+            }
+        }
+        Command::Forget { id } => {
+            if !open_writer(&dir)?.forget(id)? {
+                bail!("no memory with id {id}");
+            }
+            println!("forgot {id}");
+        }
+        Command::Search(s) => {
+            let mut store = open_reader(&dir)?;
+            let mut words: Vec<String> = s.text.iter().cloned().collect();
+            words.extend(s.keywords);
+            let query = Query::from_keywords(&words);
+            if query.is_empty() {
+                bail!("the query has no keywords (words of at least 3 letters, not stop words)");
+            }
+            let options = SearchOptions {
+                limit: s.limit,
+                domain: s.domain,
+                sacred_only: s.sacred_only,
+                w_score: s.w_score,
+                w_sacred: s.w_sacred,
+                exclude: None,
+            };
+            let results = store.search(&query, &options)?;
+            output::print_results(&results, s.json)?;
+        }
+        Command::Related { id, limit, json } => {
+            let mut store = open_reader(&dir)?;
+            let options = SearchOptions { limit, ..SearchOptions::default() };
+            let Some(results) = store.related(id, &options)? else { bail!("no memory with id {id}") };
+            output::print_results(&results, json)?;
+        }
+        Command::Sacred { domain, limit, json } => {
+            let mut store = open_reader(&dir)?;
+            let found = store.sacred(domain.as_deref(), limit)?;
+            output::print_found(&found, json)?;
+        }
+        Command::Stats { json } => {
+            let stats = open_reader(&dir)?.stats()?;
+            if json {
+                println!("{}", serde_json::to_string(&stats)?);
+            } else {
+                output::print_stats(&stats);
+            }
+        }
+        Command::Verify => {
+            let report = open_reader(&dir)?.verify()?;
+            println!(
+                "records: {} memories (commit {}); index: {} memories (commit {})",
+                report.records, report.records_seq, report.indexed, report.index_seq
+            );
+            if !report.is_ok() {
+                bail!(
+                    "index does not match records: {} missing from index, {} unknown in index{}",
+                    report.missing_from_index.len(),
+                    report.unknown_in_index.len(),
+                    report.damaged_segment.map(|d| format!(", damaged segment: {d}")).unwrap_or_default()
+                );
+            }
+            println!("ok: the index covers exactly the records");
+        }
+        Command::Rebuild => {
+            let mut store = open_writer(&dir)?;
+            store.rebuild()?;
+            println!("rebuilt: generation {}", store.generation());
+        }
+        Command::Demo => demo::run(cli.store.as_deref())?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Memories per commit during ingest: large enough to amortize the fsyncs, small enough that a
+/// bad line late in a file keeps most of what came before.
+const INGEST_BATCH: usize = 20_000;
+
+fn ingest(dir: &PathBuf, file: &str) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let input: Box<dyn BufRead> = if file == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        let f = std::fs::File::open(file).with_context(|| format!("opening {file}"))?;
+        Box::new(std::io::BufReader::with_capacity(1 << 20, f))
+    };
+    let mut store = open_writer(dir)?;
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(indicatif::ProgressStyle::with_template("{spinner} {pos} memories read ({per_sec})").unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()));
+        bar
+    });
+    let (mut stored, mut skipped) = (0usize, 0usize);
+    let mut batch: Vec<Memory> = Vec::with_capacity(INGEST_BATCH);
+    let flush = |store: &mut MemoryStore, batch: &mut Vec<Memory>, stored: &mut usize, skipped: &mut usize| -> anyhow::Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let report = store.store_batch(std::mem::take(batch))?;
+        *stored += report.stored.len();
+        *skipped += report.skipped.len();
+        Ok(())
+    };
+    for (n, line) in input.lines().enumerate() {
+        let line = line.with_context(|| format!("reading {file} at line {}", n + 1))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        match Memory::from_json(&line) {
+            Ok(m) => batch.push(m),
+            Err(mut e) => {
+                e.line = Some(n + 1);
+                flush(&mut store, &mut batch, &mut stored, &mut skipped)?;
+                if let Some(bar) = &bar {
+                    bar.finish_and_clear();
+                }
+                bail!("{file}: {e} ({stored} memories stored before it, {skipped} skipped)");
+            }
+        }
+        if batch.len() == INGEST_BATCH {
+            flush(&mut store, &mut batch, &mut stored, &mut skipped)?;
+        }
+        if let Some(bar) = &bar {
+            bar.set_position(n as u64 + 1);
+        }
+    }
+    flush(&mut store, &mut batch, &mut stored, &mut skipped)?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    println!(
+        "ingested {stored} memories, skipped {skipped} already stored, in {:.2}s (generation {})",
+        started.elapsed().as_secs_f64(),
+        store.generation()
+    );
+    Ok(())
+}
