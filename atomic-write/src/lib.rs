@@ -6,7 +6,7 @@
 //!
 //! # Overview
 //!
-//! - [`write`] replaces a file with a byte slice, [`Options`] sets the mode and whether missing
+//! - [`write()`] replaces a file with a byte slice, [`Options`] sets the mode and whether missing
 //!   parent directories are created.
 //! - [`AtomicFile`] is the streaming form: fill it through [`std::io::Write`], then
 //!   [`AtomicFile::commit`]. Dropping it without a commit removes the temp file.

@@ -43,5 +43,8 @@ mod store;
 
 pub use crate::memory::{InvalidMemory, Memory, Perspective};
 pub use crate::records::RecordsError;
-pub use crate::store::{BatchReport, Error, Found, MemoryStore, Result, SearchResults, Stats, VerifyReport, Why, LOCK_FILE};
+pub use crate::store::{
+    BatchReport, Error, Found, MemoryStore, Result, SearchResults, Stats, VerifyReport, Why,
+    LOCK_FILE,
+};
 pub use shm_reader::{Query, SearchOptions};

@@ -123,7 +123,11 @@ impl Memory {
 
     /// Checks what types cannot: a non-empty domain, a score in `0..=1`.
     pub fn validate(&self) -> Result<(), InvalidMemory> {
-        let bad = |field: &str, message: String| InvalidMemory { line: None, field: Some(field.into()), message };
+        let bad = |field: &str, message: String| InvalidMemory {
+            line: None,
+            field: Some(field.into()),
+            message,
+        };
         if self.domain.trim().is_empty() {
             return Err(bad("domain", "must not be empty".into()));
         }
@@ -179,9 +183,11 @@ mod tests {
         assert_eq!(e.to_string(), "field `score`: 1.5 is outside 0..=1");
         let e = Memory::from_json(r#"{"domain":"  ","question":"q"}"#).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("domain"));
-        let e = Memory::from_json(r#"{"id":"not-a-uuid","domain":"d","question":"q"}"#).unwrap_err();
+        let e =
+            Memory::from_json(r#"{"id":"not-a-uuid","domain":"d","question":"q"}"#).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("id"), "{e}");
-        let e = Memory::from_json(r#"{"domain":"d","question":"q","insights":["a",3]}"#).unwrap_err();
+        let e =
+            Memory::from_json(r#"{"domain":"d","question":"q","insights":["a",3]}"#).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("insights[1]"), "{e}");
         let e = Memory::from_json(r#"{"question":"q"}"#).unwrap_err();
         assert!(e.to_string().contains("missing field `domain`"), "{e}");

@@ -103,20 +103,30 @@ impl Records {
     pub(crate) fn load(store: &Path, clean: bool) -> Result<Records, RecordsError> {
         let dir = store.join(RECORDS_DIR);
         if clean && !dir.is_dir() {
-            fs::create_dir_all(&dir).map_err(|source| RecordsError::Io { what: "creating", path: dir.clone(), source })?;
+            fs::create_dir_all(&dir).map_err(|source| RecordsError::Io {
+                what: "creating",
+                path: dir.clone(),
+                source,
+            })?;
         }
         let mut files: Vec<(u64, bool, PathBuf)> = Vec::new();
         match fs::read_dir(&dir) {
             Ok(entries) => {
                 for entry in entries {
-                    let entry = entry.map_err(|source| RecordsError::Io { what: "listing", path: dir.clone(), source })?;
+                    let entry = entry.map_err(|source| RecordsError::Io {
+                        what: "listing",
+                        path: dir.clone(),
+                        source,
+                    })?;
                     if let Some((seq, snap)) = entry.file_name().to_str().and_then(file_seq) {
                         files.push((seq, snap, entry.path()));
                     }
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(source) => return Err(RecordsError::Io { what: "listing", path: dir.clone(), source }),
+            Err(source) => {
+                return Err(RecordsError::Io { what: "listing", path: dir.clone(), source })
+            }
         }
         files.sort_by_key(|(seq, snap, _)| (*seq, !*snap));
         let base = files.iter().filter(|f| f.1).map(|f| f.0).max();
@@ -179,7 +189,9 @@ impl Records {
     pub(crate) fn commit(&mut self, entries: Vec<Entry>) -> Result<u64, RecordsError> {
         let seq = self.seq + 1;
         let bytes = encode(seq, &entries);
-        atomic_write::Options::new().mode(0o444).write(self.dir.join(file_name(seq, false)), &bytes)?;
+        atomic_write::Options::new()
+            .mode(0o444)
+            .write(self.dir.join(file_name(seq, false)), &bytes)?;
         for entry in entries {
             self.apply(entry);
         }
@@ -196,10 +208,17 @@ impl Records {
     pub(crate) fn compact(&mut self) -> Result<(), RecordsError> {
         let mut all: Vec<&Memory> = self.memories.values().collect();
         all.sort_by(|a, b| a.timestamp.cmp(&b.timestamp).then(a.id.cmp(&b.id)));
-        let entries: Vec<Entry> = all.into_iter().map(|m| Entry::Put(Box::new(m.clone()))).collect();
+        let entries: Vec<Entry> =
+            all.into_iter().map(|m| Entry::Put(Box::new(m.clone()))).collect();
         let bytes = encode(self.seq, &entries);
-        atomic_write::Options::new().mode(0o444).write(self.dir.join(file_name(self.seq, true)), &bytes)?;
-        let listing = fs::read_dir(&self.dir).map_err(|source| RecordsError::Io { what: "listing", path: self.dir.clone(), source })?;
+        atomic_write::Options::new()
+            .mode(0o444)
+            .write(self.dir.join(file_name(self.seq, true)), &bytes)?;
+        let listing = fs::read_dir(&self.dir).map_err(|source| RecordsError::Io {
+            what: "listing",
+            path: self.dir.clone(),
+            source,
+        })?;
         for entry in listing.flatten() {
             if let Some((seq, snap)) = entry.file_name().to_str().and_then(file_seq) {
                 if seq < self.seq || (seq == self.seq && !snap) {
@@ -221,7 +240,11 @@ fn encode(seq: u64, entries: &[Entry]) -> Vec<u8> {
         }
     }
     let footer = Footer {
-        commit: FooterBody { seq, entries: entries.len() as u64, xxh3: format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&out)) },
+        commit: FooterBody {
+            seq,
+            entries: entries.len() as u64,
+            xxh3: format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&out)),
+        },
     };
     if serde_json::to_writer(&mut out, &footer).is_ok() {
         out.push(b'\n');
@@ -230,22 +253,38 @@ fn encode(seq: u64, entries: &[Entry]) -> Vec<u8> {
 }
 
 fn read_file(path: &Path, seq: u64) -> Result<Vec<Entry>, RecordsError> {
-    let bytes = fs::read(path).map_err(|source| RecordsError::Io { what: "reading", path: path.to_owned(), source })?;
-    let corrupt = |line: usize, problem: String| RecordsError::Corrupt { path: path.to_owned(), line, problem };
-    let body_end = bytes[..bytes.len().saturating_sub(1)].iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+    let bytes = fs::read(path).map_err(|source| RecordsError::Io {
+        what: "reading",
+        path: path.to_owned(),
+        source,
+    })?;
+    let corrupt = |line: usize, problem: String| RecordsError::Corrupt {
+        path: path.to_owned(),
+        line,
+        problem,
+    };
+    let body_end = bytes[..bytes.len().saturating_sub(1)]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |p| p + 1);
     let (body, footer) = bytes.split_at(body_end);
     let lines = body.iter().filter(|&&b| b == b'\n').count();
-    let footer: Footer = serde_json::from_slice(footer).map_err(|e| corrupt(lines + 1, format!("bad footer: {e}")))?;
+    let footer: Footer = serde_json::from_slice(footer)
+        .map_err(|e| corrupt(lines + 1, format!("bad footer: {e}")))?;
     let sum = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(body));
     if footer.commit.xxh3 != sum {
-        return Err(corrupt(lines + 1, format!("checksum {} does not match content {sum}", footer.commit.xxh3)));
+        return Err(corrupt(
+            lines + 1,
+            format!("checksum {} does not match content {sum}", footer.commit.xxh3),
+        ));
     }
     if footer.commit.seq != seq || footer.commit.entries != lines as u64 {
         return Err(corrupt(lines + 1, "footer disagrees with file name or line count".into()));
     }
     let mut entries = Vec::with_capacity(lines);
     for (i, line) in body.split(|&b| b == b'\n').filter(|l| !l.is_empty()).enumerate() {
-        let entry: Entry = serde_json::from_slice(line).map_err(|e| corrupt(i + 1, e.to_string()))?;
+        let entry: Entry =
+            serde_json::from_slice(line).map_err(|e| corrupt(i + 1, e.to_string()))?;
         entries.push(entry);
     }
     Ok(entries)
@@ -269,7 +308,10 @@ mod tests {
         assert_eq!(again.get(&b.id), Some(&b));
         let mut r = again;
         r.compact().unwrap();
-        let names: Vec<String> = fs::read_dir(dir.path().join(RECORDS_DIR)).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        let names: Vec<String> = fs::read_dir(dir.path().join(RECORDS_DIR))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
         assert_eq!(names, vec![file_name(2, true)]);
         let again = Records::load(dir.path(), true).unwrap();
         assert_eq!((again.seq(), again.len()), (2, 1));
@@ -286,6 +328,10 @@ mod tests {
         fs::remove_file(&path).unwrap();
         fs::write(&path, &bytes).unwrap();
         let err = Records::load(dir.path(), true).unwrap_err();
-        assert!(err.to_string().contains("0000000000000001.rec") && err.to_string().contains("checksum"), "{err}");
+        assert!(
+            err.to_string().contains("0000000000000001.rec")
+                && err.to_string().contains("checksum"),
+            "{err}"
+        );
     }
 }

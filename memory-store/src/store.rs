@@ -191,7 +191,10 @@ pub struct MemoryStore {
 
 impl std::fmt::Debug for MemoryStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MemoryStore").field("dir", &self.dir).field("writable", &self.writer.is_some()).finish_non_exhaustive()
+        f.debug_struct("MemoryStore")
+            .field("dir", &self.dir)
+            .field("writable", &self.writer.is_some())
+            .finish_non_exhaustive()
     }
 }
 
@@ -201,7 +204,13 @@ fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error)
 
 fn lock(dir: &Path) -> Result<File> {
     let path = dir.join(LOCK_FILE);
-    let mut file = fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io_err("opening lock", &path))?;
+    let mut file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(io_err("opening lock", &path))?;
     match file.try_lock() {
         Ok(()) => {}
         Err(fs::TryLockError::WouldBlock) => {
@@ -242,7 +251,12 @@ impl MemoryStore {
         let lock = lock(&dir)?;
         let records = Records::load(&dir, true)?;
         let reader = Reader::open(&dir)?;
-        let mut store = MemoryStore { dir, reader, writer: Some(Writer { _lock: lock, publisher, records }), read_records: OnceCell::new() };
+        let mut store = MemoryStore {
+            dir,
+            reader,
+            writer: Some(Writer { _lock: lock, publisher, records }),
+            read_records: OnceCell::new(),
+        };
         let snapshot = store.reader.snapshot();
         let records = &store.writer.as_ref().map_or(0, |w| w.records.len());
         let seq = store.writer.as_ref().map_or(0, |w| w.records.seq());
@@ -310,9 +324,11 @@ impl MemoryStore {
         for m in &fresh {
             builder.add(&m.to_document())?;
         }
-        let seq = writer.records.commit(fresh.into_iter().map(|m| Entry::Put(Box::new(m))).collect())?;
+        let seq =
+            writer.records.commit(fresh.into_iter().map(|m| Entry::Put(Box::new(m))).collect())?;
         let entry = writer.publisher.write_segment(&builder)?;
-        let mut segments = writer.publisher.current().map(|m| m.segments.clone()).unwrap_or_default();
+        let mut segments =
+            writer.publisher.current().map(|m| m.segments.clone()).unwrap_or_default();
         segments.push(entry);
         self.publish(seq, segments)?;
         Ok(report)
@@ -326,7 +342,8 @@ impl MemoryStore {
             return Ok(false);
         }
         let seq = writer.records.commit(vec![Entry::Forget(id)])?;
-        let mut segments = writer.publisher.current().map(|m| m.segments.clone()).unwrap_or_default();
+        let mut segments =
+            writer.publisher.current().map(|m| m.segments.clone()).unwrap_or_default();
         if let Some((index, ordinal)) = self.reader.snapshot().locate(id.as_bytes()) {
             if let Some(entry) = segments.get_mut(index) {
                 if let Err(at) = entry.deleted.binary_search(&ordinal) {
@@ -390,8 +407,13 @@ impl MemoryStore {
                 }
             }
         }
-        let mut segments: Vec<SegmentEntry> =
-            current.segments.iter().enumerate().filter(|(i, _)| !group.contains(i)).map(|(_, s)| s.clone()).collect();
+        let mut segments: Vec<SegmentEntry> = current
+            .segments
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !group.contains(i))
+            .map(|(_, s)| s.clone())
+            .collect();
         if !builder.is_empty() {
             segments.push(writer.publisher.write_segment(&builder)?);
         }
@@ -453,7 +475,11 @@ impl MemoryStore {
                 Some(found(&doc, h.score, why))
             })
             .collect();
-        SearchResults { keywords: query.keywords().to_vec(), generation: snapshot.generation(), hits }
+        SearchResults {
+            keywords: query.keywords().to_vec(),
+            generation: snapshot.generation(),
+            hits,
+        }
     }
 
     /// Memories related to `id` (its own keywords as the query, itself excluded); `None` if no
@@ -473,7 +499,11 @@ impl MemoryStore {
     pub fn sacred(&mut self, domain: Option<&str>, limit: usize) -> Result<Vec<Found>> {
         self.reader.refresh()?;
         let snapshot = self.reader.snapshot();
-        Ok(snapshot.sacred(domain, limit).iter().map(|d| found(d, f64::from(d.score()), None)).collect())
+        Ok(snapshot
+            .sacred(domain, limit)
+            .iter()
+            .map(|d| found(d, f64::from(d.score()), None))
+            .collect())
     }
 
     /// Counts of the current generation.
@@ -510,8 +540,10 @@ impl MemoryStore {
             index_seq: snapshot.commit_seq(),
             ..VerifyReport::default()
         };
-        report.missing_from_index = records.iter().map(|m| m.id).filter(|id| !indexed.contains(id)).collect();
-        report.unknown_in_index = indexed.iter().copied().filter(|id| records.get(id).is_none()).collect();
+        report.missing_from_index =
+            records.iter().map(|m| m.id).filter(|id| !indexed.contains(id)).collect();
+        report.unknown_in_index =
+            indexed.iter().copied().filter(|id| records.get(id).is_none()).collect();
         report.missing_from_index.sort_unstable();
         report.unknown_in_index.sort_unstable();
         if let Err(e) = snapshot.verify() {

@@ -338,6 +338,9 @@ pub struct Publisher {
     current: Option<(String, Manifest)>,
     previous: Option<Manifest>,
     next_segment: u32,
+    /// The highest generation ever published here (HEAD, beacon, manifest files): never reused,
+    /// even when HEAD was lost, so that readers never mistake a new generation for an old one.
+    last_generation: u64,
 }
 
 impl Publisher {
@@ -360,7 +363,32 @@ impl Publisher {
             }
         }
         let current = read_head(&dir)?;
-        let publisher = Publisher { dir, current, previous: None, next_segment: 0 };
+        let mut last_generation = current.as_ref().map_or(0, |(_, m)| m.generation);
+        if let Ok(bytes) = fs::read(&beacon) {
+            if let Some(b) = bytes.get(..8) {
+                let mut g = [0u8; 8];
+                g.copy_from_slice(b);
+                last_generation = last_generation.max(u64::from_le_bytes(g));
+            }
+        }
+        let manifests = dir.join(MANIFESTS_DIR);
+        let listing = fs::read_dir(&manifests).map_err(|source| LayoutError::Io {
+            what: "listing",
+            path: manifests.clone(),
+            source,
+        })?;
+        for entry in listing.flatten() {
+            let name = entry.file_name();
+            if let Some(g) = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(".man"))
+                .and_then(|n| n.parse::<u64>().ok())
+            {
+                last_generation = last_generation.max(g);
+            }
+        }
+        let publisher =
+            Publisher { dir, current, previous: None, next_segment: 0, last_generation };
         if let Some((_, m)) = &publisher.current {
             publisher.bump_beacon(m.generation)?;
         }
@@ -377,9 +405,9 @@ impl Publisher {
         self.current.as_ref().map(|(_, m)| m)
     }
 
-    /// The generation last published, 0 if none.
+    /// The highest generation published in this store so far, 0 if none.
     pub fn generation(&self) -> u64 {
-        self.current().map_or(0, |m| m.generation)
+        self.last_generation
     }
 
     fn fresh_segment_name(&mut self) -> String {
@@ -419,6 +447,7 @@ impl Publisher {
             .map_err(|source| LayoutError::Write { path: head, source })?;
         self.previous = self.current.take().map(|(_, m)| m);
         self.current = Some((name, manifest));
+        self.last_generation = generation;
         self.bump_beacon(generation)?;
         Ok(generation)
     }

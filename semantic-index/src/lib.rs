@@ -11,7 +11,7 @@
 //! - [`Document`] is a memory reduced to what the index needs.
 //! - [`SegmentBuilder`] collects documents and writes one immutable segment: to bytes, to any
 //!   [`std::io::Write`], or durably to a file through `atomic-write`.
-//! - [`format`] holds the header, the constants ([`format::MAGIC`], [`format::VERSION`]) and the
+//! - [`format`](mod@format) holds the header, the constants ([`format::MAGIC`], [`format::VERSION`]) and the
 //!   archived [`format::SegmentData`] that `shm-reader` validates and reads.
 //! - [`layout`] names the files of a store directory, defines the manifest, and publishes
 //!   generations ([`layout::Publisher`]).

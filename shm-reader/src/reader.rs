@@ -197,7 +197,10 @@ impl Snapshot {
     /// The ids of the live documents of segment `index`.
     pub fn segment_ids(&self, index: usize) -> impl Iterator<Item = [u8; 16]> + '_ {
         self.segments.get(index).into_iter().flat_map(|live| {
-            (0..live.segment.len()).filter(|&o| !live.deleted.contains(o)).filter_map(|o| live.segment.doc(o)).map(|d| d.id())
+            (0..live.segment.len())
+                .filter(|&o| !live.deleted.contains(o))
+                .filter_map(|o| live.segment.doc(o))
+                .map(|d| d.id())
         })
     }
 
@@ -272,7 +275,9 @@ impl Reader {
                 unsafe { memmap2::MmapOptions::new().len(layout::BEACON_LEN).map(&file) }.ok();
         }
         let map = self.beacon.as_ref()?;
-        if map.len() < 8 || (map.as_ptr() as usize) % std::mem::align_of::<AtomicU64>() != 0 {
+        if map.len() < 8
+            || !(map.as_ptr() as usize).is_multiple_of(std::mem::align_of::<AtomicU64>())
+        {
             return None;
         }
         // SAFETY: the mapping is at least 8 bytes long and 8-aligned (checked above; mappings are

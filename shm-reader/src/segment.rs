@@ -172,7 +172,7 @@ impl<B: Storage> Segment<B> {
         if found != header.checksum {
             return Err(fail(Check::Checksum { expected: header.checksum, found }));
         }
-        if (payload.as_ptr() as usize) % PAYLOAD_ALIGN != 0 {
+        if !(payload.as_ptr() as usize).is_multiple_of(PAYLOAD_ALIGN) {
             return Err(fail(Check::Misaligned));
         }
         let data = rkyv::access::<ArchivedSegmentData, rancor::Error>(payload)

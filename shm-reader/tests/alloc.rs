@@ -60,7 +60,7 @@ fn corpus(n: u32, offset: u32) -> Vec<Document> {
                 domain: format!("d{}", i % 4),
                 question: words.join(" "),
                 score: (i % 100) as f32 / 100.0,
-                sacred: i % 9 == 0,
+                sacred: i.is_multiple_of(9),
                 timestamp_micros: i64::from(i),
                 ..Default::default()
             }

@@ -14,7 +14,7 @@ fn doc(i: u32, text: &str, sacred: bool) -> Document {
     id[12..].copy_from_slice(&i.to_be_bytes());
     Document {
         id,
-        domain: if i % 2 == 0 { "even".into() } else { "odd".into() },
+        domain: if i.is_multiple_of(2) { "even".into() } else { "odd".into() },
         question: text.into(),
         score: (i % 10) as f32 / 10.0,
         sacred,

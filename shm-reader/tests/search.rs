@@ -27,7 +27,7 @@ proptest! {
     #[test]
     fn deletions_are_never_returned(docs in corpus_strategy(60), query in query_strategy(), delete_every in 2usize..5) {
         let segment = segment_of(&docs, 1);
-        let deleted_ordinals: Vec<u32> = (0..segment.len()).filter(|o| *o as usize % delete_every == 0).collect();
+        let deleted_ordinals: Vec<u32> = (0..segment.len()).filter(|o| (*o as usize).is_multiple_of(delete_every)).collect();
         let deleted = DeletedSet::from_sorted(&deleted_ordinals, segment.len());
         let deleted_ids: Vec<[u8; 16]> = deleted_ordinals.iter().map(|&o| segment.doc(o).unwrap().id()).collect();
         let live: Vec<_> = docs.iter().filter(|d| !deleted_ids.contains(&d.id)).cloned().collect();

@@ -35,7 +35,10 @@ pub(crate) fn run(store: Option<&Path>) -> anyhow::Result<()> {
         report.stored.len(),
         report.skipped.len()
     );
-    println!("   The writer published index generation {}: an immutable segment any process can map.\n", store.generation());
+    println!(
+        "   The writer published index generation {}: an immutable segment any process can map.\n",
+        store.generation()
+    );
 
     let query = Query::from_text("how do apprentices share memory without copying it");
     println!("2. Search: \"how do apprentices share memory without copying it\"");
@@ -44,12 +47,20 @@ pub(crate) fn run(store: Option<&Path>) -> anyhow::Result<()> {
     output::print_results(&results, false)?;
 
     println!("\n3. The same query, sacred memories only:");
-    let sacred_only = store.search(&query, &SearchOptions { limit: 3, sacred_only: true, ..SearchOptions::default() })?;
+    let sacred_only = store.search(
+        &query,
+        &SearchOptions { limit: 3, sacred_only: true, ..SearchOptions::default() },
+    )?;
     output::print_results(&sacred_only, false)?;
 
     if let Some(top) = results.hits.first() {
-        println!("\n4. Related to the best hit ({}): its own keywords as the query.", &top.id.to_string()[..8]);
-        if let Some(related) = store.related(top.id, &SearchOptions { limit: 4, ..SearchOptions::default() })? {
+        println!(
+            "\n4. Related to the best hit ({}): its own keywords as the query.",
+            &top.id.to_string()[..8]
+        );
+        if let Some(related) =
+            store.related(top.id, &SearchOptions { limit: 4, ..SearchOptions::default() })?
+        {
             output::print_results(&related, false)?;
         }
     }
@@ -65,7 +76,9 @@ pub(crate) fn run(store: Option<&Path>) -> anyhow::Result<()> {
         stats.segments,
         stats.index_bytes
     );
-    println!("   Every other process (apprentices, `mcs search`) maps the same segment read-only and");
+    println!(
+        "   Every other process (apprentices, `mcs search`) maps the same segment read-only and"
+    );
     println!("   sees the next generation with one atomic load; nothing is copied into them.");
     Ok(())
 }

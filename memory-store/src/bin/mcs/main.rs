@@ -130,7 +130,9 @@ struct AddArgs {
 }
 
 fn parse_pair(s: &str) -> Result<(String, String), String> {
-    s.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))
+    s.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))
 }
 
 #[derive(Args)]
@@ -250,7 +252,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Related { id, limit, json } => {
             let mut store = open_reader(&dir)?;
             let options = SearchOptions { limit, ..SearchOptions::default() };
-            let Some(results) = store.related(id, &options)? else { bail!("no memory with id {id}") };
+            let Some(results) = store.related(id, &options)? else {
+                bail!("no memory with id {id}")
+            };
             output::print_results(&results, json)?;
         }
         Command::Sacred { domain, limit, json } => {
@@ -277,7 +281,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     "index does not match records: {} missing from index, {} unknown in index{}",
                     report.missing_from_index.len(),
                     report.unknown_in_index.len(),
-                    report.damaged_segment.map(|d| format!(", damaged segment: {d}")).unwrap_or_default()
+                    report
+                        .damaged_segment
+                        .map(|d| format!(", damaged segment: {d}"))
+                        .unwrap_or_default()
                 );
             }
             println!("ok: the index covers exactly the records");
@@ -307,12 +314,19 @@ fn ingest(dir: &PathBuf, file: &str) -> anyhow::Result<()> {
     let mut store = open_writer(dir)?;
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new_spinner();
-        bar.set_style(indicatif::ProgressStyle::with_template("{spinner} {pos} memories read ({per_sec})").unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()));
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {pos} memories read ({per_sec})")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
         bar
     });
     let (mut stored, mut skipped) = (0usize, 0usize);
     let mut batch: Vec<Memory> = Vec::with_capacity(INGEST_BATCH);
-    let flush = |store: &mut MemoryStore, batch: &mut Vec<Memory>, stored: &mut usize, skipped: &mut usize| -> anyhow::Result<()> {
+    let flush = |store: &mut MemoryStore,
+                 batch: &mut Vec<Memory>,
+                 stored: &mut usize,
+                 skipped: &mut usize|
+     -> anyhow::Result<()> {
         if batch.is_empty() {
             return Ok(());
         }

@@ -51,7 +51,13 @@ pub(crate) fn print_found(found: &[Found], json: bool) -> anyhow::Result<()> {
         println!("no sacred memory");
     }
     for f in found {
-        println!("{}  {}  {:<14}  {}", short(&f.id), f.timestamp.format("%Y-%m-%d %H:%M"), cut(&f.domain, 14), cut(&f.gist, 80));
+        println!(
+            "{}  {}  {:<14}  {}",
+            short(&f.id),
+            f.timestamp.format("%Y-%m-%d %H:%M"),
+            cut(&f.domain, 14),
+            cut(&f.gist, 80)
+        );
     }
     Ok(())
 }
@@ -65,7 +71,10 @@ pub(crate) fn print_memory(m: &Memory) {
     }
     println!("score:     {}", m.score);
     if m.sacred {
-        println!("sacred:    yes{}", m.sacred_reason.as_ref().map(|r| format!(" ({r})")).unwrap_or_default());
+        println!(
+            "sacred:    yes{}",
+            m.sacred_reason.as_ref().map(|r| format!(" ({r})")).unwrap_or_default()
+        );
     }
     println!("question:  {}", m.question);
     for i in &m.insights {

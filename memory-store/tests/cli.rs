@@ -1,0 +1,223 @@
+//! The real `mcs` binary.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn mcs(store: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mcs")).arg("--store").arg(store).args(args).output().unwrap()
+}
+
+fn mcs_stdin(store: &Path, args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mcs"))
+        .arg("--store")
+        .arg(store)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+const GOOD: &str = r#"{"id":"11111111-1111-4111-8111-111111111111","domain":"design","question":"How do readers share the index?","insights":["they map it"],"synthesis":"one mapped segment","score":0.9,"sacred":true}
+{"id":"22222222-2222-4222-8222-222222222222","domain":"ops","question":"What survives a crash?","insights":["acknowledged memories"],"synthesis":"records are the truth","score":0.4}
+{"id":"33333333-3333-4333-8333-333333333333","domain":"design","question":"Why share one index between readers?","synthesis":"memory is scarce","score":0.2}
+"#;
+
+#[test]
+fn ingest_search_related_get_forget_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s");
+    let out = mcs_stdin(&store, &["ingest", "-"], GOOD);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("ingested 3 memories, skipped 0"), "{}", text(&out.stdout));
+    // Idempotent: the same file again skips every id.
+    let file = dir.path().join("m.jsonl");
+    std::fs::write(&file, GOOD).unwrap();
+    let out = mcs(&store, &["ingest", file.to_str().unwrap()]);
+    assert!(text(&out.stdout).contains("ingested 0 memories, skipped 3"), "{}", text(&out.stdout));
+
+    let out = mcs(&store, &["search", "share the index", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["keywords"], serde_json::json!(["share", "index"]));
+    assert!(v["generation"].as_u64().unwrap() >= 1);
+    let hits = v["hits"].as_array().unwrap();
+    assert_eq!(hits[0]["id"], "11111111-1111-4111-8111-111111111111");
+    assert_eq!(hits[1]["id"], "33333333-3333-4333-8333-333333333333");
+    for key in ["id", "score", "domain", "sacred", "timestamp", "gist", "why"] {
+        assert!(hits[0].get(key).is_some(), "missing {key}");
+    }
+    for key in ["matched", "jaccard", "score_boost", "sacred_boost"] {
+        assert!(hits[0]["why"].get(key).is_some(), "missing why.{key}");
+    }
+
+    let out = mcs(&store, &["search", "--keywords", "crash,truth", "--domain", "ops"]);
+    assert!(text(&out.stdout).contains("What survives a crash?"), "{}", text(&out.stdout));
+
+    let out = mcs(&store, &["related", "11111111-1111-4111-8111-111111111111", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["hits"][0]["id"], "33333333-3333-4333-8333-333333333333");
+
+    let out = mcs(&store, &["get", "22222222-2222-4222-8222-222222222222", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["synthesis"], "records are the truth");
+
+    let out = mcs(&store, &["forget", "22222222-2222-4222-8222-222222222222"]);
+    assert!(out.status.success());
+    let out = mcs(&store, &["get", "22222222-2222-4222-8222-222222222222"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stderr).lines().count(), 1, "one-line error");
+
+    let out = mcs(&store, &["verify"]);
+    assert!(out.status.success() && text(&out.stdout).contains("ok"), "{}", text(&out.stdout));
+    let out = mcs(&store, &["stats", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["memories"], 2);
+    let out = mcs(&store, &["sacred", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn bad_input_names_line_and_field_and_keeps_what_came_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s");
+    let ok = r#"{"domain":"d","question":"first good memory"}"#;
+    let cases = [
+        ("{not json", "line 2", ""),
+        (r#"{"domain":"d","question":"q","colour":"red"}"#, "line 2", "unknown field `colour`"),
+        (r#"{"domain":"d","question":"q","score":"high"}"#, "line 2", "field `score`"),
+        (
+            r#"{"domain":"d","question":"q","score":1.5}"#,
+            "line 2",
+            "field `score`: 1.5 is outside 0..=1",
+        ),
+        (r#"{"domain":"","question":"q"}"#, "line 2", "field `domain`"),
+        (r#"{"id":"nope","domain":"d","question":"q"}"#, "line 2", "field `id`"),
+        (r#"{"domain":"d","question":"q","insights":"not a list"}"#, "line 2", "field `insights`"),
+    ];
+    let mut stored = 0;
+    for (bad, line, field) in cases {
+        let out = mcs_stdin(&store, &["ingest", "-"], &format!("{ok}\n{bad}\n{ok}\n"));
+        assert_eq!(out.status.code(), Some(1), "{bad}");
+        let err = text(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(line) && err.contains(field), "{bad}: {err}");
+        assert!(err.contains("1 memories stored before it"), "{err}");
+        stored += 1;
+        let out = mcs(&store, &["stats", "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["memories"], stored, "what came before the bad line stays");
+    }
+    assert!(mcs(&store, &["verify"]).status.success());
+}
+
+#[test]
+fn usage_errors_exit_2_and_locked_store_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s");
+    assert_eq!(mcs(&store, &["search", "--limit", "many"]).status.code(), Some(2));
+    assert_eq!(mcs(&store, &["no-such-command"]).status.code(), Some(2));
+    let out = mcs(&store, &["search", "anything"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("no store at"), "{}", text(&out.stderr));
+
+    let _writer = memory_store::MemoryStore::open(&store).unwrap();
+    let out = mcs(&store, &["add", "--domain", "d", "--question", "q"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains(&format!("locked by pid {}", std::process::id())),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn add_then_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s");
+    let out = mcs(
+        &store,
+        &[
+            "add",
+            "--domain",
+            "ops",
+            "--question",
+            "Who holds the lock?",
+            "--insight",
+            "the writer",
+            "--sacred",
+            "--score",
+            "0.5",
+            "--context",
+            "k=v",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let id = text(&out.stdout).trim().to_owned();
+    let out = mcs(&store, &["get", &id, "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["question"], "Who holds the lock?");
+    assert_eq!(v["sacred"], true);
+    assert_eq!(v["context"]["k"], "v");
+    assert_eq!(
+        mcs(&store, &["add", "--domain", "ops", "--question", "q", "--score", "2"]).status.code(),
+        Some(1)
+    );
+}
+
+#[test]
+fn a_reader_process_sees_complete_generations_while_the_writer_ingests() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s");
+    // Batches of 100 identical-keyword memories; a reader must always see a multiple of 100.
+    let mut batches = Vec::new();
+    for b in 0..6 {
+        let lines: Vec<String> = (0..100)
+            .map(|i| format!(r#"{{"domain":"d","question":"generation probe {b} {i}"}}"#))
+            .collect();
+        batches.push(lines.join("\n"));
+    }
+    let out = mcs_stdin(&store, &["ingest", "-"], &batches[0]);
+    assert!(out.status.success());
+    let reader = std::thread::spawn({
+        let store = store.clone();
+        move || {
+            let mut counts = Vec::new();
+            for _ in 0..30 {
+                let out = mcs(&store, &["search", "probe", "--limit", "1000", "--json"]);
+                let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+                counts.push(v["hits"].as_array().unwrap().len());
+            }
+            counts
+        }
+    });
+    for batch in &batches[1..] {
+        let out = mcs_stdin(&store, &["ingest", "-"], batch);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let counts = reader.join().unwrap();
+    assert!(counts.iter().all(|c| c % 100 == 0 && *c >= 100), "{counts:?}");
+}
+
+#[test]
+fn demo_runs_on_a_temporary_store() {
+    let out = Command::new(env!("CARGO_BIN_EXE_mcs"))
+        .arg("demo")
+        .env_remove("MCS_STORE")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    assert!(s.contains("Stored 37 sample memories"), "{s}");
+    assert!(s.contains("Should apprentices copy the memory index or map it?"), "{s}");
+    assert!(s.contains("Sacred memories, newest first"), "{s}");
+}

@@ -1,0 +1,80 @@
+//! A child stores memories in a loop, printing each id once `store` returned; the parent
+//! SIGKILLs it at random moments. Every printed id must survive.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use memory_store::{Memory, MemoryStore, Query, SearchOptions};
+
+const CHILD_ENV: &str = "MEMORY_STORE_KILL_CHILD";
+const KILLS: usize = 100;
+
+#[test]
+fn kill_child() {
+    let Ok(dir) = std::env::var(CHILD_ENV) else { return };
+    let mut store = MemoryStore::open(&dir).unwrap();
+    let mut n = 0u64;
+    loop {
+        let mut m = Memory::new("kill", format!("acknowledged memory {} {n}", std::process::id()));
+        m.synthesis = "durable".into();
+        let id = store.store(m).unwrap();
+        println!("{id}");
+        n += 1;
+    }
+}
+
+#[test]
+fn sigkilled_writer_loses_no_acknowledged_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let acknowledged = Arc::new(Mutex::new(Vec::<uuid::Uuid>::new()));
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    for kill in 0..KILLS {
+        let mut child = Command::new(&exe)
+            .args(["--exact", "kill::kill_child", "--nocapture", "--test-threads=1"])
+            .env(CHILD_ENV, dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let acks = acknowledged.clone();
+        let collector = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(id) = line.trim().parse::<uuid::Uuid>() {
+                    acks.lock().unwrap().push(id);
+                }
+            }
+        });
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        std::thread::sleep(Duration::from_millis(20 + seed % 60));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        collector.join().unwrap();
+
+        let mut store = MemoryStore::open(dir.path()).unwrap();
+        let report = store.verify().unwrap();
+        assert!(report.is_ok(), "kill {kill}: {report:?}");
+        let acks = acknowledged.lock().unwrap();
+        for id in acks.iter() {
+            assert!(store.get(*id).unwrap().is_some(), "kill {kill}: acknowledged {id} lost");
+        }
+        // Search finds the newest acknowledged memories through the index.
+        if let Some(last) = acks.last() {
+            let gist = store.get(*last).unwrap().unwrap().question;
+            let r = store
+                .search(&Query::from_text(&gist), &SearchOptions { limit: 3, ..Default::default() })
+                .unwrap();
+            assert!(
+                r.hits.iter().any(|h| h.id == *last),
+                "kill {kill}: {last} not found by search"
+            );
+        }
+    }
+    let total = acknowledged.lock().unwrap().len();
+    assert!(total > KILLS, "the child must have stored memories: {total}");
+}

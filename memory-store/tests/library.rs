@@ -1,0 +1,124 @@
+use memory_store::{Error, Memory, MemoryStore, Query, SearchOptions};
+
+fn memory(i: usize, domain: &str, text: &str, sacred: bool) -> Memory {
+    let mut m = Memory::new(domain, format!("{text} number {i}"));
+    m.insights = vec![format!("insight about {text}")];
+    m.score = (i % 10) as f32 / 10.0;
+    m.sacred = sacred;
+    m
+}
+
+#[test]
+fn store_search_get_related_forget_verify_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = MemoryStore::open(dir.path()).unwrap();
+    let a = store.store(memory(1, "design", "shared memory segments", true)).unwrap();
+    let b = store.store(memory(2, "design", "shared memory readers", false)).unwrap();
+    let c = store.store(memory(3, "ops", "crash recovery", false)).unwrap();
+
+    let q = Query::from_text("shared memory");
+    let r = store.search(&q, &SearchOptions::default()).unwrap();
+    assert_eq!(r.hits.iter().map(|h| h.id).collect::<Vec<_>>(), [a, b]);
+    assert_eq!(r.keywords, ["shared", "memory"]);
+    let why = r.hits[0].why.as_ref().unwrap();
+    assert_eq!(why.matched, ["shared", "memory"]);
+    assert!((why.jaccard + why.score_boost + why.sacred_boost - r.hits[0].score).abs() < 1e-9);
+    assert_eq!(why.sacred_boost, 0.3);
+
+    let related = store.related(a, &SearchOptions::default()).unwrap().unwrap();
+    // b shares "shared memory" and the filler words; c only the filler words; a itself never.
+    assert_eq!(related.hits.iter().map(|h| h.id).collect::<Vec<_>>(), [b, c]);
+    assert_eq!(store.get(c).unwrap().unwrap().domain, "ops");
+    assert_eq!(store.sacred(None, 10).unwrap().iter().map(|f| f.id).collect::<Vec<_>>(), [a]);
+
+    assert!(store.forget(a).unwrap());
+    assert!(!store.forget(a).unwrap());
+    assert!(store.get(a).unwrap().is_none());
+    let r = store.search(&q, &SearchOptions::default()).unwrap();
+    assert_eq!(r.hits.iter().map(|h| h.id).collect::<Vec<_>>(), [b]);
+    assert!(store.verify().unwrap().is_ok());
+    drop(store);
+
+    // Everything survives a reopen.
+    let mut store = MemoryStore::open(dir.path()).unwrap();
+    assert!(store.verify().unwrap().is_ok());
+    assert_eq!(store.stats().unwrap().memories, 2);
+    assert!(store.get(a).unwrap().is_none());
+}
+
+#[test]
+fn duplicates_and_invalid_memories_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = MemoryStore::open(dir.path()).unwrap();
+    let m = memory(1, "d", "alpha", false);
+    let id = store.store(m.clone()).unwrap();
+    assert!(matches!(store.store(m.clone()), Err(Error::Duplicate(x)) if x == id));
+    let report = store.store_batch(vec![m.clone(), memory(2, "d", "beta", false)]).unwrap();
+    assert_eq!((report.stored.len(), report.skipped,), (1, vec![id]));
+    let mut bad = memory(3, "d", "gamma", false);
+    bad.score = 1.5;
+    let err = store.store_batch(vec![memory(4, "d", "delta", false), bad]).unwrap_err();
+    assert!(err.to_string().contains("score"), "{err}");
+    assert_eq!(store.stats().unwrap().memories, 2, "an invalid batch stores nothing");
+    assert!(store.verify().unwrap().is_ok());
+}
+
+#[test]
+fn second_writer_is_refused_with_the_pid_readers_are_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = MemoryStore::open(dir.path()).unwrap();
+    w.store(memory(1, "d", "alpha", false)).unwrap();
+    let err = MemoryStore::open(dir.path()).unwrap_err();
+    assert!(err.to_string().contains(&format!("locked by pid {}", std::process::id())), "{err}");
+    let mut r = MemoryStore::open_read_only(dir.path()).unwrap();
+    assert!(r.store(memory(2, "d", "beta", false)).is_err());
+    w.store(memory(3, "d", "alpha again", false)).unwrap();
+    let hits = r.search(&Query::from_text("alpha"), &SearchOptions::default()).unwrap();
+    assert_eq!(hits.hits.len(), 2, "a reader sees the writer's newest generation");
+    drop(w);
+    assert!(MemoryStore::open(dir.path()).is_ok(), "the lock goes with the writer");
+}
+
+#[test]
+fn many_single_stores_keep_segments_logarithmic_and_results_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = MemoryStore::open(dir.path()).unwrap();
+    let mut ids = Vec::new();
+    for i in 0..300 {
+        ids.push(
+            store
+                .store(memory(
+                    i,
+                    if i % 2 == 0 { "even" } else { "odd" },
+                    "segment merge policy",
+                    i % 7 == 0,
+                ))
+                .unwrap(),
+        );
+    }
+    let stats = store.stats().unwrap();
+    assert_eq!(stats.memories, 300);
+    assert!(stats.segments <= 3 * 5, "{} segments for 300 memories", stats.segments);
+    for id in ids.iter().step_by(3) {
+        store.forget(*id).unwrap();
+    }
+    assert_eq!(store.stats().unwrap().memories, 200);
+    let r = store
+        .search(&Query::from_text("merge"), &SearchOptions { limit: 500, ..Default::default() })
+        .unwrap();
+    assert_eq!(r.hits.len(), 200);
+    assert!(store.verify().unwrap().is_ok());
+}
+
+#[test]
+fn a_lost_index_is_rebuilt_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = MemoryStore::open(dir.path()).unwrap();
+    let id = store.store(memory(1, "d", "survivor", false)).unwrap();
+    drop(store);
+    std::fs::remove_file(dir.path().join("HEAD")).unwrap();
+    let mut store = MemoryStore::open(dir.path()).unwrap();
+    let r = store.search(&Query::from_text("survivor"), &SearchOptions::default()).unwrap();
+    assert_eq!(r.hits[0].id, id);
+    assert!(store.verify().unwrap().is_ok());
+}

@@ -1,0 +1,5 @@
+//! Integration tests of memory-store: the library, the real `mcs` binary, real processes.
+
+mod cli;
+mod kill;
+mod library;
