@@ -1,1 +1,27 @@
-//! Benchmark support: the deterministic corpus and the peers measured beside memory circulation.
+//! Benchmark support for memory circulation: the deterministic corpus, the peers measured beside
+//! it, and the suite behind `cargo xtask bench`.
+//!
+//! # Overview
+//!
+//! - [`corpus`] generates the bench corpus and queries from a seed, byte for byte the same on
+//!   every machine ([`corpus::generate`]).
+//! - [`naive::NaiveScan`] is the original design's search: score every memory, sort.
+//! - `peers` (feature `peers`) wraps tantivy and SQLite FTS5 on the same corpus; it is off for
+//!   `cargo test --workspace`, so the workspace builds without them.
+//!
+//! # Example
+//!
+//! ```
+//! let corpus = benches::corpus::generate(100, 42);
+//! assert_eq!(corpus.memories.len(), 100);
+//! assert_eq!(corpus.queries.len(), benches::corpus::QUERIES);
+//! let naive = benches::naive::NaiveScan::new(&corpus.memories);
+//! let _top = naive.search(&corpus.queries[0], 10);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![doc(test(attr(deny(warnings))))]
+
+pub mod corpus;
+pub mod naive;
+#[cfg(feature = "peers")]
+pub mod peers;

@@ -1,0 +1,203 @@
+//! A circle: several apprentices invited at once, with an optional restart policy.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::protocol::{Invitation, Response};
+use crate::supervisor::{Apprentice, SpawnOptions};
+use crate::Error;
+
+/// Restarts in the spirit of OTP and systemd: back off from `initial_backoff`, doubling up to
+/// `max_backoff`; more than `max_restarts` within `window` marks the apprentice failed.
+#[derive(Clone, Debug)]
+pub struct RestartPolicy {
+    /// Whether crashed apprentices are restarted at all.
+    pub enabled: bool,
+    /// The first wait before a restart.
+    pub initial_backoff: Duration,
+    /// The longest wait.
+    pub max_backoff: Duration,
+    /// Restarts allowed within `window`.
+    pub max_restarts: usize,
+    /// The window restarts are counted in.
+    pub window: Duration,
+}
+
+impl Default for RestartPolicy {
+    fn default() -> RestartPolicy {
+        RestartPolicy {
+            enabled: true,
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(5),
+            max_restarts: 5,
+            window: Duration::from_secs(10),
+        }
+    }
+}
+
+type MakeCommand = Box<dyn Fn() -> Command + Send + Sync>;
+
+struct Member {
+    name: String,
+    make: MakeCommand,
+    apprentice: Option<Apprentice>,
+    restarts: VecDeque<Instant>,
+    backoff: Duration,
+    failed: Option<String>,
+}
+
+/// Several apprentices over one store, invited concurrently.
+pub struct Circle {
+    store: PathBuf,
+    options: SpawnOptions,
+    policy: RestartPolicy,
+    members: Vec<Member>,
+}
+
+impl std::fmt::Debug for Circle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Circle")
+            .field("store", &self.store)
+            .field("members", &self.members.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Circle {
+    /// An empty circle for the store at `store`.
+    pub fn new(store: impl Into<PathBuf>, options: SpawnOptions, policy: RestartPolicy) -> Circle {
+        Circle { store: store.into(), options, policy, members: Vec::new() }
+    }
+
+    /// Spawns a member named `name` from `make` (called again for each restart).
+    pub fn add(
+        &mut self,
+        name: impl Into<String>,
+        make: impl Fn() -> Command + Send + Sync + 'static,
+    ) -> Result<u32, Error> {
+        let apprentice = Apprentice::spawn(make(), &self.store, &self.options)?;
+        let pid = apprentice.pid();
+        self.members.push(Member {
+            name: name.into(),
+            make: Box::new(make),
+            apprentice: Some(apprentice),
+            restarts: VecDeque::new(),
+            backoff: self.policy.initial_backoff,
+            failed: None,
+        });
+        Ok(pid)
+    }
+
+    /// The members' names and current pids (`None` while down or failed).
+    pub fn members(&self) -> Vec<(String, Option<u32>)> {
+        self.members
+            .iter()
+            .map(|m| (m.name.clone(), m.apprentice.as_ref().map(Apprentice::pid)))
+            .collect()
+    }
+
+    /// Invites every member at once and gathers the answers, in member order. An invitation
+    /// in flight when its apprentice died comes back as [`Error::Lost`] (its outcome is
+    /// unknown; it is never retried); with the policy enabled the apprentice is then restarted.
+    pub fn invite_all(
+        &mut self,
+        invitation: &Invitation,
+        timeout: Duration,
+    ) -> Vec<(String, Result<Response, Error>)> {
+        let results: Vec<Result<Response, Error>> = std::thread::scope(|s| {
+            let handles: Vec<_> = self
+                .members
+                .iter()
+                .map(|m| {
+                    s.spawn(move || match (&m.apprentice, &m.failed) {
+                        (_, Some(why)) => Err(Error::Failed(why.clone())),
+                        (Some(a), None) => a.invite(invitation, timeout),
+                        (None, None) => Err(Error::Failed(format!("{} is not running", m.name))),
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(Error::Unexpected("invitation thread panicked".into()))
+                    })
+                })
+                .collect()
+        });
+        for (member, result) in self.members.iter_mut().zip(&results) {
+            if matches!(result, Err(Error::Lost { .. })) {
+                member.apprentice = None;
+                if self.policy.enabled {
+                    restart(member, &self.store, &self.options, &self.policy);
+                } else {
+                    member.failed = Some(format!("{} died and restarts are disabled", member.name));
+                }
+            }
+        }
+        self.members.iter().map(|m| m.name.clone()).zip(results).collect()
+    }
+
+    /// Restarts any member whose process is gone (if the policy allows).
+    pub fn heal(&mut self) {
+        for member in &mut self.members {
+            if member.failed.is_none()
+                && !member.apprentice.as_ref().is_some_and(Apprentice::is_alive)
+            {
+                member.apprentice = None;
+                if self.policy.enabled {
+                    restart(member, &self.store, &self.options, &self.policy);
+                }
+            }
+        }
+    }
+
+    /// Why a member failed for good, if it did.
+    pub fn failure(&self, name: &str) -> Option<&str> {
+        self.members.iter().find(|m| m.name == name).and_then(|m| m.failed.as_deref())
+    }
+
+    /// Terminates every member.
+    pub fn terminate(self) {
+        for m in self.members {
+            if let Some(a) = m.apprentice {
+                let _ = a.terminate();
+            }
+        }
+    }
+}
+
+fn restart(
+    member: &mut Member,
+    store: &std::path::Path,
+    options: &SpawnOptions,
+    policy: &RestartPolicy,
+) {
+    loop {
+        let now = Instant::now();
+        while member.restarts.front().is_some_and(|t| now.duration_since(*t) > policy.window) {
+            member.restarts.pop_front();
+        }
+        if member.restarts.len() >= policy.max_restarts {
+            member.failed = Some(format!(
+                "{} restarted {} times within {:?}; marked failed",
+                member.name,
+                member.restarts.len(),
+                policy.window
+            ));
+            return;
+        }
+        std::thread::sleep(member.backoff);
+        member.backoff = (member.backoff * 2).min(policy.max_backoff);
+        member.restarts.push_back(Instant::now());
+        match Apprentice::spawn((member.make)(), store, options) {
+            Ok(a) => {
+                member.apprentice = Some(a);
+                return;
+            }
+            Err(_) => continue,
+        }
+    }
+}

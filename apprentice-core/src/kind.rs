@@ -1,0 +1,78 @@
+//! What an apprentice is: a kind with a specialization that considers invitations.
+
+use std::collections::BTreeSet;
+
+use shm_reader::Reader;
+
+use crate::protocol::{Invitation, Response};
+
+/// Alignment below which an apprentice declines (DESIGN.md).
+pub const ALIGNMENT_THRESHOLD: f64 = 0.3;
+
+/// A kind of apprentice: it names itself, states its specialization, and answers invitations
+/// from the memories it can read. Testable in-process: hand it a [`Reader`] on any store.
+pub trait Kind {
+    /// The kind's name ("navigator").
+    fn kind(&self) -> &str;
+    /// Its specialization, in words ("semantic memory navigation").
+    fn specialization(&self) -> &str;
+    /// Answers an invitation it is aligned with. [`answer`] calls this only after the
+    /// alignment check passed.
+    fn consider(&mut self, invitation: &Invitation, memory: &mut Reader) -> Response;
+}
+
+fn words(s: &str) -> BTreeSet<String> {
+    s.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
+
+/// The Jaccard similarity of the lowercase words of two specializations (1.0 when equal; an
+/// empty requirement fits everyone).
+pub fn alignment(required: &str, own: &str) -> f64 {
+    let (a, b) = (words(required), words(own));
+    if a.is_empty() {
+        return 1.0;
+    }
+    let inter = a.intersection(&b).count();
+    let union = a.union(&b).count();
+    inter as f64 / union as f64
+}
+
+/// The uniform rule every kind follows: decline below [`ALIGNMENT_THRESHOLD`] with a reason
+/// naming the expertise, else consider the invitation.
+pub fn answer<K: Kind + ?Sized>(
+    kind: &mut K,
+    invitation: &Invitation,
+    memory: &mut Reader,
+) -> Response {
+    let a = alignment(&invitation.specialization, kind.specialization());
+    if a < ALIGNMENT_THRESHOLD {
+        return Response::declined(
+            format!(
+                "task requires {} expertise; I specialize in {}",
+                invitation.specialization,
+                kind.specialization()
+            ),
+            a,
+        );
+    }
+    kind.consider(invitation, memory)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alignment_is_word_jaccard() {
+        assert_eq!(alignment("semantic memory navigation", "Semantic Memory Navigation"), 1.0);
+        assert_eq!(alignment("database optimization", "semantic memory navigation"), 0.0);
+        assert!(
+            (alignment("memory navigation", "semantic memory navigation") - 2.0 / 3.0).abs()
+                < 1e-12
+        );
+        assert_eq!(alignment("", "anything"), 1.0);
+    }
+}

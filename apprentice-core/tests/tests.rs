@@ -1,0 +1,3 @@
+//! Integration tests of apprentice-core with real processes and sockets.
+
+mod supervisor;

@@ -1,0 +1,493 @@
+//! `bench-suite`: the measurements behind `cargo xtask bench`, run in one process (plus the
+//! fresh child processes some metrics need). Build it in release; `cargo xtask bench` does.
+//!
+//! Usage: `bench-suite [--peers] [--large] [--quick] [--out DIR]`.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context};
+use benches::corpus::{self, Corpus};
+use memory_store::{Memory, MemoryStore};
+use semantic_index::layout::Publisher;
+use semantic_index::SegmentBuilder;
+use shm_reader::{Hits, Query, Reader, SearchOptions};
+
+struct Counting;
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: forwards every call to the system allocator unchanged; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller upholds GlobalAlloc's contract, which System needs.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `System.alloc` with this layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+const SEED: u64 = 42;
+
+#[derive(Default)]
+struct Report {
+    /// metric -> column -> value
+    rows: BTreeMap<String, BTreeMap<String, f64>>,
+    order: Vec<String>,
+}
+
+impl Report {
+    fn put(&mut self, metric: &str, column: &str, value: f64) {
+        if !self.rows.contains_key(metric) {
+            self.order.push(metric.to_owned());
+        }
+        self.rows.entry(metric.to_owned()).or_default().insert(column.to_owned(), value);
+        println!("  {metric:<52} {column:<18} {value:>12.3}");
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let at = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[at.min(sorted.len() - 1)]
+}
+
+fn stats(mut v: Vec<f64>) -> (f64, f64, f64) {
+    v.sort_by(f64::total_cmp);
+    let mean = v.iter().sum::<f64>() / v.len().max(1) as f64;
+    (percentile(&v, 0.5), percentile(&v, 0.99), mean)
+}
+
+fn median(v: Vec<f64>) -> f64 {
+    stats(v).0
+}
+
+fn now_micros() -> u128 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros()).unwrap_or(0)
+}
+
+fn proc_status(field: &str) -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(f64::NAN)
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("probe-open") => return probe_open(Path::new(&args[1])),
+        Some("probe-search") => return probe_search(Path::new(&args[1]), &args[2]),
+        Some("probe-visible") => return probe_visible(Path::new(&args[1])),
+        _ => {}
+    }
+    let peers = args.iter().any(|a| a == "--peers");
+    let large = args.iter().any(|a| a == "--large");
+    let quick = args.iter().any(|a| a == "--quick");
+    let out = args
+        .iter()
+        .position(|a| a == "--out")
+        .and_then(|i| args.get(i + 1))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("target/bench"));
+    if peers && !cfg!(feature = "peers") {
+        bail!("--peers needs the `peers` feature: cargo run --release -p benches --features peers --bin bench-suite");
+    }
+    let mut sizes = vec![10_000usize, 100_000];
+    if large {
+        sizes.push(1_000_000);
+    }
+    if quick {
+        sizes = vec![10_000];
+    }
+    let mut report = Report::default();
+    for &n in &sizes {
+        run_size(n, peers, quick, &mut report)?;
+    }
+    write_report(&out, &report, peers)?;
+    Ok(())
+}
+
+fn col(n: usize) -> String {
+    if n >= 1_000_000 {
+        format!("{}M", n / 1_000_000)
+    } else {
+        format!("{}k", n / 1000)
+    }
+}
+
+fn run_size(n: usize, peers: bool, quick: bool, report: &mut Report) -> anyhow::Result<()> {
+    println!("\n== N = {n} ==");
+    let c = col(n);
+    let corpus = corpus::generate(n, SEED);
+    let docs: Vec<_> = corpus.memories.iter().map(|m| m.to_document()).collect();
+    let dir = tempfile::tempdir()?;
+
+    // Build.
+    let mut builds = Vec::new();
+    let mut bytes = Vec::new();
+    for _ in 0..if n > 200_000 { 1 } else { 3 } {
+        let t = Instant::now();
+        let mut b = SegmentBuilder::new().generation(1);
+        for d in &docs {
+            b.add(d)?;
+        }
+        bytes = b.to_bytes()?;
+        builds.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    report.put("segment build (ms, median)", &c, median(builds));
+    report.put("segment size (MiB)", &c, bytes.len() as f64 / (1024.0 * 1024.0));
+
+    // Publish as a store directory so that Reader and child processes can open it.
+    let store = dir.path().join("index");
+    let mut publisher = Publisher::open(&store)?;
+    let mut b = SegmentBuilder::new().generation(1);
+    for d in &docs {
+        b.add(d)?;
+    }
+    let entry = publisher.write_segment(&b)?;
+    publisher.publish(1, vec![entry.clone()])?;
+    let seg_path = semantic_index::layout::segment_path(&store, &entry.file);
+    drop(b);
+
+    // Open in a fresh process.
+    let exe = std::env::current_exe()?;
+    let mut opens = Vec::new();
+    for _ in 0..7 {
+        let out = Command::new(&exe).arg("probe-open").arg(&seg_path).output()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        opens
+            .push(text.trim().parse::<f64>().with_context(|| format!("probe-open said {text:?}"))?);
+    }
+    report.put("open in a fresh process (ms, median; map + full validation)", &c, median(opens));
+
+    // Search: ours (Reader), interleaved with peers per query.
+    let queries: Vec<Query> = corpus.queries.iter().map(Query::from_keywords).collect();
+    let mut reader = Reader::open(&store)?;
+    let options = SearchOptions::default();
+    let mut hits = Hits::with_capacity(10);
+    #[cfg(feature = "peers")]
+    let peer_set = if peers { Some(Peers::build(&corpus, dir.path(), &c, report)?) } else { None };
+    #[cfg(not(feature = "peers"))]
+    let _ = peers;
+    let naive = (n <= 100_000).then(|| benches::naive::NaiveScan::new(&corpus.memories));
+    let rounds = if quick { 2 } else { 5 };
+    let mut ours = Vec::new();
+    let mut naive_t = Vec::new();
+    #[cfg(feature = "peers")]
+    let (mut tantivy_t, mut sqlite_t) = (Vec::new(), Vec::new());
+    let mut allocs = 0u64;
+    let mut searches = 0u64;
+    for round in 0..=rounds {
+        for (qi, q) in queries.iter().enumerate() {
+            let a0 = ALLOCATIONS.load(Ordering::Relaxed);
+            let t = Instant::now();
+            reader.search(q, &options, &mut hits)?;
+            let dt = t.elapsed().as_secs_f64() * 1e6;
+            let a1 = ALLOCATIONS.load(Ordering::Relaxed);
+            std::hint::black_box(hits.len());
+            if round > 0 {
+                ours.push(dt);
+                allocs += a1 - a0;
+                searches += 1;
+            }
+            #[cfg(feature = "peers")]
+            if let Some(p) = &peer_set {
+                let t = Instant::now();
+                std::hint::black_box(p.tantivy.search(&corpus.queries[qi], 10)?);
+                let dt_t = t.elapsed().as_secs_f64() * 1e6;
+                let t = Instant::now();
+                std::hint::black_box(p.sqlite.search(&corpus.queries[qi], 10)?);
+                let dt_s = t.elapsed().as_secs_f64() * 1e6;
+                if round > 0 {
+                    tantivy_t.push(dt_t);
+                    sqlite_t.push(dt_s);
+                }
+            }
+            if let Some(nv) = &naive {
+                if round == 1 {
+                    let t = Instant::now();
+                    std::hint::black_box(nv.search(&corpus.queries[qi], 10));
+                    naive_t.push(t.elapsed().as_secs_f64() * 1e6);
+                }
+            }
+        }
+    }
+    let (p50, p99, mean) = stats(ours);
+    report.put("search p50 (µs), ours", &c, p50);
+    report.put("search p99 (µs), ours", &c, p99);
+    report.put("search mean (µs), ours", &c, mean);
+    report.put("allocations per search, ours", &c, allocs as f64 / searches.max(1) as f64);
+    if !naive_t.is_empty() {
+        let (np50, np99, nmean) = stats(naive_t);
+        report.put("search p50 (µs), naive linear scan", &c, np50);
+        report.put("search p99 (µs), naive linear scan", &c, np99);
+        report.put("search mean (µs), naive linear scan", &c, nmean);
+        report.put("ratio p50 naive / ours (x faster)", &c, np50 / p50);
+    }
+    #[cfg(feature = "peers")]
+    if peer_set.is_some() {
+        let (tp50, tp99, tmean) = stats(tantivy_t);
+        let (sp50, sp99, smean) = stats(sqlite_t);
+        report.put("search p50 (µs), tantivy", &c, tp50);
+        report.put("search p99 (µs), tantivy", &c, tp99);
+        report.put("search mean (µs), tantivy", &c, tmean);
+        report.put("search p50 (µs), sqlite fts5", &c, sp50);
+        report.put("search p99 (µs), sqlite fts5", &c, sp99);
+        report.put("search mean (µs), sqlite fts5", &c, smean);
+        report.put("ratio p50 tantivy / ours (x faster)", &c, tp50 / p50);
+        report.put("ratio p99 tantivy / ours (x faster)", &c, tp99 / p99);
+        report.put("ratio p50 sqlite / ours (x faster)", &c, sp50 / p50);
+    }
+
+    // RSS of a fresh searching process.
+    let qfile = dir.path().join("queries.txt");
+    corpus.write_queries(std::fs::File::create(&qfile)?)?;
+    let out = Command::new(&exe).arg("probe-search").arg(&store).arg(&qfile).output()?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let nums: Vec<f64> = text.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+    if let [rss, anon, file] = nums[..] {
+        report.put("searching process RSS (MiB)", &c, rss / 1024.0);
+        report.put("searching process anonymous RSS (MiB)", &c, anon / 1024.0);
+        report.put("searching process file-backed RSS (MiB, shared)", &c, file / 1024.0);
+    }
+
+    // The store: durable ingest, single store, search across segments, publish-to-visible.
+    if n <= 100_000 {
+        store_metrics(&corpus, dir.path(), &c, report, &exe)?;
+    }
+    Ok(())
+}
+
+#[cfg(feature = "peers")]
+struct Peers {
+    tantivy: benches::peers::Tantivy,
+    sqlite: benches::peers::Sqlite,
+}
+
+#[cfg(feature = "peers")]
+impl Peers {
+    fn build(corpus: &Corpus, dir: &Path, c: &str, report: &mut Report) -> anyhow::Result<Peers> {
+        let tdir = dir.join("tantivy");
+        std::fs::create_dir_all(&tdir)?;
+        let t = Instant::now();
+        let tantivy = benches::peers::Tantivy::build(&corpus.memories, &tdir)?;
+        report.put("build (ms), tantivy", c, t.elapsed().as_secs_f64() * 1e3);
+        let t = Instant::now();
+        let sqlite = benches::peers::Sqlite::build(&corpus.memories, &dir.join("fts.db"))?;
+        report.put("build (ms), sqlite fts5", c, t.elapsed().as_secs_f64() * 1e3);
+        let t = Instant::now();
+        let reopened = benches::peers::Tantivy::open(&tdir)?;
+        report.put(
+            "open (ms), tantivy (same process, unchecked)",
+            c,
+            t.elapsed().as_secs_f64() * 1e3,
+        );
+        drop(reopened);
+        Ok(Peers { tantivy, sqlite })
+    }
+}
+
+fn store_metrics(
+    corpus: &Corpus,
+    dir: &Path,
+    c: &str,
+    report: &mut Report,
+    exe: &Path,
+) -> anyhow::Result<()> {
+    let lines: Vec<String> = corpus.memories.iter().map(|m| m.to_json_line()).collect();
+    let store_dir = dir.join("store");
+    let t = Instant::now();
+    let mut store = MemoryStore::open(&store_dir)?;
+    for chunk in lines.chunks(20_000) {
+        let memories = chunk.iter().map(|l| Memory::from_json(l)).collect::<Result<Vec<_>, _>>()?;
+        store.store_batch(memories)?;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    report.put("store ingest, durable (s; parse + commit + publish)", c, secs);
+    report.put("store ingest throughput (memories/s)", c, lines.len() as f64 / secs);
+
+    // Search through the store's live segments vs one merged segment.
+    let queries: Vec<Query> = corpus.queries.iter().map(Query::from_keywords).collect();
+    let options = SearchOptions::default();
+    let segments = store.stats()?.segments;
+    let mut reader = Reader::open(&store_dir)?;
+    let mut hits = Hits::with_capacity(10);
+    let time_all = |reader: &mut Reader, hits: &mut Hits| -> anyhow::Result<f64> {
+        let mut v = Vec::new();
+        for _ in 0..3 {
+            for q in &queries {
+                let t = Instant::now();
+                reader.search(q, &options, hits)?;
+                v.push(t.elapsed().as_secs_f64() * 1e6);
+            }
+        }
+        Ok(stats(v).0)
+    };
+    let multi = time_all(&mut reader, &mut hits)?;
+
+    // Single durable store latency (each publishes a generation; merges included).
+    let mut singles = Vec::new();
+    for i in 0..50 {
+        let mut m = Memory::new("bench", format!("single store probe {i}"));
+        m.synthesis = corpus.memories[i].synthesis.clone();
+        let t = Instant::now();
+        store.store(m)?;
+        singles.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    report.put("single store latency (ms, median, durable)", c, median(singles));
+
+    // Publish → visible in another process.
+    let mut child = Command::new(exe)
+        .arg("probe-visible")
+        .arg(&store_dir)
+        .stdout(Stdio::piped())
+        .stdin(Stdio::null())
+        .spawn()?;
+    let mut lines_out = BufReader::new(child.stdout.take().context("child stdout")?).lines();
+    let ready = lines_out.next().context("probe-visible did not start")??;
+    anyhow::ensure!(ready.trim() == "ready", "probe-visible said {ready}");
+    let mut visible = Vec::new();
+    for i in 0..20 {
+        std::thread::sleep(Duration::from_millis(20));
+        let mut m = Memory::new("bench", format!("visibility probe {i}"));
+        m.question = format!("visibility probe {i}");
+        let before = now_micros();
+        store.store(m)?;
+        let after = now_micros();
+        let seen: u128 = lines_out.next().context("probe-visible ended")??.trim().parse()?;
+        visible.push((seen.saturating_sub(before)) as f64 / 1e3);
+        let _ = after;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    report.put("store → visible in another process (ms, median; incl. fsyncs)", c, median(visible));
+
+    drop(store);
+    let mut store = MemoryStore::open(&store_dir)?;
+    store.rebuild()?;
+    let mut reader = Reader::open(&store_dir)?;
+    let merged = time_all(&mut reader, &mut hits)?;
+    report.put(
+        &format!("search p50 through the store, live segments (µs; {segments} segments)"),
+        c,
+        multi,
+    );
+    report.put("search p50 through the store, one merged segment (µs)", c, merged);
+    report.put("ratio live segments / merged", c, multi / merged);
+    Ok(())
+}
+
+fn probe_open(path: &Path) -> anyhow::Result<()> {
+    let t = Instant::now();
+    // SAFETY: the bench owns the file; nothing modifies it while mapped.
+    let segment = unsafe { shm_reader::Segment::map(path) }?;
+    let ms = t.elapsed().as_secs_f64() * 1e3;
+    std::hint::black_box(segment.len());
+    println!("{ms}");
+    Ok(())
+}
+
+fn probe_search(store: &Path, queries: &str) -> anyhow::Result<()> {
+    let mut reader = Reader::open(store)?;
+    let text = std::fs::read_to_string(queries)?;
+    let queries: Vec<Query> =
+        text.lines().map(|l| Query::from_keywords(l.split_whitespace())).collect();
+    let mut hits = Hits::with_capacity(10);
+    for q in &queries {
+        reader.search(q, &SearchOptions::default(), &mut hits)?;
+    }
+    println!("{} {} {}", proc_status("VmRSS:"), proc_status("RssAnon:"), proc_status("RssFile:"));
+    Ok(())
+}
+
+fn probe_visible(store: &Path) -> anyhow::Result<()> {
+    let mut reader = Reader::open(store)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "ready")?;
+    out.flush()?;
+    let mut generation = reader.generation();
+    loop {
+        if reader.refresh()? && reader.generation() != generation {
+            generation = reader.generation();
+            writeln!(out, "{}", now_micros())?;
+            out.flush()?;
+        }
+        std::hint::spin_loop();
+    }
+}
+
+fn write_report(out: &Path, report: &Report, peers: bool) -> anyhow::Result<()> {
+    std::fs::create_dir_all(out)?;
+    let cols: Vec<String> = {
+        let mut c: Vec<String> = report.rows.values().flat_map(|m| m.keys().cloned()).collect();
+        c.sort_by_key(|s| {
+            (s.ends_with('M'), s.trim_end_matches(['k', 'M']).parse::<u64>().unwrap_or(0))
+        });
+        c.dedup();
+        c
+    };
+    let mut md = String::new();
+    md.push_str(&format!(
+        "| metric | {} |\n|---|{}\n",
+        cols.join(" | "),
+        "---:|".repeat(cols.len())
+    ));
+    for metric in &report.order {
+        let row = &report.rows[metric];
+        let cells: Vec<String> =
+            cols.iter().map(|c| row.get(c).map_or("".into(), |v| fmt(*v))).collect();
+        md.push_str(&format!("| {metric} | {} |\n", cells.join(" | ")));
+    }
+    md.push_str(&format!(
+        "\nMachine: {} ({} cores), seed {SEED}, top 10, default weights{}.\n",
+        std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l
+                .split(':')
+                .nth(1)
+                .unwrap_or("")
+                .trim()
+                .to_owned()))
+            .unwrap_or_else(|| "unknown CPU".into()),
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        if peers { ", peers interleaved per query" } else { "" }
+    ));
+    std::fs::write(out.join("report.md"), &md)?;
+    std::fs::write(out.join("report.json"), serde_json::to_string_pretty(&report.rows)?)?;
+    println!("\n{md}");
+    println!("wrote {} and report.json", out.join("report.md").display());
+    Ok(())
+}
+
+fn fmt(v: f64) -> String {
+    if v.abs() >= 100.0 {
+        format!("{v:.0}")
+    } else if v.abs() >= 1.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.3}")
+    }
+}

@@ -1,0 +1,113 @@
+//! The peers a user would pick instead, on the same corpus and queries: tantivy (mmap directory,
+//! the keywords as an OR query, top 10) and SQLite FTS5 (a real database file, MATCH with OR,
+//! bm25, LIMIT 10). Built only with the `peers` feature.
+
+use std::path::Path;
+
+use anyhow::Context;
+use tantivy::collector::TopDocs;
+use tantivy::query::{BooleanQuery, Occur, Query, TermQuery};
+use tantivy::schema::{IndexRecordOption, Schema, Value, STORED, TEXT};
+use tantivy::{doc, Index, IndexReader, TantivyDocument, Term};
+
+use crate::corpus::CorpusMemory;
+
+fn text(m: &CorpusMemory) -> String {
+    let mut s = m.question.clone();
+    for i in &m.insights {
+        s.push(' ');
+        s.push_str(i);
+    }
+    s.push(' ');
+    s.push_str(&m.synthesis);
+    s
+}
+
+/// tantivy on an mmap directory.
+pub struct Tantivy {
+    reader: IndexReader,
+    text: tantivy::schema::Field,
+    id: tantivy::schema::Field,
+}
+
+impl Tantivy {
+    /// Indexes `memories` into `dir` (one commit).
+    pub fn build(memories: &[CorpusMemory], dir: &Path) -> anyhow::Result<Tantivy> {
+        let mut sb = Schema::builder();
+        let text_field = sb.add_text_field("text", TEXT);
+        let id_field = sb.add_u64_field("id", STORED);
+        let index = Index::create_in_dir(dir, sb.build()).context("tantivy index")?;
+        let mut writer: tantivy::IndexWriter = index.writer(200_000_000)?;
+        for (i, m) in memories.iter().enumerate() {
+            writer.add_document(doc!(text_field => text(m), id_field => i as u64))?;
+        }
+        writer.commit()?;
+        writer.wait_merging_threads()?;
+        Tantivy::open(dir)
+    }
+
+    /// Opens an existing index in `dir`.
+    pub fn open(dir: &Path) -> anyhow::Result<Tantivy> {
+        let index = Index::open_in_dir(dir)?;
+        let schema = index.schema();
+        let text = schema.get_field("text")?;
+        let id = schema.get_field("id")?;
+        let reader = index.reader()?;
+        Ok(Tantivy { reader, text, id })
+    }
+
+    /// Top 10 memory indices for the keywords as an OR query.
+    pub fn search(&self, keywords: &[String], k: usize) -> anyhow::Result<Vec<u64>> {
+        let searcher = self.reader.searcher();
+        let clauses: Vec<(Occur, Box<dyn Query>)> = keywords
+            .iter()
+            .map(|w| {
+                let q: Box<dyn Query> = Box::new(TermQuery::new(
+                    Term::from_field_text(self.text, w),
+                    IndexRecordOption::WithFreqs,
+                ));
+                (Occur::Should, q)
+            })
+            .collect();
+        let query = BooleanQuery::new(clauses);
+        let top = searcher.search(&query, &TopDocs::with_limit(k).order_by_score())?;
+        let mut out = Vec::with_capacity(top.len());
+        for (_score, addr) in top {
+            let d: TantivyDocument = searcher.doc(addr)?;
+            out.push(d.get_first(self.id).and_then(|v| v.as_u64()).unwrap_or(u64::MAX));
+        }
+        Ok(out)
+    }
+}
+
+/// SQLite FTS5 in a real database file.
+pub struct Sqlite {
+    conn: rusqlite::Connection,
+}
+
+impl Sqlite {
+    /// Creates the database at `path` and inserts `memories` in one transaction.
+    pub fn build(memories: &[CorpusMemory], path: &Path) -> anyhow::Result<Sqlite> {
+        let mut conn = rusqlite::Connection::open(path)?;
+        conn.execute_batch("PRAGMA journal_mode=WAL; CREATE VIRTUAL TABLE m USING fts5(body);")?;
+        let tx = conn.transaction()?;
+        {
+            let mut stmt = tx.prepare("INSERT INTO m(rowid, body) VALUES (?1, ?2)")?;
+            for (i, m) in memories.iter().enumerate() {
+                stmt.execute(rusqlite::params![i as i64, text(m)])?;
+            }
+        }
+        tx.commit()?;
+        Ok(Sqlite { conn })
+    }
+
+    /// Top 10 rowids for the keywords joined with OR, ranked by bm25.
+    pub fn search(&self, keywords: &[String], k: usize) -> anyhow::Result<Vec<i64>> {
+        let q = keywords.iter().map(|w| format!("\"{w}\"")).collect::<Vec<_>>().join(" OR ");
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT rowid FROM m WHERE m MATCH ?1 ORDER BY bm25(m) LIMIT ?2")?;
+        let rows = stmt.query_map(rusqlite::params![q, k as i64], |r| r.get::<_, i64>(0))?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+}
