@@ -14,8 +14,9 @@ pub mod version {
     pub const CURRENT: u32 = V1;
 }
 
-/// A task offered to an apprentice.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+/// A task offered to an apprentice. `Invitation::default()` has a limit of 10, like a
+/// decoded invitation that omits it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Invitation {
     /// What to do, in words.
     pub task: String,
@@ -37,6 +38,19 @@ pub struct Invitation {
 
 fn default_limit() -> u32 {
     10
+}
+
+impl Default for Invitation {
+    fn default() -> Invitation {
+        Invitation {
+            task: String::new(),
+            context: String::new(),
+            specialization: String::new(),
+            keywords: Vec::new(),
+            sacred_only: false,
+            limit: default_limit(),
+        }
+    }
 }
 
 /// A memory an answer used.
