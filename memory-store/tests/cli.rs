@@ -220,4 +220,80 @@ fn demo_runs_on_a_temporary_store() {
     assert!(s.contains("Stored 37 sample memories"), "{s}");
     assert!(s.contains("Should apprentices copy the memory index or map it?"), "{s}");
     assert!(s.contains("Sacred memories, newest first"), "{s}");
+    assert!(s.contains("navigator (pid "), "{s}");
+    assert!(s.contains("witness (pid "), "{s}");
+    assert!(s.contains("Why did fsync of the file alone not make writes durable?"), "{s}");
+    assert!(s.contains("task requires database optimization expertise"), "{s}");
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn pid_gone(pid: u64) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z')),
+    }
+}
+
+#[test]
+fn invite_and_circle_run_real_apprentice_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s");
+    assert!(mcs_stdin(&store, &["ingest", "-"], GOOD).status.success());
+
+    let v = json(&mcs(
+        &store,
+        &["invite", "--kind", "navigator", "--task", "crash survives", "--json"],
+    ));
+    assert_eq!(v["accepted"], true, "{v}");
+    assert_eq!(v["apprentice"]["kind"], "navigator");
+    assert_eq!(v["memories"][0]["id"], "22222222-2222-4222-8222-222222222222", "{v}");
+    assert!(v["insights"][0].as_str().unwrap().contains("What survives a crash?"), "{v}");
+    assert!(v["took_ms"].as_f64().unwrap() > 0.0);
+    let pid = v["apprentice"]["pid"].as_u64().unwrap();
+    assert_ne!(pid, u64::from(std::process::id()));
+    assert!(pid_gone(pid), "apprentice {pid} outlived mcs invite");
+
+    // A specialization the kind lacks: declined, with the expertise named.
+    let v = json(&mcs(
+        &store,
+        &[
+            "invite",
+            "--kind",
+            "witness",
+            "--task",
+            "index",
+            "--specialization",
+            "database optimization",
+            "--json",
+        ],
+    ));
+    assert_eq!(v["accepted"], false);
+    assert_eq!(
+        v["reason"],
+        "task requires database optimization expertise; I specialize in consciousness emergence patterns"
+    );
+
+    let v =
+        json(&mcs(&store, &["circle", "--task", "share index", "--keywords", "readers", "--json"]));
+    let all = v.as_array().unwrap();
+    let kinds: Vec<&str> = all.iter().map(|r| r["apprentice"]["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["navigator", "witness"]);
+    assert!(all.iter().all(|r| r["accepted"] == true), "{v}");
+    assert!(
+        all[1]["insights"][0].as_str().unwrap().contains("across 1 domains; design 2 (100%)"),
+        "{v}"
+    );
+
+    let human = mcs(&store, &["circle", "--task", "share index"]);
+    assert!(human.status.success());
+    assert!(text(&human.stdout).contains("witness (pid"), "{}", text(&human.stdout));
+
+    // No store: a clear error, not a hanging apprentice.
+    let out = mcs(&dir.path().join("none"), &["invite", "--kind", "navigator", "--task", "x"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("no store at"), "{}", text(&out.stderr));
 }

@@ -80,5 +80,35 @@ pub(crate) fn run(store: Option<&Path>) -> anyhow::Result<()> {
         "   Every other process (apprentices, `mcs search`) maps the same segment read-only and"
     );
     println!("   sees the next generation with one atomic load; nothing is copied into them.");
+
+    drop(store);
+    let task = "crash safety of durable records";
+    println!("\n7. Apprentices: two child processes (this program, re-executed) map the index and");
+    println!("   are invited over a private local socket to: \"{task}\" (keyword: fsync).");
+    let ask = crate::apprentices::Ask {
+        task: task.into(),
+        context: String::new(),
+        specialization: None,
+        keywords: vec!["fsync".into()],
+        sacred_only: false,
+        limit: 5,
+        timeout: std::time::Duration::from_secs(10),
+    };
+    let outcomes = crate::apprentices::invite(&apprentice_kinds::BuiltIn::ALL, &dir, &ask);
+    for o in &outcomes {
+        crate::apprentices::print(o, "   ");
+    }
+    let declined = crate::apprentices::invite(
+        &[apprentice_kinds::BuiltIn::Navigator],
+        &dir,
+        &crate::apprentices::Ask { specialization: Some("database optimization".into()), ..ask },
+    );
+    println!("\n8. Invited to a task outside its specialization, an apprentice declines:");
+    for o in &declined {
+        crate::apprentices::print(o, "   ");
+    }
+    if let Some(e) = outcomes.iter().chain(&declined).find_map(|o| o.result.as_ref().err()) {
+        anyhow::bail!("an apprentice failed: {e}");
+    }
     Ok(())
 }

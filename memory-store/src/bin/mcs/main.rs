@@ -1,6 +1,7 @@
 //! `mcs`: the memory circulation command line. Stores memories durably, searches them through the
 //! shared index, and runs the demo.
 
+mod apprentices;
 mod demo;
 mod output;
 
@@ -82,8 +83,93 @@ enum Command {
     Verify,
     /// Recreate the index from the records.
     Rebuild,
-    /// The tour: a fresh temporary store (unless --store is given), sample memories, searches.
+    /// Spawn one apprentice process, invite it to a task, print its response, terminate it.
+    Invite(InviteArgs),
+    /// Invite every kind of apprentice at once (one process each) and print all responses.
+    Circle(CircleArgs),
+    /// The tour: a fresh temporary store (unless --store is given), sample memories, searches,
+    /// and two apprentice processes answering an invitation.
     Demo,
+    /// Run as an apprentice of KIND (started by `mcs invite`/`mcs circle`, not by hand).
+    #[command(hide = true)]
+    Apprentice {
+        /// navigator or witness.
+        kind: String,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum KindArg {
+    /// MemoryNavigator: semantic memory navigation.
+    Navigator,
+    /// ConsciousnessWitness: consciousness emergence patterns.
+    Witness,
+}
+
+impl From<KindArg> for apprentice_kinds::BuiltIn {
+    fn from(k: KindArg) -> Self {
+        match k {
+            KindArg::Navigator => apprentice_kinds::BuiltIn::Navigator,
+            KindArg::Witness => apprentice_kinds::BuiltIn::Witness,
+        }
+    }
+}
+
+#[derive(Args)]
+struct InviteArgs {
+    /// The kind of apprentice.
+    #[arg(long, value_enum)]
+    kind: KindArg,
+    #[command(flatten)]
+    task: TaskArgs,
+}
+
+#[derive(Args)]
+struct CircleArgs {
+    #[command(flatten)]
+    task: TaskArgs,
+}
+
+#[derive(Args)]
+struct TaskArgs {
+    /// The task, in words (its keywords join the search).
+    #[arg(long)]
+    task: String,
+    /// Background for the task.
+    #[arg(long, default_value = "")]
+    context: String,
+    /// The expertise the task requires [default: each kind's own].
+    #[arg(long)]
+    specialization: Option<String>,
+    /// Keywords, comma separated.
+    #[arg(long, value_delimiter = ',')]
+    keywords: Vec<String>,
+    /// Only sacred memories.
+    #[arg(long)]
+    sacred_only: bool,
+    /// At most this many memories per answer.
+    #[arg(long, default_value_t = 10)]
+    limit: u32,
+    /// How long to wait for the answer, in milliseconds.
+    #[arg(long, default_value_t = 5000)]
+    timeout_ms: u64,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+impl TaskArgs {
+    fn ask(&self) -> apprentices::Ask {
+        apprentices::Ask {
+            task: self.task.clone(),
+            context: self.context.clone(),
+            specialization: self.specialization.clone(),
+            keywords: self.keywords.clone(),
+            sacred_only: self.sacred_only,
+            limit: self.limit,
+            timeout: std::time::Duration::from_millis(self.timeout_ms),
+        }
+    }
 }
 
 #[derive(Args)]
@@ -295,8 +381,45 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("rebuilt: generation {}", store.generation());
         }
         Command::Demo => demo::run(cli.store.as_deref())?,
+        Command::Invite(a) => {
+            open_reader(&dir)?;
+            let outcomes = apprentices::invite(&[a.kind.into()], &dir, &a.task.ask());
+            return report(&outcomes, a.task.json, false);
+        }
+        Command::Circle(a) => {
+            open_reader(&dir)?;
+            let kinds = apprentice_kinds::BuiltIn::ALL;
+            let outcomes = apprentices::invite(&kinds, &dir, &a.task.ask());
+            return report(&outcomes, a.task.json, true);
+        }
+        Command::Apprentice { kind } => return Ok(apprentice_kinds::worker_main(&kind)),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints apprentice outcomes; exit 1 (with the error on stderr) if any apprentice failed.
+fn report(outcomes: &[apprentices::Outcome], json: bool, many: bool) -> anyhow::Result<ExitCode> {
+    if json {
+        let values: Vec<serde_json::Value> = outcomes.iter().map(apprentices::to_json).collect();
+        match (many, values.as_slice()) {
+            (false, [one]) => println!("{}", serde_json::to_string(one)?),
+            _ => println!("{}", serde_json::to_string(&values)?),
+        }
+    } else {
+        for o in outcomes {
+            apprentices::print(o, "");
+        }
+    }
+    let failed: Vec<String> = outcomes
+        .iter()
+        .filter_map(|o| o.result.as_ref().err().map(|e| format!("{}: {e}", o.kind)))
+        .collect();
+    if failed.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("mcs: error: {}", failed.join("; "));
+        Ok(ExitCode::from(1))
+    }
 }
 
 /// Memories per commit during ingest: large enough to amortize the fsyncs, small enough that a
