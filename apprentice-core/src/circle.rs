@@ -180,6 +180,10 @@ fn restart(
         while member.restarts.front().is_some_and(|t| now.duration_since(*t) > policy.window) {
             member.restarts.pop_front();
         }
+        if member.restarts.is_empty() {
+            // A whole window without a restart: the apprentice was healthy; start over.
+            member.backoff = policy.initial_backoff;
+        }
         if member.restarts.len() >= policy.max_restarts {
             member.failed = Some(format!(
                 "{} restarted {} times within {:?}; marked failed",

@@ -5,6 +5,7 @@
 //!
 //! - [`corpus`] generates the bench corpus and queries from a seed, byte for byte the same on
 //!   every machine ([`corpus::generate`]).
+//! - [`cranfield`] reads the Cranfield relevance collection and computes nDCG@10, MAP and P@10.
 //! - [`naive::NaiveScan`] is the original design's search: score every memory, sort.
 //! - `peers` (feature `peers`) wraps tantivy and SQLite FTS5 on the same corpus; it is off for
 //!   `cargo test --workspace`, so the workspace builds without them.
@@ -22,6 +23,23 @@
 #![doc(test(attr(deny(warnings))))]
 
 pub mod corpus;
+pub mod cranfield;
 pub mod naive;
 #[cfg(feature = "peers")]
 pub mod peers;
+
+use std::path::PathBuf;
+
+/// A binary built beside the running one (`cargo xtask` builds the ones it needs), or an error
+/// that says how to build it.
+pub fn sibling_exe(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let path = exe.with_file_name(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    if !path.exists() {
+        anyhow::bail!(
+            "{} not found: build it with `cargo build --release --bin {name}` (cargo xtask does)",
+            path.display()
+        );
+    }
+    Ok(path)
+}

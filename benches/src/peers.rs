@@ -111,3 +111,66 @@ impl Sqlite {
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 }
+
+/// tantivy over arbitrary (id, text) documents, queried with free text: the text goes through
+/// tantivy's own default tokenizer (lowercase, no stemming, no stop words) and the tokens form
+/// an OR query ranked by BM25.
+pub struct TantivyText {
+    index: Index,
+    reader: IndexReader,
+    text: tantivy::schema::Field,
+    id: tantivy::schema::Field,
+}
+
+impl TantivyText {
+    /// Indexes `docs` into `dir` (one commit).
+    pub fn build(
+        docs: impl Iterator<Item = (u64, String)>,
+        dir: &Path,
+    ) -> anyhow::Result<TantivyText> {
+        std::fs::create_dir_all(dir)?;
+        let mut sb = Schema::builder();
+        let text = sb.add_text_field("text", TEXT);
+        let id = sb.add_u64_field("id", STORED);
+        let index = Index::create_in_dir(dir, sb.build()).context("tantivy index")?;
+        let mut writer: tantivy::IndexWriter = index.writer(50_000_000)?;
+        for (n, body) in docs {
+            writer.add_document(doc!(text => body, id => n))?;
+        }
+        writer.commit()?;
+        writer.wait_merging_threads()?;
+        let reader = index.reader()?;
+        Ok(TantivyText { index, reader, text, id })
+    }
+
+    /// The ids of the best `k` documents for `query`.
+    pub fn search_text(&self, query: &str, k: usize) -> anyhow::Result<Vec<u64>> {
+        let mut analyzer = self.index.tokenizer_for_field(self.text)?;
+        let mut terms: Vec<String> = Vec::new();
+        let mut stream = analyzer.token_stream(query);
+        stream.process(&mut |t| {
+            if !terms.contains(&t.text) {
+                terms.push(t.text.clone());
+            }
+        });
+        let clauses: Vec<(Occur, Box<dyn Query>)> = terms
+            .iter()
+            .map(|w| {
+                let q: Box<dyn Query> = Box::new(TermQuery::new(
+                    Term::from_field_text(self.text, w),
+                    IndexRecordOption::WithFreqs,
+                ));
+                (Occur::Should, q)
+            })
+            .collect();
+        let searcher = self.reader.searcher();
+        let top = searcher
+            .search(&BooleanQuery::new(clauses), &TopDocs::with_limit(k).order_by_score())?;
+        let mut out = Vec::with_capacity(top.len());
+        for (_score, addr) in top {
+            let d: TantivyDocument = searcher.doc(addr)?;
+            out.push(d.get_first(self.id).and_then(|v| v.as_u64()).unwrap_or(u64::MAX));
+        }
+        Ok(out)
+    }
+}

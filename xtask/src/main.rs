@@ -1,6 +1,230 @@
-//! `cargo xtask`: corpus generation, the bench suite with peers, relevance, fuzzing, torture.
+//! `cargo xtask`: every figure the README claims comes from here.
+//!
+//! - `corpus`: the deterministic bench corpus and queries as files.
+//! - `bench [--peers] [--large] [--quick]`: the suite (ours, and tantivy, SQLite FTS5 and a naive
+//!   scan side by side in the same run); writes `target/bench/report.{md,json}`.
+//! - `relevance [--peers]`: nDCG@10, MAP and P@10 on Cranfield (`../shared/data/cranfield`).
+//! - `fuzz [--target reader|frames] [--seconds N] [--build]`: the cargo-fuzz targets.
+//! - `torture [--kills N]`: the writer kill test at scale and the apprentice crash/restart test.
+//!
+//! xtask only parses arguments and runs cargo; the programs it runs live in `benches`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    about = "Benches, relevance, fuzzing and torture for memory circulation"
+)]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Write the deterministic bench corpus (memories.jsonl) and its queries (queries.txt).
+    Corpus {
+        /// Number of memories.
+        #[arg(long, default_value_t = 100_000)]
+        n: usize,
+        /// The seed: the same seed gives the same bytes on every machine.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Output directory.
+        #[arg(long, default_value = "target/corpus")]
+        out: PathBuf,
+    },
+    /// Run the bench suite and write target/bench/report.md and report.json.
+    Bench {
+        /// Measure tantivy and SQLite FTS5 beside us (builds them; takes a few minutes once).
+        #[arg(long)]
+        peers: bool,
+        /// Add N = 1,000,000.
+        #[arg(long)]
+        large: bool,
+        /// Only N = 10,000, fewer rounds (a smoke run).
+        #[arg(long)]
+        quick: bool,
+    },
+    /// Ranking quality on the Cranfield collection through store → segment → reader.
+    Relevance {
+        /// Also tantivy's BM25 on the same text.
+        #[arg(long)]
+        peers: bool,
+        /// The collection [default: ../shared/data/cranfield beside the workspace].
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
+    /// Run a cargo-fuzz target (installs cargo-fuzz if missing).
+    Fuzz {
+        /// Which target.
+        #[arg(long, value_enum, default_value_t = FuzzTarget::Reader)]
+        target: FuzzTarget,
+        /// How long to fuzz.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Only build the targets (what CI does).
+        #[arg(long)]
+        build: bool,
+    },
+    /// The writer kill test at scale, and apprentices crashing and restarting.
+    Torture {
+        /// How many times the writer is SIGKILLed.
+        #[arg(long, default_value_t = 1000)]
+        kills: usize,
+        /// How many times an apprentice is SIGKILLed.
+        #[arg(long, default_value_t = 200)]
+        apprentice_kills: usize,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FuzzTarget {
+    /// The segment reader on arbitrary bytes.
+    Reader,
+    /// The apprentice frame decoder on arbitrary bytes.
+    Frames,
+}
+
+impl FuzzTarget {
+    fn name(self) -> &'static str {
+        match self {
+            FuzzTarget::Reader => "reader",
+            FuzzTarget::Frames => "frames",
+        }
+    }
+}
 
 fn main() -> anyhow::Result<()> {
-    let task = std::env::args().nth(1);
-    anyhow::bail!("unknown task {task:?}: xtask subcommands arrive with their issues")
+    let cli = Cli::parse();
+    let root = workspace_root();
+    match cli.task {
+        Task::Corpus { n, seed, out } => run(cargo(&root)
+            .args(["run", "--release", "-q", "-p", "benches", "--bin", "corpus", "--"])
+            .args(["--n", &n.to_string(), "--seed", &seed.to_string(), "--out"])
+            .arg(absolute(&out)?)),
+        Task::Bench { peers, large, quick } => {
+            run(cargo(&root).args([
+                "build",
+                "--release",
+                "-p",
+                "apprentice-kinds",
+                "--bin",
+                "apprentice",
+            ]))?;
+            let mut cmd = cargo(&root);
+            cmd.args(["run", "--release", "-p", "benches", "--bin", "bench-suite"]);
+            if peers {
+                cmd.args(["--features", "peers"]);
+            }
+            cmd.arg("--").arg("--out").arg(root.join("target/bench"));
+            for (on, flag) in [(peers, "--peers"), (large, "--large"), (quick, "--quick")] {
+                if on {
+                    cmd.arg(flag);
+                }
+            }
+            run(&mut cmd)
+        }
+        Task::Relevance { peers, data } => {
+            let data = match data {
+                Some(d) => d,
+                None => root.join("../shared/data/cranfield"),
+            };
+            if !data.join("cranqrel").exists() {
+                bail!("no Cranfield collection at {} (pass --data DIR)", data.display());
+            }
+            let mut cmd = cargo(&root);
+            cmd.args(["run", "--release", "-q", "-p", "benches", "--bin", "relevance"]);
+            if peers {
+                cmd.args(["--features", "peers"]);
+            }
+            cmd.arg("--").arg("--data").arg(&data);
+            if peers {
+                cmd.arg("--peers");
+            }
+            run(&mut cmd)
+        }
+        Task::Fuzz { target, seconds, build } => fuzz(&root, target, seconds, build),
+        Task::Torture { kills, apprentice_kills } => {
+            println!("== the writer, SIGKILLed {kills} times ==");
+            run(cargo(&root)
+                .args(["test", "--release", "-q", "-p", "memory-store", "--test", "tests"])
+                .args([
+                    "kill::sigkilled_writer_loses_no_acknowledged_memory",
+                    "--",
+                    "--exact",
+                    "--nocapture",
+                ])
+                .env("MEMORY_STORE_KILLS", kills.to_string()))?;
+            println!("\n== apprentices, SIGKILLed {apprentice_kills} times ==");
+            run(cargo(&root).args([
+                "build",
+                "--release",
+                "-q",
+                "-p",
+                "apprentice-kinds",
+                "--bin",
+                "apprentice",
+            ]))?;
+            run(cargo(&root)
+                .args(["run", "--release", "-q", "-p", "benches", "--bin", "torture", "--"])
+                .args(["--kills", &apprentice_kills.to_string()]))
+        }
+    }
+}
+
+fn fuzz(root: &Path, target: FuzzTarget, seconds: u64, build: bool) -> anyhow::Result<()> {
+    let have = Command::new("cargo")
+        .args(["fuzz", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have {
+        println!("cargo-fuzz is missing: cargo install cargo-fuzz --locked");
+        run(Command::new("cargo").args(["install", "cargo-fuzz", "--locked"]))?;
+    }
+    // cargo-fuzz needs nightly flags (-Z sanitizer); this machine has one stable toolchain,
+    // which accepts them with RUSTC_BOOTSTRAP=1.
+    let mut cmd = Command::new("cargo");
+    cmd.current_dir(root.join("fuzz")).env("RUSTC_BOOTSTRAP", "1");
+    if build {
+        cmd.args(["fuzz", "build", "-O"]);
+        return run(&mut cmd);
+    }
+    let corpus = root.join("fuzz/corpus").join(target.name());
+    std::fs::create_dir_all(&corpus).with_context(|| format!("creating {}", corpus.display()))?;
+    cmd.args(["fuzz", "run", target.name()])
+        .arg(&corpus)
+        .arg("--")
+        .arg(format!("-max_total_time={seconds}"))
+        .arg("-rss_limit_mb=2048");
+    run(&mut cmd)
+}
+
+fn workspace_root() -> PathBuf {
+    // xtask/ sits at the workspace root.
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().map(Path::to_path_buf).unwrap_or(manifest)
+}
+
+fn absolute(p: &Path) -> anyhow::Result<PathBuf> {
+    Ok(if p.is_absolute() { p.to_path_buf() } else { std::env::current_dir()?.join(p) })
+}
+
+fn cargo(root: &Path) -> Command {
+    let mut c = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    c.current_dir(root);
+    c
+}
+
+fn run(cmd: &mut Command) -> anyhow::Result<()> {
+    let status = cmd.status().with_context(|| format!("running {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed ({status})");
+    }
+    Ok(())
 }

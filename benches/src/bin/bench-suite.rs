@@ -274,10 +274,78 @@ fn run_size(n: usize, peers: bool, quick: bool, report: &mut Report) -> anyhow::
         report.put("searching process file-backed RSS (MiB, shared)", &c, file / 1024.0);
     }
 
+    // Apprentices over this index.
+    apprentice_metrics(&store, &corpus, &c, report)?;
+
     // The store: durable ingest, single store, search across segments, publish-to-visible.
     if n <= 100_000 {
         store_metrics(&corpus, dir.path(), &c, report, &exe)?;
     }
+    Ok(())
+}
+
+/// Private_Dirty + Private_Clean of a process, KiB (its own memory; the shared index excluded).
+fn private_kib(pid: u32) -> anyhow::Result<f64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+        .with_context(|| format!("reading /proc/{pid}/smaps_rollup"))?;
+    let field = |name: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    };
+    Ok(field("Private_Dirty:") + field("Private_Clean:"))
+}
+
+fn apprentice_metrics(
+    store: &Path,
+    corpus: &Corpus,
+    c: &str,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    use apprentice_core::{Apprentice, Invitation, SpawnOptions};
+    let exe = benches::sibling_exe("apprentice")?;
+    let spawn = |kind: &str| -> anyhow::Result<(Apprentice, f64)> {
+        let mut cmd = Command::new(&exe);
+        cmd.arg(kind);
+        let t = Instant::now();
+        let a = Apprentice::spawn(cmd, store, &SpawnOptions::default())?;
+        Ok((a, t.elapsed().as_secs_f64() * 1e3))
+    };
+    let mut hellos = Vec::new();
+    for _ in 0..20 {
+        let (a, ms) = spawn("navigator")?;
+        hellos.push(ms);
+        a.terminate()?;
+    }
+    report.put("apprentice spawn → Hello (ms, median)", c, median(hellos));
+
+    let (navigator, _) = spawn("navigator")?;
+    let mut trips = Vec::new();
+    for q in corpus.queries.iter().take(300) {
+        let invitation = Invitation {
+            task: q.join(" "),
+            specialization: "semantic memory navigation".into(),
+            ..Invitation::default()
+        };
+        let t = Instant::now();
+        let r = navigator.invite(&invitation, Duration::from_secs(10))?;
+        trips.push(t.elapsed().as_secs_f64() * 1e3);
+        anyhow::ensure!(r.accepted, "navigator declined: {}", r.reason);
+    }
+    report.put(
+        "invitation round trip, navigator (ms, median; search + related + insights)",
+        c,
+        median(trips),
+    );
+    std::thread::sleep(Duration::from_millis(100));
+    report.put(
+        "apprentice private memory after 300 invitations (MiB; Private_Dirty + Private_Clean)",
+        c,
+        private_kib(navigator.pid())? / 1024.0,
+    );
+    navigator.terminate()?;
     Ok(())
 }
 
@@ -329,26 +397,8 @@ fn store_metrics(
     report.put("store ingest, durable (s; parse + commit + publish)", c, secs);
     report.put("store ingest throughput (memories/s)", c, lines.len() as f64 / secs);
 
-    // Search through the store's live segments vs one merged segment.
-    let queries: Vec<Query> = corpus.queries.iter().map(Query::from_keywords).collect();
-    let options = SearchOptions::default();
-    let segments = store.stats()?.segments;
-    let mut reader = Reader::open(&store_dir)?;
-    let mut hits = Hits::with_capacity(10);
-    let time_all = |reader: &mut Reader, hits: &mut Hits| -> anyhow::Result<f64> {
-        let mut v = Vec::new();
-        for _ in 0..3 {
-            for q in &queries {
-                let t = Instant::now();
-                reader.search(q, &options, hits)?;
-                v.push(t.elapsed().as_secs_f64() * 1e6);
-            }
-        }
-        Ok(stats(v).0)
-    };
-    let multi = time_all(&mut reader, &mut hits)?;
-
-    // Single durable store latency (each publishes a generation; merges included).
+    // Single durable store latency (each publishes a generation; merges included). These
+    // also leave the store with several live segments for the comparison below.
     let mut singles = Vec::new();
     for i in 0..50 {
         let mut m = Memory::new("bench", format!("single store probe {i}"));
@@ -359,7 +409,9 @@ fn store_metrics(
     }
     report.put("single store latency (ms, median, durable)", c, median(singles));
 
-    // Publish → visible in another process.
+    // Publish → visible in another process: the probe prints (generation, time seen) for every
+    // generation it sees; a store may publish twice (append, then merge), so wait for the
+    // generation the store reports after it returned.
     let mut child = Command::new(exe)
         .arg("probe-visible")
         .arg(&store_dir)
@@ -376,25 +428,52 @@ fn store_metrics(
         m.question = format!("visibility probe {i}");
         let before = now_micros();
         store.store(m)?;
-        let after = now_micros();
-        let seen: u128 = lines_out.next().context("probe-visible ended")??.trim().parse()?;
-        visible.push((seen.saturating_sub(before)) as f64 / 1e3);
-        let _ = after;
+        let target = store.generation();
+        loop {
+            let line = lines_out.next().context("probe-visible ended")??;
+            let (generation, seen) = line
+                .split_once(' ')
+                .and_then(|(g, t)| Some((g.parse::<u64>().ok()?, t.parse::<u128>().ok()?)))
+                .with_context(|| format!("probe-visible said {line:?}"))?;
+            if generation >= target {
+                visible.push(seen.saturating_sub(before) as f64 / 1e3);
+                break;
+            }
+        }
     }
     let _ = child.kill();
     let _ = child.wait();
     report.put("store → visible in another process (ms, median; incl. fsyncs)", c, median(visible));
 
+    // Search through the store's live segments vs one merged segment: keep a snapshot of the
+    // live generation, rebuild, and interleave the two per query.
+    let queries: Vec<Query> = corpus.queries.iter().map(Query::from_keywords).collect();
+    let options = SearchOptions::default();
+    let segments = store.stats()?.segments;
+    let live = Reader::open(&store_dir)?.snapshot();
     drop(store);
     let mut store = MemoryStore::open(&store_dir)?;
     store.rebuild()?;
-    let mut reader = Reader::open(&store_dir)?;
-    let merged = time_all(&mut reader, &mut hits)?;
-    report.put(
-        &format!("search p50 through the store, live segments (µs; {segments} segments)"),
-        c,
-        multi,
-    );
+    let merged = Reader::open(&store_dir)?.snapshot();
+    let mut hits = Hits::with_capacity(10);
+    let (mut t_live, mut t_merged) = (Vec::new(), Vec::new());
+    for round in 0..4 {
+        for q in &queries {
+            let t = Instant::now();
+            live.search(q, &options, &mut hits);
+            let a = t.elapsed().as_secs_f64() * 1e6;
+            let t = Instant::now();
+            merged.search(q, &options, &mut hits);
+            let b = t.elapsed().as_secs_f64() * 1e6;
+            if round > 0 {
+                t_live.push(a);
+                t_merged.push(b);
+            }
+        }
+    }
+    let (multi, merged) = (stats(t_live).0, stats(t_merged).0);
+    report.put("store's live segments before the rebuild (count)", c, segments as f64);
+    report.put("search p50 through the store, live segments (µs)", c, multi);
     report.put("search p50 through the store, one merged segment (µs)", c, merged);
     report.put("ratio live segments / merged", c, multi / merged);
     Ok(())
@@ -432,7 +511,7 @@ fn probe_visible(store: &Path) -> anyhow::Result<()> {
     loop {
         if reader.refresh()? && reader.generation() != generation {
             generation = reader.generation();
-            writeln!(out, "{}", now_micros())?;
+            writeln!(out, "{generation} {}", now_micros())?;
             out.flush()?;
         }
         std::hint::spin_loop();

@@ -1,0 +1,94 @@
+//! `relevance`: ranking quality on the Cranfield collection through the project's own path
+//! (memories → `MemoryStore` → segment → reader), and with `--peers` tantivy's BM25 on the same
+//! text. `cargo xtask relevance [--peers]` runs it.
+//!
+//! Usage: `relevance --data DIR [--peers]`.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use benches::cranfield::{Cranfield, Metrics};
+use memory_store::{Memory, MemoryStore, Query, SearchOptions};
+
+/// How deep rankings go (MAP looks past the top 10).
+const DEPTH: usize = 1000;
+
+fn doc_id(number: u32) -> uuid::Uuid {
+    let mut b = [0u8; 16];
+    b[..8].copy_from_slice(b"cranfld\0");
+    b[12..].copy_from_slice(&number.to_be_bytes());
+    uuid::Uuid::from_bytes(b)
+}
+
+fn doc_number(id: &uuid::Uuid) -> u32 {
+    let b = id.as_bytes();
+    u32::from_be_bytes([b[12], b[13], b[14], b[15]])
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let peers = args.iter().any(|a| a == "--peers");
+    let Some(data) = args.iter().position(|a| a == "--data").and_then(|i| args.get(i + 1)) else {
+        bail!("usage: relevance --data DIR [--peers]");
+    };
+    if peers && !cfg!(feature = "peers") {
+        bail!("--peers needs the `peers` feature (cargo xtask relevance --peers builds it)");
+    }
+    let c = Cranfield::load(&PathBuf::from(data))?;
+
+    let dir = tempfile::tempdir()?;
+    let mut store = MemoryStore::open(dir.path().join("store"))?;
+    let epoch = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
+    let memories: Vec<Memory> = c
+        .docs
+        .iter()
+        .map(|d| {
+            let mut m = Memory::new("cranfield", d.title.clone());
+            m.id = doc_id(d.number);
+            m.synthesis = d.text.clone();
+            m.timestamp = epoch;
+            m
+        })
+        .collect();
+    store.store_batch(memories).context("storing the collection")?;
+
+    let mut rows: Vec<(String, Metrics)> = Vec::new();
+    let mut jaccard = Metrics::default();
+    let options = SearchOptions { limit: DEPTH, ..SearchOptions::default() };
+    for (i, text) in c.queries.iter().enumerate() {
+        let results = store.search(&Query::from_text(text), &options)?;
+        let ranking: Vec<u32> = results.hits.iter().map(|h| doc_number(&h.id)).collect();
+        jaccard.add(&c, i as u32 + 1, &ranking);
+    }
+    rows.push(("jaccard".into(), jaccard));
+
+    #[cfg(feature = "peers")]
+    if peers {
+        let t = benches::peers::TantivyText::build(
+            c.docs.iter().map(|d| (u64::from(d.number), format!("{} {}", d.title, d.text))),
+            &dir.path().join("tantivy"),
+        )?;
+        let mut bm25 = Metrics::default();
+        for (i, text) in c.queries.iter().enumerate() {
+            let ranking: Vec<u32> =
+                t.search_text(text, DEPTH)?.into_iter().map(|n| n as u32).collect();
+            bm25.add(&c, i as u32 + 1, &ranking);
+        }
+        rows.push(("tantivy bm25 (peer)".into(), bm25));
+    }
+
+    println!(
+        "Cranfield: {} documents, {} queries, ranked to depth {DEPTH}",
+        c.docs.len(),
+        c.queries.len()
+    );
+    println!("nDCG@10: gain 2^(5-grade)-1 over grades 1-4; MAP and P@10: grades 1-3 relevant;");
+    println!("queries with no grade 1-3 document are skipped (as trec_eval does).\n");
+    println!("| ranking | nDCG@10 | MAP | P@10 | queries |");
+    println!("|---|---:|---:|---:|---:|");
+    for (name, m) in &rows {
+        let (ndcg, map, p10, n) = m.means();
+        println!("| {name} | {ndcg:.4} | {map:.4} | {p10:.4} | {n} |");
+    }
+    Ok(())
+}
