@@ -1,4 +1,4 @@
-//! Criterion benches of the hot paths: segment build, open (map + validate), search.
+//! Criterion benches of the hot paths: segment build, open (map + validate), search, related.
 //! The 100,000-memory corpus is the deterministic one of `benches::corpus` (seed 42).
 
 use std::hint::black_box;
@@ -48,6 +48,28 @@ fn benches(c: &mut Criterion) {
                 for q in &queries {
                     hits.clear();
                     segment.search(q, &options, &deleted, 0, hits);
+                    black_box(hits.len());
+                }
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    // related(): a memory's own keywords (15-60) as the query, itself excluded.
+    let related: Vec<(Query, SearchOptions)> = (0..100u32)
+        .filter_map(|i| {
+            let ordinal = i * 997 % segment.len();
+            let q = segment.query_for(ordinal)?;
+            let exclude = segment.doc(ordinal).map(|d| d.id());
+            Some((q, SearchOptions { limit: 3, exclude, ..SearchOptions::default() }))
+        })
+        .collect();
+    g.bench_function("100_related_top3_100k", |b| {
+        b.iter_batched_ref(
+            || Hits::with_capacity(3),
+            |hits| {
+                for (q, o) in &related {
+                    hits.clear();
+                    segment.search(q, o, &deleted, 0, hits);
                     black_box(hits.len());
                 }
             },
