@@ -28,6 +28,8 @@ impl Clone for Query {
 struct Cursor {
     pos: usize,
     end: usize,
+    /// The term's ordinal in the segment's term table (what forward lists hold).
+    term: u32,
 }
 
 impl Query {
@@ -347,7 +349,14 @@ impl<B: Storage> Segment<B> {
     /// run, in windows of a few hundred ordinals. Before each window the best score any later
     /// document of the run could reach (the largest possible Jaccard part plus the boost of the
     /// window's first document) is compared with the current k-th hit; when it cannot enter,
-    /// the rest of the run is skipped. Results are exact.
+    /// the rest of the run is skipped.
+    ///
+    /// Once the top-k is full, the same bound says how many query keywords `r` a document must
+    /// have to enter. Such a document has at least one of the `present - r + 1` rarest keywords
+    /// (pigeonhole), so only those keywords' postings are walked ("essential" terms); the
+    /// candidates' other keywords are looked up in their forward lists. Common keywords, whose
+    /// postings are most of the work, are thus skipped as soon as the bar rises. Results are
+    /// exact.
     pub fn search(
         &self,
         query: &Query,
@@ -381,7 +390,7 @@ impl<B: Storage> Segment<B> {
             if let Some(t) = find_term(d, kw) {
                 let pos = posting_offsets[t].to_native() as usize;
                 let end = (posting_offsets[t + 1].to_native() as usize).min(postings.len());
-                cursors.push(Cursor { pos: pos.min(end), end });
+                cursors.push(Cursor { pos: pos.min(end), end, term: t as u32 });
             }
         }
         if cursors.is_empty() {
@@ -390,30 +399,55 @@ impl<B: Storage> Segment<B> {
         let q = query.keywords.len() as u32;
         let present = cursors.len() as u32;
         let min_kw = d.min_keywords.to_native().max(1);
-        // The largest Jaccard part any document can have: r matched of q, |D| >= max(min_kw, r).
-        let j_max = (1..=present)
-            .map(|r| f64::from(r) / f64::from(q + min_kw.max(r) - r))
-            .fold(0.0f64, f64::max);
+        // The largest Jaccard part a document matching r keywords can have (|D| >= min_kw, r).
+        let j_of = |r: u32| f64::from(r) / (f64::from(q) + f64::from(min_kw.max(r)) - f64::from(r));
+        let j_max = j_of(present);
+        // Rarest first: the essential terms are always a prefix.
+        cursors.sort_unstable_by_key(|c| c.end - c.pos);
 
         let keyword_counts = d.keyword_counts.as_slice();
         let scores = d.scores.as_slice();
         let ids = d.ids.as_slice();
         let timestamps = d.timestamps.as_slice();
         let domain_of = d.domain_of.as_slice();
+        let forward_offsets = d.forward_offsets.as_slice();
+        let forward_terms = d.forward_terms.as_slice();
         let runs: [(u32, u32, bool); 2] = [(0, sacred_count, true), (sacred_count, n, false)];
         let runs = if options.sacred_only { &runs[..1] } else { &runs[..] };
         let Hits { acc, touched, .. } = hits;
         let (mut acc, mut touched) = (std::mem::take(acc), std::mem::take(touched));
+        // Float slack for bounds, which add the same parts in another order than `score`.
+        const SLACK: f64 = 1e-9;
 
         for &(start, end, sacred) in runs {
             for c in cursors.iter_mut() {
                 c.pos = seek(postings, c.pos, c.end, start);
             }
+            let mut essential = cursors.len();
+            // No document before this ordinal is left to visit in the run.
+            let mut next_min = start;
             let sacred_boost = if sacred { options.w_sacred } else { 0.0 };
             loop {
-                // The next window starts at the smallest ordinal any cursor points to.
+                let score_ub = if options.w_score >= 0.0 {
+                    options.w_score
+                        * f64::from(scores.get(next_min as usize).map_or(1.0, |s| s.to_native()))
+                } else {
+                    0.0
+                };
+                // How many terms must match to enter (1 while the top-k is not full).
+                let mut r_need = 1;
+                if let Some(bar) = hits.bar(k) {
+                    if j_max + score_ub + sacred_boost + SLACK < bar {
+                        break;
+                    }
+                    while r_need < present && j_of(r_need) + score_ub + sacred_boost + SLACK < bar {
+                        r_need += 1;
+                    }
+                }
+                let wanted = (present - r_need + 1) as usize;
+                // The next window starts at the smallest ordinal an essential cursor points to.
                 let mut w = u32::MAX;
-                for c in cursors.iter() {
+                for c in cursors.iter().take(wanted) {
                     if c.pos < c.end {
                         w = w.min(postings[c.pos].to_native());
                     }
@@ -421,6 +455,7 @@ impl<B: Storage> Segment<B> {
                 if w >= end {
                     break;
                 }
+                // A tighter bound from the window's own first document.
                 let score_ub = if options.w_score >= 0.0 {
                     options.w_score
                         * f64::from(scores.get(w as usize).map_or(1.0, |s| s.to_native()))
@@ -428,12 +463,21 @@ impl<B: Storage> Segment<B> {
                     0.0
                 };
                 if let Some(bar) = hits.bar(k) {
-                    if j_max + score_ub + sacred_boost < bar {
+                    if j_max + score_ub + sacred_boost + SLACK < bar {
                         break;
                     }
                 }
+                if wanted > essential {
+                    // Never happens on a valid segment (the bar only rises and the boost only
+                    // falls inside a run); keep cursors that rejoin in step anyway.
+                    for c in cursors.iter_mut().take(wanted).skip(essential) {
+                        c.pos = seek(postings, c.pos, c.end, w);
+                    }
+                }
+                essential = wanted;
                 let wend = end.min(w.saturating_add(WINDOW as u32));
-                for c in cursors.iter_mut() {
+                next_min = wend;
+                for c in cursors.iter_mut().take(essential) {
                     while c.pos < c.end {
                         let o = postings[c.pos].to_native();
                         if o >= wend {
@@ -452,8 +496,9 @@ impl<B: Storage> Segment<B> {
                         acc[slot] = acc[slot].saturating_add(1);
                     }
                 }
+                let others = &cursors[essential.min(cursors.len())..];
                 for &slot in touched.iter() {
-                    let overlap = u32::from(std::mem::take(&mut acc[slot as usize]));
+                    let mut overlap = u32::from(std::mem::take(&mut acc[slot as usize]));
                     let o = w + u32::from(slot);
                     let oi = o as usize;
                     if deleted.contains(o) {
@@ -464,8 +509,26 @@ impl<B: Storage> Segment<B> {
                             continue;
                         }
                     }
-                    let dk = keyword_counts.get(oi).map_or(overlap, |x| x.to_native().max(overlap));
                     let s = scores.get(oi).map_or(0.0, |x| x.to_native());
+                    if !others.is_empty() {
+                        if let Some(bar) = hits.bar(k) {
+                            let boost = options.w_score * f64::from(s)
+                                + if sacred { options.w_sacred } else { 0.0 };
+                            let most = overlap + others.len() as u32;
+                            if j_of(most) + boost + SLACK < bar {
+                                continue;
+                            }
+                        }
+                        let a = forward_offsets.get(oi).map_or(0, |x| x.to_native() as usize);
+                        let b = forward_offsets.get(oi + 1).map_or(0, |x| x.to_native() as usize);
+                        let terms = forward_terms.get(a..b).unwrap_or(&[]);
+                        for c in others {
+                            if terms.binary_search_by(|t| t.to_native().cmp(&c.term)).is_ok() {
+                                overlap += 1;
+                            }
+                        }
+                    }
+                    let dk = keyword_counts.get(oi).map_or(overlap, |x| x.to_native().max(overlap));
                     let total = score(overlap, q, dk, s, sacred, options);
                     if let Some(bar) = hits.bar(k) {
                         if total < bar {

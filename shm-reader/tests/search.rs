@@ -25,6 +25,28 @@ proptest! {
     }
 
     #[test]
+    fn long_queries_over_several_windows_equal_brute_force(
+        docs in proptest::collection::vec(doc_strategy(), 600..1500),
+        query in proptest::collection::vec((0usize..VOCAB.len()).prop_map(|i| VOCAB[i].to_string()), 5..24),
+        options in options_strategy(),
+    ) {
+        // Long (related-style) queries over more documents than one window: this is where the
+        // essential-term pruning and the forward-list lookups take over once the top-k fills.
+        let mut docs = docs;
+        docs.sort_by_key(|d| d.id);
+        docs.dedup_by_key(|d| d.id);
+        let segment = segment_of(&docs, 1);
+        let q = Query::from_keywords(&query);
+        let mut hits = Hits::with_capacity(16);
+        segment.search(&q, &options, &DeletedSet::empty(), 0, &mut hits);
+        let got: Vec<_> = hits.iter().map(|h| (h.id, h.score)).collect();
+        assert_same(&got, &brute_force(&docs, q.keywords(), &options))?;
+        for h in hits.iter() {
+            prop_assert_eq!(segment.explain(&q, h.ordinal, &options).unwrap().overlap, h.overlap);
+        }
+    }
+
+    #[test]
     fn deletions_are_never_returned(docs in corpus_strategy(60), query in query_strategy(), delete_every in 2usize..5) {
         let segment = segment_of(&docs, 1);
         let deleted_ordinals: Vec<u32> = (0..segment.len()).filter(|o| (*o as usize).is_multiple_of(delete_every)).collect();
