@@ -28,15 +28,24 @@ pub(crate) fn for_each_token(text: &str, mut f: impl FnMut(&str)) {
         token.clear();
         *chars = 0;
     };
-    for c in text.chars() {
-        if c.is_ascii() {
-            if c.is_ascii_alphanumeric() {
-                token.push(c.to_ascii_lowercase());
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b.is_ascii() {
+            // The common case, byte by byte: no char decoding.
+            if b.is_ascii_alphanumeric() {
+                token.push(char::from(b.to_ascii_lowercase()));
                 chars += 1;
             } else {
                 flush(&mut token, &mut chars);
             }
-        } else if c.is_alphanumeric() {
+            i += 1;
+            continue;
+        }
+        let Some(c) = text.get(i..).and_then(|rest| rest.chars().next()) else { break };
+        i += c.len_utf8();
+        if c.is_alphanumeric() {
             for lower in c.to_lowercase() {
                 token.push(lower);
                 chars += 1;
