@@ -132,6 +132,36 @@ pub fn invitation_query(invitation: &Invitation) -> Query {
     )
 }
 
+/// The first step of every kind: the invitation's query, searched with `limit` into `hits`.
+/// Returns the query and its keywords joined for messages, or the declining response when the
+/// invitation has no keywords (`purpose` says what for) or the index cannot be read.
+pub(crate) fn search_invitation(
+    invitation: &Invitation,
+    purpose: &str,
+    limit: usize,
+    memory: &mut shm_reader::Reader,
+    hits: &mut shm_reader::Hits,
+) -> Result<(Query, SearchOptions, String), apprentice_core::Response> {
+    let query = invitation_query(invitation);
+    if query.is_empty() {
+        return Err(apprentice_core::Response::declined(
+            format!(
+                "the invitation has no keywords {purpose} (its task and keywords are all stop words or empty)"
+            ),
+            0.0,
+        ));
+    }
+    let asked = query.keywords().join(", ");
+    let options = options_for(invitation, limit);
+    if let Err(e) = memory.search(&query, &options, hits) {
+        return Err(apprentice_core::Response::declined(
+            format!("could not read the memory index: {e}"),
+            0.0,
+        ));
+    }
+    Ok((query, options, asked))
+}
+
 /// The memory id as UUID text.
 pub(crate) fn id_text(id: &[u8; 16]) -> String {
     uuid::Uuid::from_bytes(*id).hyphenated().to_string()

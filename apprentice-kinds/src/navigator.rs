@@ -3,7 +3,7 @@
 use apprentice_core::{Invitation, Kind, MemoryUsed, Response};
 use shm_reader::{Hits, Reader};
 
-use crate::{clip, id_text, invitation_query, limit_of, options_for};
+use crate::{clip, id_text, limit_of, options_for, search_invitation};
 
 pub(crate) const NAME: &str = "navigator";
 pub(crate) const SPECIALIZATION: &str = "semantic memory navigation";
@@ -53,18 +53,12 @@ impl Kind for MemoryNavigator {
     }
 
     fn consider(&mut self, invitation: &Invitation, memory: &mut Reader) -> Response {
-        let query = invitation_query(invitation);
-        if query.is_empty() {
-            return Response::declined(
-                "the invitation has no keywords to navigate by (its task and keywords are all stop words or empty)",
-                0.0,
-            );
-        }
-        let asked = query.keywords().join(", ");
-        let options = options_for(invitation, limit_of(invitation));
-        if let Err(e) = memory.search(&query, &options, &mut self.hits) {
-            return Response::declined(format!("could not read the memory index: {e}"), 0.0);
-        }
+        let limit = limit_of(invitation);
+        let (query, options, asked) =
+            match search_invitation(invitation, "to navigate by", limit, memory, &mut self.hits) {
+                Ok(found) => found,
+                Err(declined) => return declined,
+            };
         let generation = memory.generation();
         if self.hits.is_empty() {
             return Response {

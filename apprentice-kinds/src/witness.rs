@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use apprentice_core::{Invitation, Kind, MemoryUsed, Response};
 use shm_reader::{Hits, Reader};
 
-use crate::{id_text, invitation_query, options_for};
+use crate::{id_text, search_invitation};
 
 pub(crate) const NAME: &str = "witness";
 pub(crate) const SPECIALIZATION: &str = "consciousness emergence patterns";
@@ -56,18 +56,16 @@ impl Kind for ConsciousnessWitness {
     }
 
     fn consider(&mut self, invitation: &Invitation, memory: &mut Reader) -> Response {
-        let query = invitation_query(invitation);
-        if query.is_empty() {
-            return Response::declined(
-                "the invitation has no keywords to read patterns around (its task and keywords are all stop words or empty)",
-                0.0,
-            );
-        }
-        let asked = query.keywords().join(", ");
-        let options = options_for(invitation, SAMPLE);
-        if let Err(e) = memory.search(&query, &options, &mut self.hits) {
-            return Response::declined(format!("could not read the memory index: {e}"), 0.0);
-        }
+        let (query, _, asked) = match search_invitation(
+            invitation,
+            "to read patterns around",
+            SAMPLE,
+            memory,
+            &mut self.hits,
+        ) {
+            Ok(found) => found,
+            Err(declined) => return declined,
+        };
         let mut seen = Vec::with_capacity(self.hits.len());
         let mut co: BTreeMap<&str, usize> = BTreeMap::new();
         for hit in self.hits.iter() {

@@ -23,6 +23,35 @@ fn text(m: &CorpusMemory) -> String {
     s
 }
 
+/// The best `k` documents for `terms` as an OR query (BM25), as the values of their `id` field.
+fn top_ids(
+    reader: &IndexReader,
+    text: tantivy::schema::Field,
+    id: tantivy::schema::Field,
+    terms: &[String],
+    k: usize,
+) -> anyhow::Result<Vec<u64>> {
+    let clauses: Vec<(Occur, Box<dyn Query>)> = terms
+        .iter()
+        .map(|w| {
+            let q: Box<dyn Query> = Box::new(TermQuery::new(
+                Term::from_field_text(text, w),
+                IndexRecordOption::WithFreqs,
+            ));
+            (Occur::Should, q)
+        })
+        .collect();
+    let searcher = reader.searcher();
+    let top =
+        searcher.search(&BooleanQuery::new(clauses), &TopDocs::with_limit(k).order_by_score())?;
+    let mut out = Vec::with_capacity(top.len());
+    for (_score, addr) in top {
+        let d: TantivyDocument = searcher.doc(addr)?;
+        out.push(d.get_first(id).and_then(|v| v.as_u64()).unwrap_or(u64::MAX));
+    }
+    Ok(out)
+}
+
 /// tantivy on an mmap directory.
 pub struct Tantivy {
     reader: IndexReader,
@@ -58,25 +87,7 @@ impl Tantivy {
 
     /// Top 10 memory indices for the keywords as an OR query.
     pub fn search(&self, keywords: &[String], k: usize) -> anyhow::Result<Vec<u64>> {
-        let searcher = self.reader.searcher();
-        let clauses: Vec<(Occur, Box<dyn Query>)> = keywords
-            .iter()
-            .map(|w| {
-                let q: Box<dyn Query> = Box::new(TermQuery::new(
-                    Term::from_field_text(self.text, w),
-                    IndexRecordOption::WithFreqs,
-                ));
-                (Occur::Should, q)
-            })
-            .collect();
-        let query = BooleanQuery::new(clauses);
-        let top = searcher.search(&query, &TopDocs::with_limit(k).order_by_score())?;
-        let mut out = Vec::with_capacity(top.len());
-        for (_score, addr) in top {
-            let d: TantivyDocument = searcher.doc(addr)?;
-            out.push(d.get_first(self.id).and_then(|v| v.as_u64()).unwrap_or(u64::MAX));
-        }
-        Ok(out)
+        top_ids(&self.reader, self.text, self.id, keywords, k)
     }
 }
 
@@ -153,24 +164,6 @@ impl TantivyText {
                 terms.push(t.text.clone());
             }
         });
-        let clauses: Vec<(Occur, Box<dyn Query>)> = terms
-            .iter()
-            .map(|w| {
-                let q: Box<dyn Query> = Box::new(TermQuery::new(
-                    Term::from_field_text(self.text, w),
-                    IndexRecordOption::WithFreqs,
-                ));
-                (Occur::Should, q)
-            })
-            .collect();
-        let searcher = self.reader.searcher();
-        let top = searcher
-            .search(&BooleanQuery::new(clauses), &TopDocs::with_limit(k).order_by_score())?;
-        let mut out = Vec::with_capacity(top.len());
-        for (_score, addr) in top {
-            let d: TantivyDocument = searcher.doc(addr)?;
-            out.push(d.get_first(self.id).and_then(|v| v.as_u64()).unwrap_or(u64::MAX));
-        }
-        Ok(out)
+        top_ids(&self.reader, self.text, self.id, &terms, k)
     }
 }

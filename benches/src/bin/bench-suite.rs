@@ -235,31 +235,65 @@ fn run_size(n: usize, peers: bool, quick: bool, report: &mut Report) -> anyhow::
             }
         }
     }
+    // Back to back, without peers in between: what a process that only searches sees.
+    let mut alone = Vec::new();
+    for _ in 0..rounds {
+        for q in &queries {
+            let t = Instant::now();
+            reader.search(q, &options, &mut hits)?;
+            alone.push(t.elapsed().as_secs_f64() * 1e6);
+            std::hint::black_box(hits.len());
+        }
+    }
+    #[cfg(feature = "peers")]
+    let tantivy_alone = match &peer_set {
+        Some(p) => {
+            let mut v = Vec::new();
+            for _ in 0..rounds {
+                for q in &corpus.queries {
+                    let t = Instant::now();
+                    std::hint::black_box(p.tantivy.search(q, 10)?);
+                    v.push(t.elapsed().as_secs_f64() * 1e6);
+                }
+            }
+            Some(stats(v))
+        }
+        None => None,
+    };
     let (p50, p99, mean) = stats(ours);
-    report.put("search p50 (µs), ours", &c, p50);
-    report.put("search p99 (µs), ours", &c, p99);
-    report.put("search mean (µs), ours", &c, mean);
+    let (a50, a99, _) = stats(alone);
+    report.put("search p50 (µs), ours, back to back", &c, a50);
+    report.put("search p99 (µs), ours, back to back", &c, a99);
+    #[cfg(feature = "peers")]
+    if let Some((t50, t99, _)) = tantivy_alone {
+        report.put("search p50 (µs), tantivy, back to back", &c, t50);
+        report.put("search p99 (µs), tantivy, back to back", &c, t99);
+        report.put("ratio p50 tantivy / ours, back to back", &c, t50 / a50);
+    }
+    report.put("search p50 (µs), ours, interleaved with peers", &c, p50);
+    report.put("search p99 (µs), ours, interleaved with peers", &c, p99);
+    report.put("search mean (µs), ours, interleaved with peers", &c, mean);
     report.put("allocations per search, ours", &c, allocs as f64 / searches.max(1) as f64);
     if !naive_t.is_empty() {
         let (np50, np99, nmean) = stats(naive_t);
         report.put("search p50 (µs), naive linear scan", &c, np50);
         report.put("search p99 (µs), naive linear scan", &c, np99);
         report.put("search mean (µs), naive linear scan", &c, nmean);
-        report.put("ratio p50 naive / ours (x faster)", &c, np50 / p50);
+        report.put("ratio p50 naive / ours", &c, np50 / p50);
     }
     #[cfg(feature = "peers")]
     if peer_set.is_some() {
         let (tp50, tp99, tmean) = stats(tantivy_t);
         let (sp50, sp99, smean) = stats(sqlite_t);
-        report.put("search p50 (µs), tantivy", &c, tp50);
-        report.put("search p99 (µs), tantivy", &c, tp99);
-        report.put("search mean (µs), tantivy", &c, tmean);
-        report.put("search p50 (µs), sqlite fts5", &c, sp50);
-        report.put("search p99 (µs), sqlite fts5", &c, sp99);
-        report.put("search mean (µs), sqlite fts5", &c, smean);
-        report.put("ratio p50 tantivy / ours (x faster)", &c, tp50 / p50);
-        report.put("ratio p99 tantivy / ours (x faster)", &c, tp99 / p99);
-        report.put("ratio p50 sqlite / ours (x faster)", &c, sp50 / p50);
+        report.put("search p50 (µs), tantivy, interleaved", &c, tp50);
+        report.put("search p99 (µs), tantivy, interleaved", &c, tp99);
+        report.put("search mean (µs), tantivy, interleaved", &c, tmean);
+        report.put("search p50 (µs), sqlite fts5, interleaved", &c, sp50);
+        report.put("search p99 (µs), sqlite fts5, interleaved", &c, sp99);
+        report.put("search mean (µs), sqlite fts5, interleaved", &c, smean);
+        report.put("ratio p50 tantivy / ours, interleaved", &c, tp50 / p50);
+        report.put("ratio p99 tantivy / ours, interleaved", &c, tp99 / p99);
+        report.put("ratio p50 sqlite / ours, interleaved", &c, sp50 / p50);
     }
 
     // RSS of a fresh searching process.
@@ -346,6 +380,22 @@ fn apprentice_metrics(
         private_kib(navigator.pid())? / 1024.0,
     );
     navigator.terminate()?;
+
+    let (witness, _) = spawn("witness")?;
+    let mut trips = Vec::new();
+    for q in corpus.queries.iter().take(300) {
+        let invitation = Invitation {
+            task: q.join(" "),
+            specialization: "consciousness emergence patterns".into(),
+            ..Invitation::default()
+        };
+        let t = Instant::now();
+        let r = witness.invite(&invitation, Duration::from_secs(10))?;
+        trips.push(t.elapsed().as_secs_f64() * 1e3);
+        anyhow::ensure!(r.accepted, "witness declined: {}", r.reason);
+    }
+    report.put("invitation round trip, witness (ms, median; one search of 200)", c, median(trips));
+    witness.terminate()?;
     Ok(())
 }
 
