@@ -1,6 +1,6 @@
 //! The witness: reads patterns across the memories an invitation is about.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use apprentice_core::{Invitation, Kind, MemoryUsed, Response};
 use shm_reader::{Hits, Reader};
@@ -67,7 +67,7 @@ impl Kind for ConsciousnessWitness {
             Err(declined) => return declined,
         };
         let mut seen = Vec::with_capacity(self.hits.len());
-        let mut co: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut co: HashMap<&str, usize> = HashMap::with_capacity(4096);
         for hit in self.hits.iter() {
             let Some(doc) = memory.doc(hit) else { continue };
             for k in doc.keywords() {
@@ -148,7 +148,12 @@ impl Kind for ConsciousnessWitness {
 
         // Co-occurring keywords.
         let mut pairs: Vec<(&str, usize)> = co.into_iter().collect();
-        pairs.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        let by_count = |a: &(&str, usize), b: &(&str, usize)| b.1.cmp(&a.1).then(a.0.cmp(b.0));
+        if pairs.len() > 5 {
+            pairs.select_nth_unstable_by(4, by_count);
+            pairs.truncate(5);
+        }
+        pairs.sort_by(by_count);
         let shown: Vec<String> =
             pairs.iter().take(5).map(|(k, c)| format!("{k} ({c} of {n})")).collect();
         if !shown.is_empty() {

@@ -512,10 +512,16 @@ impl<B: Storage> Segment<B> {
                     let s = scores.get(oi).map_or(0.0, |x| x.to_native());
                     if !others.is_empty() {
                         if let Some(bar) = hits.bar(k) {
+                            // The best this document can do if it has every other keyword,
+                            // with its own keyword count: skips the forward-list lookups (cache
+                            // misses) for most candidates of long queries.
                             let boost = options.w_score * f64::from(s)
                                 + if sacred { options.w_sacred } else { 0.0 };
                             let most = overlap + others.len() as u32;
-                            if j_of(most) + boost + SLACK < bar {
+                            let dk = keyword_counts.get(oi).map_or(0, |x| x.to_native()).max(most);
+                            let j =
+                                f64::from(most) / (f64::from(q) + f64::from(dk) - f64::from(most));
+                            if j + boost + SLACK < bar {
                                 continue;
                             }
                         }

@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
@@ -19,12 +18,26 @@ use semantic_index::SegmentBuilder;
 use shm_reader::{Hits, Query, Reader, SearchOptions};
 
 struct Counting;
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// Allocations made by this thread: peers run background threads (tantivy's searcher
+    /// pool), which must not be charged to our searches.
+    static ALLOCATIONS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+fn count_allocation() {
+    // `try_with`: allocations during thread teardown are not ours to count.
+    let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+}
+
+fn allocations() -> u64 {
+    ALLOCATIONS.try_with(std::cell::Cell::get).unwrap_or(0)
+}
 
 // SAFETY: forwards every call to the system allocator unchanged; only counts.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        count_allocation();
         // SAFETY: the caller upholds GlobalAlloc's contract, which System needs.
         unsafe { System.alloc(layout) }
     }
@@ -33,7 +46,7 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        count_allocation();
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -202,11 +215,11 @@ fn run_size(n: usize, peers: bool, quick: bool, report: &mut Report) -> anyhow::
     let mut searches = 0u64;
     for round in 0..=rounds {
         for (qi, q) in queries.iter().enumerate() {
-            let a0 = ALLOCATIONS.load(Ordering::Relaxed);
+            let a0 = allocations();
             let t = Instant::now();
             reader.search(q, &options, &mut hits)?;
             let dt = t.elapsed().as_secs_f64() * 1e6;
-            let a1 = ALLOCATIONS.load(Ordering::Relaxed);
+            let a1 = allocations();
             std::hint::black_box(hits.len());
             if round > 0 {
                 ours.push(dt);
