@@ -243,7 +243,7 @@ fn encode(seq: u64, entries: &[Entry]) -> Vec<u8> {
         commit: FooterBody {
             seq,
             entries: entries.len() as u64,
-            xxh3: format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&out)),
+            xxh3: format!("{:016x}", twox_hash::XxHash3_64::oneshot(&out)),
         },
     };
     if serde_json::to_writer(&mut out, &footer).is_ok() {
@@ -271,7 +271,7 @@ fn read_file(path: &Path, seq: u64) -> Result<Vec<Entry>, RecordsError> {
     let lines = body.iter().filter(|&&b| b == b'\n').count();
     let footer: Footer = serde_json::from_slice(footer)
         .map_err(|e| corrupt(lines + 1, format!("bad footer: {e}")))?;
-    let sum = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(body));
+    let sum = format!("{:016x}", twox_hash::XxHash3_64::oneshot(body));
     if footer.commit.xxh3 != sum {
         return Err(corrupt(
             lines + 1,

@@ -177,7 +177,7 @@ impl Manifest {
         out.extend_from_slice(&MANIFEST_VERSION.to_le_bytes());
         out.extend_from_slice(&0u32.to_le_bytes());
         out.extend_from_slice(&(body.len() as u64).to_le_bytes());
-        out.extend_from_slice(&xxhash_rust::xxh3::xxh3_64(&body).to_le_bytes());
+        out.extend_from_slice(&twox_hash::XxHash3_64::oneshot(&body).to_le_bytes());
         out.extend_from_slice(&body);
         out
     }
@@ -200,7 +200,7 @@ impl Manifest {
         if body_len != (bytes.len() - MANIFEST_HEADER_LEN) as u64 {
             return Err(ManifestError::Length { at: bytes.len() });
         }
-        if xxhash_rust::xxh3::xxh3_64(&bytes[MANIFEST_HEADER_LEN..]) != checksum {
+        if twox_hash::XxHash3_64::oneshot(&bytes[MANIFEST_HEADER_LEN..]) != checksum {
             return Err(ManifestError::Checksum);
         }
         let generation = r.u64()?;
