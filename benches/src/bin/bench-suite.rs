@@ -368,23 +368,27 @@ fn apprentice_metrics(
     }
     report.put("apprentice spawn → Hello (ms, median)", c, median(hellos));
 
+    // The median round trip of 300 invitations built from the bench queries.
+    let round_trips = |a: &Apprentice| -> anyhow::Result<f64> {
+        let mut trips = Vec::new();
+        for q in corpus.queries.iter().take(300) {
+            let invitation = Invitation {
+                task: q.join(" "),
+                specialization: a.specialization().to_owned(),
+                ..Invitation::default()
+            };
+            let t = Instant::now();
+            let r = a.invite(&invitation, Duration::from_secs(10))?;
+            trips.push(t.elapsed().as_secs_f64() * 1e3);
+            anyhow::ensure!(r.accepted, "{} declined: {}", a.kind(), r.reason);
+        }
+        Ok(median(trips))
+    };
     let (navigator, _) = spawn("navigator")?;
-    let mut trips = Vec::new();
-    for q in corpus.queries.iter().take(300) {
-        let invitation = Invitation {
-            task: q.join(" "),
-            specialization: "semantic memory navigation".into(),
-            ..Invitation::default()
-        };
-        let t = Instant::now();
-        let r = navigator.invite(&invitation, Duration::from_secs(10))?;
-        trips.push(t.elapsed().as_secs_f64() * 1e3);
-        anyhow::ensure!(r.accepted, "navigator declined: {}", r.reason);
-    }
     report.put(
         "invitation round trip, navigator (ms, median; search + related + insights)",
         c,
-        median(trips),
+        round_trips(&navigator)?,
     );
     std::thread::sleep(Duration::from_millis(100));
     report.put(
@@ -395,19 +399,11 @@ fn apprentice_metrics(
     navigator.terminate()?;
 
     let (witness, _) = spawn("witness")?;
-    let mut trips = Vec::new();
-    for q in corpus.queries.iter().take(300) {
-        let invitation = Invitation {
-            task: q.join(" "),
-            specialization: "consciousness emergence patterns".into(),
-            ..Invitation::default()
-        };
-        let t = Instant::now();
-        let r = witness.invite(&invitation, Duration::from_secs(10))?;
-        trips.push(t.elapsed().as_secs_f64() * 1e3);
-        anyhow::ensure!(r.accepted, "witness declined: {}", r.reason);
-    }
-    report.put("invitation round trip, witness (ms, median; one search of 200)", c, median(trips));
+    report.put(
+        "invitation round trip, witness (ms, median; one search of 200)",
+        c,
+        round_trips(&witness)?,
+    );
     witness.terminate()?;
     Ok(())
 }

@@ -40,7 +40,7 @@ fn one(kind: BuiltIn, store: &Path, ask: &Ask) -> Outcome {
     let started = Instant::now();
     let spawned = self_command(kind).and_then(|cmd| {
         Apprentice::spawn(cmd, store, &SpawnOptions::default())
-            .map_err(|e| anyhow::anyhow!("starting the {kind} apprentice: {}", chain(&e)))
+            .map_err(|e| anyhow::Error::new(e).context(format!("starting the {kind} apprentice")))
     });
     let spawn_ms = started.elapsed().as_secs_f64() * 1e3;
     let apprentice = match spawned {
@@ -64,23 +64,15 @@ fn one(kind: BuiltIn, store: &Path, ask: &Ask) -> Outcome {
         limit: ask.limit,
     };
     let t = Instant::now();
-    let result = apprentice.invite(&invitation, ask.timeout).map_err(|e| chain(&e));
+    // `{:#}` prints the error with its causes, one line.
+    let result = apprentice
+        .invite(&invitation, ask.timeout)
+        .map_err(|e| format!("{:#}", anyhow::Error::new(e)));
     let took_ms = t.elapsed().as_secs_f64() * 1e3;
     let pid = Some(apprentice.pid());
     // Shutdown, grace, kill; the child is reaped either way.
     let _ = apprentice.terminate();
     Outcome { kind, pid, spawn_ms, took_ms, result }
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cause = c.source();
-    }
-    s
 }
 
 /// Spawns one apprentice per kind, invites them all at once, terminates them, and returns the
