@@ -1,12 +1,21 @@
 //! Turns documents into segment bytes.
+//!
+//! Adding a document tokenizes its text and interns each keyword once, in a table of term ids
+//! (one arena of bytes, a `hashbrown::HashTable` of ids); documents keep their terms in one flat
+//! array, not one vector each. [`SegmentBuilder::add_batch`] tokenizes on every core into
+//! private tables and merges them. [`SegmentBuilder::data`] sorts documents and terms, then
+//! builds postings on one thread while another builds the per-document arrays.
 
+use std::hash::Hasher as _;
 use std::io::{self, Write};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use hashbrown::HashTable;
+use rustc_hash::{FxHashMap, FxHashSet, FxHasher};
 
 use crate::document::Document;
-use crate::format::{self, Header, SegmentData, GIST_MAX_BYTES, VERSION};
+use crate::format::{self, Header, SegmentData, GIST_MAX_BYTES, HEADER_LEN, VERSION};
 use crate::keywords::{for_each_token, DOCUMENT_INSIGHTS};
 
 /// Why a document or a segment could not be built or written.
@@ -51,16 +60,221 @@ pub(crate) fn hex(id: &[u8; 16]) -> String {
     id.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The hash of a keyword's bytes (FxHash: a multiply per eight bytes).
+fn hash_term(term: &[u8]) -> u64 {
+    let mut h = FxHasher::default();
+    h.write(term);
+    h.finish()
+}
+
+/// Interned keywords: ids in order of first sight, their bytes in one arena.
+///
+/// A table slot holds the term's span in the arena beside its id, so that a lookup goes from
+/// the slot straight to the bytes it compares.
+struct Terms {
+    /// `[start, end, id]` per term: `bytes[start..end]` is term `id`.
+    table: HashTable<[u32; 3]>,
+    hashes: Vec<u64>,
+    bytes: Vec<u8>,
+    /// Term `i` is `bytes[offsets[i]..offsets[i + 1]]`.
+    offsets: Vec<u32>,
+}
+
+impl Default for Terms {
+    fn default() -> Terms {
+        Terms { table: HashTable::new(), hashes: Vec::new(), bytes: Vec::new(), offsets: vec![0] }
+    }
+}
+
+impl Terms {
+    fn len(&self) -> usize {
+        self.hashes.len()
+    }
+
+    fn get(&self, id: u32) -> &[u8] {
+        let i = id as usize;
+        &self.bytes[self.offsets[i] as usize..self.offsets[i + 1] as usize]
+    }
+
+    /// The id of `term` (with its `hash`), and whether it is new.
+    ///
+    /// Callers keep the number of terms and the arena below `u32::MAX` (see `Part::add`).
+    fn intern(&mut self, term: &[u8], hash: u64) -> (u32, bool) {
+        let Terms { table, hashes, bytes, offsets } = self;
+        let found = table
+            .find(hash, |&[start, end, _]| same_bytes(&bytes[start as usize..end as usize], term));
+        if let Some(&[_, _, id]) = found {
+            return (id, false);
+        }
+        let id = hashes.len() as u32;
+        let start = bytes.len() as u32;
+        bytes.extend_from_slice(term);
+        let end = bytes.len() as u32;
+        table.insert_unique(hash, [start, end, id], |&[_, _, id]| hashes[id as usize]);
+        hashes.push(hash);
+        offsets.push(end);
+        (id, true)
+    }
+}
+
+/// Byte equality for short strings, eight bytes at a time, without a call to memcmp.
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let (mut a8, mut b8) = (a.chunks_exact(8), b.chunks_exact(8));
+    for (x, y) in (&mut a8).zip(&mut b8) {
+        if x != y {
+            return false;
+        }
+    }
+    a8.remainder() == b8.remainder()
+}
+
+/// A document's fixed-size facts; its terms and gist live in the flat arrays of its [`Part`].
+#[derive(Clone, Copy)]
 struct Prepared {
     id: [u8; 16],
     domain: u32,
-    gist: String,
     score: f32,
     sacred: bool,
     timestamp: i64,
-    /// (builder term id, frequency) per distinct keyword.
-    terms: Vec<(u32, u8)>,
     tokens: u32,
+    /// End of the document's run in `Part::doc_terms` (its start is the previous one's end).
+    terms_end: usize,
+    /// End of the document's gist in `Part::gists`.
+    gist_end: usize,
+}
+
+#[derive(Clone, Copy, Default)]
+struct TermStats {
+    df: u32,
+    last: u32,
+    slot: u32,
+}
+
+/// Tokenized documents with their own term table: the builder's state, or one thread's share
+/// of a batch before it is merged.
+#[derive(Default)]
+struct Part {
+    terms: Terms,
+    /// Per term: how many documents hold it, the last document (number + 1) it was seen in,
+    /// and its slot in that document. One array, so one cache line per token.
+    stats: Vec<TermStats>,
+    docs: Vec<Prepared>,
+    /// Per document, its distinct terms in order of first occurrence.
+    doc_terms: Vec<u32>,
+    /// Parallel to `doc_terms`: the term's occurrences in the document, saturating.
+    doc_freqs: Vec<u8>,
+    gists: Vec<u8>,
+}
+
+impl Part {
+    fn terms_of(&self, doc: usize) -> Range<usize> {
+        let start = if doc == 0 { 0 } else { self.docs[doc - 1].terms_end };
+        start..self.docs[doc].terms_end
+    }
+
+    fn gist_of(&self, doc: usize) -> Range<usize> {
+        let start = if doc == 0 { 0 } else { self.docs[doc - 1].gist_end };
+        start..self.docs[doc].gist_end
+    }
+
+    /// Tokenizes and appends a document already checked by the builder.
+    fn add(&mut self, doc: &Document, domain: u32) -> Result<(), BuildError> {
+        // A document adds fewer terms and arena bytes than its text has bytes: this keeps
+        // term ids, arena offsets and per-document slots within u32 whatever the text.
+        let text_len = doc.question.len()
+            + doc.insights.iter().take(DOCUMENT_INSIGHTS).map(String::len).sum::<usize>()
+            + doc.synthesis.len();
+        // The arena holds at least as many bytes as there are terms.
+        if self.terms.bytes.len().saturating_add(text_len) >= u32::MAX as usize {
+            return Err(BuildError::TooLarge { what: "term bytes" });
+        }
+        if self.docs.len() >= u32::MAX as usize - 1 {
+            return Err(BuildError::TooLarge { what: "document count" });
+        }
+        let number = self.docs.len() as u32 + 1;
+        let first = self.doc_terms.len();
+        let mut tokens = 0u32;
+        {
+            let Part { terms, stats, doc_terms, doc_freqs, .. } = self;
+            let mut add_text = |text: &str| {
+                for_each_token(text, |token| {
+                    tokens = tokens.saturating_add(1);
+                    let bytes = token.as_bytes();
+                    let (id, new) = terms.intern(bytes, hash_term(bytes));
+                    if new {
+                        stats.push(TermStats::default());
+                    }
+                    let s = &mut stats[id as usize];
+                    if s.last == number {
+                        let f = &mut doc_freqs[first + s.slot as usize];
+                        *f = f.saturating_add(1);
+                    } else {
+                        // Below u32::MAX: the document has fewer terms than its text has bytes.
+                        *s = TermStats {
+                            df: s.df + 1,
+                            last: number,
+                            slot: (doc_terms.len() - first) as u32,
+                        };
+                        doc_terms.push(id);
+                        doc_freqs.push(1);
+                    }
+                });
+            };
+            add_text(&doc.question);
+            for insight in doc.insights.iter().take(DOCUMENT_INSIGHTS) {
+                add_text(insight);
+            }
+            add_text(&doc.synthesis);
+        }
+        self.gists.extend_from_slice(gist(&doc.question).as_bytes());
+        self.docs.push(Prepared {
+            id: doc.id,
+            domain,
+            score: doc.score,
+            sacred: doc.sacred,
+            timestamp: doc.timestamp_micros,
+            tokens,
+            terms_end: self.doc_terms.len(),
+            gist_end: self.gists.len(),
+        });
+        Ok(())
+    }
+
+    /// Appends another part's documents, translating its term ids into this part's.
+    fn absorb(&mut self, other: Part) -> Result<(), BuildError> {
+        if self.terms.bytes.len().saturating_add(other.terms.bytes.len()) >= u32::MAX as usize {
+            return Err(BuildError::TooLarge { what: "term bytes" });
+        }
+        if self.docs.len().saturating_add(other.docs.len()) >= u32::MAX as usize - 1 {
+            return Err(BuildError::TooLarge { what: "document count" });
+        }
+        let mut map = Vec::with_capacity(other.terms.len());
+        for local in 0..other.terms.len() {
+            let (id, new) =
+                self.terms.intern(other.terms.get(local as u32), other.terms.hashes[local]);
+            if new {
+                self.stats.push(TermStats::default());
+            }
+            self.stats[id as usize].df += other.stats[local].df;
+            map.push(id);
+        }
+        let terms_base = self.doc_terms.len();
+        let gists_base = self.gists.len();
+        self.doc_terms.extend(other.doc_terms.iter().map(|&t| map[t as usize]));
+        self.doc_freqs.extend_from_slice(&other.doc_freqs);
+        self.gists.extend_from_slice(&other.gists);
+        self.docs.extend(other.docs.iter().map(|d| Prepared {
+            terms_end: d.terms_end + terms_base,
+            gist_end: d.gist_end + gists_base,
+            ..*d
+        }));
+        // Document numbers in `stats` restart for the documents added next.
+        self.stats.iter_mut().for_each(|s| s.last = 0);
+        Ok(())
+    }
 }
 
 /// `f32::total_cmp` as an `Ord` key.
@@ -81,20 +295,47 @@ impl Ord for OrderedScore {
     }
 }
 
+/// Batches smaller than this are tokenized on the calling thread alone.
+const PARALLEL_MIN_DOCS: usize = 4096;
+/// Builds with fewer postings than this run on one thread.
+const PARALLEL_MIN_POSTINGS: usize = 1 << 18;
+/// The most threads a batch is split over.
+const MAX_THREADS: usize = 8;
+
+fn threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_THREADS)
+}
+
+/// Runs `a` and `b`, on two threads when `parallel`.
+fn join<A: Send, B: Send>(
+    parallel: bool,
+    a: impl FnOnce() -> A + Send,
+    b: impl FnOnce() -> B,
+) -> (A, B) {
+    if !parallel {
+        let a = a();
+        return (a, b());
+    }
+    std::thread::scope(|s| {
+        let a = s.spawn(a);
+        let b = b();
+        match a.join() {
+            Ok(a) => (a, b),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    })
+}
+
 /// Collects documents and writes them as one segment.
 ///
-/// The output is deterministic: the same documents (in any order) and the same generation give
-/// the same bytes.
+/// The output is deterministic: the same documents (in any order, added one by one or in
+/// batches) and the same generation give the same bytes.
 #[derive(Default)]
 pub struct SegmentBuilder {
     generation: u64,
-    docs: Vec<Prepared>,
     ids: FxHashSet<[u8; 16]>,
-    terms: FxHashMap<Box<str>, u32>,
     domains: FxHashMap<String, u32>,
-    // Per term: the last document (index + 1) it was seen in, and its slot there.
-    last_doc: Vec<u32>,
-    last_slot: Vec<u32>,
+    part: Part,
 }
 
 impl SegmentBuilder {
@@ -111,83 +352,144 @@ impl SegmentBuilder {
 
     /// How many documents were added.
     pub fn len(&self) -> usize {
-        self.docs.len()
+        self.part.docs.len()
     }
 
     /// Whether no document was added.
     pub fn is_empty(&self) -> bool {
-        self.docs.is_empty()
+        self.part.docs.is_empty()
     }
 
     /// Adds a document; its keywords are extracted here (DESIGN.md's rule).
+    ///
+    /// On error nothing is added.
     pub fn add(&mut self, doc: &Document) -> Result<(), BuildError> {
-        if !(0.0..=1.0).contains(&doc.score) {
-            return Err(BuildError::Score { id: doc.id, score: doc.score });
-        }
-        if self.docs.len() >= u32::MAX as usize - 1 {
-            return Err(BuildError::TooLarge { what: "document count" });
-        }
-        if !self.ids.insert(doc.id) {
+        check_score(doc)?;
+        if self.ids.contains(&doc.id) {
             return Err(BuildError::DuplicateId { id: doc.id });
         }
-        let doc_index = self.docs.len() as u32 + 1;
-        let mut terms: Vec<(u32, u8)> = Vec::new();
-        let mut tokens = 0u32;
-        {
-            let SegmentBuilder { terms: table, last_doc, last_slot, .. } = self;
-            let mut add_text = |text: &str| {
-                for_each_token(text, |token| {
-                    tokens = tokens.saturating_add(1);
-                    let next = table.len() as u32;
-                    let term = match table.get(token) {
-                        Some(&t) => t,
-                        None => {
-                            table.insert(token.into(), next);
-                            last_doc.push(0);
-                            last_slot.push(0);
-                            next
-                        }
-                    };
-                    let t = term as usize;
-                    if last_doc[t] == doc_index {
-                        let slot = &mut terms[last_slot[t] as usize].1;
-                        *slot = slot.saturating_add(1);
-                    } else {
-                        last_doc[t] = doc_index;
-                        last_slot[t] = terms.len() as u32;
-                        terms.push((term, 1));
-                    }
-                });
-            };
-            add_text(&doc.question);
-            for insight in doc.insights.iter().take(DOCUMENT_INSIGHTS) {
-                add_text(insight);
-            }
-            add_text(&doc.synthesis);
+        let domains = self.domains.len() as u32;
+        let domain = self.domain(&doc.domain);
+        if let Err(e) = self.part.add(doc, domain) {
+            self.forget_domains_from(domains);
+            return Err(e);
         }
-        let next_domain = self.domains.len() as u32;
-        let domain = *self.domains.entry(doc.domain.clone()).or_insert(next_domain);
-        self.docs.push(Prepared {
-            id: doc.id,
-            domain,
-            gist: gist(&doc.question).to_owned(),
-            score: doc.score,
-            sacred: doc.sacred,
-            timestamp: doc.timestamp_micros,
-            terms,
-            tokens,
-        });
+        self.ids.insert(doc.id);
         Ok(())
+    }
+
+    /// Adds many documents, tokenizing them on every available core.
+    ///
+    /// Gives the same segment as adding them one by one with [`add`](Self::add). Every document
+    /// is checked first: on error (a bad score, an id seen before or twice in `docs`), nothing
+    /// of the batch is added.
+    pub fn add_batch(&mut self, docs: &[Document]) -> Result<(), BuildError> {
+        let mut fresh: FxHashSet<[u8; 16]> = FxHashSet::default();
+        for doc in docs {
+            check_score(doc)?;
+            if self.ids.contains(&doc.id) || !fresh.insert(doc.id) {
+                return Err(BuildError::DuplicateId { id: doc.id });
+            }
+        }
+        let known_domains = self.domains.len() as u32;
+        let domains: Vec<u32> = docs.iter().map(|d| self.domain(&d.domain)).collect();
+        let threads = threads();
+        let before = (self.part.docs.len(), self.part.doc_terms.len(), self.part.gists.len());
+        let result = if threads < 2 || docs.len() < PARALLEL_MIN_DOCS {
+            docs.iter().zip(&domains).try_for_each(|(doc, &domain)| self.part.add(doc, domain))
+        } else {
+            self.add_parallel(docs, &domains, threads)
+        };
+        if let Err(e) = result {
+            // Only a size limit gets here: drop the documents of this batch already appended.
+            let (n, terms, gists) = before;
+            self.part.docs.truncate(n);
+            self.part.doc_terms.truncate(terms);
+            self.part.doc_freqs.truncate(terms);
+            self.part.gists.truncate(gists);
+            self.recount_df();
+            self.forget_domains_from(known_domains);
+            return Err(e);
+        }
+        self.ids.extend(fresh);
+        Ok(())
+    }
+
+    /// Tokenizes the first share of `docs` here and the others on scoped threads, each into
+    /// its own [`Part`], then merges those in order.
+    fn add_parallel(
+        &mut self,
+        docs: &[Document],
+        domains: &[u32],
+        threads: usize,
+    ) -> Result<(), BuildError> {
+        let share = docs.len().div_ceil(threads);
+        let part = &mut self.part;
+        std::thread::scope(|s| {
+            let workers: Vec<_> = docs
+                .chunks(share)
+                .zip(domains.chunks(share))
+                .skip(1)
+                .map(|(docs, domains)| {
+                    s.spawn(move || {
+                        let mut part = Part::default();
+                        docs.iter().zip(domains).try_for_each(|(d, &dom)| part.add(d, dom))?;
+                        Ok::<Part, BuildError>(part)
+                    })
+                })
+                .collect();
+            let mine = docs
+                .iter()
+                .zip(domains)
+                .take(share)
+                .try_for_each(|(doc, &domain)| part.add(doc, domain));
+            let mut result = mine;
+            for worker in workers {
+                let other = match worker.join() {
+                    Ok(other) => other,
+                    Err(panic) => std::panic::resume_unwind(panic),
+                };
+                if result.is_ok() {
+                    result = other.and_then(|other| part.absorb(other));
+                }
+            }
+            result
+        })
+    }
+
+    /// Recomputes document frequencies from the documents (after a failed batch).
+    fn recount_df(&mut self) {
+        let part = &mut self.part;
+        part.stats.iter_mut().for_each(|s| *s = TermStats::default());
+        for &t in &part.doc_terms {
+            part.stats[t as usize].df += 1;
+        }
+    }
+
+    /// Drops domains interned for documents that were not added after all.
+    fn forget_domains_from(&mut self, first: u32) {
+        self.domains.retain(|_, id| *id < first);
+    }
+
+    /// The domain's builder id, interned on first sight.
+    fn domain(&mut self, domain: &str) -> u32 {
+        if let Some(&id) = self.domains.get(domain) {
+            return id;
+        }
+        let id = self.domains.len() as u32;
+        self.domains.insert(domain.to_owned(), id);
+        id
     }
 
     /// Builds the archived body of the segment.
     pub fn data(&self) -> Result<SegmentData, BuildError> {
-        let n = self.docs.len();
+        let part = &self.part;
+        let n = part.docs.len();
         // Ordinals: sacred first, then score desc, timestamp desc, id asc.
         let mut order: Vec<u32> = (0..n as u32).collect();
-        // One u128-and-friends key per document instead of four indirect compares.
+        // One tuple key per document instead of four indirect compares.
         order.sort_unstable_by_key(|&i| {
-            let d = &self.docs[i as usize];
+            let d = &part.docs[i as usize];
             (
                 !d.sacred,
                 std::cmp::Reverse(OrderedScore(d.score)),
@@ -196,17 +498,17 @@ impl SegmentBuilder {
             )
         });
 
-        // Terms sorted bytewise; remap builder ids to sorted ordinals.
-        let mut sorted_terms: Vec<(&str, u32)> =
-            self.terms.iter().map(|(t, &id)| (&**t, id)).collect();
-        sorted_terms.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-        let mut remap = vec![0u32; sorted_terms.len()];
-        let mut term_bytes = Vec::new();
+        // Terms held by some document, sorted bytewise; builder ids map to sorted ordinals.
+        let mut sorted_terms: Vec<u32> =
+            (0..part.terms.len() as u32).filter(|&t| part.stats[t as usize].df > 0).collect();
+        sorted_terms.sort_unstable_by(|&a, &b| part.terms.get(a).cmp(part.terms.get(b)));
+        let mut remap = vec![u32::MAX; part.terms.len()];
+        let mut term_bytes = Vec::with_capacity(part.terms.bytes.len());
         let mut term_offsets = Vec::with_capacity(sorted_terms.len() + 1);
         term_offsets.push(0u32);
-        for (new, (text, old)) in sorted_terms.iter().enumerate() {
-            remap[*old as usize] = new as u32;
-            term_bytes.extend_from_slice(text.as_bytes());
+        for (new, &old) in sorted_terms.iter().enumerate() {
+            remap[old as usize] = new as u32;
+            term_bytes.extend_from_slice(part.terms.get(old));
             term_offsets.push(u32_of(term_bytes.len(), "term bytes")?);
         }
 
@@ -223,111 +525,53 @@ impl SegmentBuilder {
             domain_offsets.push(u32_of(domain_bytes.len(), "domain bytes")?);
         }
 
-        // Per-document arrays and forward lists, in ordinal order.
-        let mut data = SegmentData {
-            doc_count: n as u32,
-            term_bytes,
-            term_offsets,
-            domain_bytes,
-            domain_offsets,
-            ..SegmentData::default()
-        };
-        let total_terms: usize = self.docs.iter().map(|d| d.terms.len()).sum();
-        let total_gist: usize = self.docs.iter().map(|d| d.gist.len()).sum();
-        data.forward_terms.reserve(total_terms);
-        data.forward_offsets.reserve(n + 1);
-        data.gist_bytes.reserve(total_gist);
-        data.gist_offsets.reserve(n + 1);
-        data.ids.reserve(n);
-        data.domain_of.reserve(n);
-        data.keyword_counts.reserve(n);
-        data.token_counts.reserve(n);
-        data.scores.reserve(n);
-        data.timestamps.reserve(n);
-        data.forward_offsets.push(0);
-        data.gist_offsets.push(0);
-        let mut df = vec![0u32; remap.len()];
-        let mut min_keywords = u32::MAX;
-        let mut sorted_doc_terms: Vec<(u32, u8)> = Vec::new();
-        for &d in &order {
-            let doc = &self.docs[d as usize];
-            data.ids.push(doc.id);
-            data.domain_of.push(domain_remap[doc.domain as usize]);
-            data.keyword_counts.push(doc.terms.len() as u32);
-            data.token_counts.push(doc.tokens);
-            data.scores.push(doc.score);
-            data.timestamps.push(doc.timestamp);
-            if doc.sacred {
-                data.sacred_count += 1;
-            }
-            if !doc.terms.is_empty() {
-                min_keywords = min_keywords.min(doc.terms.len() as u32);
-            }
-            sorted_doc_terms.clear();
-            sorted_doc_terms.extend(doc.terms.iter().map(|&(t, f)| (remap[t as usize], f)));
-            sorted_doc_terms.sort_unstable();
-            for &(t, _) in &sorted_doc_terms {
-                data.forward_terms.push(t);
-                df[t as usize] += 1;
-            }
-            data.forward_offsets.push(u32_of(data.forward_terms.len(), "forward lists")?);
-            data.gist_bytes.extend_from_slice(doc.gist.as_bytes());
-            data.gist_offsets.push(u32_of(data.gist_bytes.len(), "gist bytes")?);
-        }
-        data.min_keywords = if min_keywords == u32::MAX { 1 } else { min_keywords };
-
-        // Postings: counting sort by term; documents visited in ordinal order keep them ascending.
-        let mut posting_offsets = Vec::with_capacity(df.len() + 1);
-        let mut acc = 0usize;
-        posting_offsets.push(0u32);
-        for &count in &df {
-            acc += count as usize;
-            posting_offsets.push(u32_of(acc, "postings")?);
-        }
-        let mut fill: Vec<u32> = posting_offsets[..df.len()].to_vec();
-        data.postings = vec![0u32; acc];
-        data.frequencies = vec![0u8; acc];
-        for (ordinal, &d) in order.iter().enumerate() {
-            for &(t, f) in &self.docs[d as usize].terms {
-                let t = remap[t as usize] as usize;
-                let at = fill[t] as usize;
-                data.postings[at] = ordinal as u32;
-                data.frequencies[at] = f;
-                fill[t] += 1;
-            }
-        }
+        // Postings on one thread, per-document arrays on this one.
+        let total = part.doc_terms.len();
+        u32_of(total, "postings")?;
+        let parallel = total >= PARALLEL_MIN_POSTINGS && threads() > 1;
+        let (postings, data) = join(
+            parallel,
+            || postings(part, &order, &remap, &sorted_terms),
+            || per_document(part, &order, &remap, &domain_remap),
+        );
+        let (posting_offsets, postings, frequencies) = postings?;
+        let mut data = data?;
+        data.term_bytes = term_bytes;
+        data.term_offsets = term_offsets;
+        data.domain_bytes = domain_bytes;
+        data.domain_offsets = domain_offsets;
         data.posting_offsets = posting_offsets;
-
-        // Sacred newest first; ids sorted.
-        data.sacred_newest = (0..data.sacred_count).collect();
-        data.sacred_newest.sort_unstable_by(|&a, &b| {
-            let (a, b) = (a as usize, b as usize);
-            data.timestamps[b].cmp(&data.timestamps[a]).then(data.ids[a].cmp(&data.ids[b]))
-        });
-        data.by_id = (0..n as u32).collect();
-        // Big-endian u128 order is the bytewise order of the ids, without a memcmp per compare.
-        data.by_id.sort_unstable_by_key(|&a| u128::from_be_bytes(data.ids[a as usize]));
+        data.postings = postings;
+        data.frequencies = frequencies;
         Ok(data)
     }
 
     /// The complete segment file: header and payload.
     pub fn to_bytes(&self) -> Result<Vec<u8>, BuildError> {
         let data = self.data()?;
-        let payload = rkyv::to_bytes::<rkyv::rancor::Error>(&data)
+        // Serialize behind room for the header, in a buffer sized up front: no copy of the
+        // payload and no growth. The header is a multiple of the payload alignment, so the
+        // archive's padding (computed from positions in this buffer) is the same as alone.
+        let mut buf = rkyv::util::AlignedVec::<{ format::PAYLOAD_ALIGN }>::with_capacity(
+            HEADER_LEN + payload_estimate(&data),
+        );
+        buf.extend_from_slice(&[0u8; HEADER_LEN]);
+        let mut buf = rkyv::api::high::to_bytes_in::<_, rkyv::rancor::Error>(&data, buf)
             .map_err(|e| BuildError::Serialize(e.to_string()))?;
+        let payload_len = buf.len() - HEADER_LEN;
         let mut header = Header {
             version: VERSION,
             generation: self.generation,
-            doc_count: self.docs.len() as u64,
-            payload_len: payload.len() as u64,
+            doc_count: self.len() as u64,
+            payload_len: payload_len as u64,
             checksum: 0,
         };
-        header.checksum =
-            format::checksum(&header.encode()[..format::CHECKSUMMED_HEADER_LEN], &payload);
-        let mut out = Vec::with_capacity(format::HEADER_LEN + payload.len());
-        out.extend_from_slice(&header.encode());
-        out.extend_from_slice(&payload);
-        Ok(out)
+        header.checksum = format::checksum(
+            &header.encode()[..format::CHECKSUMMED_HEADER_LEN],
+            &buf[HEADER_LEN..],
+        );
+        buf[..HEADER_LEN].copy_from_slice(&header.encode());
+        Ok(buf.into_vec())
     }
 
     /// Writes the segment to `w`, returning the number of bytes written.
@@ -347,6 +591,134 @@ impl SegmentBuilder {
             .map_err(|source| BuildError::Write { path: path.to_owned(), source })?;
         Ok(bytes.len() as u64)
     }
+}
+
+fn check_score(doc: &Document) -> Result<(), BuildError> {
+    if (0.0..=1.0).contains(&doc.score) {
+        Ok(())
+    } else {
+        Err(BuildError::Score { id: doc.id, score: doc.score })
+    }
+}
+
+/// Postings by counting sort on the term: documents visited in ordinal order keep each list
+/// ascending. Returns offsets, ordinals and frequencies.
+#[allow(clippy::type_complexity)]
+fn postings(
+    part: &Part,
+    order: &[u32],
+    remap: &[u32],
+    sorted_terms: &[u32],
+) -> Result<(Vec<u32>, Vec<u32>, Vec<u8>), BuildError> {
+    let mut offsets = Vec::with_capacity(sorted_terms.len() + 1);
+    let mut acc = 0usize;
+    offsets.push(0u32);
+    for &old in sorted_terms {
+        acc += part.stats[old as usize].df as usize;
+        offsets.push(u32_of(acc, "postings")?);
+    }
+    let mut fill: Vec<u32> = offsets[..sorted_terms.len()].to_vec();
+    let mut postings = vec![0u32; acc];
+    let mut frequencies = vec![0u8; acc];
+    for (ordinal, &d) in order.iter().enumerate() {
+        let range = part.terms_of(d as usize);
+        for (&t, &f) in part.doc_terms[range.clone()].iter().zip(&part.doc_freqs[range]) {
+            let slot = &mut fill[remap[t as usize] as usize];
+            let at = *slot as usize;
+            postings[at] = ordinal as u32;
+            frequencies[at] = f;
+            *slot += 1;
+        }
+    }
+    Ok((offsets, postings, frequencies))
+}
+
+/// Everything but the term table and postings, in ordinal order.
+fn per_document(
+    part: &Part,
+    order: &[u32],
+    remap: &[u32],
+    domain_remap: &[u32],
+) -> Result<SegmentData, BuildError> {
+    let n = order.len();
+    let mut data = SegmentData { doc_count: n as u32, ..SegmentData::default() };
+    data.forward_terms.reserve(part.doc_terms.len());
+    data.forward_offsets.reserve(n + 1);
+    data.gist_bytes.reserve(part.gists.len());
+    data.gist_offsets.reserve(n + 1);
+    data.ids.reserve(n);
+    data.domain_of.reserve(n);
+    data.keyword_counts.reserve(n);
+    data.token_counts.reserve(n);
+    data.scores.reserve(n);
+    data.timestamps.reserve(n);
+    data.forward_offsets.push(0);
+    data.gist_offsets.push(0);
+    let mut min_keywords = u32::MAX;
+    for &d in order {
+        let d = d as usize;
+        let doc = &part.docs[d];
+        let terms = part.terms_of(d);
+        let count = terms.len() as u32;
+        data.ids.push(doc.id);
+        data.domain_of.push(domain_remap[doc.domain as usize]);
+        data.keyword_counts.push(count);
+        data.token_counts.push(doc.tokens);
+        data.scores.push(doc.score);
+        data.timestamps.push(doc.timestamp);
+        if doc.sacred {
+            data.sacred_count += 1;
+        }
+        if count > 0 {
+            min_keywords = min_keywords.min(count);
+        }
+        let start = data.forward_terms.len();
+        data.forward_terms.extend(part.doc_terms[terms].iter().map(|&t| remap[t as usize]));
+        data.forward_terms[start..].sort_unstable();
+        data.forward_offsets.push(u32_of(data.forward_terms.len(), "forward lists")?);
+        data.gist_bytes.extend_from_slice(&part.gists[part.gist_of(d)]);
+        data.gist_offsets.push(u32_of(data.gist_bytes.len(), "gist bytes")?);
+    }
+    data.min_keywords = if min_keywords == u32::MAX { 1 } else { min_keywords };
+
+    // Sacred newest first; ids sorted.
+    data.sacred_newest = (0..data.sacred_count).collect();
+    data.sacred_newest.sort_unstable_by(|&a, &b| {
+        let (a, b) = (a as usize, b as usize);
+        data.timestamps[b].cmp(&data.timestamps[a]).then(data.ids[a].cmp(&data.ids[b]))
+    });
+    data.by_id = (0..n as u32).collect();
+    // Big-endian u128 order is the bytewise order of the ids, without a memcmp per compare.
+    data.by_id.sort_unstable_by_key(|&a| u128::from_be_bytes(data.ids[a as usize]));
+    Ok(data)
+}
+
+/// An upper bound on the archived size of `data`: its arrays plus alignment padding.
+fn payload_estimate(data: &SegmentData) -> usize {
+    fn bytes<T>(v: &[T]) -> usize {
+        std::mem::size_of_val(v) + 16
+    }
+    let arrays = bytes(&data.term_bytes)
+        + bytes(&data.term_offsets)
+        + bytes(&data.posting_offsets)
+        + bytes(&data.postings)
+        + bytes(&data.frequencies)
+        + bytes(&data.ids)
+        + bytes(&data.domain_of)
+        + bytes(&data.keyword_counts)
+        + bytes(&data.token_counts)
+        + bytes(&data.scores)
+        + bytes(&data.timestamps)
+        + bytes(&data.domain_bytes)
+        + bytes(&data.domain_offsets)
+        + bytes(&data.forward_offsets)
+        + bytes(&data.forward_terms)
+        + bytes(&data.gist_bytes)
+        + bytes(&data.gist_offsets)
+        + bytes(&data.sacred_newest)
+        + bytes(&data.by_id);
+    // The root struct: a few counts and one (offset, length) pair per array.
+    arrays + 512
 }
 
 fn u32_of(n: usize, what: &'static str) -> Result<u32, BuildError> {
@@ -426,6 +798,92 @@ mod tests {
         let g = gist(&long);
         assert!(g.len() <= GIST_MAX_BYTES && g.len() >= GIST_MAX_BYTES - 1);
         assert!(g.chars().all(|c| c == 'é'));
+    }
+
+    /// Documents with a shared vocabulary (mixed case, some non-ASCII), repeated words and
+    /// several domains.
+    fn many(n: usize, seed: u32) -> Vec<Document> {
+        let words = ["Rust", "mmap", "ÉCOLE", "segment", "index", "writer", "reader", "naïve"];
+        (0..n)
+            .map(|i| {
+                let pick = |k: usize| words[(i * 7 + k * 3 + seed as usize) % words.len()];
+                let mut id = [0u8; 16];
+                id[..8].copy_from_slice(&(i as u64).to_be_bytes());
+                id[8..12].copy_from_slice(&seed.to_be_bytes());
+                Document {
+                    id,
+                    domain: format!("domain{}", i % 5),
+                    question: format!("{} {} w{} {}?", pick(0), pick(1), i % 97, pick(0)),
+                    insights: vec![format!("{} term{}", pick(2), i % 1013)],
+                    synthesis: format!("{} x{}", pick(3), i % 7),
+                    score: (i % 11) as f32 / 10.0,
+                    sacred: i % 13 == 0,
+                    timestamp_micros: (i % 1000) as i64,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn batches_on_threads_give_the_bytes_of_single_adds() {
+        let docs = many(3 * PARALLEL_MIN_DOCS, 1);
+        let mut single = SegmentBuilder::new().generation(2);
+        for d in &docs {
+            single.add(d).unwrap();
+        }
+        let mut batched = SegmentBuilder::new().generation(2);
+        let (a, b) = docs.split_at(100);
+        batched.add(&a[0]).unwrap();
+        batched.add_batch(&a[1..]).unwrap();
+        batched.add_batch(b).unwrap();
+        assert_eq!(batched.len(), docs.len());
+        assert_eq!(batched.data().unwrap(), single.data().unwrap());
+        assert_eq!(batched.to_bytes().unwrap(), single.to_bytes().unwrap());
+    }
+
+    #[test]
+    fn a_refused_batch_adds_nothing() {
+        let first = many(50, 2);
+        let mut b = SegmentBuilder::new();
+        b.add_batch(&first).unwrap();
+        let before = b.to_bytes().unwrap();
+
+        let mut batch = many(PARALLEL_MIN_DOCS + 10, 3);
+        batch.push(first[7].clone());
+        let err = b.add_batch(&batch).unwrap_err();
+        assert!(matches!(err, BuildError::DuplicateId { id } if id == first[7].id), "{err}");
+
+        let mut batch = many(20, 4);
+        batch.push(batch[3].clone());
+        assert!(matches!(b.add_batch(&batch), Err(BuildError::DuplicateId { .. })));
+
+        let mut batch = many(20, 5);
+        batch[19].score = -0.5;
+        assert!(matches!(b.add_batch(&batch), Err(BuildError::Score { .. })));
+
+        assert_eq!(b.len(), 50);
+        assert_eq!(b.to_bytes().unwrap(), before, "a refused batch changed the segment");
+        // The ids of refused batches stay free.
+        b.add_batch(&many(20, 4)).unwrap();
+        assert_eq!(b.len(), 70);
+    }
+
+    #[test]
+    fn interns_each_keyword_once_across_batches() {
+        let mut b = SegmentBuilder::new();
+        b.add_batch(&many(2 * PARALLEL_MIN_DOCS, 6)).unwrap();
+        let data = b.data().unwrap();
+        let terms: Vec<&[u8]> = data
+            .term_offsets
+            .windows(2)
+            .map(|w| &data.term_bytes[w[0] as usize..w[1] as usize])
+            .collect();
+        assert!(terms.windows(2).all(|w| w[0] < w[1]), "terms not sorted and distinct");
+        assert!(terms.contains(&"école".as_bytes()) && terms.contains(&"rust".as_bytes()));
+        let rust = terms.iter().position(|t| *t == b"rust").unwrap();
+        let postings = &data.postings
+            [data.posting_offsets[rust] as usize..data.posting_offsets[rust + 1] as usize];
+        assert!(postings.windows(2).all(|w| w[0] < w[1]), "postings not ascending");
     }
 
     #[test]
