@@ -140,10 +140,10 @@ struct Prepared {
     sacred: bool,
     timestamp: i64,
     tokens: u32,
-    /// End of the document's run in `Part::doc_terms` (its start is the previous one's end).
-    terms_end: usize,
-    /// End of the document's gist in `Part::gists`.
-    gist_end: usize,
+    /// The document's run in `Part::doc_terms`: start and length.
+    terms: (u32, u32),
+    /// The document's gist in `Part::gists`: start and length (at most [`GIST_MAX_BYTES`]).
+    gist: (u32, u32),
 }
 
 #[derive(Clone, Copy, Default)]
@@ -171,13 +171,11 @@ struct Part {
 
 impl Part {
     fn terms_of(&self, doc: usize) -> Range<usize> {
-        let start = if doc == 0 { 0 } else { self.docs[doc - 1].terms_end };
-        start..self.docs[doc].terms_end
+        span(self.docs[doc].terms)
     }
 
     fn gist_of(&self, doc: usize) -> Range<usize> {
-        let start = if doc == 0 { 0 } else { self.docs[doc - 1].gist_end };
-        start..self.docs[doc].gist_end
+        span(self.docs[doc].gist)
     }
 
     /// Tokenizes and appends a document already checked by the builder.
@@ -193,6 +191,14 @@ impl Part {
         }
         if self.docs.len() >= u32::MAX as usize - 1 {
             return Err(BuildError::TooLarge { what: "document count" });
+        }
+        // The segment addresses postings and gists with u32 offsets: refuse a document that
+        // could pass them here, where nothing is added yet, rather than when writing.
+        if self.doc_terms.len().saturating_add(text_len) >= u32::MAX as usize {
+            return Err(BuildError::TooLarge { what: "postings" });
+        }
+        if self.gists.len().saturating_add(GIST_MAX_BYTES) >= u32::MAX as usize {
+            return Err(BuildError::TooLarge { what: "gist bytes" });
         }
         let number = self.docs.len() as u32 + 1;
         let first = self.doc_terms.len();
@@ -229,6 +235,7 @@ impl Part {
             }
             add_text(&doc.synthesis);
         }
+        let gist_start = self.gists.len() as u32;
         self.gists.extend_from_slice(gist(&doc.question).as_bytes());
         self.docs.push(Prepared {
             id: doc.id,
@@ -237,8 +244,8 @@ impl Part {
             sacred: doc.sacred,
             timestamp: doc.timestamp_micros,
             tokens,
-            terms_end: self.doc_terms.len(),
-            gist_end: self.gists.len(),
+            terms: (first as u32, (self.doc_terms.len() - first) as u32),
+            gist: (gist_start, self.gists.len() as u32 - gist_start),
         });
         Ok(())
     }
@@ -251,6 +258,12 @@ impl Part {
         if self.docs.len().saturating_add(other.docs.len()) >= u32::MAX as usize - 1 {
             return Err(BuildError::TooLarge { what: "document count" });
         }
+        if self.doc_terms.len().saturating_add(other.doc_terms.len()) >= u32::MAX as usize {
+            return Err(BuildError::TooLarge { what: "postings" });
+        }
+        if self.gists.len().saturating_add(other.gists.len()) >= u32::MAX as usize {
+            return Err(BuildError::TooLarge { what: "gist bytes" });
+        }
         let mut map = Vec::with_capacity(other.terms.len());
         for local in 0..other.terms.len() {
             let (id, new) =
@@ -261,20 +274,24 @@ impl Part {
             self.stats[id as usize].df += other.stats[local].df;
             map.push(id);
         }
-        let terms_base = self.doc_terms.len();
-        let gists_base = self.gists.len();
+        let terms_base = self.doc_terms.len() as u32;
+        let gists_base = self.gists.len() as u32;
         self.doc_terms.extend(other.doc_terms.iter().map(|&t| map[t as usize]));
         self.doc_freqs.extend_from_slice(&other.doc_freqs);
         self.gists.extend_from_slice(&other.gists);
         self.docs.extend(other.docs.iter().map(|d| Prepared {
-            terms_end: d.terms_end + terms_base,
-            gist_end: d.gist_end + gists_base,
+            terms: (d.terms.0 + terms_base, d.terms.1),
+            gist: (d.gist.0 + gists_base, d.gist.1),
             ..*d
         }));
         // Document numbers in `stats` restart for the documents added next.
         self.stats.iter_mut().for_each(|s| s.last = 0);
         Ok(())
     }
+}
+
+fn span((start, len): (u32, u32)) -> Range<usize> {
+    start as usize..start as usize + len as usize
 }
 
 /// `f32::total_cmp` as an `Ord` key.
@@ -501,7 +518,20 @@ impl SegmentBuilder {
         // Terms held by some document, sorted bytewise; builder ids map to sorted ordinals.
         let mut sorted_terms: Vec<u32> =
             (0..part.terms.len() as u32).filter(|&t| part.stats[t as usize].df > 0).collect();
-        sorted_terms.sort_unstable_by(|&a, &b| part.terms.get(a).cmp(part.terms.get(b)));
+        // The first eight bytes as a big-endian integer decide most comparisons.
+        let prefix = |t: u32| {
+            let bytes = part.terms.get(t);
+            let mut word = [0u8; 8];
+            let n = bytes.len().min(8);
+            word[..n].copy_from_slice(&bytes[..n]);
+            u64::from_be_bytes(word)
+        };
+        let mut keyed: Vec<(u64, u32)> = sorted_terms.iter().map(|&t| (prefix(t), t)).collect();
+        keyed.sort_unstable_by(|a, b| {
+            a.0.cmp(&b.0).then_with(|| part.terms.get(a.1).cmp(part.terms.get(b.1)))
+        });
+        sorted_terms.clear();
+        sorted_terms.extend(keyed.iter().map(|&(_, t)| t));
         let mut remap = vec![u32::MAX; part.terms.len()];
         let mut term_bytes = Vec::with_capacity(part.terms.bytes.len());
         let mut term_offsets = Vec::with_capacity(sorted_terms.len() + 1);
@@ -531,7 +561,7 @@ impl SegmentBuilder {
         let parallel = total >= PARALLEL_MIN_POSTINGS && threads() > 1;
         let (postings, data) = join(
             parallel,
-            || postings(part, &order, &remap, &sorted_terms),
+            || postings(part, &order, &sorted_terms),
             || per_document(part, &order, &remap, &domain_remap),
         );
         let (posting_offsets, postings, frequencies) = postings?;
@@ -607,7 +637,6 @@ fn check_score(doc: &Document) -> Result<(), BuildError> {
 fn postings(
     part: &Part,
     order: &[u32],
-    remap: &[u32],
     sorted_terms: &[u32],
 ) -> Result<(Vec<u32>, Vec<u32>, Vec<u8>), BuildError> {
     let mut offsets = Vec::with_capacity(sorted_terms.len() + 1);
@@ -617,13 +646,17 @@ fn postings(
         acc += part.stats[old as usize].df as usize;
         offsets.push(u32_of(acc, "postings")?);
     }
-    let mut fill: Vec<u32> = offsets[..sorted_terms.len()].to_vec();
+    // Next free slot per builder term id: one lookup per posting instead of two.
+    let mut fill = vec![0u32; part.terms.len()];
+    for (&old, &offset) in sorted_terms.iter().zip(&offsets) {
+        fill[old as usize] = offset;
+    }
     let mut postings = vec![0u32; acc];
     let mut frequencies = vec![0u8; acc];
     for (ordinal, &d) in order.iter().enumerate() {
         let range = part.terms_of(d as usize);
         for (&t, &f) in part.doc_terms[range.clone()].iter().zip(&part.doc_freqs[range]) {
-            let slot = &mut fill[remap[t as usize] as usize];
+            let slot = &mut fill[t as usize];
             let at = *slot as usize;
             postings[at] = ordinal as u32;
             frequencies[at] = f;
