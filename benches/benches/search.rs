@@ -11,6 +11,12 @@ const N: usize = 100_000;
 
 fn build(docs: &[semantic_index::Document]) -> SegmentBuilder {
     let mut b = SegmentBuilder::new();
+    b.add_batch(docs).expect("corpus documents are valid");
+    b
+}
+
+fn build_one_by_one(docs: &[semantic_index::Document]) -> SegmentBuilder {
+    let mut b = SegmentBuilder::new();
     for d in docs {
         b.add(d).expect("corpus documents are valid");
     }
@@ -28,6 +34,9 @@ fn benches(c: &mut Criterion) {
     g.sample_size(10);
     g.bench_function("build_100k", |b| {
         b.iter(|| black_box(build(&docs).to_bytes().expect("build")))
+    });
+    g.bench_function("build_100k_one_add_per_document", |b| {
+        b.iter(|| black_box(build_one_by_one(&docs).to_bytes().expect("build")))
     });
     g.bench_function("open_100k", |b| {
         // SAFETY: the bench owns the file and never modifies it.

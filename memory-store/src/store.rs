@@ -226,6 +226,24 @@ fn lock(dir: &Path) -> Result<File> {
     Ok(file)
 }
 
+/// Adds memories to a builder in batches, so that they are tokenized on every core while at
+/// most one batch of documents is held at a time.
+fn add_all<'a>(
+    builder: &mut SegmentBuilder,
+    memories: impl Iterator<Item = &'a Memory>,
+) -> std::result::Result<(), BuildError> {
+    const BATCH: usize = 16_384;
+    let mut batch = Vec::with_capacity(BATCH);
+    for m in memories {
+        batch.push(m.to_document());
+        if batch.len() == BATCH {
+            builder.add_batch(&batch)?;
+            batch.clear();
+        }
+    }
+    builder.add_batch(&batch)
+}
+
 fn uuid(bytes: [u8; 16]) -> Uuid {
     Uuid::from_bytes(bytes)
 }
@@ -321,9 +339,7 @@ impl MemoryStore {
             return Ok(report);
         }
         let mut builder = SegmentBuilder::new().generation(writer.publisher.generation() + 1);
-        for m in &fresh {
-            builder.add(&m.to_document())?;
-        }
+        add_all(&mut builder, fresh.iter())?;
         let seq =
             writer.records.commit(fresh.into_iter().map(|m| Entry::Put(Box::new(m))).collect())?;
         let entry = writer.publisher.write_segment(&builder)?;
@@ -400,13 +416,12 @@ impl MemoryStore {
         let writer = self.writer.as_mut().ok_or_else(|| Error::ReadOnly(self.dir.clone()))?;
         let Some(current) = writer.publisher.current() else { return Ok(()) };
         let mut builder = SegmentBuilder::new().generation(current.generation + 1);
-        for &i in group {
-            for id in snapshot.segment_ids(i) {
-                if let Some(m) = writer.records.get(&uuid(id)) {
-                    builder.add(&m.to_document())?;
-                }
-            }
-        }
+        let records = &writer.records;
+        let members = group
+            .iter()
+            .flat_map(|&i| snapshot.segment_ids(i))
+            .filter_map(|id| records.get(&uuid(id)));
+        add_all(&mut builder, members)?;
         let mut segments: Vec<SegmentEntry> = current
             .segments
             .iter()
@@ -426,9 +441,7 @@ impl MemoryStore {
     pub fn rebuild(&mut self) -> Result<()> {
         let writer = self.writer()?;
         let mut builder = SegmentBuilder::new().generation(writer.publisher.generation() + 1);
-        for m in writer.records.iter() {
-            builder.add(&m.to_document())?;
-        }
+        add_all(&mut builder, writer.records.iter())?;
         let seq = writer.records.seq();
         let mut segments = Vec::new();
         if !builder.is_empty() {

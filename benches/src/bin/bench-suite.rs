@@ -158,19 +158,28 @@ fn run_size(n: usize, peers: bool, quick: bool, report: &mut Report) -> anyhow::
     let docs: Vec<_> = corpus.memories.iter().map(|m| m.to_document()).collect();
     let dir = tempfile::tempdir()?;
 
-    // Build.
+    // Build: a batch (tokenized on every core), and one `add` per document (one core).
     let mut builds = Vec::new();
+    let mut singles = Vec::new();
     let mut bytes = Vec::new();
     for _ in 0..if n > 200_000 { 1 } else { 3 } {
+        let t = Instant::now();
+        let mut b = SegmentBuilder::new().generation(1);
+        b.add_batch(&docs)?;
+        bytes = b.to_bytes()?;
+        builds.push(t.elapsed().as_secs_f64() * 1e3);
+        drop(b);
         let t = Instant::now();
         let mut b = SegmentBuilder::new().generation(1);
         for d in &docs {
             b.add(d)?;
         }
-        bytes = b.to_bytes()?;
-        builds.push(t.elapsed().as_secs_f64() * 1e3);
+        let single = b.to_bytes()?;
+        singles.push(t.elapsed().as_secs_f64() * 1e3);
+        anyhow::ensure!(single == bytes, "add_batch and add built different segments");
     }
     report.put("segment build (ms, median)", &c, median(builds));
+    report.put("segment build, one add per document (ms, median)", &c, median(singles));
     report.put("segment size (MiB)", &c, bytes.len() as f64 / (1024.0 * 1024.0));
 
     // Publish as a store directory so that Reader and child processes can open it.
