@@ -284,8 +284,8 @@ impl Part {
             gist: (d.gist.0 + gists_base, d.gist.1),
             ..*d
         }));
-        // Document numbers in `stats` restart for the documents added next.
-        self.stats.iter_mut().for_each(|s| s.last = 0);
+        // `stats.last` needs no reset: it only holds numbers of documents this part tokenized,
+        // all below the next number, `docs.len() + 1`, which only grows here.
         Ok(())
     }
 }
