@@ -866,9 +866,14 @@ mod tests {
         }
         let mut batched = SegmentBuilder::new().generation(2);
         let (a, b) = docs.split_at(100);
+        let (b, c) = b.split_at(b.len() - 3);
         batched.add(&a[0]).unwrap();
         batched.add_batch(&a[1..]).unwrap();
         batched.add_batch(b).unwrap();
+        // Single adds after a merged batch reuse the merged term table.
+        for d in c {
+            batched.add(d).unwrap();
+        }
         assert_eq!(batched.len(), docs.len());
         assert_eq!(batched.data().unwrap(), single.data().unwrap());
         assert_eq!(batched.to_bytes().unwrap(), single.to_bytes().unwrap());
