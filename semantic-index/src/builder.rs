@@ -455,12 +455,11 @@ impl SegmentBuilder {
                     })
                 })
                 .collect();
-            let mine = docs
+            let mut result = docs
                 .iter()
                 .zip(domains)
                 .take(share)
                 .try_for_each(|(doc, &domain)| part.add(doc, domain));
-            let mut result = mine;
             for worker in workers {
                 let other = match worker.join() {
                     Ok(other) => other,
@@ -516,8 +515,6 @@ impl SegmentBuilder {
         });
 
         // Terms held by some document, sorted bytewise; builder ids map to sorted ordinals.
-        let mut sorted_terms: Vec<u32> =
-            (0..part.terms.len() as u32).filter(|&t| part.stats[t as usize].df > 0).collect();
         // The first eight bytes as a big-endian integer decide most comparisons.
         let prefix = |t: u32| {
             let bytes = part.terms.get(t);
@@ -526,12 +523,14 @@ impl SegmentBuilder {
             word[..n].copy_from_slice(&bytes[..n]);
             u64::from_be_bytes(word)
         };
-        let mut keyed: Vec<(u64, u32)> = sorted_terms.iter().map(|&t| (prefix(t), t)).collect();
+        let mut keyed: Vec<(u64, u32)> = (0..part.terms.len() as u32)
+            .filter(|&t| part.stats[t as usize].df > 0)
+            .map(|t| (prefix(t), t))
+            .collect();
         keyed.sort_unstable_by(|a, b| {
             a.0.cmp(&b.0).then_with(|| part.terms.get(a.1).cmp(part.terms.get(b.1)))
         });
-        sorted_terms.clear();
-        sorted_terms.extend(keyed.iter().map(|&(_, t)| t));
+        let sorted_terms: Vec<u32> = keyed.iter().map(|&(_, t)| t).collect();
         let mut remap = vec![u32::MAX; part.terms.len()];
         let mut term_bytes = Vec::with_capacity(part.terms.bytes.len());
         let mut term_offsets = Vec::with_capacity(sorted_terms.len() + 1);
@@ -555,10 +554,9 @@ impl SegmentBuilder {
             domain_offsets.push(u32_of(domain_bytes.len(), "domain bytes")?);
         }
 
-        // Postings on one thread, per-document arrays on this one.
-        let total = part.doc_terms.len();
-        u32_of(total, "postings")?;
-        let parallel = total >= PARALLEL_MIN_POSTINGS && threads() > 1;
+        // Postings on one thread, per-document arrays on this one. (`postings` checks that
+        // their offsets fit u32.)
+        let parallel = part.doc_terms.len() >= PARALLEL_MIN_POSTINGS && threads() > 1;
         let (postings, data) = join(
             parallel,
             || postings(part, &order, &sorted_terms),

@@ -162,13 +162,13 @@ fn run_size(n: usize, peers: bool, quick: bool, report: &mut Report) -> anyhow::
     let mut builds = Vec::new();
     let mut singles = Vec::new();
     let mut bytes = Vec::new();
+    let mut batched = SegmentBuilder::new();
     for _ in 0..if n > 200_000 { 1 } else { 3 } {
         let t = Instant::now();
-        let mut b = SegmentBuilder::new().generation(1);
-        b.add_batch(&docs)?;
-        bytes = b.to_bytes()?;
+        batched = SegmentBuilder::new().generation(1);
+        batched.add_batch(&docs)?;
+        bytes = batched.to_bytes()?;
         builds.push(t.elapsed().as_secs_f64() * 1e3);
-        drop(b);
         let t = Instant::now();
         let mut b = SegmentBuilder::new().generation(1);
         for d in &docs {
@@ -185,14 +185,10 @@ fn run_size(n: usize, peers: bool, quick: bool, report: &mut Report) -> anyhow::
     // Publish as a store directory so that Reader and child processes can open it.
     let store = dir.path().join("index");
     let mut publisher = Publisher::open(&store)?;
-    let mut b = SegmentBuilder::new().generation(1);
-    for d in &docs {
-        b.add(d)?;
-    }
-    let entry = publisher.write_segment(&b)?;
+    let entry = publisher.write_segment(&batched)?;
     publisher.publish(1, vec![entry.clone()])?;
     let seg_path = semantic_index::layout::segment_path(&store, &entry.file);
-    drop(b);
+    drop(batched);
 
     // Open in a fresh process.
     let exe = std::env::current_exe()?;
