@@ -178,6 +178,33 @@ impl Part {
         span(self.docs[doc].gist)
     }
 
+    /// Refuses, before anything is added, growth that could pass the u32 limits: term ids,
+    /// arena and posting offsets, per-document slots, document numbers and gist offsets.
+    fn check_room(
+        &self,
+        term_bytes: usize,
+        docs: usize,
+        postings: usize,
+        gist_bytes: usize,
+    ) -> Result<(), BuildError> {
+        let limit = u32::MAX as usize;
+        // The arena holds at least as many bytes as there are terms.
+        if self.terms.bytes.len().saturating_add(term_bytes) >= limit {
+            return Err(BuildError::TooLarge { what: "term bytes" });
+        }
+        // Documents are numbered from 1 (in `stats.last`); the last number must fit u32.
+        if self.docs.len().saturating_add(docs) >= limit {
+            return Err(BuildError::TooLarge { what: "document count" });
+        }
+        if self.doc_terms.len().saturating_add(postings) >= limit {
+            return Err(BuildError::TooLarge { what: "postings" });
+        }
+        if self.gists.len().saturating_add(gist_bytes) >= limit {
+            return Err(BuildError::TooLarge { what: "gist bytes" });
+        }
+        Ok(())
+    }
+
     /// Tokenizes and appends a document already checked by the builder.
     fn add(&mut self, doc: &Document, domain: u32) -> Result<(), BuildError> {
         // A document adds fewer terms and arena bytes than its text has bytes: this keeps
@@ -185,21 +212,7 @@ impl Part {
         let text_len = doc.question.len()
             + doc.insights.iter().take(DOCUMENT_INSIGHTS).map(String::len).sum::<usize>()
             + doc.synthesis.len();
-        // The arena holds at least as many bytes as there are terms.
-        if self.terms.bytes.len().saturating_add(text_len) >= u32::MAX as usize {
-            return Err(BuildError::TooLarge { what: "term bytes" });
-        }
-        if self.docs.len() >= u32::MAX as usize - 1 {
-            return Err(BuildError::TooLarge { what: "document count" });
-        }
-        // The segment addresses postings and gists with u32 offsets: refuse a document that
-        // could pass them here, where nothing is added yet, rather than when writing.
-        if self.doc_terms.len().saturating_add(text_len) >= u32::MAX as usize {
-            return Err(BuildError::TooLarge { what: "postings" });
-        }
-        if self.gists.len().saturating_add(GIST_MAX_BYTES) >= u32::MAX as usize {
-            return Err(BuildError::TooLarge { what: "gist bytes" });
-        }
+        self.check_room(text_len, 1, text_len, GIST_MAX_BYTES)?;
         let number = self.docs.len() as u32 + 1;
         let first = self.doc_terms.len();
         let mut tokens = 0u32;
@@ -252,18 +265,12 @@ impl Part {
 
     /// Appends another part's documents, translating its term ids into this part's.
     fn absorb(&mut self, other: Part) -> Result<(), BuildError> {
-        if self.terms.bytes.len().saturating_add(other.terms.bytes.len()) >= u32::MAX as usize {
-            return Err(BuildError::TooLarge { what: "term bytes" });
-        }
-        if self.docs.len().saturating_add(other.docs.len()) >= u32::MAX as usize - 1 {
-            return Err(BuildError::TooLarge { what: "document count" });
-        }
-        if self.doc_terms.len().saturating_add(other.doc_terms.len()) >= u32::MAX as usize {
-            return Err(BuildError::TooLarge { what: "postings" });
-        }
-        if self.gists.len().saturating_add(other.gists.len()) >= u32::MAX as usize {
-            return Err(BuildError::TooLarge { what: "gist bytes" });
-        }
+        self.check_room(
+            other.terms.bytes.len(),
+            other.docs.len(),
+            other.doc_terms.len(),
+            other.gists.len(),
+        )?;
         let mut map = Vec::with_capacity(other.terms.len());
         for local in 0..other.terms.len() {
             let (id, new) =
