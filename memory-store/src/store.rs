@@ -187,6 +187,7 @@ pub struct MemoryStore {
     reader: Reader,
     writer: Option<Writer>,
     read_records: OnceCell<Records>,
+    repaired: Option<String>,
 }
 
 impl std::fmt::Debug for MemoryStore {
@@ -195,6 +196,22 @@ impl std::fmt::Debug for MemoryStore {
             .field("dir", &self.dir)
             .field("writable", &self.writer.is_some())
             .finish_non_exhaustive()
+    }
+}
+
+impl Writer {
+    /// Builds one segment from every record and publishes it alone, then removes the files no
+    /// manifest names. Reads nothing of the old index, so it works whatever state that is in.
+    fn rebuild_index(&mut self) -> Result<()> {
+        let mut builder = SegmentBuilder::new().generation(self.publisher.generation() + 1);
+        add_all(&mut builder, self.records.iter())?;
+        let mut segments = Vec::new();
+        if !builder.is_empty() {
+            segments.push(self.publisher.write_segment(&builder)?);
+        }
+        self.publisher.publish(self.records.seq(), segments)?;
+        self.publisher.collect_garbage()?;
+        Ok(())
     }
 }
 
@@ -261,34 +278,67 @@ fn found(doc: &DocRef<'_>, score: f64, why: Option<Why>) -> Found {
 }
 
 impl MemoryStore {
-    /// Opens (creating if needed) the store in `dir` for writing. Takes the writer lock, loads
-    /// the records, and catches the index up with them if a crash left it behind.
+    /// Opens (creating if needed) the store in `dir` for writing. Takes the writer lock and
+    /// loads the records, which are the truth; the index is derived from them. The index is
+    /// rebuilt from the records (and [`MemoryStore::repaired`] says why) when a crash left it
+    /// behind, or when it cannot be read at all: a damaged `HEAD`, manifest or segment, a
+    /// missing file, or a segment format version this build does not read (how a store moves to
+    /// a new format).
     pub fn open(dir: impl AsRef<Path>) -> Result<MemoryStore> {
         let dir = dir.as_ref().to_owned();
-        let publisher = Publisher::open(&dir)?;
+        let (publisher, damaged_head) = match Publisher::open(&dir) {
+            Ok(p) => (p, None),
+            Err(e @ LayoutError::Manifest { .. }) => (Publisher::recover(&dir)?, Some(e)),
+            Err(e) => return Err(e.into()),
+        };
         let lock = lock(&dir)?;
         let records = Records::load(&dir, true)?;
-        let reader = Reader::open(&dir)?;
+        let mut writer = Writer { _lock: lock, publisher, records };
+        let mut repaired = None;
+        let reader = match damaged_head.map_or_else(|| Reader::open(&dir), |e| Err(e.into())) {
+            Ok(reader) => reader,
+            Err(
+                e @ (ReaderError::Store { .. } | ReaderError::Layout(LayoutError::Write { .. })),
+            ) => return Err(e.into()),
+            Err(damage) => {
+                writer.rebuild_index()?;
+                repaired = Some(format!("the index could not be read ({damage})"));
+                Reader::open(&dir)?
+            }
+        };
         let mut store = MemoryStore {
             dir,
             reader,
-            writer: Some(Writer { _lock: lock, publisher, records }),
+            writer: Some(writer),
             read_records: OnceCell::new(),
+            repaired,
         };
         let snapshot = store.reader.snapshot();
         let records = &store.writer.as_ref().map_or(0, |w| w.records.len());
         let seq = store.writer.as_ref().map_or(0, |w| w.records.seq());
         if snapshot.commit_seq() != seq || snapshot.len() != *records as u64 {
             store.rebuild()?;
+            if store.repaired.is_none() && (snapshot.generation() != 0 || *records != 0) {
+                store.repaired = Some(format!(
+                    "the index covered commit {} of {seq} ({} of {records} memories)",
+                    snapshot.commit_seq(),
+                    snapshot.len()
+                ));
+            }
         }
         Ok(store)
+    }
+
+    /// Why [`MemoryStore::open`] rebuilt the index from the records, if it did.
+    pub fn repaired(&self) -> Option<&str> {
+        self.repaired.as_deref()
     }
 
     /// Opens the store in `dir` for reading only; takes no lock.
     pub fn open_read_only(dir: impl AsRef<Path>) -> Result<MemoryStore> {
         let dir = dir.as_ref().to_owned();
         let reader = Reader::open(&dir)?;
-        Ok(MemoryStore { dir, reader, writer: None, read_records: OnceCell::new() })
+        Ok(MemoryStore { dir, reader, writer: None, read_records: OnceCell::new(), repaired: None })
     }
 
     /// The store directory.
@@ -439,15 +489,9 @@ impl MemoryStore {
 
     /// Recreates the index from the records as one segment and publishes it.
     pub fn rebuild(&mut self) -> Result<()> {
-        let writer = self.writer()?;
-        let mut builder = SegmentBuilder::new().generation(writer.publisher.generation() + 1);
-        add_all(&mut builder, writer.records.iter())?;
-        let seq = writer.records.seq();
-        let mut segments = Vec::new();
-        if !builder.is_empty() {
-            segments.push(writer.publisher.write_segment(&builder)?);
-        }
-        self.publish(seq, segments)
+        self.writer()?.rebuild_index()?;
+        self.reader.refresh()?;
+        Ok(())
     }
 
     fn records(&self) -> Result<&Records> {

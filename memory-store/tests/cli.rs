@@ -87,6 +87,39 @@ fn ingest_search_related_get_forget_verify() {
 }
 
 #[test]
+fn an_index_this_build_cannot_read_is_named_and_rebuilt_by_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s");
+    assert!(mcs_stdin(&store, &["ingest", "-"], GOOD).status.success());
+    // What a store written by a build with another segment format looks like to this one.
+    for entry in std::fs::read_dir(store.join("segments")).unwrap() {
+        let path = entry.unwrap().path();
+        let mut perms = std::fs::metadata(&path).unwrap().permissions();
+        #[allow(clippy::permissions_set_readonly_false)]
+        perms.set_readonly(false);
+        std::fs::set_permissions(&path, perms).unwrap();
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[8..12].copy_from_slice(&77u32.to_le_bytes());
+        std::fs::write(&path, bytes).unwrap();
+    }
+    let out = mcs(&store, &["search", "share the index"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("unsupported segment format version 77"), "{err}");
+    assert!(err.contains("mcs rebuild"), "the error says what to do: {err}");
+
+    let out = mcs(&store, &["rebuild"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("rebuilt the index") && err.contains("version 77"), "{err}");
+    let out = mcs(&store, &["search", "share the index", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["hits"][0]["id"], "11111111-1111-4111-8111-111111111111");
+    let out = mcs(&store, &["verify"]);
+    assert!(out.status.success() && text(&out.stdout).contains("ok"), "{}", text(&out.stdout));
+}
+
+#[test]
 fn bad_input_names_line_and_field_and_keeps_what_came_before() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("s");

@@ -122,3 +122,113 @@ fn a_lost_index_is_rebuilt_at_open() {
     assert_eq!(r.hits[0].id, id);
     assert!(store.verify().unwrap().is_ok());
 }
+
+/// Makes a published (mode 0444) file writable again so a test can damage it.
+fn writable(path: &std::path::Path) {
+    let mut perms = std::fs::metadata(path).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perms.set_readonly(false);
+    std::fs::set_permissions(path, perms).unwrap();
+}
+
+fn segment_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(dir.join("segments"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Stores a few memories in three commits, closes the store, damages its index with `damage`,
+/// and checks that a reader is refused with an error naming what, while the writer rebuilds the
+/// index from the records, says why, and loses nothing.
+fn damaged_index_is_rebuilt_from_records(damage: impl Fn(&std::path::Path), expect: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = MemoryStore::open(dir.path()).unwrap();
+    assert_eq!(store.repaired(), None);
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(store.store(memory(i, "d", "keeper", i == 1)).unwrap());
+    }
+    drop(store);
+    damage(dir.path());
+
+    let err = MemoryStore::open_read_only(dir.path()).unwrap_err().to_string();
+    assert!(err.contains(expect), "read-only open: {err}");
+
+    let mut store = MemoryStore::open(dir.path()).unwrap();
+    let why = store.repaired().expect("the writer says it rebuilt the index").to_owned();
+    assert!(why.contains(expect), "repair reason: {why}");
+    let r = store.search(&Query::from_text("keeper"), &SearchOptions::default()).unwrap();
+    let mut found: Vec<_> = r.hits.iter().map(|h| h.id).collect();
+    found.sort();
+    ids.sort();
+    assert_eq!(found, ids);
+    assert!(store.verify().unwrap().is_ok());
+    assert_eq!(store.stats().unwrap().segments, 1, "the index is the rebuilt segment alone");
+    let damaged = segment_files(dir.path());
+    let id = store.store(memory(9, "d", "after the repair", false)).unwrap();
+    drop(store);
+    let mut reader = MemoryStore::open_read_only(dir.path()).unwrap();
+    assert_eq!(reader.stats().unwrap().memories, 4);
+    assert_eq!(reader.get(id).unwrap().map(|m| m.id), Some(id));
+    let left = segment_files(dir.path());
+    assert!(
+        damaged.iter().filter(|f| left.contains(f)).count() == 1,
+        "the damaged segments go at the next publication: {damaged:?} then {left:?}"
+    );
+    assert_eq!(MemoryStore::open(dir.path()).unwrap().repaired(), None);
+}
+
+#[test]
+fn a_segment_of_an_unknown_format_version_is_rebuilt_from_records() {
+    damaged_index_is_rebuilt_from_records(
+        |dir| {
+            for seg in segment_files(dir) {
+                writable(&seg);
+                let mut bytes = std::fs::read(&seg).unwrap();
+                bytes[8..12].copy_from_slice(&1u32.wrapping_sub(2).to_le_bytes());
+                std::fs::write(&seg, bytes).unwrap();
+            }
+        },
+        "unsupported segment format version 4294967295",
+    );
+}
+
+#[test]
+fn a_corrupt_segment_is_rebuilt_from_records() {
+    damaged_index_is_rebuilt_from_records(
+        |dir| {
+            let seg = segment_files(dir).pop().unwrap();
+            writable(&seg);
+            let mut bytes = std::fs::read(&seg).unwrap();
+            let last = bytes.len() - 1;
+            bytes[last] ^= 0x10;
+            std::fs::write(&seg, bytes).unwrap();
+        },
+        "checksum mismatch",
+    );
+}
+
+#[test]
+fn a_missing_segment_is_rebuilt_from_records() {
+    damaged_index_is_rebuilt_from_records(
+        |dir| std::fs::remove_file(segment_files(dir).remove(0)).unwrap(),
+        "No such file",
+    );
+}
+
+#[test]
+fn a_damaged_manifest_is_rebuilt_from_records() {
+    damaged_index_is_rebuilt_from_records(
+        |dir| {
+            let head = std::fs::read_to_string(dir.join("HEAD")).unwrap();
+            let manifest = dir.join("manifests").join(head.trim());
+            writable(&manifest);
+            std::fs::write(&manifest, b"MCMANIF\0 and then nonsense").unwrap();
+        },
+        "manifest",
+    );
+}

@@ -344,9 +344,23 @@ pub struct Publisher {
 }
 
 impl Publisher {
-    /// Opens (creating if needed) the store directory `dir` for publishing.
+    /// Opens (creating if needed) the store directory `dir` for publishing. Fails if `HEAD` or
+    /// the manifest it names cannot be read (see [`Publisher::recover`]).
     pub fn open(dir: impl AsRef<Path>) -> Result<Publisher, LayoutError> {
-        let dir = dir.as_ref().to_owned();
+        Publisher::open_with(dir.as_ref(), false)
+    }
+
+    /// Opens `dir` like [`Publisher::open`], but when `HEAD` or the manifest it names is
+    /// malformed or missing, starts from no current manifest instead of failing, so that the caller can
+    /// publish an index rebuilt from elsewhere (the store's records) over the damaged one.
+    /// Generation numbers are still never reused: the beacon and every manifest file name count.
+    /// Input/output errors still fail.
+    pub fn recover(dir: impl AsRef<Path>) -> Result<Publisher, LayoutError> {
+        Publisher::open_with(dir.as_ref(), true)
+    }
+
+    fn open_with(dir: &Path, recover: bool) -> Result<Publisher, LayoutError> {
+        let dir = dir.to_owned();
         for d in [dir.clone(), dir.join(SEGMENTS_DIR), dir.join(MANIFESTS_DIR)] {
             create_private_dir(&d)?;
         }
@@ -362,7 +376,15 @@ impl Publisher {
                     .map_err(|source| LayoutError::Write { path: beacon.clone(), source })?;
             }
         }
-        let current = read_head(&dir)?;
+        let current = match read_head(&dir) {
+            Err(LayoutError::Manifest { .. }) if recover => None,
+            Err(LayoutError::Io { source, .. })
+                if recover && source.kind() == io::ErrorKind::NotFound =>
+            {
+                None
+            }
+            other => other?,
+        };
         let mut last_generation = current.as_ref().map_or(0, |(_, m)| m.generation);
         if let Ok(bytes) = fs::read(&beacon) {
             if let Some(b) = bytes.get(..8) {
@@ -578,6 +600,32 @@ mod tests {
         let mut longer = bytes.clone();
         longer.push(0);
         assert!(Manifest::from_bytes(&longer).is_err());
+    }
+
+    #[test]
+    fn recover_starts_over_a_damaged_head_without_reusing_generations() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = Publisher::open(dir.path()).unwrap();
+        p.publish(1, Vec::new()).unwrap();
+        let g = p.publish(2, Vec::new()).unwrap();
+        drop(p);
+        let name = fs::read_to_string(head_path(dir.path())).unwrap();
+        let manifest = manifest_path(dir.path(), name.trim());
+        let mut perms = fs::metadata(&manifest).unwrap().permissions();
+        #[allow(clippy::permissions_set_readonly_false)]
+        perms.set_readonly(false);
+        fs::set_permissions(&manifest, perms).unwrap();
+        fs::write(&manifest, b"not a manifest").unwrap();
+        let err = Publisher::open(dir.path()).unwrap_err();
+        assert!(matches!(err, LayoutError::Manifest { .. }), "{err}");
+        let mut p = Publisher::recover(dir.path()).unwrap();
+        assert_eq!(p.current(), None);
+        assert_eq!(p.generation(), g);
+        assert_eq!(p.publish(3, Vec::new()).unwrap(), g + 1);
+        assert_eq!(Publisher::open(dir.path()).unwrap().generation(), g + 1);
+        fs::write(head_path(dir.path()), b"0000000000000099.man\n").unwrap();
+        assert!(matches!(Publisher::open(dir.path()), Err(LayoutError::Io { .. })));
+        assert_eq!(Publisher::recover(dir.path()).unwrap().current(), None);
     }
 
     #[test]

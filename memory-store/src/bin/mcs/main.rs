@@ -267,14 +267,26 @@ fn store_dir(cli_store: &Option<PathBuf>) -> PathBuf {
 }
 
 fn open_writer(dir: &PathBuf) -> anyhow::Result<MemoryStore> {
-    MemoryStore::open(dir).with_context(|| format!("opening store {}", dir.display()))
+    let store =
+        MemoryStore::open(dir).with_context(|| format!("opening store {}", dir.display()))?;
+    if let Some(why) = store.repaired() {
+        eprintln!("mcs: rebuilt the index of {} from its records: {why}", dir.display());
+    }
+    Ok(store)
 }
 
 fn open_reader(dir: &PathBuf) -> anyhow::Result<MemoryStore> {
     if !dir.is_dir() {
         bail!("no store at {} (create one with `mcs ingest` or `mcs add`)", dir.display());
     }
-    MemoryStore::open_read_only(dir).with_context(|| format!("opening store {}", dir.display()))
+    MemoryStore::open_read_only(dir).map_err(|e| {
+        let hint = if matches!(e, memory_store::Error::Reader(_)) {
+            " (`mcs rebuild` rebuilds the index from the records)"
+        } else {
+            ""
+        };
+        anyhow::Error::new(e).context(format!("opening store {}{hint}", dir.display()))
+    })
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
