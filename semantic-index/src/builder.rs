@@ -564,13 +564,16 @@ impl SegmentBuilder {
         // Postings on one thread, per-document arrays on this one. (`postings` checks that
         // their offsets fit u32.)
         let parallel = part.doc_terms.len() >= PARALLEL_MIN_POSTINGS && threads() > 1;
+        let narrow = sorted_terms.len() <= format::NARROW_TERMS;
         let (postings, data) = join(
             parallel,
             || postings(part, &order, &sorted_terms),
-            || per_document(part, &order, &remap, &domain_remap),
+            || per_document(part, &order, &remap, &domain_remap, narrow),
         );
         let (posting_offsets, postings, frequencies) = postings?;
         let mut data = data?;
+        data.term_slots =
+            format::term_slots(sorted_terms.iter().map(|&t| format::term_hash(part.terms.get(t))));
         data.term_bytes = term_bytes;
         data.term_offsets = term_offsets;
         data.domain_bytes = domain_bytes;
@@ -671,16 +674,30 @@ fn postings(
     Ok((offsets, postings, frequencies))
 }
 
-/// Everything but the term table and postings, in ordinal order.
+/// Appends `items` sorted to `list`; returns the list's new length.
+fn push_sorted<T: Ord>(list: &mut Vec<T>, items: impl Iterator<Item = T>) -> usize {
+    let start = list.len();
+    list.extend(items);
+    list[start..].sort_unstable();
+    list.len()
+}
+
+/// Everything but the term table and postings, in ordinal order. Forward lists are `u16` when
+/// `narrow` (the caller checked that every term ordinal fits).
 fn per_document(
     part: &Part,
     order: &[u32],
     remap: &[u32],
     domain_remap: &[u32],
+    narrow: bool,
 ) -> Result<SegmentData, BuildError> {
     let n = order.len();
     let mut data = SegmentData { doc_count: n as u32, ..SegmentData::default() };
-    data.forward_terms.reserve(part.doc_terms.len());
+    if narrow {
+        data.forward_narrow.reserve(part.doc_terms.len());
+    } else {
+        data.forward_wide.reserve(part.doc_terms.len());
+    }
     data.forward_offsets.reserve(n + 1);
     data.gist_bytes.reserve(part.gists.len());
     data.gist_offsets.reserve(n + 1);
@@ -710,10 +727,13 @@ fn per_document(
         if count > 0 {
             min_keywords = min_keywords.min(count);
         }
-        let start = data.forward_terms.len();
-        data.forward_terms.extend(part.doc_terms[terms].iter().map(|&t| remap[t as usize]));
-        data.forward_terms[start..].sort_unstable();
-        data.forward_offsets.push(u32_of(data.forward_terms.len(), "forward lists")?);
+        let ordinals = part.doc_terms[terms].iter().map(|&t| remap[t as usize]);
+        let end = if narrow {
+            push_sorted(&mut data.forward_narrow, ordinals.map(|t| t as u16))
+        } else {
+            push_sorted(&mut data.forward_wide, ordinals)
+        };
+        data.forward_offsets.push(u32_of(end, "forward lists")?);
         data.gist_bytes.extend_from_slice(&part.gists[part.gist_of(d)]);
         data.gist_offsets.push(u32_of(data.gist_bytes.len(), "gist bytes")?);
     }
@@ -750,7 +770,9 @@ fn payload_estimate(data: &SegmentData) -> usize {
         + bytes(&data.domain_bytes)
         + bytes(&data.domain_offsets)
         + bytes(&data.forward_offsets)
-        + bytes(&data.forward_terms)
+        + bytes(&data.forward_narrow)
+        + bytes(&data.forward_wide)
+        + bytes(&data.term_slots)
         + bytes(&data.gist_bytes)
         + bytes(&data.gist_offsets)
         + bytes(&data.sacred_newest)

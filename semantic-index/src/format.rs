@@ -6,7 +6,10 @@ use rkyv::{Archive, Serialize};
 /// The first eight bytes of every segment file.
 pub const MAGIC: [u8; 8] = *b"MCSEGMT\0";
 /// The format version this build writes and the only one it reads.
-pub const VERSION: u32 = 1;
+///
+/// Version 2 added the hashed term table (`term_slots`), narrow forward lists and the chunked
+/// checksum; version 1 segments are refused (a store's writer rebuilds them from its records).
+pub const VERSION: u32 = 2;
 /// The length of the header; a multiple of 16 so that the archive after it stays aligned.
 pub const HEADER_LEN: usize = 64;
 /// The alignment the payload needs in memory (rkyv's archive alignment for this format).
@@ -64,7 +67,7 @@ impl Header {
         let mut out = [0u8; HEADER_LEN];
         out[0..8].copy_from_slice(&MAGIC);
         out[8..12].copy_from_slice(&self.version.to_le_bytes());
-        // 12..16: flags, zero in version 1.
+        // 12..16: flags, zero in versions 1 and 2.
         out[16..24].copy_from_slice(&self.generation.to_le_bytes());
         out[24..32].copy_from_slice(&self.doc_count.to_le_bytes());
         out[32..40].copy_from_slice(&self.payload_len.to_le_bytes());
@@ -112,15 +115,95 @@ impl Header {
 /// How many leading header bytes the checksum covers: everything before the checksum field.
 pub const CHECKSUMMED_HEADER_LEN: usize = 40;
 
+/// The payload is checksummed in chunks of this many bytes (the last one may be shorter), so
+/// that a large segment can be checked on several cores at once.
+pub const CHECKSUM_CHUNK: usize = 1 << 20;
+
+/// Payloads at least this long are checksummed on several threads (when the machine has more
+/// than one core): below it, starting a thread costs more than it saves.
+const PARALLEL_CHECKSUM_MIN: usize = 8 << 20;
+
 /// The segment checksum: xxh3-64 over the header's first [`CHECKSUMMED_HEADER_LEN`] bytes
-/// (magic, version, flags, generation, document count, payload length) and then the payload,
-/// so that no bit of a segment outside the reserved bytes can change unnoticed.
+/// (magic, version, flags, generation, document count, payload length) followed by the
+/// xxh3-64 of every [`CHECKSUM_CHUNK`]-byte chunk of the payload in order (each as 8
+/// little-endian bytes; none for an empty payload). No bit of a segment outside the reserved
+/// bytes can change unnoticed.
+///
+/// Large payloads are hashed on up to `available_parallelism` (at most 8) scoped threads that
+/// end before this returns; a single core's memory bandwidth is what bounds the check
+/// otherwise. If a thread cannot be started the work is done on the calling thread.
 pub fn checksum(header_prefix: &[u8], payload: &[u8]) -> u64 {
-    use std::hash::Hasher as _;
-    let mut h = twox_hash::XxHash3_64::new();
-    h.write(header_prefix);
-    h.write(payload);
-    h.finish()
+    let chunks = payload.len().div_ceil(CHECKSUM_CHUNK);
+    let threads = if payload.len() >= PARALLEL_CHECKSUM_MIN { cores().clamp(1, 8) } else { 1 };
+    let per_run = chunks.div_ceil(threads).max(1);
+    let runs = chunks.div_ceil(per_run);
+    // The hashes of the chunks of run `r`, a contiguous range of chunks.
+    let run = |r: usize| -> Vec<u64> {
+        (r * per_run..((r + 1) * per_run).min(chunks))
+            .map(|c| {
+                let start = c * CHECKSUM_CHUNK;
+                let end = (start + CHECKSUM_CHUNK).min(payload.len());
+                twox_hash::XxHash3_64::oneshot(&payload[start..end])
+            })
+            .collect()
+    };
+    let mut tail = Vec::with_capacity(header_prefix.len() + 8 * chunks);
+    tail.extend_from_slice(header_prefix);
+    std::thread::scope(|scope| {
+        let helpers: Vec<_> = (1..runs)
+            .map(|r| (r, std::thread::Builder::new().spawn_scoped(scope, move || run(r))))
+            .collect();
+        let mut push = |hashes: Vec<u64>| {
+            for h in hashes {
+                tail.extend_from_slice(&h.to_le_bytes());
+            }
+        };
+        if runs > 0 {
+            push(run(0));
+        }
+        for (r, helper) in helpers {
+            // A thread that could not start (or, impossibly, panicked) is made up for here.
+            push(helper.ok().and_then(|h| h.join().ok()).unwrap_or_else(|| run(r)));
+        }
+    });
+    twox_hash::XxHash3_64::oneshot(&tail)
+}
+
+/// The number of cores this process may use, asked once.
+fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// Segments with at most this many terms store forward lists as `u16` ordinals.
+pub const NARROW_TERMS: usize = 1 << 16;
+
+/// The hash of a term's bytes that places it in `term_slots`: xxh3-64, seed 0.
+#[inline]
+pub fn term_hash(term: &[u8]) -> u64 {
+    twox_hash::XxHash3_64::oneshot(term)
+}
+
+/// The length of the hashed term table for `n_terms` terms: the smallest power of two at least
+/// twice `n_terms` (at least 1), so that at most half the slots are used and every probe
+/// sequence meets an empty slot.
+pub fn term_slot_count(n_terms: usize) -> usize {
+    n_terms.saturating_mul(2).max(1).next_power_of_two()
+}
+
+/// Fills a hashed term table (see [`SegmentData::term_slots`]) for terms given by their hash,
+/// in ordinal order.
+pub fn term_slots(hashes: impl ExactSizeIterator<Item = u64>) -> Vec<u32> {
+    let mut slots = vec![0u32; term_slot_count(hashes.len())];
+    let mask = slots.len() - 1;
+    for (ordinal, h) in hashes.enumerate() {
+        let mut at = h as usize & mask;
+        while slots[at] != 0 {
+            at = (at + 1) & mask;
+        }
+        slots[at] = ordinal as u32 + 1;
+    }
+    slots
 }
 
 /// The archived body of a segment. Ordinals index the per-document arrays.
@@ -142,6 +225,11 @@ pub struct SegmentData {
     pub term_bytes: Vec<u8>,
     /// `n_terms + 1` offsets into `term_bytes`.
     pub term_offsets: Vec<u32>,
+    /// The hashed term table: [`term_slot_count`]`(n_terms)` slots (a power of two), each 0
+    /// (empty) or a term ordinal plus one. Term `t` sits at the first slot, from
+    /// [`term_hash`]`(t) & (len - 1)` on with wrap-around, that is empty or holds it; readers
+    /// probe from there, comparing bytes, and stop at an empty slot.
+    pub term_slots: Vec<u32>,
     /// `n_terms + 1` offsets into `postings` and `frequencies`.
     pub posting_offsets: Vec<u32>,
     /// Document ordinals per term, ascending.
@@ -164,10 +252,14 @@ pub struct SegmentData {
     pub domain_bytes: Vec<u8>,
     /// `n_domains + 1` offsets into `domain_bytes`.
     pub domain_offsets: Vec<u32>,
-    /// `doc_count + 1` offsets into `forward_terms`.
+    /// `doc_count + 1` offsets into the forward lists (`forward_narrow` or `forward_wide`).
     pub forward_offsets: Vec<u32>,
-    /// Term ordinals per document, ascending.
-    pub forward_terms: Vec<u32>,
+    /// Term ordinals per document, ascending, when the segment has at most
+    /// [`NARROW_TERMS`] terms (empty otherwise).
+    pub forward_narrow: Vec<u16>,
+    /// Term ordinals per document, ascending, when the segment has more than
+    /// [`NARROW_TERMS`] terms (empty otherwise).
+    pub forward_wide: Vec<u32>,
     /// Gists (questions cut to [`GIST_MAX_BYTES`]), concatenated.
     pub gist_bytes: Vec<u8>,
     /// `doc_count + 1` offsets into `gist_bytes`.
@@ -183,14 +275,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn checksum_is_standard_xxh3_of_header_prefix_then_payload() {
+    fn checksum_is_xxh3_of_header_prefix_then_chunk_hashes() {
         // The XXH3-64 test vector of the empty input (seed 0): the format depends on the
         // algorithm, not on the crate computing it.
         assert_eq!(checksum(&[], &[]), 0x2D06_8005_38D3_94C2);
-        let payload: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
-        let mut whole = b"header-prefix".to_vec();
-        whole.extend_from_slice(&payload);
-        assert_eq!(checksum(b"header-prefix", &payload), twox_hash::XxHash3_64::oneshot(&whole));
+        let xxh3 = twox_hash::XxHash3_64::oneshot;
+        // One short chunk, then enough chunks to be hashed on several threads, the last short.
+        for len in [100_000, PARALLEL_CHECKSUM_MIN + 3 * CHECKSUM_CHUNK + 12_345] {
+            let payload: Vec<u8> = (0..len as u32).map(|i| (i * 7 % 251) as u8).collect();
+            let mut reference = b"header-prefix".to_vec();
+            for chunk in payload.chunks(CHECKSUM_CHUNK) {
+                reference.extend_from_slice(&xxh3(chunk).to_le_bytes());
+            }
+            assert_eq!(checksum(b"header-prefix", &payload), xxh3(&reference), "{len} bytes");
+        }
+    }
+
+    #[test]
+    fn every_term_is_found_from_its_hash_and_tables_are_half_empty() {
+        for n in [0usize, 1, 2, 3, 100, 5000] {
+            let terms: Vec<String> = (0..n).map(|i| format!("term{i}")).collect();
+            let slots = term_slots(terms.iter().map(|t| term_hash(t.as_bytes())));
+            assert!(slots.len().is_power_of_two() && slots.len() >= 2 * n, "{n}: {}", slots.len());
+            let mask = slots.len() - 1;
+            for (ordinal, t) in terms.iter().enumerate() {
+                let mut at = term_hash(t.as_bytes()) as usize & mask;
+                while slots[at] != ordinal as u32 + 1 {
+                    assert_ne!(slots[at], 0, "{t} not found before an empty slot");
+                    at = (at + 1) & mask;
+                }
+            }
+            assert_eq!(slots.iter().filter(|&&s| s != 0).count(), n);
+        }
     }
 
     #[test]

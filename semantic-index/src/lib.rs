@@ -44,11 +44,14 @@
 //!
 //! A segment is one file, written once and never modified: a 64-byte little-endian header
 //! (magic, format version, generation, document count, payload length, xxh3-64 checksum of the
-//! payload) followed by an rkyv archive of [`format::SegmentData`]: the sorted term table (one
-//! byte blob plus offsets), postings per term (ascending document ordinals, with each term's
+//! header and the payload, hashed in 1 MiB chunks that large segments check on every core)
+//! followed by an rkyv archive of [`format::SegmentData`]: the sorted term table (one byte blob
+//! plus offsets) with a hashed index over it (a power-of-two array of term ordinals, so a lookup
+//! is a slot read or two and one comparison), postings per term (ascending document ordinals, with each term's
 //! frequency in the document as a saturating `u8`), per-document metadata (id, domain ordinal,
 //! keyword count, token count, score, timestamp; sacred documents come first), the domain
-//! table, forward keyword lists, gists, the sacred list newest first, and the ids in sorted
+//! table, forward keyword lists (`u16` ordinals when the segment has at most 65,536 terms),
+//! gists, the sacred list newest first, and the ids in sorted
 //! order. Every array is flat and holds plain integers, so validation is cheap. `FORMAT.md`
 //! draws the layout.
 //!

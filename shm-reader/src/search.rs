@@ -4,9 +4,9 @@ use std::cell::RefCell;
 use std::cmp::Ordering;
 
 use rkyv::rend::u32_le;
-use semantic_index::format::ArchivedSegmentData;
+use semantic_index::format::{self, ArchivedSegmentData};
 
-use crate::segment::{table_str, Segment, Storage};
+use crate::segment::{find_term, table_str, Forward, Segment, Storage};
 
 /// A prepared query: its keywords, extracted once, and scratch space sized for them.
 ///
@@ -15,6 +15,8 @@ use crate::segment::{table_str, Segment, Storage};
 #[derive(Debug)]
 pub struct Query {
     keywords: Vec<String>,
+    /// [`format::term_hash`] of each keyword, computed once for every segment searched.
+    hashes: Vec<u64>,
     cursors: RefCell<Vec<Cursor>>,
 }
 
@@ -59,7 +61,8 @@ impl Query {
     /// A query from keywords that already passed the keyword rule and are distinct.
     pub(crate) fn from_prepared(keywords: Vec<String>) -> Query {
         let cursors = RefCell::new(Vec::with_capacity(keywords.len()));
-        Query { keywords, cursors }
+        let hashes = keywords.iter().map(|k| format::term_hash(k.as_bytes())).collect();
+        Query { keywords, hashes, cursors }
     }
 
     /// The query's keywords (its set Q).
@@ -307,25 +310,6 @@ pub fn score(
     jaccard + o.w_score * f64::from(mem_score) + if sacred { o.w_sacred } else { 0.0 }
 }
 
-fn find_term(d: &ArchivedSegmentData, term: &str) -> Option<usize> {
-    let offsets = d.term_offsets.as_slice();
-    let blob = d.term_bytes.as_slice();
-    let n = offsets.len().saturating_sub(1);
-    let (mut lo, mut hi) = (0usize, n);
-    let key = term.as_bytes();
-    while lo < hi {
-        let mid = lo + (hi - lo) / 2;
-        let (a, b) = (offsets[mid].to_native() as usize, offsets[mid + 1].to_native() as usize);
-        let t = blob.get(a..b).unwrap_or(&[]);
-        match t.cmp(key) {
-            Ordering::Less => lo = mid + 1,
-            Ordering::Greater => hi = mid,
-            Ordering::Equal => return Some(mid),
-        }
-    }
-    None
-}
-
 fn find_domain(d: &ArchivedSegmentData, domain: &str) -> Option<u32> {
     let offsets = d.domain_offsets.as_slice();
     let n = offsets.len().saturating_sub(1);
@@ -383,11 +367,11 @@ impl<B: Storage> Segment<B> {
         let posting_offsets = d.posting_offsets.as_slice();
         let Ok(mut cursors) = query.cursors.try_borrow_mut() else { return };
         cursors.clear();
-        for kw in &query.keywords {
+        for (kw, &hash) in query.keywords.iter().zip(&query.hashes) {
             if cursors.len() == cursors.capacity() {
                 break; // never reallocate: the capacity was sized to the keywords
             }
-            if let Some(t) = find_term(d, kw) {
+            if let Some(t) = find_term(d, kw.as_bytes(), hash) {
                 let pos = posting_offsets[t].to_native() as usize;
                 let end = (posting_offsets[t + 1].to_native() as usize).min(postings.len());
                 cursors.push(Cursor { pos: pos.min(end), end, term: t as u32 });
@@ -410,8 +394,6 @@ impl<B: Storage> Segment<B> {
         let ids = d.ids.as_slice();
         let timestamps = d.timestamps.as_slice();
         let domain_of = d.domain_of.as_slice();
-        let forward_offsets = d.forward_offsets.as_slice();
-        let forward_terms = d.forward_terms.as_slice();
         let runs: [(u32, u32, bool); 2] = [(0, sacred_count, true), (sacred_count, n, false)];
         let runs = if options.sacred_only { &runs[..1] } else { &runs[..] };
         let Hits { acc, touched, .. } = hits;
@@ -525,13 +507,9 @@ impl<B: Storage> Segment<B> {
                                 continue;
                             }
                         }
-                        let a = forward_offsets.get(oi).map_or(0, |x| x.to_native() as usize);
-                        let b = forward_offsets.get(oi + 1).map_or(0, |x| x.to_native() as usize);
-                        let terms = forward_terms.get(a..b).unwrap_or(&[]);
+                        let terms = Forward::of(d, oi);
                         for c in others {
-                            if terms.binary_search_by(|t| t.to_native().cmp(&c.term)).is_ok() {
-                                overlap += 1;
-                            }
+                            overlap += u32::from(terms.contains(c.term));
                         }
                     }
                     let dk = keyword_counts.get(oi).map_or(overlap, |x| x.to_native().max(overlap));
@@ -575,12 +553,15 @@ impl<B: Storage> Segment<B> {
     ) -> Option<Explanation> {
         let doc = self.doc(ordinal)?;
         let d = self.data();
-        let terms: Vec<u32> = doc.term_ids().collect();
+        let terms = Forward::of(d, ordinal as usize);
         let matched: Vec<String> = query
             .keywords
             .iter()
-            .filter(|kw| find_term(d, kw).is_some_and(|t| terms.binary_search(&(t as u32)).is_ok()))
-            .cloned()
+            .zip(&query.hashes)
+            .filter(|(kw, &h)| {
+                find_term(d, kw.as_bytes(), h).is_some_and(|t| terms.contains(t as u32))
+            })
+            .map(|(kw, _)| kw.clone())
             .collect();
         let overlap = matched.len() as u32;
         let q = query.keywords.len() as u32;

@@ -4,6 +4,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use rkyv::rancor;
+use rkyv::rend::{u16_le, u32_le};
 use semantic_index::format::{
     self, ArchivedSegmentData, Header, HeaderError, HEADER_LEN, PAYLOAD_ALIGN,
 };
@@ -260,8 +261,14 @@ impl<B: Storage> Segment<B> {
             }
         }
         let terms = d.term_offsets.len().saturating_sub(1) as u32;
-        if d.forward_terms.iter().any(|t| t.to_native() >= terms) {
+        if Forward::all(d).iter().any(|t| t >= terms) {
             return Err(structure("forward list names an unknown term"));
+        }
+        for t in 0..terms as usize {
+            let bytes = table_bytes(d.term_bytes.as_slice(), d.term_offsets.as_slice(), t);
+            if find_term(d, bytes, format::term_hash(bytes)) != Some(t) {
+                return Err(structure("hashed term table does not lead to every term"));
+            }
         }
         let domains = d.domain_offsets.len().saturating_sub(1) as u32;
         if d.domain_of.iter().any(|t| t.to_native() >= domains) {
@@ -285,7 +292,7 @@ impl<B: Storage> Segment<B> {
 
 /// Offsets must be `len + 1` entries, start at 0, never decrease and end at the blob's length.
 fn check_offsets(
-    offsets: &[rkyv::rend::u32_le],
+    offsets: &[u32_le],
     entries: usize,
     blob: usize,
     what: &'static str,
@@ -337,17 +344,105 @@ fn check_tables(d: &ArchivedSegmentData, header: &Header) -> Result<(), OpenErro
     }
     let domains = d.domain_offsets.len().saturating_sub(1);
     check_offsets(d.domain_offsets.as_slice(), domains, d.domain_bytes.len(), "domain offsets")?;
-    check_offsets(d.forward_offsets.as_slice(), n, d.forward_terms.len(), "forward offsets")?;
+    let slots = d.term_slots.len();
+    if !slots.is_power_of_two() || slots != format::term_slot_count(terms) {
+        return Err(structure("hashed term table size"));
+    }
+    let (used, unused) = if terms <= format::NARROW_TERMS {
+        (d.forward_narrow.len(), d.forward_wide.len())
+    } else {
+        (d.forward_wide.len(), d.forward_narrow.len())
+    };
+    if unused != 0 {
+        return Err(structure("forward lists of the wrong width"));
+    }
+    check_offsets(d.forward_offsets.as_slice(), n, used, "forward offsets")?;
     check_offsets(d.gist_offsets.as_slice(), n, d.gist_bytes.len(), "gist offsets")?;
     Ok(())
 }
 
+/// The bytes of entry `i` of a blob + offsets table; a bad index gives nothing.
+pub(crate) fn table_bytes<'a>(blob: &'a [u8], offsets: &[u32_le], i: usize) -> &'a [u8] {
+    let (Some(a), Some(b)) = (offsets.get(i), offsets.get(i + 1)) else { return &[] };
+    blob.get(a.to_native() as usize..b.to_native() as usize).unwrap_or(&[])
+}
+
 /// Reads string `i` of a blob + offsets table; invalid UTF-8 or a bad index gives "".
-pub(crate) fn table_str<'a>(blob: &'a [u8], offsets: &[rkyv::rend::u32_le], i: usize) -> &'a str {
-    let (Some(a), Some(b)) = (offsets.get(i), offsets.get(i + 1)) else { return "" };
-    blob.get(a.to_native() as usize..b.to_native() as usize)
-        .and_then(|s| std::str::from_utf8(s).ok())
-        .unwrap_or("")
+pub(crate) fn table_str<'a>(blob: &'a [u8], offsets: &[u32_le], i: usize) -> &'a str {
+    std::str::from_utf8(table_bytes(blob, offsets, i)).unwrap_or("")
+}
+
+/// The ordinal of the term with these bytes (`hash` is [`format::term_hash`] of them), through
+/// the hashed term table: a few slot reads and one byte comparison per candidate. Whatever the
+/// table holds, this reads only in bounds and ends after at most one pass over the slots.
+#[inline]
+pub(crate) fn find_term(d: &ArchivedSegmentData, term: &[u8], hash: u64) -> Option<usize> {
+    let slots = d.term_slots.as_slice();
+    let offsets = d.term_offsets.as_slice();
+    let blob = d.term_bytes.as_slice();
+    let mask = slots.len().checked_sub(1)?;
+    let mut at = hash as usize & mask;
+    for _ in 0..slots.len() {
+        let t = slots.get(at)?.to_native().checked_sub(1)? as usize;
+        if table_bytes(blob, offsets, t) == term {
+            return Some(t);
+        }
+        at = (at + 1) & mask;
+    }
+    None
+}
+
+/// Forward lists (term ordinals per document, ascending) of either width.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Forward<'a> {
+    /// `u16` ordinals: segments of at most [`format::NARROW_TERMS`] terms.
+    Narrow(&'a [u16_le]),
+    /// `u32` ordinals.
+    Wide(&'a [u32_le]),
+}
+
+impl<'a> Forward<'a> {
+    /// Every document's list, concatenated.
+    pub(crate) fn all(d: &'a ArchivedSegmentData) -> Forward<'a> {
+        if d.forward_wide.is_empty() {
+            Forward::Narrow(d.forward_narrow.as_slice())
+        } else {
+            Forward::Wide(d.forward_wide.as_slice())
+        }
+    }
+
+    /// Document `ordinal`'s list (empty if the offsets say nothing sensible).
+    #[inline]
+    pub(crate) fn of(d: &'a ArchivedSegmentData, ordinal: usize) -> Forward<'a> {
+        let offsets = d.forward_offsets.as_slice();
+        let (a, b) = match (offsets.get(ordinal), offsets.get(ordinal + 1)) {
+            (Some(a), Some(b)) => (a.to_native() as usize, b.to_native() as usize),
+            _ => (0, 0),
+        };
+        match Forward::all(d) {
+            Forward::Narrow(all) => Forward::Narrow(all.get(a..b).unwrap_or(&[])),
+            Forward::Wide(all) => Forward::Wide(all.get(a..b).unwrap_or(&[])),
+        }
+    }
+
+    /// Whether the list holds `term` (binary search).
+    #[inline]
+    pub(crate) fn contains(self, term: u32) -> bool {
+        match self {
+            Forward::Narrow(list) => u16::try_from(term)
+                .is_ok_and(|t| list.binary_search_by(|x| x.to_native().cmp(&t)).is_ok()),
+            Forward::Wide(list) => list.binary_search_by(|x| x.to_native().cmp(&term)).is_ok(),
+        }
+    }
+
+    /// The ordinals, in order.
+    pub(crate) fn iter(self) -> impl Iterator<Item = u32> + 'a {
+        let (narrow, wide) = match self {
+            Forward::Narrow(list) => (list, &[][..]),
+            Forward::Wide(list) => (&[][..], list),
+        };
+        narrow.iter().map(|t| u32::from(t.to_native())).chain(wide.iter().map(|t| t.to_native()))
+    }
 }
 
 /// A zero-copy view of one document of a segment.
@@ -427,12 +522,6 @@ impl<'a> DocRef<'a> {
     }
 
     pub(crate) fn term_ids(&self) -> impl Iterator<Item = u32> + 'a {
-        let d = self.data;
-        let offsets = d.forward_offsets.as_slice();
-        let (a, b) = match (offsets.get(self.at()), offsets.get(self.at() + 1)) {
-            (Some(a), Some(b)) => (a.to_native() as usize, b.to_native() as usize),
-            _ => (0, 0),
-        };
-        d.forward_terms.as_slice().get(a..b).unwrap_or(&[]).iter().map(|t| t.to_native())
+        Forward::of(self.data, self.at()).iter()
     }
 }

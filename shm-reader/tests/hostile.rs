@@ -122,3 +122,89 @@ fn file_errors_name_the_file() {
     let err = unsafe { Segment::map(dir.path().join("missing.seg")) }.unwrap_err();
     assert!(matches!(err.check, Check::Io(_)) && err.to_string().contains("missing.seg"), "{err}");
 }
+
+/// Segment bytes for `data` as a writer would frame them: header, checksum, archive.
+fn framed(data: &semantic_index::format::SegmentData) -> Vec<u8> {
+    use semantic_index::format::{self, Header, HEADER_LEN};
+    let payload = rkyv::to_bytes::<rkyv::rancor::Error>(data).unwrap();
+    let mut header = Header {
+        version: format::VERSION,
+        generation: 1,
+        doc_count: u64::from(data.doc_count),
+        payload_len: payload.len() as u64,
+        checksum: 0,
+    };
+    header.checksum =
+        format::checksum(&header.encode()[..format::CHECKSUMMED_HEADER_LEN], &payload);
+    let mut bytes = header.encode().to_vec();
+    assert_eq!(bytes.len(), HEADER_LEN);
+    bytes.extend_from_slice(&payload);
+    bytes
+}
+
+fn small_data() -> semantic_index::format::SegmentData {
+    let mut b = semantic_index::SegmentBuilder::new();
+    for i in 0..6u8 {
+        b.add(&Document {
+            id: [i; 16],
+            question: format!(
+                "shared memory segment {}",
+                ["alpha", "beta", "gamma"][i as usize % 3]
+            ),
+            ..Default::default()
+        })
+        .unwrap();
+    }
+    b.data().unwrap()
+}
+
+#[test]
+fn inconsistent_term_tables_are_caught_by_open_or_verify() {
+    let good = small_data();
+    let open = |d: &semantic_index::format::SegmentData| {
+        Segment::from_bytes(shm_reader::aligned(&framed(d)))
+    };
+    open(&good).unwrap().verify().unwrap();
+
+    // Checked at open, in constant time: the table's size, the forward lists' width.
+    let mut d = good.clone();
+    d.term_slots.push(0);
+    let err = open(&d).unwrap_err();
+    assert!(err.to_string().contains("hashed term table size"), "{err}");
+    let mut d = good.clone();
+    d.forward_wide = d.forward_narrow.iter().map(|&t| u32::from(t)).collect();
+    d.forward_narrow.clear();
+    let err = open(&d).unwrap_err();
+    assert!(err.to_string().contains("forward lists of the wrong width"), "{err}");
+
+    // A table that loses a term (or names one out of range) opens, searches stay in bounds,
+    // and the deep check names it.
+    for broken in [0u32, 999] {
+        let mut d = good.clone();
+        let slot = d.term_slots.iter().position(|&s| s != 0).unwrap();
+        d.term_slots[slot] = broken;
+        let segment = open(&d).unwrap();
+        let q = shm_reader::Query::from_text("shared memory segment alpha beta gamma");
+        let mut hits = shm_reader::Hits::with_capacity(10);
+        let options = shm_reader::SearchOptions::default();
+        segment.search(&q, &options, &shm_reader::DeletedSet::empty(), 0, &mut hits);
+        let err = segment.verify().unwrap_err();
+        assert!(err.to_string().contains("hashed term table"), "{err}");
+    }
+    // A full table (no empty slot): lookups of absent terms still end.
+    let mut d = good.clone();
+    let n = d.term_slots.len() as u32;
+    d.term_slots = (0..n).map(|i| i % 2 + 1).collect();
+    let segment = open(&d).unwrap();
+    let q = shm_reader::Query::from_text("absent words only");
+    let mut hits = shm_reader::Hits::with_capacity(10);
+    segment.search(
+        &q,
+        &shm_reader::SearchOptions::default(),
+        &shm_reader::DeletedSet::empty(),
+        0,
+        &mut hits,
+    );
+    assert!(hits.is_empty());
+    assert!(segment.verify().is_err());
+}

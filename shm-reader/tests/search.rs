@@ -146,3 +146,59 @@ fn hits_respect_capacity_and_limit() {
     let ids: Vec<u8> = hits.iter().map(|h| h.id[0]).collect();
     assert_eq!(ids, [0, 1, 2]);
 }
+
+/// A word made of letters only (keywords keep letters), distinct for every `i`.
+fn word(mut i: usize) -> String {
+    let mut w = String::from("zq");
+    for _ in 0..4 {
+        w.push(char::from(b'a' + (i % 26) as u8));
+        i /= 26;
+    }
+    w
+}
+
+#[test]
+fn more_terms_than_narrow_forward_lists_hold_search_exactly() {
+    // 700 memories of 100 words of their own each, plus shared words: 70,000+ terms, so
+    // forward lists are stored wide (u32), and term ordinals above 65,535 are searched.
+    let terms = semantic_index::format::NARROW_TERMS + 4_464;
+    let docs: Vec<semantic_index::Document> = (0..terms / 100)
+        .map(|d| semantic_index::Document {
+            id: (d as u128).to_be_bytes(),
+            domain: format!("d{}", d % 3),
+            question: (d * 100..d * 100 + 100).map(word).collect::<Vec<_>>().join(" "),
+            insights: vec![format!("{} {}", VOCAB[d % 5], VOCAB[d % 7])],
+            score: (d % 10) as f32 / 10.0,
+            sacred: d % 9 == 0,
+            timestamp_micros: (d % 13) as i64,
+            ..Default::default()
+        })
+        .collect();
+    let segment = segment_of(&docs, 1);
+    assert!(segment.term_count() as usize > semantic_index::format::NARROW_TERMS);
+    segment.verify().unwrap();
+    let options = SearchOptions::default();
+    let mut hits = Hits::with_capacity(10);
+    for (i, d) in docs.iter().enumerate().step_by(37) {
+        let q = Query::from_keywords([
+            word(i * 100 + 99),
+            word((i * 7919) % terms),
+            VOCAB[i % 5].to_string(),
+        ]);
+        hits.clear();
+        segment.search(&q, &options, &DeletedSet::empty(), 0, &mut hits);
+        let got: Vec<_> = hits.iter().map(|h| (h.id, h.score)).collect();
+        assert_same(&got, &brute_force(&docs, q.keywords(), &options)).unwrap();
+        let own = Query::from_keywords([word(i * 100), word(i * 100 + 99)]);
+        hits.clear();
+        segment.search(&own, &options, &DeletedSet::empty(), 0, &mut hits);
+        let got: Vec<_> = hits.iter().map(|h| h.id).collect();
+        assert_eq!(got, [d.id], "memory {i} alone has its own words");
+        let view = segment.doc(segment.find(&d.id).unwrap()).unwrap();
+        let mut kws: Vec<&str> = view.keywords().collect();
+        kws.sort_unstable();
+        let mut want = semantic_index::document_keywords(&d.question, &d.insights, &d.synthesis);
+        want.sort_unstable();
+        assert_eq!(kws, want);
+    }
+}
