@@ -640,37 +640,52 @@ fn check_score(doc: &Document) -> Result<(), BuildError> {
 }
 
 /// Postings by counting sort on the term: documents visited in ordinal order keep each list
-/// ascending. Returns offsets, ordinals and frequencies.
+/// ascending, and a term's postings of one page follow those of the page before. Returns the
+/// per-(term, page) offsets, the in-page ordinals and the frequencies.
 #[allow(clippy::type_complexity)]
 fn postings(
     part: &Part,
     order: &[u32],
     sorted_terms: &[u32],
-) -> Result<(Vec<u32>, Vec<u32>, Vec<u8>), BuildError> {
-    let mut offsets = Vec::with_capacity(sorted_terms.len() + 1);
-    let mut acc = 0usize;
-    offsets.push(0u32);
-    for &old in sorted_terms {
-        acc += part.stats[old as usize].df as usize;
-        offsets.push(u32_of(acc, "postings")?);
-    }
+) -> Result<(Vec<u32>, Vec<u16>, Vec<u8>), BuildError> {
+    let pages = format::posting_pages(order.len() as u32) as usize;
     // Next free slot per builder term id: one lookup per posting instead of two.
     let mut fill = vec![0u32; part.terms.len()];
-    for (&old, &offset) in sorted_terms.iter().zip(&offsets) {
-        fill[old as usize] = offset;
+    let mut acc = 0usize;
+    for &old in sorted_terms {
+        fill[old as usize] = u32_of(acc, "postings")?;
+        acc += part.stats[old as usize].df as usize;
     }
-    let mut postings = vec![0u32; acc];
+    u32_of(acc, "postings")?;
+    let mut offsets = vec![0u32; sorted_terms.len() * pages + 1];
+    // Where each term's postings of page `page` start: where its fill pointer is when the
+    // page's first ordinal comes (pages without documents start where the postings end).
+    let mark = |offsets: &mut [u32], fill: &[u32], page: usize| {
+        for (i, &old) in sorted_terms.iter().enumerate() {
+            offsets[i * pages + page] = fill[old as usize];
+        }
+    };
+    let mut postings = vec![0u16; acc];
     let mut frequencies = vec![0u8; acc];
     for (ordinal, &d) in order.iter().enumerate() {
+        let ordinal = ordinal as u32;
+        if ordinal.is_multiple_of(format::POSTING_PAGE) {
+            mark(&mut offsets, &fill, (ordinal / format::POSTING_PAGE) as usize);
+        }
+        let low = (ordinal % format::POSTING_PAGE) as u16;
         let range = part.terms_of(d as usize);
         for (&t, &f) in part.doc_terms[range.clone()].iter().zip(&part.doc_freqs[range]) {
             let slot = &mut fill[t as usize];
             let at = *slot as usize;
-            postings[at] = ordinal as u32;
+            postings[at] = low;
             frequencies[at] = f;
             *slot += 1;
         }
     }
+    if order.is_empty() {
+        mark(&mut offsets, &fill, 0);
+    }
+    offsets[sorted_terms.len() * pages] = acc as u32;
     Ok((offsets, postings, frequencies))
 }
 

@@ -44,10 +44,11 @@
 //!
 //! A segment is one file, written once and never modified: a 64-byte little-endian header
 //! (magic, format version, generation, document count, payload length, xxh3-64 checksum of the
-//! header and the payload, hashed in 1 MiB chunks that large segments check on every core)
+//! header and the payload, hashed in 1 MiB chunks)
 //! followed by an rkyv archive of [`format::SegmentData`]: the sorted term table (one byte blob
 //! plus offsets) with a hashed index over it (a power-of-two array of term ordinals, so a lookup
-//! is a slot read or two and one comparison), postings per term (ascending document ordinals, with each term's
+//! is a slot read or two and one comparison), postings per term (ascending document ordinals, stored as `u16` offsets in pages of 65,536
+//! ordinals, with each term's
 //! frequency in the document as a saturating `u8`), per-document metadata (id, domain ordinal,
 //! keyword count, token count, score, timestamp; sacred documents come first), the domain
 //! table, forward keyword lists (`u16` ordinals when the segment has at most 65,536 terms),

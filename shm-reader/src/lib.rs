@@ -55,8 +55,7 @@
 //!
 //! Per search: nothing. Per [`Query`]: its keywords, their hashes (so each segment's hashed term
 //! table is probed without hashing again) and one cursor per keyword. Per open: the list of
-//! checksum chunk hashes (8 bytes per MiB), and for segments of 8 MiB or more, scoped threads
-//! that hash the chunks on every core and end before open returns. Per [`Hits`]:
+//! checksum chunk hashes (8 bytes per MiB of segment). Per [`Hits`]:
 //! `k` hits and a 512-entry window of counters. Per [`Reader`] generation: one deletion bitset
 //! per segment with deletions.
 #![doc(test(attr(deny(warnings))))]

@@ -3,7 +3,7 @@
 use std::cell::RefCell;
 use std::cmp::Ordering;
 
-use rkyv::rend::u32_le;
+use rkyv::rend::{u16_le, u32_le};
 use semantic_index::format::{self, ArchivedSegmentData};
 
 use crate::segment::{find_term, table_str, Forward, Segment, Storage};
@@ -26,12 +26,110 @@ impl Clone for Query {
     }
 }
 
+/// A term's postings being walked, page by page (see `SegmentData::posting_offsets`).
 #[derive(Clone, Copy, Debug)]
 struct Cursor {
+    /// The next posting, an index into `postings`.
     pos: usize,
+    /// The end of the term's postings.
     end: usize,
+    /// The end of the current page's postings.
+    page_end: usize,
+    /// The current page's first ordinal.
+    base: u32,
+    /// The current page's index in `posting_offsets` (term · pages + page).
+    run: usize,
+    /// The term's last page's index in `posting_offsets`.
+    last_run: usize,
     /// The term's ordinal in the segment's term table (what forward lists hold).
     term: u32,
+}
+
+/// One segment's postings, as cursors read them.
+#[derive(Clone, Copy)]
+struct Postings<'a> {
+    ordinals: &'a [u16_le],
+    offsets: &'a [u32_le],
+}
+
+impl Postings<'_> {
+    /// Offset `i` (validated at open to be in range and ascending; hostile bytes give the end).
+    #[inline]
+    fn offset(self, i: usize) -> usize {
+        self.offsets.get(i).map_or(self.ordinals.len(), |o| o.to_native() as usize)
+    }
+}
+
+impl Cursor {
+    /// A cursor at the start of term `term`'s postings, or `None` if the term is out of range.
+    fn new(p: Postings<'_>, term: usize, pages: usize) -> Option<Cursor> {
+        let first = term.checked_mul(pages)?;
+        let last_run = first.checked_add(pages.checked_sub(1)?)?;
+        let end = p.offset(last_run + 1).min(p.ordinals.len());
+        let mut c = Cursor {
+            pos: p.offset(first).min(end),
+            end,
+            page_end: p.offset(first + 1).min(end),
+            base: 0,
+            run: first,
+            last_run,
+            term: u32::try_from(term).ok()?,
+        };
+        c.settle(p);
+        Some(c)
+    }
+
+    /// Whether every posting was read.
+    #[inline]
+    fn done(&self) -> bool {
+        self.pos >= self.end
+    }
+
+    /// Moves on to the page that holds `pos`, past pages without postings.
+    #[inline]
+    fn settle(&mut self, p: Postings<'_>) {
+        while self.pos >= self.page_end && self.run < self.last_run {
+            self.run += 1;
+            self.base = self.base.wrapping_add(format::POSTING_PAGE);
+            self.page_end = p.offset(self.run + 1).min(self.end);
+        }
+    }
+
+    /// The ordinal at `pos`; meaningful only while not [`Cursor::done`].
+    #[inline]
+    fn ordinal(&self, p: Postings<'_>) -> u32 {
+        self.base.wrapping_add(p.ordinals.get(self.pos).map_or(0, |o| u32::from(o.to_native())))
+    }
+
+    /// Steps to the next posting.
+    #[inline]
+    fn advance(&mut self, p: Postings<'_>) {
+        self.pos += 1;
+        if self.pos >= self.page_end {
+            self.settle(p);
+        }
+    }
+
+    /// Moves to the first posting whose ordinal is at least `target` (never backwards).
+    fn seek(&mut self, p: Postings<'_>, target: u32) {
+        let page = self.base / format::POSTING_PAGE;
+        let want = target / format::POSTING_PAGE;
+        if want > page {
+            let skip = (want - page) as usize;
+            if skip > self.last_run - self.run {
+                self.pos = self.end;
+                return;
+            }
+            self.run += skip;
+            self.base = want.wrapping_mul(format::POSTING_PAGE);
+            self.pos = self.pos.max(p.offset(self.run).min(self.end));
+            self.page_end = p.offset(self.run + 1).min(self.end);
+        }
+        let low = target.saturating_sub(self.base);
+        let run = p.ordinals.get(self.pos..self.page_end).unwrap_or(&[]);
+        self.pos += run.partition_point(|o| u32::from(o.to_native()) < low);
+        self.settle(p);
+    }
 }
 
 impl Query {
@@ -316,12 +414,6 @@ fn find_domain(d: &ArchivedSegmentData, domain: &str) -> Option<u32> {
     (0..n).find(|&i| table_str(d.domain_bytes.as_slice(), offsets, i) == domain).map(|i| i as u32)
 }
 
-/// First index in `postings[pos..end]` whose ordinal is at least `ordinal`.
-fn seek(postings: &[u32_le], pos: usize, end: usize, ordinal: u32) -> usize {
-    let run = postings.get(pos..end).unwrap_or(&[]);
-    pos + run.partition_point(|p| p.to_native() < ordinal)
-}
-
 impl<B: Storage> Segment<B> {
     /// Searches this segment and merges its best hits into `hits` (which may already hold hits
     /// of other segments), tagging them with `segment_tag`. Documents in `deleted` are skipped.
@@ -363,18 +455,18 @@ impl<B: Storage> Segment<B> {
             },
             None => None,
         };
-        let postings = d.postings.as_slice();
-        let posting_offsets = d.posting_offsets.as_slice();
+        let p = Postings { ordinals: d.postings.as_slice(), offsets: d.posting_offsets.as_slice() };
+        let pages = format::posting_pages(n) as usize;
         let Ok(mut cursors) = query.cursors.try_borrow_mut() else { return };
         cursors.clear();
         for (kw, &hash) in query.keywords.iter().zip(&query.hashes) {
             if cursors.len() == cursors.capacity() {
                 break; // never reallocate: the capacity was sized to the keywords
             }
-            if let Some(t) = find_term(d, kw.as_bytes(), hash) {
-                let pos = posting_offsets[t].to_native() as usize;
-                let end = (posting_offsets[t + 1].to_native() as usize).min(postings.len());
-                cursors.push(Cursor { pos: pos.min(end), end, term: t as u32 });
+            if let Some(c) =
+                find_term(d, kw.as_bytes(), hash).and_then(|t| Cursor::new(p, t, pages))
+            {
+                cursors.push(c);
             }
         }
         if cursors.is_empty() {
@@ -403,7 +495,7 @@ impl<B: Storage> Segment<B> {
 
         for &(start, end, sacred) in runs {
             for c in cursors.iter_mut() {
-                c.pos = seek(postings, c.pos, c.end, start);
+                c.seek(p, start);
             }
             let mut essential = cursors.len();
             // No document before this ordinal is left to visit in the run.
@@ -430,8 +522,8 @@ impl<B: Storage> Segment<B> {
                 // The next window starts at the smallest ordinal an essential cursor points to.
                 let mut w = u32::MAX;
                 for c in cursors.iter().take(wanted) {
-                    if c.pos < c.end {
-                        w = w.min(postings[c.pos].to_native());
+                    if !c.done() {
+                        w = w.min(c.ordinal(p));
                     }
                 }
                 if w >= end {
@@ -453,19 +545,19 @@ impl<B: Storage> Segment<B> {
                     // Never happens on a valid segment (the bar only rises and the boost only
                     // falls inside a run); keep cursors that rejoin in step anyway.
                     for c in cursors.iter_mut().take(wanted).skip(essential) {
-                        c.pos = seek(postings, c.pos, c.end, w);
+                        c.seek(p, w);
                     }
                 }
                 essential = wanted;
                 let wend = end.min(w.saturating_add(WINDOW as u32));
                 next_min = wend;
                 for c in cursors.iter_mut().take(essential) {
-                    while c.pos < c.end {
-                        let o = postings[c.pos].to_native();
+                    while !c.done() {
+                        let o = c.ordinal(p);
                         if o >= wend {
                             break;
                         }
-                        c.pos += 1;
+                        c.advance(p);
                         // Hostile files may hold unsorted postings: skip what is out of the window.
                         let Some(slot) =
                             o.checked_sub(w).map(|x| x as usize).filter(|&x| x < WINDOW)
@@ -584,5 +676,82 @@ impl<B: Storage> Segment<B> {
     pub fn query_for(&self, ordinal: u32) -> Option<Query> {
         let doc = self.doc(ordinal)?;
         Some(Query::from_prepared(doc.keywords().map(str::to_owned).collect()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use semantic_index::{Document, SegmentBuilder};
+
+    #[test]
+    fn cursors_walk_and_seek_across_posting_pages() {
+        // Three pages; "every" is in every third memory, "gap" skips the middle page, "last"
+        // is only in the last page, "first" only in the first.
+        let page = format::POSTING_PAGE as usize;
+        let n = 2 * page + 3_000;
+        let docs: Vec<Document> = (0..n)
+            .map(|i| {
+                let mut words = vec!["filler"];
+                if i % 3 == 0 {
+                    words.push("every");
+                }
+                if i % 5 == 0 && !(page..2 * page).contains(&i) {
+                    words.push("gap");
+                }
+                if i >= 2 * page && i % 7 == 0 {
+                    words.push("last");
+                }
+                if i < 100 {
+                    words.push("first");
+                }
+                Document {
+                    id: (i as u128).to_be_bytes(),
+                    question: words.join(" "),
+                    // Same boost for all: ordinals follow ids, so ordinal == i.
+                    ..Default::default()
+                }
+            })
+            .collect();
+        let mut b = SegmentBuilder::new();
+        b.add_batch(&docs).unwrap();
+        let segment = Segment::from_bytes(crate::aligned(&b.to_bytes().unwrap())).unwrap();
+        segment.verify().unwrap();
+        let d = segment.data();
+        let p = Postings { ordinals: d.postings.as_slice(), offsets: d.posting_offsets.as_slice() };
+        let pages = format::posting_pages(d.doc_count.to_native()) as usize;
+        assert_eq!(pages, 3);
+        for term in ["every", "gap", "last", "first", "filler"] {
+            let want: Vec<u32> = (0..n as u32)
+                .filter(|&o| segment.doc(o).unwrap().keywords().any(|k| k == term))
+                .collect();
+            let t = find_term(d, term.as_bytes(), format::term_hash(term.as_bytes())).unwrap();
+            let mut c = Cursor::new(p, t, pages).unwrap();
+            let mut walked = Vec::new();
+            while !c.done() {
+                walked.push(c.ordinal(p));
+                c.advance(p);
+            }
+            let first_difference = walked.iter().zip(&want).position(|(a, b)| a != b);
+            assert!(
+                walked == want,
+                "{term}: walked {} postings, want {}; first difference at {first_difference:?}",
+                walked.len(),
+                want.len()
+            );
+            // Seeks from a fresh cursor, and a chain of seeks from one cursor.
+            let mut chained = Cursor::new(p, t, pages).unwrap();
+            for target in (0..n as u32 + 10).step_by(997).chain([65_535, 65_536, 131_072]) {
+                let expect = want.iter().copied().find(|&o| o >= target);
+                let mut fresh = Cursor::new(p, t, pages).unwrap();
+                fresh.seek(p, target);
+                assert_eq!((!fresh.done()).then(|| fresh.ordinal(p)), expect, "{term} @ {target}");
+                if target >= chained.ordinal(p) || chained.done() {
+                    chained.seek(p, target);
+                    let got = (!chained.done()).then(|| chained.ordinal(p));
+                    assert_eq!(got, expect, "{term} chained @ {target}");
+                }
+            }
+        }
     }
 }

@@ -252,10 +252,13 @@ impl<B: Storage> Segment<B> {
         let n = d.doc_count.to_native();
         let postings = d.postings.as_slice();
         let offsets = d.posting_offsets.as_slice();
-        for w in offsets.windows(2) {
-            let run = &postings[w[0].to_native() as usize..w[1].to_native() as usize];
+        let pages = format::posting_pages(n) as usize;
+        for (i, w) in offsets.windows(2).enumerate() {
+            let base = (i % pages) as u64 * u64::from(format::POSTING_PAGE);
+            let run = postings.get(w[0].to_native() as usize..w[1].to_native() as usize);
+            let run = run.ok_or_else(|| structure("posting offsets out of range"))?;
             if run.windows(2).any(|p| p[0].to_native() >= p[1].to_native())
-                || run.iter().any(|p| p.to_native() >= n)
+                || run.iter().any(|p| base + u64::from(p.to_native()) >= u64::from(n))
             {
                 return Err(structure("postings not ascending or out of range"));
             }
@@ -338,7 +341,9 @@ fn check_tables(d: &ArchivedSegmentData, header: &Header) -> Result<(), OpenErro
     }
     let terms = d.term_offsets.len().saturating_sub(1);
     check_offsets(d.term_offsets.as_slice(), terms, d.term_bytes.len(), "term offsets")?;
-    check_offsets(d.posting_offsets.as_slice(), terms, d.postings.len(), "posting offsets")?;
+    let runs = terms.checked_mul(format::posting_pages(n as u32) as usize);
+    let runs = runs.ok_or_else(|| structure("posting offsets"))?;
+    check_offsets(d.posting_offsets.as_slice(), runs, d.postings.len(), "posting offsets")?;
     if d.frequencies.len() != d.postings.len() {
         return Err(structure("frequencies and postings differ in length"));
     }

@@ -202,3 +202,94 @@ fn more_terms_than_narrow_forward_lists_hold_search_exactly() {
         assert_eq!(kws, want);
     }
 }
+
+#[test]
+fn postings_over_several_pages_search_exactly() {
+    // Three posting pages (ordinals past 65,535 and 131,071): cursors cross pages, skip pages
+    // a term is absent from, and seek into a later page at the start of the unsacred run
+    // (half the memories are sacred, so it starts past the first page).
+    let page = semantic_index::format::POSTING_PAGE as usize;
+    let n = 2 * page + 5_000;
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move |m: usize| {
+        state =
+            state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        (state >> 33) as usize % m
+    };
+    let docs: Vec<semantic_index::Document> = (0..n)
+        .map(|i| {
+            let mut words: Vec<String> =
+                (0..1 + next(4)).map(|_| VOCAB[next(VOCAB.len())].to_string()).collect();
+            // A rare word per 3,000 memories, and one only the last page has.
+            words.push(word(i % 3_000));
+            if i % 1_000 == 0 && i > 2 * page {
+                words.push("lastpageonly".into());
+            }
+            semantic_index::Document {
+                id: (i as u128).to_be_bytes(),
+                domain: format!("d{}", i % 3),
+                question: words.join(" "),
+                score: (next(8) as f32) / 8.0,
+                sacred: i % 2 == 0,
+                timestamp_micros: (i % 100) as i64,
+                ..Default::default()
+            }
+        })
+        .collect();
+    let sets: Vec<Vec<String>> = docs
+        .iter()
+        .map(|d| semantic_index::document_keywords(&d.question, &d.insights, &d.synthesis))
+        .collect();
+    let brute = |query: &[String], o: &SearchOptions| {
+        let mut scored: Vec<([u8; 16], f64, i64)> = Vec::new();
+        for (d, kws) in docs.iter().zip(&sets) {
+            if o.sacred_only && !d.sacred || o.domain.as_ref().is_some_and(|x| *x != d.domain) {
+                continue;
+            }
+            let overlap = query.iter().filter(|k| kws.contains(k)).count();
+            if overlap > 0 {
+                let s = shm_reader::score(
+                    overlap as u32,
+                    query.len() as u32,
+                    kws.len() as u32,
+                    d.score,
+                    d.sacred,
+                    o,
+                );
+                scored.push((d.id, s, d.timestamp_micros));
+            }
+        }
+        scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(b.2.cmp(&a.2)).then(a.0.cmp(&b.0)));
+        scored.truncate(o.limit);
+        scored.into_iter().map(|(id, s, _)| (id, s)).collect::<Vec<_>>()
+    };
+    let segment = segment_of(&docs, 1);
+    assert_eq!(segment.len() as usize, n);
+    segment.verify().unwrap();
+    let queries: Vec<Vec<String>> = vec![
+        vec!["lastpageonly".into()],
+        vec![word(7)],
+        vec![word(2_999), "lastpageonly".into()],
+        vec![VOCAB[0].into(), word(11)],
+        vec![VOCAB[1].into(), VOCAB[2].into(), VOCAB[3].into(), "lastpageonly".into()],
+        vec![VOCAB[4].into()],
+        vec![VOCAB[5].into(), VOCAB[6].into(), word(123), word(2_500)],
+    ];
+    let option_sets = [
+        SearchOptions::default(),
+        SearchOptions { limit: 50, ..Default::default() },
+        SearchOptions { sacred_only: true, ..Default::default() },
+        SearchOptions { domain: Some("d2".into()), ..Default::default() },
+        SearchOptions { w_score: 0.0, w_sacred: 0.0, limit: 20, ..Default::default() },
+    ];
+    let mut hits = Hits::with_capacity(50);
+    for kws in &queries {
+        let q = Query::from_keywords(kws);
+        for o in &option_sets {
+            hits.clear();
+            segment.search(&q, o, &DeletedSet::empty(), 0, &mut hits);
+            let got: Vec<_> = hits.iter().map(|h| (h.id, h.score)).collect();
+            assert_same(&got, &brute(q.keywords(), o)).unwrap();
+        }
+    }
+}
