@@ -1,5 +1,7 @@
 //! Keyword extraction: one function for documents and queries alike (DESIGN.md, "Keywords").
 
+use std::hash::BuildHasher as _;
+
 /// Words never kept as keywords (DESIGN.md's stop list).
 pub const STOP_WORDS: [&str; 30] = [
     "the", "is", "at", "which", "on", "and", "a", "an", "as", "are", "was", "were", "be", "have",
@@ -143,13 +145,26 @@ pub(crate) fn for_each_token(text: &str, mut f: impl FnMut(&str)) {
 /// );
 /// ```
 pub fn keywords(text: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for_each_token(text, |token| {
-        if !out.iter().any(|k| k == token) {
-            out.push(token.to_owned());
-        }
-    });
-    out
+    keywords_of([text])
+}
+
+/// The keywords of several texts taken as one: [`keywords`]' rule, deduplicated across all of
+/// them in order of first occurrence. Linear in the length of the texts, however many distinct
+/// keywords they hold.
+///
+/// ```
+/// assert_eq!(semantic_index::keywords_of(["Memory-Mapped", "memory index"]), ["memory", "mapped", "index"]);
+/// ```
+pub fn keywords_of<I>(texts: I) -> Vec<String>
+where
+    I: IntoIterator,
+    I::Item: AsRef<str>,
+{
+    let mut out = Distinct::default();
+    for text in texts {
+        for_each_token(text.as_ref(), |token| out.add(token));
+    }
+    out.words
 }
 
 /// The keywords of a memory: those of its question, its first five insights and its synthesis,
@@ -163,20 +178,46 @@ pub fn keywords(text: &str) -> Vec<String> {
 /// );
 /// ```
 pub fn document_keywords(question: &str, insights: &[String], synthesis: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    let mut add = |text: &str| {
-        for_each_token(text, |token| {
-            if !out.iter().any(|k| k == token) {
-                out.push(token.to_owned());
+    let insights = insights.iter().take(DOCUMENT_INSIGHTS).map(String::as_str);
+    keywords_of(std::iter::once(question).chain(insights).chain(std::iter::once(synthesis)))
+}
+
+/// Up to this many distinct keywords are deduplicated by comparing with each (a query's handful
+/// is cheaper to scan than to hash); past it, through a hash index.
+const SCAN_LIMIT: usize = 16;
+
+/// Distinct keywords in order of first occurrence.
+#[derive(Default)]
+struct Distinct {
+    words: Vec<String>,
+    /// Indexes into `words`, hashed by the word; filled once `words` reaches [`SCAN_LIMIT`].
+    index: hashbrown::HashTable<u32>,
+    /// SipHash with a random key: text may come from anyone, so no crafted collisions.
+    state: std::hash::RandomState,
+}
+
+impl Distinct {
+    fn add(&mut self, token: &str) {
+        let Distinct { words, index, state } = self;
+        if words.len() < SCAN_LIMIT {
+            if !words.iter().any(|k| k == token) {
+                words.push(token.to_owned());
+                if words.len() == SCAN_LIMIT {
+                    for (i, word) in words.iter().enumerate() {
+                        let rehash = |&j: &u32| state.hash_one(words[j as usize].as_str());
+                        index.insert_unique(state.hash_one(word.as_str()), i as u32, rehash);
+                    }
+                }
             }
-        })
-    };
-    add(question);
-    for insight in insights.iter().take(DOCUMENT_INSIGHTS) {
-        add(insight);
+            return;
+        }
+        let h = state.hash_one(token);
+        if index.find(h, |&i| words[i as usize] == token).is_none() {
+            let rehash = |&j: &u32| state.hash_one(words[j as usize].as_str());
+            index.insert_unique(h, words.len() as u32, rehash);
+            words.push(token.to_owned());
+        }
     }
-    add(synthesis);
-    out
 }
 
 /// How many insights of a memory contribute keywords.
@@ -185,6 +226,30 @@ pub const DOCUMENT_INSIGHTS: usize = 5;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deduplicates_past_the_scan_limit_in_order_of_first_occurrence() {
+        let words: Vec<String> = (0..3 * SCAN_LIMIT).map(|i| format!("word{i}")).collect();
+        // Every word, then every word again backwards, then the first half once more, with
+        // case and punctuation that the rule folds away.
+        let mut text = words.join(" ");
+        for w in words.iter().rev() {
+            text.push_str(&format!(", {}", w.to_uppercase()));
+        }
+        text.push(' ');
+        text.push_str(&words[..words.len() / 2].join("-"));
+        assert_eq!(keywords(&text), words);
+        assert_eq!(keywords_of([text.as_str(), "extra word0", ""]), {
+            let mut w = words.clone();
+            w.push("extra".into());
+            w
+        });
+        // Exactly at the limit, then one more, then a repeat of each.
+        for n in [SCAN_LIMIT - 1, SCAN_LIMIT, SCAN_LIMIT + 1] {
+            let some = &words[..n];
+            assert_eq!(keywords_of(some.iter().chain(some)), some, "{n} words");
+        }
+    }
 
     #[test]
     fn lowercases_unicode_and_splits_on_punctuation() {

@@ -71,5 +71,5 @@ pub mod layout;
 pub use crate::builder::{BuildError, SegmentBuilder};
 pub use crate::document::Document;
 pub use crate::keywords::{
-    document_keywords, keywords, DOCUMENT_INSIGHTS, MIN_KEYWORD_CHARS, STOP_WORDS,
+    document_keywords, keywords, keywords_of, DOCUMENT_INSIGHTS, MIN_KEYWORD_CHARS, STOP_WORDS,
 };

@@ -145,15 +145,7 @@ impl Query {
         I: IntoIterator,
         I::Item: AsRef<str>,
     {
-        let mut all: Vec<String> = Vec::new();
-        for k in keywords {
-            for kw in semantic_index::keywords(k.as_ref()) {
-                if !all.contains(&kw) {
-                    all.push(kw);
-                }
-            }
-        }
-        Query::from_prepared(all)
+        Query::from_prepared(semantic_index::keywords_of(keywords))
     }
 
     /// A query from keywords that already passed the keyword rule and are distinct.
