@@ -8,7 +8,8 @@ pub const MAGIC: [u8; 8] = *b"MCSEGMT\0";
 /// The format version this build writes and the only one it reads.
 ///
 /// Version 2 added the hashed term table (`term_slots`), narrow forward lists, paged `u16`
-/// postings and the chunked checksum; version 1 segments are refused (a store's writer rebuilds them from its records).
+/// postings and the chunked checksum; version 1 segments are refused (a store's writer
+/// rebuilds them from its records).
 pub const VERSION: u32 = 2;
 /// The length of the header; a multiple of 16 so that the archive after it stays aligned.
 pub const HEADER_LEN: usize = 64;
@@ -124,11 +125,11 @@ pub const CHECKSUM_CHUNK: usize = 1 << 20;
 /// little-endian bytes; none for an empty payload). No bit of a segment outside the reserved
 /// bytes can change unnoticed.
 ///
-/// Chunks let every chunk take xxh3's one-shot path, measured about 15 % faster here than feeding the
-/// whole payload to the streaming hasher, and let a checker split the work. This function
-/// hashes on the calling thread: on the 2-core machine the benches run on, a second thread
-/// made a fresh process's open slower (waking the other core and its cold TLB cost more than
-/// the halved memory traffic saved), see `FORMAT.md`.
+/// Chunks let every chunk take xxh3's one-shot path, measured about 15 % faster here than
+/// feeding the whole payload to the streaming hasher, and let a checker split the work. This
+/// function hashes on the calling thread: on the 2-core machine the benches run on, a second
+/// thread made a fresh process's open slower (waking the other core and its cold TLB cost more
+/// than the halved memory traffic saved), see `FORMAT.md`.
 pub fn checksum(header_prefix: &[u8], payload: &[u8]) -> u64 {
     let mut tail =
         Vec::with_capacity(header_prefix.len() + 8 * payload.len().div_ceil(CHECKSUM_CHUNK));

@@ -354,7 +354,7 @@ fn check_tables(d: &ArchivedSegmentData, header: &Header) -> Result<(), OpenErro
     let domains = d.domain_offsets.len().saturating_sub(1);
     check_offsets(d.domain_offsets.as_slice(), domains, d.domain_bytes.len(), "domain offsets")?;
     let slots = d.term_slots.len();
-    if !slots.is_power_of_two() || slots != format::term_slot_count(terms) {
+    if slots != format::term_slot_count(terms) {
         return Err(structure("hashed term table size"));
     }
     let (used, unused) = if terms <= format::NARROW_TERMS {

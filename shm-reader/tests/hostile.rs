@@ -21,6 +21,18 @@ fn small_segment() -> Vec<u8> {
     b.to_bytes().unwrap()
 }
 
+/// A default search for `text`: the prepared query and the top 10.
+fn search<B: shm_reader::Storage>(
+    segment: &Segment<B>,
+    text: &str,
+) -> (shm_reader::Query, shm_reader::Hits) {
+    let q = shm_reader::Query::from_text(text);
+    let mut hits = shm_reader::Hits::with_capacity(10);
+    let options = shm_reader::SearchOptions::default();
+    segment.search(&q, &options, &shm_reader::DeletedSet::empty(), 0, &mut hits);
+    (q, hits)
+}
+
 #[test]
 fn every_flipped_bit_is_refused() {
     let bytes = small_segment();
@@ -74,15 +86,7 @@ fn forged_checksum_cannot_cause_a_panic() {
         b[40..48].copy_from_slice(&sum.to_le_bytes());
         let run = std::panic::catch_unwind(|| {
             if let Ok(segment) = Segment::from_bytes(shm_reader::aligned(&b)) {
-                let q = shm_reader::Query::from_text("memory segment sacred insight mapping");
-                let mut hits = shm_reader::Hits::with_capacity(10);
-                segment.search(
-                    &q,
-                    &shm_reader::SearchOptions::default(),
-                    &shm_reader::DeletedSet::empty(),
-                    0,
-                    &mut hits,
-                );
+                let (q, hits) = search(&segment, "memory segment sacred insight mapping");
                 for h in hits.iter() {
                     let d = segment.doc(h.ordinal).unwrap();
                     let _ = (d.gist(), d.domain(), d.keywords().count());
@@ -184,10 +188,7 @@ fn inconsistent_term_tables_are_caught_by_open_or_verify() {
         let slot = d.term_slots.iter().position(|&s| s != 0).unwrap();
         d.term_slots[slot] = broken;
         let segment = open(&d).unwrap();
-        let q = shm_reader::Query::from_text("shared memory segment alpha beta gamma");
-        let mut hits = shm_reader::Hits::with_capacity(10);
-        let options = shm_reader::SearchOptions::default();
-        segment.search(&q, &options, &shm_reader::DeletedSet::empty(), 0, &mut hits);
+        search(&segment, "shared memory segment alpha beta gamma");
         let err = segment.verify().unwrap_err();
         assert!(err.to_string().contains("hashed term table"), "{err}");
     }
@@ -196,15 +197,6 @@ fn inconsistent_term_tables_are_caught_by_open_or_verify() {
     let n = d.term_slots.len() as u32;
     d.term_slots = (0..n).map(|i| i % 2 + 1).collect();
     let segment = open(&d).unwrap();
-    let q = shm_reader::Query::from_text("absent words only");
-    let mut hits = shm_reader::Hits::with_capacity(10);
-    segment.search(
-        &q,
-        &shm_reader::SearchOptions::default(),
-        &shm_reader::DeletedSet::empty(),
-        0,
-        &mut hits,
-    );
-    assert!(hits.is_empty());
+    assert!(search(&segment, "absent words only").1.is_empty());
     assert!(segment.verify().is_err());
 }
