@@ -18,6 +18,11 @@ use crate::records::{Entry, Records, RecordsError};
 
 /// The writer's lock file.
 pub const LOCK_FILE: &str = "LOCK";
+/// How many times a held writer lock is tried again, [`LOCK_RETRY_PAUSE`] apart, before the
+/// store is reported locked (about 100 ms in all).
+const LOCK_RETRIES: u32 = 50;
+/// The pause between two tries of a held writer lock.
+const LOCK_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(2);
 /// Segments of one size tier that trigger a merge.
 const MERGE_FACTOR: usize = 4;
 
@@ -228,14 +233,26 @@ fn lock(dir: &Path) -> Result<File> {
         .truncate(false)
         .open(&path)
         .map_err(io_err("opening lock", &path))?;
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(fs::TryLockError::WouldBlock) => {
-            let mut text = String::new();
-            let pid = file.read_to_string(&mut text).ok().and_then(|_| text.trim().parse().ok());
-            return Err(Error::Locked { dir: dir.to_owned(), pid });
+    // A lock can outlive its store for a moment: a process that is starting another program
+    // holds a copy of every descriptor until the program replaces it (close-on-exec), so a store
+    // closed and reopened while another thread of the process spawns a child finds its own old
+    // lock still held. Retry for a bounded moment before calling the store locked.
+    let mut attempt = 0;
+    loop {
+        match file.try_lock() {
+            Ok(()) => break,
+            Err(fs::TryLockError::WouldBlock) if attempt < LOCK_RETRIES => {
+                attempt += 1;
+                std::thread::sleep(LOCK_RETRY_PAUSE);
+            }
+            Err(fs::TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                let pid =
+                    file.read_to_string(&mut text).ok().and_then(|_| text.trim().parse().ok());
+                return Err(Error::Locked { dir: dir.to_owned(), pid });
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(io_err("locking", &path)(e)),
         }
-        Err(fs::TryLockError::Error(e)) => return Err(io_err("locking", &path)(e)),
     }
     file.set_len(0).map_err(io_err("writing lock", &path))?;
     file.seek(SeekFrom::Start(0)).map_err(io_err("writing lock", &path))?;
@@ -286,11 +303,7 @@ impl MemoryStore {
     /// a new format).
     pub fn open(dir: impl AsRef<Path>) -> Result<MemoryStore> {
         let dir = dir.as_ref().to_owned();
-        let (publisher, damaged_head) = match Publisher::open(&dir) {
-            Ok(p) => (p, None),
-            Err(e @ LayoutError::Manifest { .. }) => (Publisher::recover(&dir)?, Some(e)),
-            Err(e) => return Err(e.into()),
-        };
+        let (publisher, damaged_head) = Publisher::recover(&dir)?;
         let lock = lock(&dir)?;
         let records = Records::load(&dir, true)?;
         let mut writer = Writer { _lock: lock, publisher, records };

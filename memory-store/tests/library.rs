@@ -232,3 +232,14 @@ fn a_damaged_manifest_is_rebuilt_from_records() {
         "manifest",
     );
 }
+
+#[test]
+fn a_missing_manifest_is_rebuilt_from_records() {
+    damaged_index_is_rebuilt_from_records(
+        |dir| {
+            let head = std::fs::read_to_string(dir.join("HEAD")).unwrap();
+            std::fs::remove_file(dir.join("manifests").join(head.trim())).unwrap();
+        },
+        "manifests",
+    );
+}

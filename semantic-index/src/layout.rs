@@ -113,6 +113,13 @@ pub enum LayoutError {
     Build(#[from] BuildError),
 }
 
+impl LayoutError {
+    /// Whether this is a file that does not exist.
+    fn is_not_found(&self) -> bool {
+        matches!(self, LayoutError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound)
+    }
+}
+
 /// Why manifest bytes were refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -347,19 +354,23 @@ impl Publisher {
     /// Opens (creating if needed) the store directory `dir` for publishing. Fails if `HEAD` or
     /// the manifest it names cannot be read (see [`Publisher::recover`]).
     pub fn open(dir: impl AsRef<Path>) -> Result<Publisher, LayoutError> {
-        Publisher::open_with(dir.as_ref(), false)
+        Publisher::open_with(dir.as_ref(), false).map(|(publisher, _)| publisher)
     }
 
     /// Opens `dir` like [`Publisher::open`], but when `HEAD` or the manifest it names is
-    /// malformed or missing, starts from no current manifest instead of failing, so that the caller can
-    /// publish an index rebuilt from elsewhere (the store's records) over the damaged one.
-    /// Generation numbers are still never reused: the beacon and every manifest file name count.
-    /// Input/output errors still fail.
-    pub fn recover(dir: impl AsRef<Path>) -> Result<Publisher, LayoutError> {
+    /// malformed or missing, starts from no current manifest instead of failing, and returns
+    /// what it could not read beside the publisher, so that the caller can publish an index
+    /// rebuilt from elsewhere (the store's records) over the damaged one. Generation numbers are
+    /// still never reused: the beacon and every manifest file name count. Other input/output
+    /// errors still fail.
+    pub fn recover(dir: impl AsRef<Path>) -> Result<(Publisher, Option<LayoutError>), LayoutError> {
         Publisher::open_with(dir.as_ref(), true)
     }
 
-    fn open_with(dir: &Path, recover: bool) -> Result<Publisher, LayoutError> {
+    fn open_with(
+        dir: &Path,
+        recover: bool,
+    ) -> Result<(Publisher, Option<LayoutError>), LayoutError> {
         let dir = dir.to_owned();
         for d in [dir.clone(), dir.join(SEGMENTS_DIR), dir.join(MANIFESTS_DIR)] {
             create_private_dir(&d)?;
@@ -376,14 +387,11 @@ impl Publisher {
                     .map_err(|source| LayoutError::Write { path: beacon.clone(), source })?;
             }
         }
-        let current = match read_head(&dir) {
-            Err(LayoutError::Manifest { .. }) if recover => None,
-            Err(LayoutError::Io { source, .. })
-                if recover && source.kind() == io::ErrorKind::NotFound =>
-            {
-                None
-            }
-            other => other?,
+        let (current, damage) = match read_head(&dir) {
+            Ok(current) => (current, None),
+            Err(e @ LayoutError::Manifest { .. }) if recover => (None, Some(e)),
+            Err(e @ LayoutError::Io { .. }) if recover && e.is_not_found() => (None, Some(e)),
+            Err(e) => return Err(e),
         };
         let mut last_generation = current.as_ref().map_or(0, |(_, m)| m.generation);
         if let Ok(bytes) = fs::read(&beacon) {
@@ -414,7 +422,7 @@ impl Publisher {
         if let Some((_, m)) = &publisher.current {
             publisher.bump_beacon(m.generation)?;
         }
-        Ok(publisher)
+        Ok((publisher, damage))
     }
 
     /// The store directory.
@@ -618,14 +626,19 @@ mod tests {
         fs::write(&manifest, b"not a manifest").unwrap();
         let err = Publisher::open(dir.path()).unwrap_err();
         assert!(matches!(err, LayoutError::Manifest { .. }), "{err}");
-        let mut p = Publisher::recover(dir.path()).unwrap();
+        let (mut p, damage) = Publisher::recover(dir.path()).unwrap();
+        assert!(matches!(damage, Some(LayoutError::Manifest { .. })), "{damage:?}");
         assert_eq!(p.current(), None);
         assert_eq!(p.generation(), g);
         assert_eq!(p.publish(3, Vec::new()).unwrap(), g + 1);
         assert_eq!(Publisher::open(dir.path()).unwrap().generation(), g + 1);
         fs::write(head_path(dir.path()), b"0000000000000099.man\n").unwrap();
         assert!(matches!(Publisher::open(dir.path()), Err(LayoutError::Io { .. })));
-        assert_eq!(Publisher::recover(dir.path()).unwrap().current(), None);
+        let (p, damage) = Publisher::recover(dir.path()).unwrap();
+        assert!(damage.is_some_and(|e| e.is_not_found()));
+        assert_eq!(p.current(), None);
+        let (_, damage) = Publisher::recover(dir.path()).unwrap();
+        assert!(damage.is_some(), "recover does not write HEAD: still damaged");
     }
 
     #[test]
