@@ -110,10 +110,21 @@ fn proc_status(field: &str) -> f64 {
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let arg = |i: usize| {
+        args.get(i).map(String::as_str).with_context(|| format!("{} needs more arguments", args[0]))
+    };
     match args.first().map(String::as_str) {
-        Some("probe-open") => return probe_open(Path::new(&args[1])),
-        Some("probe-search") => return probe_search(Path::new(&args[1]), &args[2]),
-        Some("probe-visible") => return probe_visible(Path::new(&args[1])),
+        Some("probe-open") => return probe_open(Path::new(arg(1)?)),
+        Some("probe-search") => return probe_search(Path::new(arg(1)?), arg(2)?),
+        Some("probe-visible") => return probe_visible(Path::new(arg(1)?)),
+        Some("targets") => {
+            // `bench-suite targets REPORT.json`: the targets table of a saved run.
+            let path = arg(1)?;
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
+            let rows = serde_json::from_str(&text).with_context(|| format!("parsing {path}"))?;
+            print!("{}", targets_table(&Report { rows, order: Vec::new() }));
+            return Ok(());
+        }
         _ => {}
     }
     let peers = args.iter().any(|a| a == "--peers");
@@ -618,11 +629,124 @@ fn write_report(out: &Path, report: &Report, peers: bool) -> anyhow::Result<()> 
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         if peers { ", peers interleaved per query" } else { "" }
     ));
+    md.push('\n');
+    md.push_str(&targets_table(report));
     std::fs::write(out.join("report.md"), &md)?;
     std::fs::write(out.join("report.json"), serde_json::to_string_pretty(&report.rows)?)?;
     println!("\n{md}");
     println!("wrote {} and report.json", out.join("report.md").display());
     Ok(())
+}
+
+/// How a target compares the measured value with its bound.
+#[derive(Clone, Copy)]
+enum Bound {
+    AtMost(f64),
+    AtLeast(f64),
+}
+
+/// The targets the issues set, at 100,000 memories: (name, bound, metric, unit suffix).
+const TARGETS: &[(&str, Bound, &str, &str)] = &[
+    (
+        "search p50 (µs), back to back",
+        Bound::AtMost(15.0),
+        "search p50 (µs), ours, back to back",
+        "",
+    ),
+    (
+        "search p50 (µs), interleaved with peers",
+        Bound::AtMost(15.0),
+        "search p50 (µs), ours, interleaved with peers",
+        "",
+    ),
+    (
+        "search p99 (µs), back to back",
+        Bound::AtMost(200.0),
+        "search p99 (µs), ours, back to back",
+        "",
+    ),
+    (
+        "search p99 (µs), interleaved with peers",
+        Bound::AtMost(200.0),
+        "search p99 (µs), ours, interleaved with peers",
+        "",
+    ),
+    (
+        "p50 vs tantivy, back to back",
+        Bound::AtLeast(3.0),
+        "ratio p50 tantivy / ours, back to back",
+        "x",
+    ),
+    (
+        "p50 vs tantivy, interleaved",
+        Bound::AtLeast(3.0),
+        "ratio p50 tantivy / ours, interleaved",
+        "x",
+    ),
+    ("p99 vs tantivy", Bound::AtLeast(2.0), "ratio p99 tantivy / ours, interleaved", "x"),
+    ("p50 vs SQLite FTS5", Bound::AtLeast(50.0), "ratio p50 sqlite / ours, interleaved", "x"),
+    ("allocations per search", Bound::AtMost(0.0), "allocations per search, ours", ""),
+    (
+        "open, fresh process (ms)",
+        Bound::AtMost(2.0),
+        "open in a fresh process (ms, median; map + full validation)",
+        "",
+    ),
+    ("segment build (ms)", Bound::AtMost(500.0), "segment build (ms, median)", ""),
+    (
+        "durable ingest of 100k (s)",
+        Bound::AtMost(3.0),
+        "store ingest, durable (s; parse + commit + publish)",
+        "",
+    ),
+    ("live segments / merged", Bound::AtMost(1.5), "ratio live segments / merged", "x"),
+    (
+        "apprentice spawn → Hello (ms)",
+        Bound::AtMost(10.0),
+        "apprentice spawn → Hello (ms, median)",
+        "",
+    ),
+    (
+        "invitation round trip, witness (ms)",
+        Bound::AtMost(1.0),
+        "invitation round trip, witness (ms, median; one search of 200)",
+        "",
+    ),
+    (
+        "invitation round trip, navigator (ms)",
+        Bound::AtMost(1.0),
+        "invitation round trip, navigator (ms, median; search + related + insights)",
+        "",
+    ),
+    (
+        "apprentice private memory (MiB)",
+        Bound::AtMost(4.0),
+        "apprentice private memory after 300 invitations (MiB; Private_Dirty + Private_Clean)",
+        "",
+    ),
+];
+
+/// The targets at 100,000 memories and where this run stands (what the README shows).
+fn targets_table(report: &Report) -> String {
+    let mut md = String::from("| target | wanted | this run | |\n|---|---|---:|---|\n");
+    for &(name, bound, metric, unit) in TARGETS {
+        let wanted = match bound {
+            Bound::AtMost(b) => format!("≤ {}{unit}", fmt(b)),
+            Bound::AtLeast(b) => format!("≥ {}{unit}", fmt(b)),
+        };
+        let (value, verdict) = match report.rows.get(metric).and_then(|r| r.get("100k")) {
+            Some(&v) => {
+                let met = match bound {
+                    Bound::AtMost(b) => v <= b,
+                    Bound::AtLeast(b) => v >= b,
+                };
+                (format!("{}{unit}", fmt(v)), if met { "met" } else { "missed" })
+            }
+            None => ("-".to_owned(), "not measured"),
+        };
+        md.push_str(&format!("| {name} | {wanted} | {value} | {verdict} |\n"));
+    }
+    md
 }
 
 fn fmt(v: f64) -> String {
@@ -632,5 +756,56 @@ fn fmt(v: f64) -> String {
         format!("{v:.2}")
     } else {
         format!("{v:.3}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_say_met_missed_or_not_measured() {
+        let mut report = Report::default();
+        report.put("segment build (ms, median)", "100k", 480.0);
+        report.put("open in a fresh process (ms, median; map + full validation)", "100k", 2.5);
+        report.put("ratio p50 tantivy / ours, back to back", "100k", 3.0);
+        report.put("allocations per search, ours", "100k", 0.0);
+        report.put("search p50 (µs), ours, back to back", "10k", 1.0);
+        let table = targets_table(&report);
+        let line = |name: &str| {
+            table.lines().find(|l| l.starts_with(&format!("| {name} |"))).unwrap_or("").to_owned()
+        };
+        assert_eq!(line("segment build (ms)"), "| segment build (ms) | ≤ 500 | 480 | met |");
+        assert_eq!(
+            line("open, fresh process (ms)"),
+            "| open, fresh process (ms) | ≤ 2.00 | 2.50 | missed |"
+        );
+        assert_eq!(
+            line("p50 vs tantivy, back to back"),
+            "| p50 vs tantivy, back to back | ≥ 3.00x | 3.00x | met |"
+        );
+        assert_eq!(
+            line("allocations per search"),
+            "| allocations per search | ≤ 0.000 | 0.000 | met |"
+        );
+        // Only the 100k column counts.
+        assert!(line("search p50 (µs), back to back").ends_with("| - | not measured |"));
+        assert_eq!(table.lines().count(), 2 + TARGETS.len());
+    }
+
+    #[test]
+    fn every_target_names_a_metric_the_suite_reports() {
+        // The suite's own code: everything but the target list and these tests.
+        let source = include_str!("bench-suite.rs");
+        let (before, rest) = source.split_at(source.find("const TARGETS").unwrap_or(0));
+        let after = &rest[rest.find("fn targets_table").unwrap_or(0)..];
+        let after = &after[..after.find("#[cfg(test)]").unwrap_or(after.len())];
+        for &(name, _, metric, _) in TARGETS {
+            let quoted = format!("\"{metric}\"");
+            assert!(
+                before.contains(&quoted) || after.contains(&quoted),
+                "{name}: the suite never reports {metric:?}"
+            );
+        }
     }
 }
