@@ -580,7 +580,19 @@ impl SegmentBuilder {
         data.domain_offsets = domain_offsets;
         data.posting_offsets = posting_offsets;
         data.postings = postings;
-        data.frequencies = frequencies;
+        let exceptions = frequencies.iter().filter(|&&f| f != 1).count();
+        if format::sparse_frequencies(frequencies.len(), exceptions) {
+            let mut at = Vec::with_capacity(exceptions);
+            let mut values = Vec::with_capacity(exceptions);
+            for (i, &f) in frequencies.iter().enumerate().filter(|(_, &f)| f != 1) {
+                at.push(u32_of(i, "postings")?);
+                values.push(f);
+            }
+            data.frequency_exceptions = at;
+            data.frequency_values = values;
+        } else {
+            data.frequencies = frequencies;
+        }
         Ok(data)
     }
 
@@ -776,6 +788,8 @@ fn payload_estimate(data: &SegmentData) -> usize {
         + bytes(&data.posting_offsets)
         + bytes(&data.postings)
         + bytes(&data.frequencies)
+        + bytes(&data.frequency_exceptions)
+        + bytes(&data.frequency_values)
         + bytes(&data.ids)
         + bytes(&data.domain_of)
         + bytes(&data.keyword_counts)
@@ -853,8 +867,29 @@ mod tests {
         let data = b.data().unwrap();
         assert_eq!(data.keyword_counts, vec![2]);
         assert_eq!(data.token_counts, vec![5]);
-        // Sorted terms: delta, echo.
+        // Sorted terms: delta, echo. One posting in two is not 1: stored densely.
         assert_eq!(data.frequencies, vec![1, 4]);
+        assert!(data.frequency_exceptions.is_empty() && data.frequency_values.is_empty());
+    }
+
+    #[test]
+    fn stores_frequencies_sparsely_when_few_differ_from_one() {
+        // Ten postings, one of frequency 3: an exception (5 bytes) beats ten dense bytes.
+        let mut b = SegmentBuilder::new();
+        b.add(&doc(1, "alpha bravo charlie delta echo", false, 0.0)).unwrap();
+        b.add(&doc(2, "foxtrot golf hotel india juliet juliet juliet", false, 0.0)).unwrap();
+        let data = b.data().unwrap();
+        assert!(data.frequencies.is_empty());
+        // Sorted terms: alpha .. juliet; juliet is the last term, with one posting.
+        assert_eq!(data.frequency_exceptions, vec![9]);
+        assert_eq!(data.frequency_values, vec![3]);
+        // Two postings in ten differ from 1: 10 bytes dense against 10 sparse, dense wins.
+        let mut b = SegmentBuilder::new();
+        b.add(&doc(1, "alpha bravo charlie delta echo echo", false, 0.0)).unwrap();
+        b.add(&doc(2, "foxtrot golf hotel india juliet juliet", false, 0.0)).unwrap();
+        let data = b.data().unwrap();
+        assert_eq!(data.frequencies, vec![1, 1, 1, 1, 2, 1, 1, 1, 1, 2]);
+        assert!(data.frequency_exceptions.is_empty());
     }
 
     #[test]

@@ -7,10 +7,11 @@ use rkyv::{Archive, Serialize};
 pub const MAGIC: [u8; 8] = *b"MCSEGMT\0";
 /// The format version this build writes and the only one it reads.
 ///
-/// Version 2 added the hashed term table (`term_slots`), narrow forward lists, paged `u16`
-/// postings and the chunked checksum; version 1 segments are refused (a store's writer
-/// rebuilds them from its records).
-pub const VERSION: u32 = 2;
+/// Version 3 stores frequencies sparsely when few differ from 1 (`frequency_exceptions`);
+/// version 2 added the hashed term table (`term_slots`), narrow forward lists, paged `u16`
+/// postings and the chunked checksum. Older segments are refused (a store's writer rebuilds
+/// them from its records).
+pub const VERSION: u32 = 3;
 /// The length of the header; a multiple of 16 so that the archive after it stays aligned.
 pub const HEADER_LEN: usize = 64;
 /// The alignment the payload needs in memory (rkyv's archive alignment for this format).
@@ -140,6 +141,14 @@ pub fn checksum(header_prefix: &[u8], payload: &[u8]) -> u64 {
     twox_hash::XxHash3_64::oneshot(&tail)
 }
 
+/// Whether a segment with `postings` postings, `exceptions` of which have a frequency other
+/// than 1, stores frequencies sparsely: an exception costs 5 bytes (its `u32` posting index and
+/// its `u8` value), a dense frequency 1 byte, so sparse wins when fewer than one posting in
+/// five is an exception. Short memories rarely repeat a keyword; long texts often do.
+pub fn sparse_frequencies(postings: usize, exceptions: usize) -> bool {
+    exceptions.saturating_mul(5) < postings
+}
+
 /// Document ordinals per posting page: postings hold an ordinal's offset in its page as `u16`.
 pub const POSTING_PAGE: u32 = 1 << 16;
 
@@ -212,8 +221,14 @@ pub struct SegmentData {
     /// Document ordinals per term, ascending, each stored as its offset in its page
     /// (`ordinal - p · POSTING_PAGE`): two bytes a posting instead of four.
     pub postings: Vec<u16>,
-    /// The term's occurrences in the document, saturating at 255, parallel to `postings`.
+    /// The term's occurrences in the document, saturating at 255, parallel to `postings`; or
+    /// empty, when the segment stores them sparsely (see [`sparse_frequencies`]).
     pub frequencies: Vec<u8>,
+    /// When `frequencies` is empty: the indexes into `postings`, strictly ascending, of the
+    /// postings whose frequency is not 1 (every other posting's is 1). Empty otherwise.
+    pub frequency_exceptions: Vec<u32>,
+    /// The frequencies of the postings in `frequency_exceptions`, parallel to it.
+    pub frequency_values: Vec<u8>,
     /// Document ids (UUID bytes).
     pub ids: Vec<[u8; 16]>,
     /// Domain ordinal per document (index into the domain table).

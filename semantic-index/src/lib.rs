@@ -49,7 +49,7 @@
 //! plus offsets) with a hashed index over it (a power-of-two array of term ordinals, so a lookup
 //! is a slot read or two and one comparison), postings per term (ascending document ordinals, stored as `u16` offsets in pages of 65,536
 //! ordinals, with each term's
-//! frequency in the document as a saturating `u8`), per-document metadata (id, domain ordinal,
+//! frequency in the document as a saturating `u8`, stored sparsely when few differ from 1), per-document metadata (id, domain ordinal,
 //! keyword count, token count, score, timestamp; sacred documents come first), the domain
 //! table, forward keyword lists (`u16` ordinals when the segment has at most 65,536 terms),
 //! gists, the sacred list newest first, and the ids in sorted

@@ -200,3 +200,56 @@ fn inconsistent_term_tables_are_caught_by_open_or_verify() {
     assert!(search(&segment, "absent words only").1.is_empty());
     assert!(segment.verify().is_err());
 }
+
+#[test]
+fn inconsistent_frequency_tables_are_caught_by_open_or_verify() {
+    let good = small_data();
+    let open = |d: &semantic_index::format::SegmentData| {
+        Segment::from_bytes(shm_reader::aligned(&framed(d)))
+    };
+    assert!(good.frequencies.is_empty(), "small_data repeats no keyword: sparse form");
+    let n = good.postings.len();
+    // Checked at open, in constant time: the arrays' lengths and which form is used.
+    let sparse = |at: Vec<u32>, values: Vec<u8>| {
+        let mut d = good.clone();
+        d.frequency_exceptions = at;
+        d.frequency_values = values;
+        d
+    };
+    for (d, what) in [
+        (sparse(vec![0, 1], vec![2]), "values shorter than exceptions"),
+        (sparse((0..=n as u32).collect(), vec![2; n + 1]), "more exceptions than postings"),
+        (
+            {
+                let mut d = sparse(vec![0], vec![2]);
+                d.frequencies = vec![1; n];
+                d
+            },
+            "both forms at once",
+        ),
+        (
+            {
+                let mut d = good.clone();
+                d.frequencies = vec![1; n - 1];
+                d
+            },
+            "dense form of the wrong length",
+        ),
+    ] {
+        let err = open(&d).unwrap_err();
+        assert!(err.to_string().contains("frequencies do not match the postings"), "{what}: {err}");
+    }
+    // Unsorted or out-of-range exceptions open (lookups stay in bounds) and verify names them.
+    for at in [vec![3, 1], vec![n as u32]] {
+        let d = sparse(at.clone(), vec![7; at.len()]);
+        let segment = open(&d).unwrap();
+        let doc = segment.doc(0).unwrap();
+        for kw in ["shared", "memory", "segment", "alpha", "absent"] {
+            assert!(doc.term_frequency(kw) <= 7);
+        }
+        let err = segment.verify().unwrap_err();
+        assert!(err.to_string().contains("frequency exceptions"), "{at:?}: {err}");
+    }
+    let segment = open(&sparse(vec![0, 4], vec![9, 9])).unwrap();
+    segment.verify().unwrap();
+}

@@ -62,6 +62,69 @@ proptest! {
     }
 }
 
+/// How many times each keyword occurs in a document's text fields, counted naively.
+fn occurrences(d: &semantic_index::Document, word: &str) -> usize {
+    let fields = std::iter::once(&d.question)
+        .chain(d.insights.iter().take(semantic_index::DOCUMENT_INSIGHTS))
+        .chain(std::iter::once(&d.synthesis));
+    fields
+        .flat_map(|f| f.split(|c: char| !c.is_alphanumeric()))
+        .filter(|w| w.to_lowercase() == word)
+        .count()
+}
+
+fn assert_frequencies(docs: &[semantic_index::Document], words: &[&str]) {
+    let segment = segment_of(docs, 1);
+    for d in docs {
+        let view = segment.doc(segment.find(&d.id).unwrap()).unwrap();
+        for w in words {
+            let want = occurrences(d, w).min(255) as u8;
+            assert_eq!(view.term_frequency(w), want, "{w:?} in {:?}", d.question);
+        }
+    }
+    segment.verify().unwrap();
+}
+
+proptest! {
+    #[test]
+    fn term_frequencies_equal_naive_counts(docs in corpus_strategy(60)) {
+        assert_frequencies(&docs, &VOCAB);
+    }
+}
+
+#[test]
+fn term_frequencies_stored_sparsely_read_back() {
+    // Mostly distinct words, a few repeated (one past the u8 range): the builder stores
+    // the exceptions only, and the reader finds every frequency, 1 or not.
+    let words: Vec<String> = (0..300).map(word).collect();
+    let docs: Vec<semantic_index::Document> = (0..100usize)
+        .map(|i| {
+            let mut question: Vec<&str> = words[i..i + 20].iter().map(String::as_str).collect();
+            if i % 10 == 0 {
+                question.extend(std::iter::repeat_n(words[i].as_str(), i / 10 + 1));
+            }
+            if i == 50 {
+                question.extend(std::iter::repeat_n(words[i + 1].as_str(), 300));
+            }
+            semantic_index::Document {
+                id: [i as u8; 16],
+                question: question.join(" "),
+                ..Default::default()
+            }
+        })
+        .collect();
+    let mut b = semantic_index::SegmentBuilder::new();
+    for d in &docs {
+        b.add(d).unwrap();
+    }
+    let data = b.data().unwrap();
+    assert!(data.frequencies.is_empty(), "expected the sparse form");
+    assert_eq!(data.frequency_exceptions.len(), 11);
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    assert_frequencies(&docs, &words);
+    assert_eq!(segment_of(&docs, 1).doc(0).unwrap().term_frequency("absent"), 0);
+}
+
 #[test]
 fn doc_views_lookup_and_sacred_order() {
     let docs: Vec<semantic_index::Document> = (0..20u8)
