@@ -212,6 +212,25 @@ fn run_size(n: usize, peers: bool, quick: bool, report: &mut Report) -> anyhow::
     }
     report.put("open in a fresh process (ms, median; map + full validation)", &c, median(opens));
 
+    // The same after the file's page cache was dropped (as after a reboot): the first open reads
+    // it from disk, the next ones find it in whatever pages that read left (`Segment::map` asks
+    // for huge pages, so the kernel reads it back in 2 MiB folios where it can).
+    let file = std::fs::File::open(&seg_path)?;
+    rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed)?;
+    let mut reopens = Vec::new();
+    for _ in 0..8 {
+        let out = Command::new(&exe).arg("probe-open").arg(&seg_path).output()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        reopens
+            .push(text.trim().parse::<f64>().with_context(|| format!("probe-open said {text:?}"))?);
+    }
+    report.put("open, first after the page cache was dropped (ms)", &c, reopens[0]);
+    report.put(
+        "open in a fresh process, cache read back from disk (ms, median)",
+        &c,
+        median(reopens.split_off(1)),
+    );
+
     // Search: ours (Reader), interleaved with peers per query.
     let queries: Vec<Query> = corpus.queries.iter().map(Query::from_keywords).collect();
     let mut reader = Reader::open(&store)?;
