@@ -38,6 +38,10 @@ fn exercise(bytes: &[u8]) {
     for ordinal in 0..segment.len().min(64) {
         if let Some(doc) = segment.doc(ordinal) {
             let _ = (doc.gist(), doc.domain(), doc.keywords().count());
+            let _ = (doc.term_frequency("memory"), doc.term_frequency("segment"));
+            for keyword in doc.keywords().take(4) {
+                let _ = doc.term_frequency(keyword);
+            }
             let _ = segment.find(&doc.id());
             let _ = segment.query_for(ordinal);
         }
