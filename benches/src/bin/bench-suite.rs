@@ -344,6 +344,13 @@ fn run_size(n: usize, peers: bool, quick: bool, report: &mut Report) -> anyhow::
         report.put("ratio p50 sqlite / ours, interleaved", &c, sp50 / p50);
     }
 
+    // The peers are done: drop them and flush what they wrote, so that the rows below (the
+    // apprentices' round trips, the store's fsyncs) do not run beside the kernel writing back
+    // the peers' indexes (seen: those rows twice as slow with --peers as without, 2026-11-25).
+    #[cfg(feature = "peers")]
+    drop(peer_set);
+    rustix::fs::sync();
+
     // RSS of a fresh searching process.
     let qfile = dir.path().join("queries.txt");
     corpus.write_queries(std::fs::File::create(&qfile)?)?;
