@@ -39,8 +39,8 @@ impl Default for ConsciousnessWitness {
     }
 }
 
-struct Seen {
-    domain: String,
+struct Seen<'a> {
+    domain: &'a str,
     sacred: bool,
     score: f32,
     timestamp: i64,
@@ -67,7 +67,8 @@ impl Kind for ConsciousnessWitness {
             Err(declined) => return declined,
         };
         let mut seen = Vec::with_capacity(self.hits.len());
-        let mut co: HashMap<&str, usize> = HashMap::with_capacity(4096);
+        let mut co: HashMap<&str, usize, foldhash::fast::RandomState> =
+            HashMap::with_capacity_and_hasher(4096, foldhash::fast::RandomState::default());
         for hit in self.hits.iter() {
             let Some(doc) = memory.doc(hit) else { continue };
             for k in doc.keywords() {
@@ -76,7 +77,7 @@ impl Kind for ConsciousnessWitness {
                 }
             }
             seen.push(Seen {
-                domain: doc.domain().to_string(),
+                domain: doc.domain(),
                 sacred: doc.sacred(),
                 score: doc.score(),
                 timestamp: doc.timestamp_micros(),
@@ -98,7 +99,7 @@ impl Kind for ConsciousnessWitness {
         // Domain spread.
         let mut domains: BTreeMap<&str, usize> = BTreeMap::new();
         for s in &seen {
-            *domains.entry(&s.domain).or_default() += 1;
+            *domains.entry(s.domain).or_default() += 1;
         }
         let mut by_count: Vec<(&str, usize)> = domains.into_iter().collect();
         by_count.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
@@ -123,11 +124,12 @@ impl Kind for ConsciousnessWitness {
 
         // Score trend: older half against newer half.
         if n >= 2 {
-            let mut by_time: Vec<&Seen> = seen.iter().collect();
+            let mut by_time: Vec<&Seen<'_>> = seen.iter().collect();
             by_time.sort_by_key(|s| s.timestamp);
             let half = n / 2;
-            let mean =
-                |xs: &[&Seen]| xs.iter().map(|s| f64::from(s.score)).sum::<f64>() / xs.len() as f64;
+            let mean = |xs: &[&Seen<'_>]| {
+                xs.iter().map(|s| f64::from(s.score)).sum::<f64>() / xs.len() as f64
+            };
             let (older, newer) = (mean(&by_time[..half]), mean(&by_time[n - half..]));
             let direction = if newer > older + 0.02 {
                 "rose"
