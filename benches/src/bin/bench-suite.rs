@@ -201,29 +201,29 @@ fn run_size(n: usize, peers: bool, quick: bool, report: &mut Report) -> anyhow::
     let seg_path = semantic_index::layout::segment_path(&store, &entry.file);
     drop(batched);
 
-    // Open in a fresh process.
+    // Open in a fresh process: `times` runs of `bench-suite probe-open`, each printing its ms.
     let exe = std::env::current_exe()?;
-    let mut opens = Vec::new();
-    for _ in 0..7 {
-        let out = Command::new(&exe).arg("probe-open").arg(&seg_path).output()?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        opens
-            .push(text.trim().parse::<f64>().with_context(|| format!("probe-open said {text:?}"))?);
-    }
-    report.put("open in a fresh process (ms, median; map + full validation)", &c, median(opens));
+    let opens = |times: usize| -> anyhow::Result<Vec<f64>> {
+        (0..times)
+            .map(|_| {
+                let out = Command::new(&exe).arg("probe-open").arg(&seg_path).output()?;
+                let text = String::from_utf8_lossy(&out.stdout);
+                text.trim().parse::<f64>().with_context(|| format!("probe-open said {text:?}"))
+            })
+            .collect()
+    };
+    report.put(
+        "open in a fresh process (ms, median; map + full validation)",
+        &c,
+        median(opens(7)?),
+    );
 
     // The same after the file's page cache was dropped (as after a reboot): the first open reads
     // it from disk, the next ones find it in whatever pages that read left (`Segment::map` asks
     // for huge pages, so the kernel reads it back in 2 MiB folios where it can).
     let file = std::fs::File::open(&seg_path)?;
     rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed)?;
-    let mut reopens = Vec::new();
-    for _ in 0..8 {
-        let out = Command::new(&exe).arg("probe-open").arg(&seg_path).output()?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        reopens
-            .push(text.trim().parse::<f64>().with_context(|| format!("probe-open said {text:?}"))?);
-    }
+    let mut reopens = opens(8)?;
     report.put("open, first after the page cache was dropped (ms)", &c, reopens[0]);
     report.put(
         "open in a fresh process, cache read back from disk (ms, median)",
