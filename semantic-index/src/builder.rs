@@ -730,7 +730,6 @@ fn per_document(
     data.gist_offsets.reserve(n + 1);
     data.ids.reserve(n);
     data.domain_of.reserve(n);
-    data.keyword_counts.reserve(n);
     data.token_counts.reserve(n);
     data.scores.reserve(n);
     data.timestamps.reserve(n);
@@ -744,7 +743,6 @@ fn per_document(
         let count = terms.len() as u32;
         data.ids.push(doc.id);
         data.domain_of.push(domain_remap[doc.domain as usize]);
-        data.keyword_counts.push(count);
         data.token_counts.push(doc.tokens);
         data.scores.push(doc.score);
         data.timestamps.push(doc.timestamp);
@@ -792,7 +790,6 @@ fn payload_estimate(data: &SegmentData) -> usize {
         + bytes(&data.frequency_values)
         + bytes(&data.ids)
         + bytes(&data.domain_of)
-        + bytes(&data.keyword_counts)
         + bytes(&data.token_counts)
         + bytes(&data.scores)
         + bytes(&data.timestamps)
@@ -865,7 +862,7 @@ mod tests {
         d.insights = vec!["echo".into()];
         b.add(&d).unwrap();
         let data = b.data().unwrap();
-        assert_eq!(data.keyword_counts, vec![2]);
+        assert_eq!(data.forward_offsets, vec![0, 2], "two distinct keywords");
         assert_eq!(data.token_counts, vec![5]);
         // Sorted terms: delta, echo. One posting in two is not 1: stored densely.
         assert_eq!(data.frequencies, vec![1, 4]);

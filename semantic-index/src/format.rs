@@ -7,7 +7,8 @@ use rkyv::{Archive, Serialize};
 pub const MAGIC: [u8; 8] = *b"MCSEGMT\0";
 /// The format version this build writes and the only one it reads.
 ///
-/// Version 3 stores frequencies sparsely when few differ from 1 (`frequency_exceptions`);
+/// Version 3 stores frequencies sparsely when few differ from 1 (`frequency_exceptions`) and
+/// derives keyword counts from the forward offsets;
 /// version 2 added the hashed term table (`term_slots`), narrow forward lists, paged `u16`
 /// postings and the chunked checksum. Older segments are refused (a store's writer rebuilds
 /// them from its records).
@@ -233,8 +234,6 @@ pub struct SegmentData {
     pub ids: Vec<[u8; 16]>,
     /// Domain ordinal per document (index into the domain table).
     pub domain_of: Vec<u32>,
-    /// Distinct keywords per document.
-    pub keyword_counts: Vec<u32>,
     /// Keyword-sized tokens per document, duplicates included (for frequency-aware rankers).
     pub token_counts: Vec<u32>,
     /// The memory's own score, 0..=1.
@@ -245,7 +244,8 @@ pub struct SegmentData {
     pub domain_bytes: Vec<u8>,
     /// `n_domains + 1` offsets into `domain_bytes`.
     pub domain_offsets: Vec<u32>,
-    /// `doc_count + 1` offsets into the forward lists (`forward_narrow` or `forward_wide`).
+    /// `doc_count + 1` offsets into the forward lists (`forward_narrow` or `forward_wide`). A
+    /// document's keyword count (distinct keywords) is its list's length.
     pub forward_offsets: Vec<u32>,
     /// Term ordinals per document, ascending, when the segment has at most
     /// [`NARROW_TERMS`] terms (empty otherwise).

@@ -50,8 +50,9 @@
 //! is a slot read or two and one comparison), postings per term (ascending document ordinals, stored as `u16` offsets in pages of 65,536
 //! ordinals, with each term's
 //! frequency in the document as a saturating `u8`, stored sparsely when few differ from 1), per-document metadata (id, domain ordinal,
-//! keyword count, token count, score, timestamp; sacred documents come first), the domain
-//! table, forward keyword lists (`u16` ordinals when the segment has at most 65,536 terms),
+//! token count, score, timestamp; sacred documents come first), the domain
+//! table, forward keyword lists (`u16` ordinals when the segment has at most 65,536 terms; a
+//! list's length is the document's keyword count),
 //! gists, the sacred list newest first, and the ids in sorted
 //! order. Every array is flat and holds plain integers, so validation is cheap. `FORMAT.md`
 //! draws the layout.

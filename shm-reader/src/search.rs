@@ -6,7 +6,7 @@ use std::cmp::Ordering;
 use rkyv::rend::{u16_le, u32_le};
 use semantic_index::format::{self, ArchivedSegmentData};
 
-use crate::segment::{find_term, table_str, Forward, Segment, Storage};
+use crate::segment::{find_term, keyword_count, table_str, Forward, Segment, Storage};
 
 /// A prepared query: its keywords, extracted once, and scratch space sized for them.
 ///
@@ -473,7 +473,7 @@ impl<B: Storage> Segment<B> {
         // Rarest first: the essential terms are always a prefix.
         cursors.sort_unstable_by_key(|c| c.end - c.pos);
 
-        let keyword_counts = d.keyword_counts.as_slice();
+        let forward_offsets = d.forward_offsets.as_slice();
         let scores = d.scores.as_slice();
         let ids = d.ids.as_slice();
         let timestamps = d.timestamps.as_slice();
@@ -584,7 +584,7 @@ impl<B: Storage> Segment<B> {
                             let boost = options.w_score * f64::from(s)
                                 + if sacred { options.w_sacred } else { 0.0 };
                             let most = overlap + others.len() as u32;
-                            let dk = keyword_counts.get(oi).map_or(0, |x| x.to_native()).max(most);
+                            let dk = keyword_count(forward_offsets, oi).unwrap_or(0).max(most);
                             let j =
                                 f64::from(most) / (f64::from(q) + f64::from(dk) - f64::from(most));
                             if j + boost + SLACK < bar {
@@ -596,7 +596,7 @@ impl<B: Storage> Segment<B> {
                             overlap += u32::from(terms.contains(c.term));
                         }
                     }
-                    let dk = keyword_counts.get(oi).map_or(overlap, |x| x.to_native().max(overlap));
+                    let dk = keyword_count(forward_offsets, oi).map_or(overlap, |x| x.max(overlap));
                     let total = score(overlap, q, dk, s, sacred, options);
                     if let Some(bar) = hits.bar(k) {
                         if total < bar {

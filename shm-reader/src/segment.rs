@@ -345,7 +345,6 @@ fn check_tables(d: &ArchivedSegmentData, header: &Header) -> Result<(), OpenErro
     if [
         d.ids.len(),
         d.domain_of.len(),
-        d.keyword_counts.len(),
         d.token_counts.len(),
         d.scores.len(),
         d.timestamps.len(),
@@ -432,6 +431,14 @@ pub(crate) fn frequency_at(d: &ArchivedSegmentData, i: usize) -> u8 {
         Ok(Ok(j)) => d.frequency_values.get(j).copied().unwrap_or(1),
         _ => 1,
     }
+}
+
+/// Document `ordinal`'s keyword count: the length of its forward list (offsets validated at
+/// open to be monotone; hostile bytes give `None` past the end, never a wrapped count).
+#[inline]
+pub(crate) fn keyword_count(forward_offsets: &[u32_le], ordinal: usize) -> Option<u32> {
+    let (a, b) = (forward_offsets.get(ordinal)?, forward_offsets.get(ordinal + 1)?);
+    b.to_native().checked_sub(a.to_native())
 }
 
 /// Forward lists (term ordinals per document, ascending) of either width.
@@ -548,7 +555,7 @@ impl<'a> DocRef<'a> {
 
     /// How many distinct keywords the memory has.
     pub fn keyword_count(&self) -> u32 {
-        self.data.keyword_counts.get(self.at()).map_or(0, |x| x.to_native())
+        keyword_count(self.data.forward_offsets.as_slice(), self.at()).unwrap_or(0)
     }
 
     /// How many keyword-sized tokens the memory has, duplicates included.

@@ -154,6 +154,7 @@ fn doc_views_lookup_and_sacred_order() {
         let mut want = semantic_index::keywords(&d.question);
         want.sort_unstable();
         assert_eq!(kws, want);
+        assert_eq!(view.keyword_count() as usize, want.len());
     }
     assert_eq!(segment.find(&[99; 16]), None);
     let sacred: Vec<(i64, [u8; 16])> = segment
