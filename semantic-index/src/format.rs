@@ -206,19 +206,11 @@ pub struct SegmentData {
     pub min_keywords: u32,
     /// Terms, sorted bytewise, concatenated.
     pub term_bytes: Vec<u8>,
-    /// `n_terms + 1` offsets into `term_bytes`.
-    pub term_offsets: Vec<u32>,
     /// The hashed term table: [`term_slot_count`]`(n_terms)` slots (a power of two), each 0
     /// (empty) or a term ordinal plus one. Term `t` sits at the first slot, from
     /// [`term_hash`]`(t) & (len - 1)` on with wrap-around, that is empty or holds it; readers
     /// probe from there, comparing bytes, and stop at an empty slot.
     pub term_slots: Vec<u32>,
-    /// `n_terms · pages + 1` offsets into `postings` and `frequencies`, where `pages` is
-    /// [`posting_pages`]`(doc_count)`: term `t`'s postings of page `p` (ordinals
-    /// `[p · POSTING_PAGE, (p + 1) · POSTING_PAGE)`) are at `[offsets[t · pages + p],
-    /// offsets[t · pages + p + 1])`, so a term's whole list is `[offsets[t · pages],
-    /// offsets[(t + 1) · pages])`.
-    pub posting_offsets: Vec<u32>,
     /// Document ordinals per term, ascending, each stored as its offset in its page
     /// (`ordinal - p · POSTING_PAGE`): two bytes a posting instead of four.
     pub postings: Vec<u16>,
@@ -242,11 +234,6 @@ pub struct SegmentData {
     pub timestamps: Vec<i64>,
     /// Domains, sorted bytewise, concatenated.
     pub domain_bytes: Vec<u8>,
-    /// `n_domains + 1` offsets into `domain_bytes`.
-    pub domain_offsets: Vec<u32>,
-    /// `doc_count + 1` offsets into the forward lists (`forward_narrow` or `forward_wide`). A
-    /// document's keyword count (distinct keywords) is its list's length.
-    pub forward_offsets: Vec<u32>,
     /// Term ordinals per document, ascending, when the segment has at most
     /// [`NARROW_TERMS`] terms (empty otherwise).
     pub forward_narrow: Vec<u16>,
@@ -255,12 +242,27 @@ pub struct SegmentData {
     pub forward_wide: Vec<u32>,
     /// Gists (questions cut to [`GIST_MAX_BYTES`]), concatenated.
     pub gist_bytes: Vec<u8>,
-    /// `doc_count + 1` offsets into `gist_bytes`.
-    pub gist_offsets: Vec<u32>,
     /// Sacred ordinals, newest first (timestamp descending, then id ascending).
     pub sacred_newest: Vec<u32>,
     /// All ordinals sorted by id ascending.
     pub by_id: Vec<u32>,
+    // The offset tables come last, so they are the last bytes the checksum reads at open: the
+    // structure checks that follow (every offset table is monotone) find them in cache.
+    /// `n_terms + 1` offsets into `term_bytes`.
+    pub term_offsets: Vec<u32>,
+    /// `n_terms · pages + 1` offsets into `postings` and `frequencies`, where `pages` is
+    /// [`posting_pages`]`(doc_count)`: term `t`'s postings of page `p` (ordinals
+    /// `[p · POSTING_PAGE, (p + 1) · POSTING_PAGE)`) are at `[offsets[t · pages + p],
+    /// offsets[t · pages + p + 1])`, so a term's whole list is `[offsets[t · pages],
+    /// offsets[(t + 1) · pages])`.
+    pub posting_offsets: Vec<u32>,
+    /// `n_domains + 1` offsets into `domain_bytes`.
+    pub domain_offsets: Vec<u32>,
+    /// `doc_count + 1` offsets into the forward lists (`forward_narrow` or `forward_wide`). A
+    /// document's keyword count (distinct keywords) is its list's length.
+    pub forward_offsets: Vec<u32>,
+    /// `doc_count + 1` offsets into `gist_bytes`.
+    pub gist_offsets: Vec<u32>,
 }
 
 #[cfg(test)]
