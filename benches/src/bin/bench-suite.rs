@@ -201,7 +201,8 @@ fn run_size(n: usize, peers: bool, quick: bool, report: &mut Report) -> anyhow::
     let seg_path = semantic_index::layout::segment_path(&store, &entry.file);
     drop(batched);
 
-    // Open in a fresh process: `times` runs of `bench-suite probe-open`, each printing its ms.
+    // Open in a fresh process: `times` runs of `bench-suite probe-open`, each printing its ms
+    // (15 for the main figure, to steady its median on this noisy VM).
     let exe = std::env::current_exe()?;
     let opens = |times: usize| -> anyhow::Result<Vec<f64>> {
         (0..times)
@@ -215,7 +216,7 @@ fn run_size(n: usize, peers: bool, quick: bool, report: &mut Report) -> anyhow::
     report.put(
         "open in a fresh process (ms, median; map + full validation)",
         &c,
-        median(opens(7)?),
+        median(opens(15)?),
     );
 
     // The same after the file's page cache was dropped (as after a reboot): the first open reads
