@@ -576,6 +576,8 @@ impl<B: Storage> Segment<B> {
                         }
                     }
                     let s = scores.get(oi).map_or(0.0, |x| x.to_native());
+                    // Read once: the bound below and the score both use it.
+                    let own_count = keyword_count(forward_offsets, oi);
                     if !others.is_empty() {
                         if let Some(bar) = hits.bar(k) {
                             // The best this document can do if it has every other keyword,
@@ -584,7 +586,7 @@ impl<B: Storage> Segment<B> {
                             let boost = options.w_score * f64::from(s)
                                 + if sacred { options.w_sacred } else { 0.0 };
                             let most = overlap + others.len() as u32;
-                            let dk = keyword_count(forward_offsets, oi).unwrap_or(0).max(most);
+                            let dk = own_count.unwrap_or(0).max(most);
                             let j =
                                 f64::from(most) / (f64::from(q) + f64::from(dk) - f64::from(most));
                             if j + boost + SLACK < bar {
@@ -596,7 +598,7 @@ impl<B: Storage> Segment<B> {
                             overlap += u32::from(terms.contains(c.term));
                         }
                     }
-                    let dk = keyword_count(forward_offsets, oi).map_or(overlap, |x| x.max(overlap));
+                    let dk = own_count.map_or(overlap, |x| x.max(overlap));
                     let total = score(overlap, q, dk, s, sacred, options);
                     if let Some(bar) = hits.bar(k) {
                         if total < bar {

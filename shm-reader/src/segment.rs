@@ -433,12 +433,19 @@ pub(crate) fn frequency_at(d: &ArchivedSegmentData, i: usize) -> u8 {
     }
 }
 
-/// Document `ordinal`'s keyword count: the length of its forward list (offsets validated at
-/// open to be monotone; hostile bytes give `None` past the end, never a wrapped count).
+/// Where document `ordinal`'s forward list lies in the concatenated lists (offsets validated
+/// at open to be monotone; hostile bytes give `None` past the end or for a reversed pair).
+#[inline]
+fn forward_range(forward_offsets: &[u32_le], ordinal: usize) -> Option<std::ops::Range<usize>> {
+    let (a, b) = (forward_offsets.get(ordinal)?, forward_offsets.get(ordinal + 1)?);
+    let (a, b) = (a.to_native() as usize, b.to_native() as usize);
+    (a <= b).then_some(a..b)
+}
+
+/// Document `ordinal`'s keyword count: the length of its forward list.
 #[inline]
 pub(crate) fn keyword_count(forward_offsets: &[u32_le], ordinal: usize) -> Option<u32> {
-    let (a, b) = (forward_offsets.get(ordinal)?, forward_offsets.get(ordinal + 1)?);
-    b.to_native().checked_sub(a.to_native())
+    forward_range(forward_offsets, ordinal).map(|r| r.len() as u32)
 }
 
 /// Forward lists (term ordinals per document, ascending) of either width.
@@ -463,14 +470,10 @@ impl<'a> Forward<'a> {
     /// Document `ordinal`'s list (empty if the offsets say nothing sensible).
     #[inline]
     pub(crate) fn of(d: &'a ArchivedSegmentData, ordinal: usize) -> Forward<'a> {
-        let offsets = d.forward_offsets.as_slice();
-        let (a, b) = match (offsets.get(ordinal), offsets.get(ordinal + 1)) {
-            (Some(a), Some(b)) => (a.to_native() as usize, b.to_native() as usize),
-            _ => (0, 0),
-        };
+        let range = forward_range(d.forward_offsets.as_slice(), ordinal).unwrap_or(0..0);
         match Forward::all(d) {
-            Forward::Narrow(all) => Forward::Narrow(all.get(a..b).unwrap_or(&[])),
-            Forward::Wide(all) => Forward::Wide(all.get(a..b).unwrap_or(&[])),
+            Forward::Narrow(all) => Forward::Narrow(all.get(range).unwrap_or(&[])),
+            Forward::Wide(all) => Forward::Wide(all.get(range).unwrap_or(&[])),
         }
     }
 
