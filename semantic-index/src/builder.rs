@@ -565,13 +565,25 @@ impl SegmentBuilder {
         // their offsets fit u32.)
         let parallel = part.doc_terms.len() >= PARALLEL_MIN_POSTINGS && threads() > 1;
         let narrow = sorted_terms.len() <= format::NARROW_TERMS;
+        let frequent = frequent_terms(part, &sorted_terms, n as u32, narrow);
+        // Bitmap index per builder term id, u32::MAX for terms with postings.
+        let mut bitmap_of = vec![u32::MAX; part.terms.len()];
+        for (i, &t) in frequent.iter().enumerate() {
+            bitmap_of[sorted_terms[t as usize] as usize] = i as u32;
+        }
         let (postings, data) = join(
             parallel,
-            || postings(part, &order, &sorted_terms),
-            || per_document(part, &order, &remap, &domain_remap, narrow),
+            || postings(part, &order, &sorted_terms, &bitmap_of),
+            || {
+                let layout = DocLayout { remap: &remap, domain_remap: &domain_remap, narrow };
+                per_document(part, &order, &layout, &bitmap_of, frequent.len())
+            },
         );
-        let (posting_offsets, postings, frequencies) = postings?;
-        let mut data = data?;
+        let (posting_offsets, postings, mut frequencies) = postings?;
+        let (mut data, frequent_frequencies) = data?;
+        data.frequent_terms = frequent;
+        u32_of(frequencies.len() + frequent_frequencies.len(), "postings")?;
+        frequencies.extend_from_slice(&frequent_frequencies);
         data.term_slots =
             format::term_slots(sorted_terms.iter().map(|&t| format::term_hash(part.terms.get(t))));
         data.term_bytes = term_bytes;
@@ -651,14 +663,39 @@ fn check_score(doc: &Document) -> Result<(), BuildError> {
     }
 }
 
+/// The frequent terms (sorted ordinals, ascending): those for which [`format::bitmap_pays`],
+/// at most [`format::FREQUENT_MAX`] of them, most frequent first (ties: lower ordinal). None
+/// at all when the bytes they save would not pay for the per-document counts.
+fn frequent_terms(part: &Part, sorted_terms: &[u32], n: u32, narrow: bool) -> Vec<u32> {
+    let mut chosen: Vec<(u32, u32)> = sorted_terms
+        .iter()
+        .enumerate()
+        .map(|(new, &old)| (part.stats[old as usize].df, new as u32))
+        .filter(|&(df, _)| format::bitmap_pays(df, n, narrow))
+        .collect();
+    chosen.sort_unstable_by_key(|&(df, t)| (std::cmp::Reverse(df), t));
+    chosen.truncate(format::FREQUENT_MAX);
+    let per_document = if narrow { 4 } else { 6 };
+    let cost = 8 * format::bitmap_words(n) as u64 + 8;
+    let saved: u64 = chosen.iter().map(|&(df, _)| u64::from(df) * per_document - cost).sum();
+    if saved <= u64::from(n) {
+        return Vec::new();
+    }
+    let mut terms: Vec<u32> = chosen.into_iter().map(|(_, t)| t).collect();
+    terms.sort_unstable();
+    terms
+}
+
 /// Postings by counting sort on the term: documents visited in ordinal order keep each list
-/// ascending, and a term's postings of one page follow those of the page before. Returns the
-/// per-(term, page) offsets, the in-page ordinals and the frequencies.
+/// ascending, and a term's postings of one page follow those of the page before. Frequent
+/// terms (`bitmap_of[t] != u32::MAX`) get no postings. Returns the per-(term, page) offsets,
+/// the in-page ordinals and the frequencies.
 #[allow(clippy::type_complexity)]
 fn postings(
     part: &Part,
     order: &[u32],
     sorted_terms: &[u32],
+    bitmap_of: &[u32],
 ) -> Result<(Vec<u32>, Vec<u16>, Vec<u8>), BuildError> {
     let pages = format::posting_pages(order.len() as u32) as usize;
     // Next free slot per builder term id: one lookup per posting instead of two.
@@ -666,7 +703,9 @@ fn postings(
     let mut acc = 0usize;
     for &old in sorted_terms {
         fill[old as usize] = u32_of(acc, "postings")?;
-        acc += part.stats[old as usize].df as usize;
+        if bitmap_of[old as usize] == u32::MAX {
+            acc += part.stats[old as usize].df as usize;
+        }
     }
     u32_of(acc, "postings")?;
     let mut offsets = vec![0u32; sorted_terms.len() * pages + 1];
@@ -687,6 +726,9 @@ fn postings(
         let low = (ordinal % format::POSTING_PAGE) as u16;
         let range = part.terms_of(d as usize);
         for (&t, &f) in part.doc_terms[range.clone()].iter().zip(&part.doc_freqs[range]) {
+            if bitmap_of[t as usize] != u32::MAX {
+                continue;
+            }
             let slot = &mut fill[t as usize];
             let at = *slot as usize;
             postings[at] = low;
@@ -709,17 +751,35 @@ fn push_sorted<T: Ord>(list: &mut Vec<T>, items: impl Iterator<Item = T>) -> usi
     list.len()
 }
 
-/// Everything but the term table and postings, in ordinal order. Forward lists are `u16` when
-/// `narrow` (the caller checked that every term ordinal fits).
+/// How documents' builder ids map to the segment's.
+struct DocLayout<'a> {
+    /// Sorted term ordinal per builder term id.
+    remap: &'a [u32],
+    /// Sorted domain ordinal per builder domain id.
+    domain_remap: &'a [u32],
+    /// Forward lists are `u16` (the caller checked that every term ordinal fits).
+    narrow: bool,
+}
+
+/// Everything but the term table and postings, in ordinal order: per-document arrays, forward
+/// lists (without the frequent terms) and the frequent terms' bitmaps, counts and offsets.
+/// Also returns the frequent terms' frequencies, term by term, each in ordinal order.
 fn per_document(
     part: &Part,
     order: &[u32],
-    remap: &[u32],
-    domain_remap: &[u32],
-    narrow: bool,
-) -> Result<SegmentData, BuildError> {
+    layout: &DocLayout<'_>,
+    bitmap_of: &[u32],
+    frequent: usize,
+) -> Result<(SegmentData, Vec<u8>), BuildError> {
+    let DocLayout { remap, domain_remap, narrow } = *layout;
     let n = order.len();
     let mut data = SegmentData { doc_count: n as u32, ..SegmentData::default() };
+    let words = format::bitmap_words(n as u32);
+    data.frequent_bits = vec![0u64; frequent * words];
+    if frequent > 0 {
+        data.frequent_counts.reserve(n);
+    }
+    let mut frequent_frequencies: Vec<Vec<u8>> = vec![Vec::new(); frequent];
     if narrow {
         data.forward_narrow.reserve(part.doc_terms.len());
     } else {
@@ -752,7 +812,24 @@ fn per_document(
         if count > 0 {
             min_keywords = min_keywords.min(count);
         }
-        let ordinals = part.doc_terms[terms].iter().map(|&t| remap[t as usize]);
+        let ordinal = data.ids.len() - 1;
+        let mut frequent_here = 0u8;
+        for (&t, &f) in part.doc_terms[terms.clone()].iter().zip(&part.doc_freqs[terms.clone()]) {
+            let i = bitmap_of[t as usize];
+            if i != u32::MAX {
+                let i = i as usize;
+                data.frequent_bits[i * words + ordinal / 64] |= 1u64 << (ordinal % 64);
+                frequent_frequencies[i].push(f);
+                frequent_here += 1;
+            }
+        }
+        if frequent > 0 {
+            data.frequent_counts.push(frequent_here);
+        }
+        let ordinals = part.doc_terms[terms]
+            .iter()
+            .filter(|&&t| bitmap_of[t as usize] == u32::MAX)
+            .map(|&t| remap[t as usize]);
         let end = if narrow {
             push_sorted(&mut data.forward_narrow, ordinals.map(|t| t as u16))
         } else {
@@ -773,7 +850,14 @@ fn per_document(
     data.by_id = (0..n as u32).collect();
     // Big-endian u128 order is the bytewise order of the ids, without a memcmp per compare.
     data.by_id.sort_unstable_by_key(|&a| u128::from_be_bytes(data.ids[a as usize]));
-    Ok(data)
+    data.frequent_offsets.reserve(frequent + 1);
+    data.frequent_offsets.push(0);
+    let mut all = Vec::with_capacity(frequent_frequencies.iter().map(Vec::len).sum());
+    for f in &frequent_frequencies {
+        all.extend_from_slice(f);
+        data.frequent_offsets.push(u32_of(all.len(), "postings")?);
+    }
+    Ok((data, all))
 }
 
 /// An upper bound on the archived size of `data`: its arrays plus alignment padding.
@@ -802,7 +886,11 @@ fn payload_estimate(data: &SegmentData) -> usize {
         + bytes(&data.gist_bytes)
         + bytes(&data.gist_offsets)
         + bytes(&data.sacred_newest)
-        + bytes(&data.by_id);
+        + bytes(&data.by_id)
+        + bytes(&data.frequent_terms)
+        + bytes(&data.frequent_bits)
+        + bytes(&data.frequent_counts)
+        + bytes(&data.frequent_offsets);
     // The root struct: a few counts and one (offset, length) pair per array.
     arrays + 512
 }
@@ -853,6 +941,72 @@ mod tests {
         let alpha = data.term_bytes.windows(5).position(|w| w == b"alpha").unwrap();
         assert_eq!(alpha, 0);
         assert_eq!(&data.postings[0..2], &[0, 1]);
+    }
+
+    #[test]
+    fn frequent_terms_become_bitmaps_up_to_the_cap() {
+        // 64 documents: a bitmap is one word, so it pays from 5 documents on (5 * 4 > 8 + 8).
+        // "word0".."word299" are in every document (more than the 255 allowed), "fivers" in 5,
+        // "fourers" in 4, and each document has a word of its own.
+        let common: Vec<String> = (0..300).map(|i| format!("word{i:03}")).collect();
+        let mut b = SegmentBuilder::new();
+        for n in 0..64u8 {
+            let mut words = common.clone();
+            words.push(format!("own{n:02}"));
+            if n < 5 {
+                words.push("fivers".into());
+            }
+            if n < 4 {
+                words.push("fourers".into());
+            }
+            b.add(&doc(n, &words.join(" "), false, 0.5)).unwrap();
+        }
+        let data = b.data().unwrap();
+        let frequent: Vec<String> =
+            data.frequent_terms.iter().map(|&t| term_of(&data, t)).collect();
+        // The 255 most frequent, ties to the lower ordinal: word000..word254.
+        assert_eq!(frequent, common[..255].to_vec());
+        assert_eq!(data.frequent_bits, vec![u64::MAX; 255]);
+        assert_eq!(data.frequent_counts, vec![255; 64]);
+        assert_eq!(data.frequent_offsets, (0..=255).map(|i| i * 64).collect::<Vec<u32>>());
+        // Everything else keeps postings and forward entries: 45 common words and the own
+        // word per document, "fivers" and "fourers".
+        assert_eq!(data.postings.len(), 64 * 46 + 5 + 4);
+        assert_eq!(data.forward_offsets[64] as usize, data.postings.len());
+        assert!(data
+            .forward_narrow
+            .iter()
+            .all(|t| data.frequent_terms.binary_search(&u32::from(*t)).is_err()));
+        // Frequencies: the postings', then the bitmaps' (all 1 here, so sparse and empty).
+        assert!(data.frequencies.is_empty() && data.frequency_exceptions.is_empty());
+
+        // Below the cap, the threshold decides: "fivers" pays, "fourers" does not.
+        let mut b = SegmentBuilder::new();
+        for n in 0..64u8 {
+            let mut words = vec![format!("own{n:02}"), "everywhere".into()];
+            if n < 5 {
+                words.push("fivers".into());
+            }
+            if n < 4 {
+                words.push("fourers".into());
+            }
+            b.add(&doc(n, &words.join(" "), false, 0.5)).unwrap();
+        }
+        let data = b.data().unwrap();
+        let frequent: Vec<String> =
+            data.frequent_terms.iter().map(|&t| term_of(&data, t)).collect();
+        assert_eq!(frequent, ["everywhere", "fivers"]);
+        // Same score, newest first: documents 0..5 are the last five ordinals.
+        assert_eq!(data.frequent_bits, vec![u64::MAX, 0b11111 << 59]);
+        assert_eq!(data.frequent_counts[..59], [1; 59]);
+        assert_eq!(data.frequent_counts[59..], [2; 5]);
+        // "fourers" and the own words: postings and forward entries.
+        assert_eq!(data.postings.len(), 64 + 4);
+    }
+
+    fn term_of(data: &SegmentData, i: u32) -> String {
+        let (a, b) = (data.term_offsets[i as usize], data.term_offsets[i as usize + 1]);
+        String::from_utf8(data.term_bytes[a as usize..b as usize].to_vec()).unwrap()
     }
 
     #[test]

@@ -7,12 +7,14 @@ use rkyv::{Archive, Serialize};
 pub const MAGIC: [u8; 8] = *b"MCSEGMT\0";
 /// The format version this build writes and the only one it reads.
 ///
-/// Version 3 stores frequencies sparsely when few differ from 1 (`frequency_exceptions`) and
+/// Version 4 keeps the documents of the most frequent terms as bitmaps (`frequent_*`) instead
+/// of postings and forward-list entries;
+/// version 3 stores frequencies sparsely when few differ from 1 (`frequency_exceptions`) and
 /// derives keyword counts from the forward offsets;
 /// version 2 added the hashed term table (`term_slots`), narrow forward lists, paged `u16`
 /// postings and the chunked checksum. Older segments are refused (a store's writer rebuilds
 /// them from its records).
-pub const VERSION: u32 = 3;
+pub const VERSION: u32 = 4;
 /// The length of the header; a multiple of 16 so that the archive after it stays aligned.
 pub const HEADER_LEN: usize = 64;
 /// The alignment the payload needs in memory (rkyv's archive alignment for this format).
@@ -161,6 +163,24 @@ pub fn posting_pages(doc_count: u32) -> u32 {
 /// Segments with at most this many terms store forward lists as `u16` ordinals.
 pub const NARROW_TERMS: usize = 1 << 16;
 
+/// At most this many terms of a segment are frequent (have a bitmap): a document's count of
+/// them then fits the byte `SegmentData::frequent_counts` gives it.
+pub const FREQUENT_MAX: usize = 255;
+
+/// The `u64` words of one frequent term's bitmap in a segment of `doc_count` documents.
+pub fn bitmap_words(doc_count: u32) -> usize {
+    (doc_count as usize).div_ceil(64)
+}
+
+/// Whether a term found in `df` of `doc_count` documents is smaller as a bitmap: a bitmap
+/// costs its words plus eight bytes (its entries in `frequent_terms` and `frequent_offsets`),
+/// and saves a posting (two bytes) and a forward-list entry (two bytes, or four when forward
+/// lists are wide) per document. Half the documents at 64, one in 32 past a few thousand.
+pub fn bitmap_pays(df: u32, doc_count: u32, narrow: bool) -> bool {
+    let per_document = if narrow { 4 } else { 6 };
+    u64::from(df) * per_document > 8 * bitmap_words(doc_count) as u64 + 8
+}
+
 /// The hash of a term's bytes that places it in `term_slots`: xxh3-64, seed 0.
 #[inline]
 pub fn term_hash(term: &[u8]) -> u64 {
@@ -214,11 +234,26 @@ pub struct SegmentData {
     /// Document ordinals per term, ascending, each stored as its offset in its page
     /// (`ordinal - p · POSTING_PAGE`): two bytes a posting instead of four.
     pub postings: Vec<u16>,
-    /// The term's occurrences in the document, saturating at 255, parallel to `postings`; or
-    /// empty, when the segment stores them sparsely (see [`sparse_frequencies`]).
+    /// The frequent terms (at most [`FREQUENT_MAX`], ascending ordinals): those whose
+    /// documents are a bitmap in `frequent_bits` instead of postings and forward-list entries
+    /// (their postings are empty and no forward list names them). The builder picks the terms
+    /// for which [`bitmap_pays`], most frequent first.
+    pub frequent_terms: Vec<u32>,
+    /// One bitmap per frequent term, in `frequent_terms` order, each
+    /// [`bitmap_words`]`(doc_count)` words: document `o` has frequent term `i` iff bit
+    /// `o % 64` of word `i · words + o / 64` is set. Bits past `doc_count` are zero.
+    pub frequent_bits: Vec<u64>,
+    /// Per document, how many frequent terms it has (its keyword count is this plus its forward
+    /// list's length); empty when there is no frequent term.
+    pub frequent_counts: Vec<u8>,
+    /// The term's occurrences in the document, saturating at 255, one per posting: first
+    /// parallel to `postings`, then for each frequent term its documents in ordinal order (see
+    /// `frequent_offsets`). Empty when the segment stores them sparsely (see
+    /// [`sparse_frequencies`]).
     pub frequencies: Vec<u8>,
-    /// When `frequencies` is empty: the indexes into `postings`, strictly ascending, of the
-    /// postings whose frequency is not 1 (every other posting's is 1). Empty otherwise.
+    /// When `frequencies` is empty: the indexes (into the postings, then the frequent terms'
+    /// documents, numbered as for `frequencies`), strictly ascending, of the postings whose
+    /// frequency is not 1 (every other posting's is 1). Empty otherwise.
     pub frequency_exceptions: Vec<u32>,
     /// The frequencies of the postings in `frequency_exceptions`, parallel to it.
     pub frequency_values: Vec<u8>,
@@ -263,6 +298,11 @@ pub struct SegmentData {
     pub forward_offsets: Vec<u32>,
     /// `doc_count + 1` offsets into `gist_bytes`.
     pub gist_offsets: Vec<u32>,
+    /// `frequent_terms.len() + 1` offsets: frequent term `i`'s documents (its set bits, in
+    /// ordinal order) are postings `postings.len() + frequent_offsets[i] ..
+    /// postings.len() + frequent_offsets[i + 1]` of the frequencies; the difference is the
+    /// term's document count.
+    pub frequent_offsets: Vec<u32>,
 }
 
 #[cfg(test)]

@@ -6,7 +6,9 @@ use std::cmp::Ordering;
 use rkyv::rend::{u16_le, u32_le};
 use semantic_index::format::{self, ArchivedSegmentData};
 
-use crate::segment::{find_term, keyword_count, table_str, Forward, Segment, Storage};
+use crate::segment::{
+    find_term, has_term, keyword_count, table_str, Bitmaps, Forward, Segment, Storage,
+};
 
 /// A prepared query: its keywords, extracted once, and scratch space sized for them.
 ///
@@ -26,12 +28,16 @@ impl Clone for Query {
     }
 }
 
-/// A term's postings being walked, page by page (see `SegmentData::posting_offsets`).
+/// `Cursor::bitmap` of a term that has postings.
+const NO_BITMAP: usize = usize::MAX;
+
+/// A term's documents being walked: its postings page by page (see
+/// `SegmentData::posting_offsets`), or the set bits of a frequent term's bitmap.
 #[derive(Clone, Copy, Debug)]
 struct Cursor {
-    /// The next posting, an index into `postings`.
+    /// The next posting, an index into `postings`; for a bitmap, the current document.
     pos: usize,
-    /// The end of the term's postings.
+    /// The end of the term's postings; for a bitmap, the document count.
     end: usize,
     /// The end of the current page's postings.
     page_end: usize,
@@ -43,16 +49,31 @@ struct Cursor {
     last_run: usize,
     /// The term's ordinal in the segment's term table (what forward lists hold).
     term: u32,
+    /// The term's bitmap (an index into the frequent terms), or [`NO_BITMAP`].
+    bitmap: usize,
+    /// How many documents the term has (its postings or set bits).
+    count: usize,
 }
 
-/// One segment's postings, as cursors read them.
+/// One segment's postings and bitmaps, as cursors read them.
 #[derive(Clone, Copy)]
 struct Postings<'a> {
     ordinals: &'a [u16_le],
     offsets: &'a [u32_le],
+    bitmaps: Bitmaps<'a>,
+    doc_count: usize,
 }
 
-impl Postings<'_> {
+impl<'a> Postings<'a> {
+    fn of(d: &'a ArchivedSegmentData) -> Postings<'a> {
+        Postings {
+            ordinals: d.postings.as_slice(),
+            offsets: d.posting_offsets.as_slice(),
+            bitmaps: Bitmaps::of(d),
+            doc_count: d.doc_count.to_native() as usize,
+        }
+    }
+
     /// Offset `i` (validated at open to be in range and ascending; hostile bytes give the end).
     #[inline]
     fn offset(self, i: usize) -> usize {
@@ -61,8 +82,23 @@ impl Postings<'_> {
 }
 
 impl Cursor {
-    /// A cursor at the start of term `term`'s postings, or `None` if the term is out of range.
+    /// A cursor at the start of term `term`'s documents, or `None` if the term is out of range.
     fn new(p: Postings<'_>, term: usize, pages: usize) -> Option<Cursor> {
+        let ordinal = u32::try_from(term).ok()?;
+        if let Some(i) = p.bitmaps.index(ordinal) {
+            let end = p.doc_count;
+            return Some(Cursor {
+                pos: p.bitmaps.next_set(i, 0, end),
+                end,
+                page_end: end,
+                base: 0,
+                run: 0,
+                last_run: 0,
+                term: ordinal,
+                bitmap: i,
+                count: p.bitmaps.count(i),
+            });
+        }
         let first = term.checked_mul(pages)?;
         let last_run = first.checked_add(pages.checked_sub(1)?)?;
         let end = p.offset(last_run + 1).min(p.ordinals.len());
@@ -73,8 +109,11 @@ impl Cursor {
             base: 0,
             run: first,
             last_run,
-            term: u32::try_from(term).ok()?,
+            term: ordinal,
+            bitmap: NO_BITMAP,
+            count: 0,
         };
+        c.count = c.end - c.pos;
         c.settle(p);
         Some(c)
     }
@@ -98,12 +137,19 @@ impl Cursor {
     /// The ordinal at `pos`; meaningful only while not [`Cursor::done`].
     #[inline]
     fn ordinal(&self, p: Postings<'_>) -> u32 {
+        if self.bitmap != NO_BITMAP {
+            return self.pos as u32;
+        }
         self.base.wrapping_add(p.ordinals.get(self.pos).map_or(0, |o| u32::from(o.to_native())))
     }
 
     /// Steps to the next posting.
     #[inline]
     fn advance(&mut self, p: Postings<'_>) {
+        if self.bitmap != NO_BITMAP {
+            self.pos = p.bitmaps.next_set(self.bitmap, self.pos + 1, self.end);
+            return;
+        }
         self.pos += 1;
         if self.pos >= self.page_end {
             self.settle(p);
@@ -112,6 +158,12 @@ impl Cursor {
 
     /// Moves to the first posting whose ordinal is at least `target` (never backwards).
     fn seek(&mut self, p: Postings<'_>, target: u32) {
+        if self.bitmap != NO_BITMAP {
+            if target as usize > self.pos {
+                self.pos = p.bitmaps.next_set(self.bitmap, target as usize, self.end);
+            }
+            return;
+        }
         let page = self.base / format::POSTING_PAGE;
         let want = target / format::POSTING_PAGE;
         if want > page {
@@ -129,6 +181,17 @@ impl Cursor {
         let run = p.ordinals.get(self.pos..self.page_end).unwrap_or(&[]);
         self.pos += run.partition_point(|o| u32::from(o.to_native()) < low);
         self.settle(p);
+    }
+
+    /// Whether document `ordinal`, whose forward list is `terms`, has this cursor's term: a
+    /// bit test for a bitmap, a binary search in the forward list otherwise.
+    #[inline]
+    fn in_doc(&self, p: Postings<'_>, terms: Forward<'_>, ordinal: usize) -> bool {
+        if self.bitmap != NO_BITMAP {
+            p.bitmaps.has(self.bitmap, ordinal)
+        } else {
+            terms.contains(self.term)
+        }
     }
 }
 
@@ -447,7 +510,7 @@ impl<B: Storage> Segment<B> {
             },
             None => None,
         };
-        let p = Postings { ordinals: d.postings.as_slice(), offsets: d.posting_offsets.as_slice() };
+        let p = Postings::of(d);
         let pages = format::posting_pages(n) as usize;
         let Ok(mut cursors) = query.cursors.try_borrow_mut() else { return };
         cursors.clear();
@@ -471,9 +534,10 @@ impl<B: Storage> Segment<B> {
         let j_of = |r: u32| f64::from(r) / (f64::from(q) + f64::from(min_kw.max(r)) - f64::from(r));
         let j_max = j_of(present);
         // Rarest first: the essential terms are always a prefix.
-        cursors.sort_unstable_by_key(|c| c.end - c.pos);
+        cursors.sort_unstable_by_key(|c| c.count);
 
         let forward_offsets = d.forward_offsets.as_slice();
+        let frequent_counts = d.frequent_counts.as_slice();
         let scores = d.scores.as_slice();
         let ids = d.ids.as_slice();
         let timestamps = d.timestamps.as_slice();
@@ -577,7 +641,7 @@ impl<B: Storage> Segment<B> {
                     }
                     let s = scores.get(oi).map_or(0.0, |x| x.to_native());
                     // Read once: the bound below and the score both use it.
-                    let own_count = keyword_count(forward_offsets, oi);
+                    let own_count = keyword_count(forward_offsets, frequent_counts, oi);
                     if !others.is_empty() {
                         if let Some(bar) = hits.bar(k) {
                             // The best this document can do if it has every other keyword,
@@ -595,7 +659,7 @@ impl<B: Storage> Segment<B> {
                         }
                         let terms = Forward::of(d, oi);
                         for c in others {
-                            overlap += u32::from(terms.contains(c.term));
+                            overlap += u32::from(c.in_doc(p, terms, oi));
                         }
                     }
                     let dk = own_count.map_or(overlap, |x| x.max(overlap));
@@ -639,13 +703,13 @@ impl<B: Storage> Segment<B> {
     ) -> Option<Explanation> {
         let doc = self.doc(ordinal)?;
         let d = self.data();
-        let terms = Forward::of(d, ordinal as usize);
         let matched: Vec<String> = query
             .keywords
             .iter()
             .zip(&query.hashes)
             .filter(|(kw, &h)| {
-                find_term(d, kw.as_bytes(), h).is_some_and(|t| terms.contains(t as u32))
+                find_term(d, kw.as_bytes(), h)
+                    .is_some_and(|t| has_term(d, ordinal as usize, t as u32))
             })
             .map(|(kw, _)| kw.clone())
             .collect();
@@ -712,7 +776,7 @@ mod tests {
         let segment = Segment::from_bytes(crate::aligned(&b.to_bytes().unwrap())).unwrap();
         segment.verify().unwrap();
         let d = segment.data();
-        let p = Postings { ordinals: d.postings.as_slice(), offsets: d.posting_offsets.as_slice() };
+        let p = Postings::of(d);
         let pages = format::posting_pages(d.doc_count.to_native()) as usize;
         assert_eq!(pages, 3);
         for term in ["every", "gap", "last", "first", "filler"] {

@@ -4,7 +4,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use rkyv::rancor;
-use rkyv::rend::{u16_le, u32_le};
+use rkyv::rend::{u16_le, u32_le, u64_le};
 use semantic_index::format::{
     self, ArchivedSegmentData, Header, HeaderError, HEADER_LEN, PAYLOAD_ALIGN,
 };
@@ -277,15 +277,45 @@ impl<B: Storage> Segment<B> {
                 return Err(structure("postings not ascending or out of range"));
             }
         }
+        let bitmaps = Bitmaps::of(d);
+        let all_postings = postings.len() + bitmaps.postings();
         let exceptions = d.frequency_exceptions.as_slice();
         if exceptions.windows(2).any(|p| p[0].to_native() >= p[1].to_native())
-            || exceptions.last().is_some_and(|p| p.to_native() as usize >= postings.len())
+            || exceptions.last().is_some_and(|p| p.to_native() as usize >= all_postings)
         {
             return Err(structure("frequency exceptions not ascending or out of range"));
         }
         let terms = d.term_offsets.len().saturating_sub(1) as u32;
-        if Forward::all(d).iter().any(|t| t >= terms) {
-            return Err(structure("forward list names an unknown term"));
+        let mut is_frequent = vec![false; terms as usize];
+        let mut frequent_here = vec![0u32; n as usize];
+        for i in 0..bitmaps.len() {
+            let t = bitmaps.term(i) as usize;
+            let list = offsets.get(t * pages..=(t + 1) * pages);
+            if list.is_none_or(|l| l.first() != l.last()) {
+                return Err(structure("a frequent term has postings"));
+            }
+            is_frequent[t] = true;
+            let mut set = 0;
+            let mut o = bitmaps.next_set(i, 0, n as usize);
+            while o < n as usize {
+                frequent_here[o] += 1;
+                set += 1;
+                o = bitmaps.next_set(i, o + 1, n as usize);
+            }
+            let ones: u32 = bitmaps.words(i).iter().map(|w| w.to_native().count_ones()).sum();
+            if set != bitmaps.count(i) || ones as usize != set {
+                return Err(structure(
+                    "a frequent term's bitmap disagrees with its offsets or has bits past the end",
+                ));
+            }
+        }
+        if !bitmaps.is_empty()
+            && frequent_here.iter().zip(d.frequent_counts.iter()).any(|(&a, &b)| a != u32::from(b))
+        {
+            return Err(structure("frequent term counts disagree with the bitmaps"));
+        }
+        if Forward::all(d).iter().any(|t| t >= terms || is_frequent[t as usize]) {
+            return Err(structure("forward list names an unknown or a frequent term"));
         }
         for t in 0..terms as usize {
             let bytes = table_bytes(d.term_bytes.as_slice(), d.term_offsets.as_slice(), t);
@@ -363,10 +393,27 @@ fn check_tables(d: &ArchivedSegmentData, header: &Header) -> Result<(), OpenErro
     let runs = terms.checked_mul(format::posting_pages(n as u32) as usize);
     let runs = runs.ok_or_else(|| structure("posting offsets"))?;
     check_offsets(d.posting_offsets.as_slice(), runs, d.postings.len(), "posting offsets")?;
+    let frequent = d.frequent_terms.as_slice();
+    let m = frequent.len();
+    if m > format::FREQUENT_MAX
+        || frequent.windows(2).any(|w| w[0].to_native() >= w[1].to_native())
+        || frequent.last().is_some_and(|t| t.to_native() as usize >= terms)
+    {
+        return Err(structure("frequent terms not ascending, unknown or too many"));
+    }
+    if Some(d.frequent_bits.len()) != m.checked_mul(format::bitmap_words(n as u32))
+        || d.frequent_counts.len() != if m == 0 { 0 } else { n }
+    {
+        return Err(structure("frequent term bitmaps or counts of the wrong length"));
+    }
+    let frequent_offsets = d.frequent_offsets.as_slice();
+    let frequent_postings = frequent_offsets.last().map_or(0, |o| o.to_native() as usize);
+    check_offsets(frequent_offsets, m, frequent_postings, "frequent term offsets")?;
+    let all_postings = d.postings.len() + frequent_postings;
     let (dense, sparse) = (d.frequencies.len(), d.frequency_exceptions.len());
-    if (dense != 0 && (dense != d.postings.len() || sparse != 0))
+    if (dense != 0 && (dense != all_postings || sparse != 0))
         || sparse != d.frequency_values.len()
-        || sparse > d.postings.len()
+        || sparse > all_postings
     {
         return Err(structure("frequencies do not match the postings"));
     }
@@ -433,6 +480,109 @@ pub(crate) fn frequency_at(d: &ArchivedSegmentData, i: usize) -> u8 {
     }
 }
 
+/// The frequent terms' bitmaps (`SegmentData::frequent_*`), their lengths checked at open.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Bitmaps<'a> {
+    terms: &'a [u32_le],
+    bits: &'a [u64_le],
+    offsets: &'a [u32_le],
+    words: usize,
+}
+
+impl<'a> Bitmaps<'a> {
+    pub(crate) fn of(d: &'a ArchivedSegmentData) -> Bitmaps<'a> {
+        Bitmaps {
+            terms: d.frequent_terms.as_slice(),
+            bits: d.frequent_bits.as_slice(),
+            offsets: d.frequent_offsets.as_slice(),
+            words: format::bitmap_words(d.doc_count.to_native()),
+        }
+    }
+
+    /// How many terms have a bitmap.
+    pub(crate) fn len(self) -> usize {
+        self.terms.len()
+    }
+
+    pub(crate) fn is_empty(self) -> bool {
+        self.terms.is_empty()
+    }
+
+    /// The term ordinal of bitmap `i`.
+    pub(crate) fn term(self, i: usize) -> u32 {
+        self.terms.get(i).map_or(u32::MAX, |t| t.to_native())
+    }
+
+    /// The bitmap of `term`, if it is frequent (binary search over at most 255 terms).
+    #[inline]
+    pub(crate) fn index(self, term: u32) -> Option<usize> {
+        self.terms.binary_search_by(|t| t.to_native().cmp(&term)).ok()
+    }
+
+    /// Bitmap `i`'s words (empty for a bad index).
+    #[inline]
+    pub(crate) fn words(self, i: usize) -> &'a [u64_le] {
+        let start = i.saturating_mul(self.words);
+        self.bits.get(start..start.saturating_add(self.words)).unwrap_or(&[])
+    }
+
+    /// Whether document `ordinal` has frequent term `i`.
+    #[inline]
+    pub(crate) fn has(self, i: usize, ordinal: usize) -> bool {
+        self.words(i).get(ordinal / 64).is_some_and(|w| w.to_native() >> (ordinal % 64) & 1 != 0)
+    }
+
+    /// The first document at or after `from` that has frequent term `i`, or `end` if none
+    /// before `end`.
+    #[inline]
+    pub(crate) fn next_set(self, i: usize, from: usize, end: usize) -> usize {
+        let words = self.words(i);
+        let mut at = from / 64;
+        let Some(first) = words.get(at) else { return end };
+        let mut word = first.to_native() & (u64::MAX << (from % 64));
+        loop {
+            if word != 0 {
+                return (at * 64 + word.trailing_zeros() as usize).min(end);
+            }
+            at += 1;
+            match words.get(at) {
+                Some(w) if at * 64 < end => word = w.to_native(),
+                _ => return end,
+            }
+        }
+    }
+
+    /// How many documents before `ordinal` have frequent term `i`.
+    pub(crate) fn rank(self, i: usize, ordinal: usize) -> usize {
+        let words = self.words(i);
+        let whole = (ordinal / 64).min(words.len());
+        let before: u32 = words[..whole].iter().map(|w| w.to_native().count_ones()).sum();
+        let part = words
+            .get(ordinal / 64)
+            .map_or(0, |w| (w.to_native() & ((1u64 << (ordinal % 64)) - 1)).count_ones());
+        (before + part) as usize
+    }
+
+    /// How many documents have frequent term `i` (from its offsets).
+    pub(crate) fn count(self, i: usize) -> usize {
+        match (self.offsets.get(i), self.offsets.get(i + 1)) {
+            (Some(a), Some(b)) => (b.to_native() as usize).saturating_sub(a.to_native() as usize),
+            _ => 0,
+        }
+    }
+
+    /// Where frequent term `i`'s documents start among its frequencies, counted from the
+    /// first frequency after the postings'.
+    pub(crate) fn first_posting(self, i: usize) -> usize {
+        self.offsets.get(i).map_or(0, |o| o.to_native() as usize)
+    }
+
+    /// How many documents the frequent terms have in all.
+    pub(crate) fn postings(self) -> usize {
+        self.offsets.last().map_or(0, |o| o.to_native() as usize)
+    }
+}
+
 /// Where document `ordinal`'s forward list lies in the concatenated lists (offsets validated
 /// at open to be monotone; hostile bytes give `None` past the end or for a reversed pair).
 #[inline]
@@ -442,10 +592,43 @@ fn forward_range(forward_offsets: &[u32_le], ordinal: usize) -> Option<std::ops:
     (a <= b).then_some(a..b)
 }
 
-/// Document `ordinal`'s keyword count: the length of its forward list.
+/// Document `ordinal`'s keyword count: the length of its forward list plus its count of
+/// frequent terms.
 #[inline]
-pub(crate) fn keyword_count(forward_offsets: &[u32_le], ordinal: usize) -> Option<u32> {
-    forward_range(forward_offsets, ordinal).map(|r| r.len() as u32)
+pub(crate) fn keyword_count(
+    forward_offsets: &[u32_le],
+    frequent_counts: &[u8],
+    ordinal: usize,
+) -> Option<u32> {
+    let frequent = frequent_counts.get(ordinal).map_or(0, |&c| u32::from(c));
+    forward_range(forward_offsets, ordinal).map(|r| r.len() as u32 + frequent)
+}
+
+/// Whether document `ordinal` has term `term`: a bit test for a frequent term, a binary
+/// search in its forward list otherwise.
+pub(crate) fn has_term(d: &ArchivedSegmentData, ordinal: usize, term: u32) -> bool {
+    let bitmaps = Bitmaps::of(d);
+    match bitmaps.index(term) {
+        Some(i) => bitmaps.has(i, ordinal),
+        None => Forward::of(d, ordinal).contains(term),
+    }
+}
+
+/// Two ascending sequences of term ordinals merged into one.
+struct Merge<A: Iterator<Item = u32>, B: Iterator<Item = u32>> {
+    a: std::iter::Peekable<A>,
+    b: std::iter::Peekable<B>,
+}
+
+impl<A: Iterator<Item = u32>, B: Iterator<Item = u32>> Iterator for Merge<A, B> {
+    type Item = u32;
+    fn next(&mut self) -> Option<u32> {
+        match (self.a.peek(), self.b.peek()) {
+            (Some(x), Some(y)) if y < x => self.b.next(),
+            (Some(_), _) => self.a.next(),
+            (None, _) => self.b.next(),
+        }
+    }
 }
 
 /// Forward lists (term ordinals per document, ascending) of either width.
@@ -558,7 +741,9 @@ impl<'a> DocRef<'a> {
 
     /// How many distinct keywords the memory has.
     pub fn keyword_count(&self) -> u32 {
-        keyword_count(self.data.forward_offsets.as_slice(), self.at()).unwrap_or(0)
+        let d = self.data;
+        keyword_count(d.forward_offsets.as_slice(), d.frequent_counts.as_slice(), self.at())
+            .unwrap_or(0)
     }
 
     /// How many keyword-sized tokens the memory has, duplicates included.
@@ -582,6 +767,14 @@ impl<'a> DocRef<'a> {
         let d = self.data;
         let bytes = keyword.as_bytes();
         let Some(term) = find_term(d, bytes, format::term_hash(bytes)) else { return 0 };
+        let bitmaps = Bitmaps::of(d);
+        if let Some(i) = u32::try_from(term).ok().and_then(|t| bitmaps.index(t)) {
+            if !bitmaps.has(i, self.at()) {
+                return 0;
+            }
+            let at = d.postings.len() + bitmaps.first_posting(i) + bitmaps.rank(i, self.at());
+            return frequency_at(d, at);
+        }
         let pages = format::posting_pages(d.doc_count.to_native()) as usize;
         let page = (self.ordinal / format::POSTING_PAGE) as usize;
         let offsets = d.posting_offsets.as_slice();
@@ -596,7 +789,16 @@ impl<'a> DocRef<'a> {
         }
     }
 
+    /// The memory's term ordinals, ascending: its forward list merged with the frequent terms
+    /// it has (found by bit tests, stopping once its count of them is reached).
     pub(crate) fn term_ids(&self) -> impl Iterator<Item = u32> + 'a {
-        Forward::of(self.data, self.at()).iter()
+        let (d, o) = (self.data, self.at());
+        let bitmaps = Bitmaps::of(d);
+        let want = d.frequent_counts.get(o).map_or(0, |&c| usize::from(c));
+        let frequent = (0..bitmaps.len())
+            .filter(move |&i| bitmaps.has(i, o))
+            .take(want)
+            .map(move |i| bitmaps.term(i));
+        Merge { a: Forward::of(d, o).iter().peekable(), b: frequent.peekable() }
     }
 }

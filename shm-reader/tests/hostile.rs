@@ -208,7 +208,8 @@ fn inconsistent_frequency_tables_are_caught_by_open_or_verify() {
         Segment::from_bytes(shm_reader::aligned(&framed(d)))
     };
     assert!(good.frequencies.is_empty(), "small_data repeats no keyword: sparse form");
-    let n = good.postings.len();
+    // Every posting, the frequent terms' documents included.
+    let n = good.postings.len() + *good.frequent_offsets.last().unwrap() as usize;
     // Checked at open, in constant time: the arrays' lengths and which form is used.
     let sparse = |at: Vec<u32>, values: Vec<u8>| {
         let mut d = good.clone();
@@ -252,4 +253,76 @@ fn inconsistent_frequency_tables_are_caught_by_open_or_verify() {
     }
     let segment = open(&sparse(vec![0, 4], vec![9, 9])).unwrap();
     segment.verify().unwrap();
+}
+
+#[test]
+fn inconsistent_frequent_term_tables_are_caught_by_open_or_verify() {
+    let good = small_data();
+    let open = |d: &semantic_index::format::SegmentData| {
+        Segment::from_bytes(shm_reader::aligned(&framed(d)))
+    };
+    // "shared", "memory" and "segment" are in all six memories: bitmaps, not postings.
+    assert_eq!(good.frequent_terms.len(), 3, "{:?}", good.frequent_terms);
+    assert_eq!(good.frequent_offsets, vec![0, 6, 12, 18]);
+    open(&good).unwrap().verify().unwrap();
+
+    // Checked at open, in time linear in the (at most 255) frequent terms: their order and
+    // range, the lengths of the bitmaps, counts and offsets, the offsets' order.
+    let broken = |change: &dyn Fn(&mut semantic_index::format::SegmentData)| {
+        let mut d = good.clone();
+        change(&mut d);
+        d
+    };
+    for (d, named) in [
+        (broken(&|d| d.frequent_terms.swap(0, 1)), "frequent terms not ascending"),
+        (broken(&|d| d.frequent_terms[2] = 999), "frequent terms not ascending, unknown"),
+        (broken(&|d| d.frequent_terms.extend(1000..1300)), "or too many"),
+        (broken(&|d| d.frequent_bits.truncate(2)), "bitmaps or counts of the wrong length"),
+        (broken(&|d| d.frequent_counts.truncate(5)), "bitmaps or counts of the wrong length"),
+        (broken(&|d| d.frequent_offsets[1] = 13), "frequent term offsets"),
+        (broken(&|d| d.frequent_offsets.truncate(3)), "frequent term offsets"),
+    ] {
+        let err = open(&d).unwrap_err();
+        assert!(err.to_string().contains(named), "{named}: {err}");
+    }
+
+    // Contents that disagree open (searches and reads stay in bounds) and verify names them.
+    let bit_past_end = broken(&|d| d.frequent_bits[0] |= 1 << 63);
+    let bit_cleared = broken(&|d| d.frequent_bits[1] &= !1);
+    let count_wrong = broken(&|d| d.frequent_counts[0] = 200);
+    let forward_names_frequent = broken(&|d| d.forward_narrow[0] = d.frequent_terms[0] as u16);
+    // "alpha" declared frequent too, with a bitmap of its documents: it keeps its postings.
+    let with_postings = broken(&|d| {
+        let alpha = d.term_bytes.windows(5).position(|w| w == b"alpha").unwrap();
+        let t = d.term_offsets.iter().position(|&o| o as usize == alpha).unwrap() as u32;
+        let at = d.frequent_terms.partition_point(|&f| f < t);
+        d.frequent_terms.insert(at, t);
+        d.frequent_bits.insert(at, 0b1001);
+        for o in [0, 3] {
+            d.frequent_counts[o] += 1;
+        }
+        let base = d.frequent_offsets[at];
+        d.frequent_offsets.insert(at + 1, base + 2);
+        for o in &mut d.frequent_offsets[at + 2..] {
+            *o += 2;
+        }
+    });
+    for (d, named) in [
+        (bit_past_end, "bitmap disagrees"),
+        (bit_cleared, "bitmap disagrees"),
+        (count_wrong, "frequent term counts disagree"),
+        (forward_names_frequent, "forward list names an unknown or a frequent term"),
+        (with_postings, "a frequent term has postings"),
+    ] {
+        let segment = open(&d).unwrap();
+        let (_, hits) = search(&segment, "shared memory segment alpha beta gamma absent");
+        assert!(hits.len() <= 6, "{named}");
+        for o in 0..6 {
+            let doc = segment.doc(o).unwrap();
+            assert!(doc.keywords().count() <= 6, "{named}");
+            assert!(doc.term_frequency("shared") <= 1 && doc.term_frequency("alpha") <= 1);
+        }
+        let err = segment.verify().unwrap_err();
+        assert!(err.to_string().contains(named), "{named}: {err}");
+    }
 }

@@ -27,7 +27,7 @@ proptest! {
     #[test]
     fn long_queries_over_several_windows_equal_brute_force(
         docs in proptest::collection::vec(doc_strategy(), 600..1500),
-        query in proptest::collection::vec((0usize..VOCAB.len()).prop_map(|i| VOCAB[i].to_string()), 5..24),
+        query in proptest::collection::vec(query_word(), 5..24),
         options in options_strategy(),
     ) {
         // Long (related-style) queries over more documents than one window: this is where the
@@ -73,11 +73,18 @@ fn occurrences(d: &semantic_index::Document, word: &str) -> usize {
         .count()
 }
 
-fn assert_frequencies(docs: &[semantic_index::Document], words: &[&str]) {
+/// Every document's keywords (in bytewise order, whether their term is frequent or not), its
+/// keyword count and the frequency of each of `words` read back as counted naively.
+fn assert_frequencies<W: AsRef<str>>(docs: &[semantic_index::Document], words: &[W]) {
     let segment = segment_of(docs, 1);
     for d in docs {
         let view = segment.doc(segment.find(&d.id).unwrap()).unwrap();
+        let mut want = semantic_index::document_keywords(&d.question, &d.insights, &d.synthesis);
+        want.sort_unstable();
+        assert_eq!(view.keywords().collect::<Vec<_>>(), want, "{:?}", d.question);
+        assert_eq!(view.keyword_count() as usize, want.len());
         for w in words {
+            let w = w.as_ref();
             let want = occurrences(d, w).min(255) as u8;
             assert_eq!(view.term_frequency(w), want, "{w:?} in {:?}", d.question);
         }
@@ -88,7 +95,9 @@ fn assert_frequencies(docs: &[semantic_index::Document], words: &[&str]) {
 proptest! {
     #[test]
     fn term_frequencies_equal_naive_counts(docs in corpus_strategy(60)) {
-        assert_frequencies(&docs, &VOCAB);
+        let words: Vec<String> =
+            VOCAB.iter().map(|w| w.to_string()).chain((0..RARE).map(rare)).collect();
+        assert_frequencies(&docs, &words);
     }
 }
 

@@ -31,11 +31,24 @@ pub(crate) const VOCAB: [&str; 24] = [
     "circle",
 ];
 
+/// How many rare words [`rare`] makes.
+pub(crate) const RARE: usize = 60;
+
+/// Rare word `i`: a corpus draws a few per memory from [`RARE`] of them, so that they stay in
+/// postings while the [`VOCAB`] words, in a third of the memories or more, become bitmaps.
+pub(crate) fn rare(i: usize) -> String {
+    let letter = |x: usize| char::from(b'a' + (x % 26) as u8);
+    format!("rare{}{}", letter(i / 26), letter(i))
+}
+
 pub(crate) fn doc_strategy() -> impl Strategy<Value = Document> {
     (
         any::<[u8; 16]>(),
         0u8..3,
-        proptest::collection::vec(0usize..VOCAB.len(), 0..8),
+        (
+            proptest::collection::vec(0usize..VOCAB.len(), 0..8),
+            proptest::collection::vec(0usize..RARE, 0..3),
+        ),
         proptest::collection::vec(proptest::collection::vec(0usize..VOCAB.len(), 0..4), 0..7),
         0u8..5,
         any::<bool>(),
@@ -44,7 +57,13 @@ pub(crate) fn doc_strategy() -> impl Strategy<Value = Document> {
         .prop_map(|(id, domain, q, insights, score, sacred, ts)| Document {
             id,
             domain: format!("domain-{domain}"),
-            question: q.iter().map(|&i| VOCAB[i]).collect::<Vec<_>>().join(" "),
+            question: q
+                .0
+                .iter()
+                .map(|&i| VOCAB[i].to_string())
+                .chain(q.1.iter().map(|&i| rare(i)))
+                .collect::<Vec<_>>()
+                .join(" "),
             insights: insights
                 .iter()
                 .map(|ws| ws.iter().map(|&i| VOCAB[i]).collect::<Vec<_>>().join(", "))
@@ -82,10 +101,16 @@ pub(crate) fn options_strategy() -> impl Strategy<Value = SearchOptions> {
 }
 
 pub(crate) fn query_strategy() -> impl Strategy<Value = Vec<String>> {
-    proptest::collection::vec(
-        prop_oneof![9 => (0usize..VOCAB.len()).prop_map(|i| VOCAB[i].to_string()), 1 => Just("unknownword".to_string())],
-        1..5,
-    )
+    proptest::collection::vec(query_word(), 1..5)
+}
+
+/// A query keyword: a common word, a rare one, or one no memory has.
+pub(crate) fn query_word() -> impl Strategy<Value = String> {
+    prop_oneof![
+        6 => (0usize..VOCAB.len()).prop_map(|i| VOCAB[i].to_string()),
+        3 => (0usize..RARE).prop_map(rare),
+        1 => Just("unknownword".to_string()),
+    ]
 }
 
 pub(crate) fn segment_of(docs: &[Document], generation: u64) -> Segment<rkyv::util::AlignedVec> {
