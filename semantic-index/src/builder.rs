@@ -818,7 +818,7 @@ fn per_document(
             let i = bitmap_of[t as usize];
             if i != u32::MAX {
                 let i = i as usize;
-                data.frequent_bits[i * words + ordinal / 64] |= 1u64 << (ordinal % 64);
+                data.frequent_bits[ordinal / 64 * frequent + i] |= 1u64 << (ordinal % 64);
                 frequent_frequencies[i].push(f);
                 frequent_here += 1;
             }

@@ -9,8 +9,8 @@ pub const MAGIC: [u8; 8] = *b"MCSEGMT\0";
 ///
 /// Version 4 keeps the documents of the most frequent terms as bitmaps (`frequent_*`) instead
 /// of postings and forward-list entries;
-/// version 3 stores frequencies sparsely when few differ from 1 (`frequency_exceptions`) and
-/// derives keyword counts from the forward offsets;
+/// version 3 stored frequencies sparsely when few differ from 1 (`frequency_exceptions`) and
+/// derived keyword counts from the forward offsets;
 /// version 2 added the hashed term table (`term_slots`), narrow forward lists, paged `u16`
 /// postings and the chunked checksum. Older segments are refused (a store's writer rebuilds
 /// them from its records).
@@ -239,9 +239,10 @@ pub struct SegmentData {
     /// (their postings are empty and no forward list names them). The builder picks the terms
     /// for which [`bitmap_pays`], most frequent first.
     pub frequent_terms: Vec<u32>,
-    /// One bitmap per frequent term, in `frequent_terms` order, each
-    /// [`bitmap_words`]`(doc_count)` words: document `o` has frequent term `i` iff bit
-    /// `o % 64` of word `i · words + o / 64` is set. Bits past `doc_count` are zero.
+    /// One bitmap per frequent term, [`bitmap_words`]`(doc_count)` words each, interleaved
+    /// by blocks of 64 documents: with `m` frequent terms, document `o` has frequent term `i`
+    /// iff bit `o % 64` of word `(o / 64) · m + i` is set. A document's frequent terms are thus
+    /// `m` adjacent words, a term's documents every `m`-th word. Bits past `doc_count` are zero.
     pub frequent_bits: Vec<u64>,
     /// Per document, how many frequent terms it has (its keyword count is this plus its forward
     /// list's length); empty when there is no frequent term.
@@ -269,11 +270,11 @@ pub struct SegmentData {
     pub timestamps: Vec<i64>,
     /// Domains, sorted bytewise, concatenated.
     pub domain_bytes: Vec<u8>,
-    /// Term ordinals per document, ascending, when the segment has at most
-    /// [`NARROW_TERMS`] terms (empty otherwise).
+    /// Term ordinals per document (its frequent terms left out), ascending, when the segment
+    /// has at most [`NARROW_TERMS`] terms (empty otherwise).
     pub forward_narrow: Vec<u16>,
-    /// Term ordinals per document, ascending, when the segment has more than
-    /// [`NARROW_TERMS`] terms (empty otherwise).
+    /// Term ordinals per document (its frequent terms left out), ascending, when the segment
+    /// has more than [`NARROW_TERMS`] terms (empty otherwise).
     pub forward_wide: Vec<u32>,
     /// Gists (questions cut to [`GIST_MAX_BYTES`]), concatenated.
     pub gist_bytes: Vec<u8>,
@@ -294,7 +295,8 @@ pub struct SegmentData {
     /// `n_domains + 1` offsets into `domain_bytes`.
     pub domain_offsets: Vec<u32>,
     /// `doc_count + 1` offsets into the forward lists (`forward_narrow` or `forward_wide`). A
-    /// document's keyword count (distinct keywords) is its list's length.
+    /// document's keyword count (distinct keywords) is its list's length plus its
+    /// `frequent_counts` byte.
     pub forward_offsets: Vec<u32>,
     /// `doc_count + 1` offsets into `gist_bytes`.
     pub gist_offsets: Vec<u32>,

@@ -302,8 +302,7 @@ impl<B: Storage> Segment<B> {
                 set += 1;
                 o = bitmaps.next_set(i, o + 1, n as usize);
             }
-            let ones: u32 = bitmaps.words(i).iter().map(|w| w.to_native().count_ones()).sum();
-            if set != bitmaps.count(i) || ones as usize != set {
+            if set != bitmaps.count(i) || bitmaps.ones(i) != set {
                 return Err(structure(
                     "a frequent term's bitmap disagrees with its offsets or has bits past the end",
                 ));
@@ -481,12 +480,14 @@ pub(crate) fn frequency_at(d: &ArchivedSegmentData, i: usize) -> u8 {
 }
 
 /// The frequent terms' bitmaps (`SegmentData::frequent_*`), their lengths checked at open.
+///
+/// Interleaved by blocks of 64 documents: block `b` holds one word per frequent term, so a
+/// document's frequent terms are `m` consecutive words, and a term's bitmap is every `m`-th word.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Bitmaps<'a> {
     terms: &'a [u32_le],
     bits: &'a [u64_le],
     offsets: &'a [u32_le],
-    words: usize,
 }
 
 impl<'a> Bitmaps<'a> {
@@ -495,7 +496,6 @@ impl<'a> Bitmaps<'a> {
             terms: d.frequent_terms.as_slice(),
             bits: d.frequent_bits.as_slice(),
             offsets: d.frequent_offsets.as_slice(),
-            words: format::bitmap_words(d.doc_count.to_native()),
         }
     }
 
@@ -519,34 +519,41 @@ impl<'a> Bitmaps<'a> {
         self.terms.binary_search_by(|t| t.to_native().cmp(&term)).ok()
     }
 
-    /// Bitmap `i`'s words (empty for a bad index).
+    /// Word `block` of bitmap `i` (documents `64 · block ..`), or `None` past the end.
     #[inline]
-    pub(crate) fn words(self, i: usize) -> &'a [u64_le] {
-        let start = i.saturating_mul(self.words);
-        self.bits.get(start..start.saturating_add(self.words)).unwrap_or(&[])
+    fn word(self, i: usize, block: usize) -> Option<u64> {
+        let at = block.checked_mul(self.terms.len())?.checked_add(i)?;
+        self.bits.get(at).map(|w| w.to_native())
+    }
+
+    /// The words of every bitmap for document block `block` (empty past the end).
+    #[inline]
+    pub(crate) fn block(self, block: usize) -> &'a [u64_le] {
+        let m = self.terms.len();
+        let start = block.saturating_mul(m);
+        self.bits.get(start..start.saturating_add(m)).unwrap_or(&[])
     }
 
     /// Whether document `ordinal` has frequent term `i`.
     #[inline]
     pub(crate) fn has(self, i: usize, ordinal: usize) -> bool {
-        self.words(i).get(ordinal / 64).is_some_and(|w| w.to_native() >> (ordinal % 64) & 1 != 0)
+        self.word(i, ordinal / 64).is_some_and(|w| w >> (ordinal % 64) & 1 != 0)
     }
 
     /// The first document at or after `from` that has frequent term `i`, or `end` if none
     /// before `end`.
     #[inline]
     pub(crate) fn next_set(self, i: usize, from: usize, end: usize) -> usize {
-        let words = self.words(i);
-        let mut at = from / 64;
-        let Some(first) = words.get(at) else { return end };
-        let mut word = first.to_native() & (u64::MAX << (from % 64));
+        let mut block = from / 64;
+        let Some(first) = self.word(i, block) else { return end };
+        let mut word = first & (u64::MAX << (from % 64));
         loop {
             if word != 0 {
-                return (at * 64 + word.trailing_zeros() as usize).min(end);
+                return (block * 64 + word.trailing_zeros() as usize).min(end);
             }
-            at += 1;
-            match words.get(at) {
-                Some(w) if at * 64 < end => word = w.to_native(),
+            block += 1;
+            match self.word(i, block) {
+                Some(w) if block * 64 < end => word = w,
                 _ => return end,
             }
         }
@@ -554,13 +561,17 @@ impl<'a> Bitmaps<'a> {
 
     /// How many documents before `ordinal` have frequent term `i`.
     pub(crate) fn rank(self, i: usize, ordinal: usize) -> usize {
-        let words = self.words(i);
-        let whole = (ordinal / 64).min(words.len());
-        let before: u32 = words[..whole].iter().map(|w| w.to_native().count_ones()).sum();
-        let part = words
-            .get(ordinal / 64)
-            .map_or(0, |w| (w.to_native() & ((1u64 << (ordinal % 64)) - 1)).count_ones());
-        (before + part) as usize
+        let whole: u32 =
+            (0..ordinal / 64).map_while(|b| self.word(i, b)).map(u64::count_ones).sum();
+        let part = self
+            .word(i, ordinal / 64)
+            .map_or(0, |w| (w & ((1u64 << (ordinal % 64)) - 1)).count_ones());
+        (whole + part) as usize
+    }
+
+    /// How many bits bitmap `i` has set, past the last document included.
+    pub(crate) fn ones(self, i: usize) -> usize {
+        (0..).map_while(|b| self.word(i, b)).map(|w| w.count_ones() as usize).sum()
     }
 
     /// How many documents have frequent term `i` (from its offsets).
@@ -795,10 +806,14 @@ impl<'a> DocRef<'a> {
         let (d, o) = (self.data, self.at());
         let bitmaps = Bitmaps::of(d);
         let want = d.frequent_counts.get(o).map_or(0, |&c| usize::from(c));
-        let frequent = (0..bitmaps.len())
-            .filter(move |&i| bitmaps.has(i, o))
+        // The document's block: one word per frequent term, side by side.
+        let frequent = bitmaps
+            .block(o / 64)
+            .iter()
+            .enumerate()
+            .filter(move |(_, w)| w.to_native() >> (o % 64) & 1 != 0)
             .take(want)
-            .map(move |i| bitmaps.term(i));
+            .map(move |(i, _)| bitmaps.term(i));
         Merge { a: Forward::of(d, o).iter().peekable(), b: frequent.peekable() }
     }
 }

@@ -94,7 +94,7 @@ fn assert_frequencies<W: AsRef<str>>(docs: &[semantic_index::Document], words: &
 
 proptest! {
     #[test]
-    fn term_frequencies_equal_naive_counts(docs in corpus_strategy(60)) {
+    fn term_frequencies_equal_naive_counts(docs in corpus_strategy(200)) {
         let words: Vec<String> =
             VOCAB.iter().map(|w| w.to_string()).chain((0..RARE).map(rare)).collect();
         assert_frequencies(&docs, &words);
