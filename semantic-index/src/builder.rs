@@ -698,13 +698,19 @@ fn postings(
     bitmap_of: &[u32],
 ) -> Result<(Vec<u32>, Vec<u16>, Vec<u8>), BuildError> {
     let pages = format::posting_pages(order.len() as u32) as usize;
-    // Next free slot per builder term id: one lookup per posting instead of two.
+    // Next free slot per builder term id: one lookup per posting instead of two. Frequent
+    // terms have none (u32::MAX) and keep an empty range where their postings would start.
     let mut fill = vec![0u32; part.terms.len()];
+    let mut anchors = Vec::new();
     let mut acc = 0usize;
     for &old in sorted_terms {
-        fill[old as usize] = u32_of(acc, "postings")?;
+        let at = u32_of(acc, "postings")?;
         if bitmap_of[old as usize] == u32::MAX {
+            fill[old as usize] = at;
             acc += part.stats[old as usize].df as usize;
+        } else {
+            fill[old as usize] = u32::MAX;
+            anchors.push(at);
         }
     }
     u32_of(acc, "postings")?;
@@ -713,7 +719,9 @@ fn postings(
     // page's first ordinal comes (pages without documents start where the postings end).
     let mark = |offsets: &mut [u32], fill: &[u32], page: usize| {
         for (i, &old) in sorted_terms.iter().enumerate() {
-            offsets[i * pages + page] = fill[old as usize];
+            let at = fill[old as usize];
+            offsets[i * pages + page] =
+                if at == u32::MAX { anchors[bitmap_of[old as usize] as usize] } else { at };
         }
     };
     let mut postings = vec![0u16; acc];
@@ -726,10 +734,10 @@ fn postings(
         let low = (ordinal % format::POSTING_PAGE) as u16;
         let range = part.terms_of(d as usize);
         for (&t, &f) in part.doc_terms[range.clone()].iter().zip(&part.doc_freqs[range]) {
-            if bitmap_of[t as usize] != u32::MAX {
+            let slot = &mut fill[t as usize];
+            if *slot == u32::MAX {
                 continue;
             }
-            let slot = &mut fill[t as usize];
             let at = *slot as usize;
             postings[at] = low;
             frequencies[at] = f;
@@ -741,14 +749,6 @@ fn postings(
     }
     offsets[sorted_terms.len() * pages] = acc as u32;
     Ok((offsets, postings, frequencies))
-}
-
-/// Appends `items` sorted to `list`; returns the list's new length.
-fn push_sorted<T: Ord>(list: &mut Vec<T>, items: impl Iterator<Item = T>) -> usize {
-    let start = list.len();
-    list.extend(items);
-    list[start..].sort_unstable();
-    list.len()
 }
 
 /// How documents' builder ids map to the segment's.
@@ -812,28 +812,34 @@ fn per_document(
         if count > 0 {
             min_keywords = min_keywords.min(count);
         }
+        // One pass over the document's terms: frequent ones set their bit, the others go to
+        // the forward list (sorted after).
         let ordinal = data.ids.len() - 1;
+        let block = ordinal / 64 * frequent;
         let mut frequent_here = 0u8;
-        for (&t, &f) in part.doc_terms[terms.clone()].iter().zip(&part.doc_freqs[terms.clone()]) {
+        let forward_start = data.forward_narrow.len() + data.forward_wide.len();
+        for (&t, &f) in part.doc_terms[terms.clone()].iter().zip(&part.doc_freqs[terms]) {
             let i = bitmap_of[t as usize];
             if i != u32::MAX {
                 let i = i as usize;
-                data.frequent_bits[ordinal / 64 * frequent + i] |= 1u64 << (ordinal % 64);
+                data.frequent_bits[block + i] |= 1u64 << (ordinal % 64);
                 frequent_frequencies[i].push(f);
                 frequent_here += 1;
+            } else if narrow {
+                data.forward_narrow.push(remap[t as usize] as u16);
+            } else {
+                data.forward_wide.push(remap[t as usize]);
             }
         }
         if frequent > 0 {
             data.frequent_counts.push(frequent_here);
         }
-        let ordinals = part.doc_terms[terms]
-            .iter()
-            .filter(|&&t| bitmap_of[t as usize] == u32::MAX)
-            .map(|&t| remap[t as usize]);
         let end = if narrow {
-            push_sorted(&mut data.forward_narrow, ordinals.map(|t| t as u16))
+            data.forward_narrow[forward_start..].sort_unstable();
+            data.forward_narrow.len()
         } else {
-            push_sorted(&mut data.forward_wide, ordinals)
+            data.forward_wide[forward_start..].sort_unstable();
+            data.forward_wide.len()
         };
         data.forward_offsets.push(u32_of(end, "forward lists")?);
         data.gist_bytes.extend_from_slice(&part.gists[part.gist_of(d)]);
