@@ -643,23 +643,41 @@ impl<B: Storage> Segment<B> {
                     // Read once: the bound below and the score both use it.
                     let own_count = keyword_count(forward_offsets, frequent_counts, oi);
                     if !others.is_empty() {
-                        if let Some(bar) = hits.bar(k) {
-                            // The best this document can do if it has every other keyword,
-                            // with its own keyword count: skips the forward-list lookups (cache
-                            // misses) for most candidates of long queries.
-                            let boost = options.w_score * f64::from(s)
-                                + if sacred { options.w_sacred } else { 0.0 };
-                            let most = overlap + others.len() as u32;
-                            let dk = own_count.unwrap_or(0).max(most);
-                            let j =
-                                f64::from(most) / (f64::from(q) + f64::from(dk) - f64::from(most));
-                            if j + boost + SLACK < bar {
-                                continue;
+                        // The best this document can do if it has `most` query keywords, with
+                        // its own keyword count (an upper bound: the Jaccard part grows with
+                        // the overlap), or `None` while the top-k is not full.
+                        let bar = hits.bar(k);
+                        let boost = options.w_score * f64::from(s)
+                            + if sacred { options.w_sacred } else { 0.0 };
+                        let own = own_count.unwrap_or(0);
+                        let cannot_enter = |most: u32| {
+                            bar.is_some_and(|bar| {
+                                let dk = f64::from(own.max(most));
+                                let j = f64::from(most) / (f64::from(q) + dk - f64::from(most));
+                                j + boost + SLACK < bar
+                            })
+                        };
+                        // If it had every other keyword: skips the lookups (cache misses) for
+                        // most candidates of long queries.
+                        if cannot_enter(overlap + others.len() as u32) {
+                            continue;
+                        }
+                        // Then one lookup at a time, rarest keyword first (the likeliest to
+                        // miss); after each miss, the best it can still do.
+                        let terms = Forward::of(d, oi);
+                        let mut left = others.len() as u32;
+                        let mut out = false;
+                        for c in others {
+                            left -= 1;
+                            if c.in_doc(p, terms, oi) {
+                                overlap += 1;
+                            } else if cannot_enter(overlap + left) {
+                                out = true;
+                                break;
                             }
                         }
-                        let terms = Forward::of(d, oi);
-                        for c in others {
-                            overlap += u32::from(c.in_doc(p, terms, oi));
+                        if out {
+                            continue;
                         }
                     }
                     let dk = own_count.map_or(overlap, |x| x.max(overlap));
