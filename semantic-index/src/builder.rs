@@ -949,15 +949,12 @@ mod tests {
         assert_eq!(&data.postings[0..2], &[0, 1]);
     }
 
-    #[test]
-    fn frequent_terms_become_bitmaps_up_to_the_cap() {
-        // 64 documents: a bitmap is one word, so it pays from 5 documents on (5 * 4 > 8 + 8).
-        // "word0".."word299" are in every document (more than the 255 allowed), "fivers" in 5,
-        // "fourers" in 4, and each document has a word of its own.
-        let common: Vec<String> = (0..300).map(|i| format!("word{i:03}")).collect();
+    /// 64 documents that all hold `common`, the first five "fivers", the first four "fourers",
+    /// and each a word of its own; same score, so the newest (document 63) is ordinal 0.
+    fn sixty_four(common: &[String]) -> SegmentData {
         let mut b = SegmentBuilder::new();
         for n in 0..64u8 {
-            let mut words = common.clone();
+            let mut words = common.to_vec();
             words.push(format!("own{n:02}"));
             if n < 5 {
                 words.push("fivers".into());
@@ -967,11 +964,21 @@ mod tests {
             }
             b.add(&doc(n, &words.join(" "), false, 0.5)).unwrap();
         }
-        let data = b.data().unwrap();
-        let frequent: Vec<String> =
-            data.frequent_terms.iter().map(|&t| term_of(&data, t)).collect();
+        b.data().unwrap()
+    }
+
+    fn frequent_names(data: &SegmentData) -> Vec<String> {
+        data.frequent_terms.iter().map(|&t| term_of(data, t)).collect()
+    }
+
+    #[test]
+    fn frequent_terms_become_bitmaps_up_to_the_cap() {
+        // 64 documents: a bitmap is one word, so it pays from 5 documents on (5 * 4 > 8 + 8).
+        // "word000".."word299" are in every document: more than the 255 allowed.
+        let common: Vec<String> = (0..300).map(|i| format!("word{i:03}")).collect();
+        let data = sixty_four(&common);
         // The 255 most frequent, ties to the lower ordinal: word000..word254.
-        assert_eq!(frequent, common[..255].to_vec());
+        assert_eq!(frequent_names(&data), common[..255].to_vec());
         assert_eq!(data.frequent_bits, vec![u64::MAX; 255]);
         assert_eq!(data.frequent_counts, vec![255; 64]);
         assert_eq!(data.frequent_offsets, (0..=255).map(|i| i * 64).collect::<Vec<u32>>());
@@ -987,22 +994,9 @@ mod tests {
         assert!(data.frequencies.is_empty() && data.frequency_exceptions.is_empty());
 
         // Below the cap, the threshold decides: "fivers" pays, "fourers" does not.
-        let mut b = SegmentBuilder::new();
-        for n in 0..64u8 {
-            let mut words = vec![format!("own{n:02}"), "everywhere".into()];
-            if n < 5 {
-                words.push("fivers".into());
-            }
-            if n < 4 {
-                words.push("fourers".into());
-            }
-            b.add(&doc(n, &words.join(" "), false, 0.5)).unwrap();
-        }
-        let data = b.data().unwrap();
-        let frequent: Vec<String> =
-            data.frequent_terms.iter().map(|&t| term_of(&data, t)).collect();
-        assert_eq!(frequent, ["everywhere", "fivers"]);
-        // Same score, newest first: documents 0..5 are the last five ordinals.
+        let data = sixty_four(&["everywhere".to_string()]);
+        assert_eq!(frequent_names(&data), ["everywhere", "fivers"]);
+        // Documents 0..5 are the last five ordinals.
         assert_eq!(data.frequent_bits, vec![u64::MAX, 0b11111 << 59]);
         assert_eq!(data.frequent_counts[..59], [1; 59]);
         assert_eq!(data.frequent_counts[59..], [2; 5]);

@@ -657,23 +657,25 @@ impl<B: Storage> Segment<B> {
                                 j + boost + SLACK < bar
                             })
                         };
-                        // If it had every other keyword: skips the lookups (cache misses) for
-                        // most candidates of long queries.
-                        if cannot_enter(overlap + others.len() as u32) {
+                        // The overlap it can still reach. With every other keyword: this skips
+                        // the lookups (cache misses) for most candidates of long queries. Then
+                        // one lookup at a time, rarest keyword first (the likeliest to miss),
+                        // and the bound again after each miss.
+                        let mut best = overlap + others.len() as u32;
+                        if cannot_enter(best) {
                             continue;
                         }
-                        // Then one lookup at a time, rarest keyword first (the likeliest to
-                        // miss); after each miss, the best it can still do.
                         let terms = Forward::of(d, oi);
-                        let mut left = others.len() as u32;
                         let mut out = false;
                         for c in others {
-                            left -= 1;
                             if c.in_doc(p, terms, oi) {
                                 overlap += 1;
-                            } else if cannot_enter(overlap + left) {
-                                out = true;
-                                break;
+                            } else {
+                                best -= 1;
+                                if cannot_enter(best) {
+                                    out = true;
+                                    break;
+                                }
                             }
                         }
                         if out {
