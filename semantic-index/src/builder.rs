@@ -582,8 +582,12 @@ impl SegmentBuilder {
         let (posting_offsets, postings, mut frequencies) = postings?;
         let (mut data, frequent_frequencies) = data?;
         data.frequent_terms = frequent;
-        u32_of(frequencies.len() + frequent_frequencies.len(), "postings")?;
-        frequencies.extend_from_slice(&frequent_frequencies);
+        let frequent_postings = frequent_frequencies.iter().map(Vec::len).sum::<usize>();
+        u32_of(frequencies.len() + frequent_postings, "postings")?;
+        frequencies.reserve_exact(frequent_postings);
+        for f in &frequent_frequencies {
+            frequencies.extend_from_slice(f);
+        }
         data.term_slots =
             format::term_slots(sorted_terms.iter().map(|&t| format::term_hash(part.terms.get(t))));
         data.term_bytes = term_bytes;
@@ -667,21 +671,23 @@ fn check_score(doc: &Document) -> Result<(), BuildError> {
 /// at most [`format::FREQUENT_MAX`] of them, most frequent first (ties: lower ordinal). None
 /// at all when the bytes they save would not pay for the per-document counts.
 fn frequent_terms(part: &Part, sorted_terms: &[u32], n: u32, narrow: bool) -> Vec<u32> {
-    let mut chosen: Vec<(u32, u32)> = sorted_terms
+    // (df, ordinal, bytes saved) of every term a bitmap pays for.
+    let mut chosen: Vec<(u32, u32, u64)> = sorted_terms
         .iter()
         .enumerate()
-        .map(|(new, &old)| (part.stats[old as usize].df, new as u32))
-        .filter(|&(df, _)| format::bitmap_pays(df, n, narrow))
+        .map(|(new, &old)| {
+            let df = part.stats[old as usize].df;
+            (df, new as u32, format::bitmap_saving(df, n, narrow))
+        })
+        .filter(|&(_, _, saved)| saved > 0)
         .collect();
-    chosen.sort_unstable_by_key(|&(df, t)| (std::cmp::Reverse(df), t));
+    chosen.sort_unstable_by_key(|&(df, t, _)| (std::cmp::Reverse(df), t));
     chosen.truncate(format::FREQUENT_MAX);
-    let per_document = if narrow { 4 } else { 6 };
-    let cost = 8 * format::bitmap_words(n) as u64 + 8;
-    let saved: u64 = chosen.iter().map(|&(df, _)| u64::from(df) * per_document - cost).sum();
+    let saved: u64 = chosen.iter().map(|&(_, _, saved)| saved).sum();
     if saved <= u64::from(n) {
         return Vec::new();
     }
-    let mut terms: Vec<u32> = chosen.into_iter().map(|(_, t)| t).collect();
+    let mut terms: Vec<u32> = chosen.into_iter().map(|(_, t, _)| t).collect();
     terms.sort_unstable();
     terms
 }
@@ -763,14 +769,14 @@ struct DocLayout<'a> {
 
 /// Everything but the term table and postings, in ordinal order: per-document arrays, forward
 /// lists (without the frequent terms) and the frequent terms' bitmaps, counts and offsets.
-/// Also returns the frequent terms' frequencies, term by term, each in ordinal order.
+/// Also returns the frequent terms' frequencies, one list per term, each in ordinal order.
 fn per_document(
     part: &Part,
     order: &[u32],
     layout: &DocLayout<'_>,
     bitmap_of: &[u32],
     frequent: usize,
-) -> Result<(SegmentData, Vec<u8>), BuildError> {
+) -> Result<(SegmentData, Vec<Vec<u8>>), BuildError> {
     let DocLayout { remap, domain_remap, narrow } = *layout;
     let n = order.len();
     let mut data = SegmentData { doc_count: n as u32, ..SegmentData::default() };
@@ -858,12 +864,12 @@ fn per_document(
     data.by_id.sort_unstable_by_key(|&a| u128::from_be_bytes(data.ids[a as usize]));
     data.frequent_offsets.reserve(frequent + 1);
     data.frequent_offsets.push(0);
-    let mut all = Vec::with_capacity(frequent_frequencies.iter().map(Vec::len).sum());
+    let mut end = 0;
     for f in &frequent_frequencies {
-        all.extend_from_slice(f);
-        data.frequent_offsets.push(u32_of(all.len(), "postings")?);
+        end += f.len();
+        data.frequent_offsets.push(u32_of(end, "postings")?);
     }
-    Ok((data, all))
+    Ok((data, frequent_frequencies))
 }
 
 /// An upper bound on the archived size of `data`: its arrays plus alignment padding.

@@ -172,13 +172,19 @@ pub fn bitmap_words(doc_count: u32) -> usize {
     (doc_count as usize).div_ceil(64)
 }
 
-/// Whether a term found in `df` of `doc_count` documents is smaller as a bitmap: a bitmap
-/// costs its words plus eight bytes (its entries in `frequent_terms` and `frequent_offsets`),
-/// and saves a posting (two bytes) and a forward-list entry (two bytes, or four when forward
-/// lists are wide) per document. Half the documents at 64, one in 32 past a few thousand.
-pub fn bitmap_pays(df: u32, doc_count: u32, narrow: bool) -> bool {
+/// The bytes a bitmap saves a term found in `df` of `doc_count` documents (0 when it saves
+/// none): a bitmap costs its words plus eight bytes (its entries in `frequent_terms` and
+/// `frequent_offsets`), and saves a posting (two bytes) and a forward-list entry (two bytes, or
+/// four when forward lists are wide) per document.
+pub fn bitmap_saving(df: u32, doc_count: u32, narrow: bool) -> u64 {
     let per_document = if narrow { 4 } else { 6 };
-    u64::from(df) * per_document > 8 * bitmap_words(doc_count) as u64 + 8
+    (u64::from(df) * per_document).saturating_sub(8 * bitmap_words(doc_count) as u64 + 8)
+}
+
+/// Whether a term found in `df` of `doc_count` documents is smaller as a bitmap
+/// ([`bitmap_saving`] is positive): in half the documents at 64, one in 32 past a few thousand.
+pub fn bitmap_pays(df: u32, doc_count: u32, narrow: bool) -> bool {
+    bitmap_saving(df, doc_count, narrow) > 0
 }
 
 /// The hash of a term's bytes that places it in `term_slots`: xxh3-64, seed 0.
