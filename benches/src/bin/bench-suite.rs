@@ -115,6 +115,7 @@ fn main() -> anyhow::Result<()> {
     };
     match args.first().map(String::as_str) {
         Some("probe-open") => return probe_open(Path::new(arg(1)?)),
+        Some("probe-floor") => return probe_floor(Path::new(arg(1)?)),
         Some("probe-search") => return probe_search(Path::new(arg(1)?), arg(2)?),
         Some("probe-visible") => return probe_visible(Path::new(arg(1)?)),
         Some("targets") => {
@@ -204,20 +205,26 @@ fn run_size(n: usize, peers: bool, quick: bool, report: &mut Report) -> anyhow::
     // Open in a fresh process: `times` runs of `bench-suite probe-open`, each printing its ms
     // (15 for the main figure, to steady its median on this noisy VM).
     let exe = std::env::current_exe()?;
-    let opens = |times: usize| -> anyhow::Result<Vec<f64>> {
-        (0..times)
-            .map(|_| {
-                let out = Command::new(&exe).arg("probe-open").arg(&seg_path).output()?;
-                let text = String::from_utf8_lossy(&out.stdout);
-                text.trim().parse::<f64>().with_context(|| format!("probe-open said {text:?}"))
-            })
-            .collect()
+    let probe = |what: &str| -> anyhow::Result<f64> {
+        let out = Command::new(&exe).arg(what).arg(&seg_path).output()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.trim().parse::<f64>().with_context(|| format!("{what} said {text:?}"))
     };
-    report.put(
-        "open in a fresh process (ms, median; map + full validation)",
-        &c,
-        median(opens(15)?),
-    );
+    let opens = |times: usize| -> anyhow::Result<Vec<f64>> {
+        (0..times).map(|_| probe("probe-open")).collect()
+    };
+    // Each open is followed by a fresh process that only reads every byte of the same file (the
+    // floor any full checksum pays: the file's size over this core's memory bandwidth), so that
+    // the ratio of the two medians holds still while the host's load moves both.
+    let (mut main_opens, mut floors) = (Vec::new(), Vec::new());
+    for _ in 0..15 {
+        main_opens.push(probe("probe-open")?);
+        floors.push(probe("probe-floor")?);
+    }
+    let (open_ms, floor_ms) = (median(main_opens), median(floors));
+    report.put("open in a fresh process (ms, median; map + full validation)", &c, open_ms);
+    report.put("read every byte in a fresh process (ms, median; bandwidth floor)", &c, floor_ms);
+    report.put("ratio open / read every byte", &c, open_ms / floor_ms);
 
     // The same after the file's page cache was dropped (as after a reboot): the first open reads
     // it from disk, the next ones find it in whatever pages that read left (`Segment::map` asks
@@ -587,6 +594,29 @@ fn probe_open(path: &Path) -> anyhow::Result<()> {
     let segment = unsafe { shm_reader::Segment::map(path) }?;
     let ms = t.elapsed().as_secs_f64() * 1e3;
     std::hint::black_box(segment.len());
+    println!("{ms}");
+    Ok(())
+}
+
+/// Maps the segment as `Segment::map` does and reads every byte (a sum of its 8-byte words,
+/// which the compiler vectorizes), printing the ms: what reading the file costs before any
+/// checking.
+fn probe_floor(path: &Path) -> anyhow::Result<()> {
+    let t = Instant::now();
+    let file = std::fs::File::open(path)?;
+    // SAFETY: the bench owns the file; nothing modifies or truncates it while mapped.
+    let map = unsafe { memmap2::MmapOptions::new().map(&file) }?;
+    #[cfg(target_os = "linux")]
+    let _ = map.advise(memmap2::Advice::HugePage);
+    let words = map.chunks_exact(8);
+    let tail: u64 = words.remainder().iter().map(|&b| u64::from(b)).sum();
+    let sum = words.fold(tail, |acc, w| {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(w);
+        acc.wrapping_add(u64::from_le_bytes(word))
+    });
+    let ms = t.elapsed().as_secs_f64() * 1e3;
+    std::hint::black_box(sum);
     println!("{ms}");
     Ok(())
 }
