@@ -39,13 +39,15 @@
 //!
 //! # Safety
 //!
-//! Two things are `unsafe` here, each argued where it happens:
+//! Three things are `unsafe` here, each argued where it happens:
 //! - mapping a file ([`Segment::map`] is an `unsafe fn`: the file must not change while mapped;
 //!   store segments never do, they are written once and renamed into place), and the beacon
 //!   mapping the [`Reader`] reads one atomic integer from;
 //! - reading the archive without re-validating it (`rkyv::access_unchecked`), allowed only
 //!   because [`Segment::from_bytes`] validated the same bytes with rkyv's checked access, and
-//!   [`Storage`] (an `unsafe trait`) promises the bytes cannot change afterwards.
+//!   [`Storage`] (an `unsafe trait`) promises the bytes cannot change afterwards;
+//! - a prefetch hint in the search loop (an x86_64 intrinsic that never faults, whatever the
+//!   address).
 //!
 //! A file that fails any check is an [`OpenError`], never a panic. Searches index only through
 //! checked accesses, so even a file forged to pass the checksum cannot cause a panic or

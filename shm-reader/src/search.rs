@@ -297,6 +297,19 @@ impl Hit {
 /// Width of the ordinal window the search accumulates overlaps in.
 const WINDOW: usize = 512;
 
+/// Asks the CPU to start loading the cache line holding `p` (a hint: results do not depend on it).
+#[inline(always)]
+fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch never faults and has no effect a program can observe but timing, whatever
+    // the address (it is not even dereferenced), and SSE is part of the x86_64 baseline.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p.cast::<i8>());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 /// The caller's result buffer: a fixed-capacity top-k in DESIGN.md's order, plus the scratch
 /// space a search needs. Allocated once, reused for every search.
 #[derive(Clone, Debug)]
@@ -622,6 +635,15 @@ impl<B: Storage> Segment<B> {
                         };
                         if acc[slot] == 0 {
                             touched.push(slot as u16);
+                            // What the candidate loop below reads first, requested now so
+                            // that the loads overlap the rest of the walk: a search whose
+                            // caches were evicted (100k bench segment, a 48 MiB write between
+                            // searches) took about 5 % less at p50, 18.0 against 18.8 µs
+                            // over 24 alternated runs; warm searches unchanged.
+                            let oi = o as usize;
+                            prefetch(scores.as_ptr().wrapping_add(oi));
+                            prefetch(forward_offsets.as_ptr().wrapping_add(oi));
+                            prefetch(frequent_counts.as_ptr().wrapping_add(oi));
                         }
                         acc[slot] = acc[slot].saturating_add(1);
                     }
