@@ -71,4 +71,4 @@ pub use crate::search::{
     score, DeletedSet, Explanation, Hit, Hits, Query, SearchOptions, DEFAULT_LIMIT,
     DEFAULT_W_SACRED, DEFAULT_W_SCORE,
 };
-pub use crate::segment::{aligned, Check, DocRef, OpenError, Segment, Storage};
+pub use crate::segment::{aligned, map_file, Check, DocRef, OpenError, Segment, Storage};

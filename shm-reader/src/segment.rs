@@ -115,27 +115,40 @@ impl Segment<memmap2::Mmap> {
     /// on Linux). Modifying a mapped file is undefined behaviour; truncating it raises SIGBUS.
     pub unsafe fn map(path: impl AsRef<Path>) -> Result<Segment<memmap2::Mmap>, OpenError> {
         let path = path.as_ref();
-        let io = |e| OpenError { path: Some(path.to_owned()), check: Check::Io(e) };
-        let file = std::fs::File::open(path).map_err(io)?;
-        // No MAP_POPULATE: the checksum reads every page right after, and its faults map the
-        // pages around them in batches. Measured on the 100k bench segment in fresh processes
-        // here: populating cost 0.1 ms on a quiet machine but 2-3 ms when the host was busy, while
-        // letting the checksum fault the pages in cost 0.8-1.5 ms less in that state.
-        // SAFETY: the caller promises the file is neither modified nor truncated while mapped
-        // (this function's contract); the mapping is read-only.
-        let mmap = unsafe { memmap2::MmapOptions::new().map(&file) }.map_err(io)?;
-        // Transparent huge pages: a segment is read whole at open, so 2 MiB pages cost no memory
-        // a 4 KiB mapping would not, and when the kernel reads the file from disk (after a reboot
-        // or eviction) it fills the page cache with 2 MiB folios and maps them with one entry
-        // each. Measured on the 100k bench segment in fresh processes (Linux 6.18, ext4): a file
-        // read back into 4 KiB pages opened in 4.0-4.7 ms, one read back after this advice in
-        // 2.0-2.4 ms, as fast as a file whose cache the writer filled (one large write gives
-        // large folios on its own). Advice only: a kernel without THP refuses it, and that is
-        // fine.
-        #[cfg(target_os = "linux")]
-        let _ = mmap.advise(memmap2::Advice::HugePage);
+        // SAFETY: this function's contract is `map_file`'s.
+        let mmap = unsafe { map_file(path) }
+            .map_err(|e| OpenError { path: Some(path.to_owned()), check: Check::Io(e) })?;
         Segment::from_bytes(mmap).map_err(|e| e.with_path(path))
     }
+}
+
+/// Maps the file at `path` read-only as [`Segment::map`] does, huge-page advice included, and
+/// checks nothing: for tools that measure or inspect segment files (the bench's floor of what
+/// reading a segment costs). Searching needs a [`Segment`], which validates.
+///
+/// # Safety
+///
+/// As for [`Segment::map`]: the file must not be modified or truncated while the map lives.
+pub unsafe fn map_file(path: &Path) -> std::io::Result<memmap2::Mmap> {
+    let file = std::fs::File::open(path)?;
+    // No MAP_POPULATE: the checksum reads every page right after, and its faults map the
+    // pages around them in batches. Measured on the 100k bench segment in fresh processes
+    // here: populating cost 0.1 ms on a quiet machine but 2-3 ms when the host was busy, while
+    // letting the checksum fault the pages in cost 0.8-1.5 ms less in that state.
+    // SAFETY: the caller promises the file is neither modified nor truncated while mapped
+    // (this function's contract); the mapping is read-only.
+    let mmap = unsafe { memmap2::MmapOptions::new().map(&file) }?;
+    // Transparent huge pages: a segment is read whole at open, so 2 MiB pages cost no memory
+    // a 4 KiB mapping would not, and when the kernel reads the file from disk (after a reboot
+    // or eviction) it fills the page cache with 2 MiB folios and maps them with one entry
+    // each. Measured on the 100k bench segment in fresh processes (Linux 6.18, ext4): a file
+    // read back into 4 KiB pages opened in 4.0-4.7 ms, one read back after this advice in
+    // 2.0-2.4 ms, as fast as a file whose cache the writer filled (one large write gives
+    // large folios on its own). Advice only: a kernel without THP refuses it, and that is
+    // fine.
+    #[cfg(target_os = "linux")]
+    let _ = mmap.advise(memmap2::Advice::HugePage);
+    Ok(mmap)
 }
 
 impl Segment<rkyv::util::AlignedVec> {

@@ -202,8 +202,8 @@ fn run_size(n: usize, peers: bool, quick: bool, report: &mut Report) -> anyhow::
     let seg_path = semantic_index::layout::segment_path(&store, &entry.file);
     drop(batched);
 
-    // Open in a fresh process: `times` runs of `bench-suite probe-open`, each printing its ms
-    // (15 for the main figure, to steady its median on this noisy VM).
+    // Open in a fresh process: runs of `bench-suite probe-open` (or `probe-floor`), each
+    // printing its ms; 15 of each for the main figures, to steady their medians on this noisy VM.
     let exe = std::env::current_exe()?;
     let probe = |what: &str| -> anyhow::Result<f64> {
         let out = Command::new(&exe).arg(what).arg(&seg_path).output()?;
@@ -598,16 +598,13 @@ fn probe_open(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Maps the segment as `Segment::map` does and reads every byte (a sum of its 8-byte words,
+/// Maps the segment as `Segment::map` does (`shm_reader::map_file`) and reads every byte (a sum of its 8-byte words,
 /// which the compiler vectorizes), printing the ms: what reading the file costs before any
 /// checking.
 fn probe_floor(path: &Path) -> anyhow::Result<()> {
     let t = Instant::now();
-    let file = std::fs::File::open(path)?;
     // SAFETY: the bench owns the file; nothing modifies or truncates it while mapped.
-    let map = unsafe { memmap2::MmapOptions::new().map(&file) }?;
-    #[cfg(target_os = "linux")]
-    let _ = map.advise(memmap2::Advice::HugePage);
+    let map = unsafe { shm_reader::map_file(path) }?;
     let words = map.chunks_exact(8);
     let tail: u64 = words.remainder().iter().map(|&b| u64::from(b)).sum();
     let sum = words.fold(tail, |acc, w| {
