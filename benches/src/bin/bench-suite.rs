@@ -598,9 +598,9 @@ fn probe_open(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Maps the segment as `Segment::map` does (`shm_reader::map_file`) and reads every byte (a sum of its 8-byte words,
-/// which the compiler vectorizes), printing the ms: what reading the file costs before any
-/// checking.
+/// Maps the segment as `Segment::map` does (`shm_reader::map_file`) and reads every byte (a
+/// sum of its 8-byte words, which the compiler vectorizes), printing the ms: what reading the
+/// file costs before any checking.
 fn probe_floor(path: &Path) -> anyhow::Result<()> {
     let t = Instant::now();
     // SAFETY: the bench owns the file; nothing modifies or truncates it while mapped.
