@@ -25,6 +25,7 @@
 pub mod corpus;
 pub mod cranfield;
 pub mod naive;
+pub mod os;
 #[cfg(feature = "peers")]
 pub mod peers;
 

@@ -230,7 +230,7 @@ fn run_size(n: usize, peers: bool, quick: bool, report: &mut Report) -> anyhow::
     // it from disk, the next ones find it in whatever pages that read left (`Segment::map` asks
     // for huge pages, so the kernel reads it back in 2 MiB folios where it can).
     let file = std::fs::File::open(&seg_path)?;
-    rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed)?;
+    benches::os::drop_page_cache(&file)?;
     let mut reopens = opens(8)?;
     report.put("open, first after the page cache was dropped (ms)", &c, reopens[0]);
     report.put(
@@ -357,7 +357,7 @@ fn run_size(n: usize, peers: bool, quick: bool, report: &mut Report) -> anyhow::
     // the peers' indexes (seen: those rows twice as slow with --peers as without, 2026-11-25).
     #[cfg(feature = "peers")]
     drop(peer_set);
-    rustix::fs::sync();
+    benches::os::sync_all();
 
     // RSS of a fresh searching process.
     let qfile = dir.path().join("queries.txt");

@@ -27,6 +27,22 @@ fn zombies_of(pid: u32) -> usize {
         .count()
 }
 
+/// Kills the process `pid` at once, without letting it clean up (SIGKILL).
+#[cfg(unix)]
+fn kill_now(pid: u32) -> anyhow::Result<()> {
+    let pid = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw).context("pid")?;
+    rustix::process::kill_process(pid, rustix::process::Signal::KILL)?;
+    Ok(())
+}
+
+/// Kills the process `pid` at once, without letting it clean up (`TerminateProcess`).
+#[cfg(windows)]
+fn kill_now(pid: u32) -> anyhow::Result<()> {
+    let status = Command::new("taskkill").args(["/F", "/PID", &pid.to_string()]).status()?;
+    ensure!(status.success(), "taskkill /F /PID {pid}: {status}");
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let kills: usize = match args.iter().position(|a| a == "--kills").and_then(|i| args.get(i + 1))
@@ -80,10 +96,7 @@ fn main() -> anyhow::Result<()> {
             bail!("kill {kill}: {} is down", members[victim].0)
         };
         let killed_at = Instant::now();
-        rustix::process::kill_process(
-            rustix::process::Pid::from_raw(pid as i32).context("pid 0")?,
-            rustix::process::Signal::KILL,
-        )?;
+        kill_now(pid)?;
         // Give the kernel a moment so that the death, not a race, is what the invitation meets.
         std::thread::sleep(Duration::from_millis(2 + seed % 5));
         let q = &corpus.queries[kill % corpus.queries.len()];
