@@ -6,7 +6,7 @@ use shm_reader::Reader;
 
 use crate::protocol::{Invitation, Response};
 
-/// Alignment below which an apprentice declines (DESIGN.md).
+/// [`alignment`] below which an apprentice declines.
 pub const ALIGNMENT_THRESHOLD: f64 = 0.3;
 
 /// A kind of apprentice: it names itself, states its specialization, and answers invitations

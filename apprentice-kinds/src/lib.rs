@@ -3,7 +3,7 @@
 //! `apprentice` binary (or any host program, such as `mcs`) runs in the child process.
 //!
 //! Every kind is testable in-process: open a [`shm_reader::Reader`] on a store and call
-//! [`apprentice_core::answer`], which applies DESIGN.md's alignment rule before the kind's own
+//! [`apprentice_core::answer`], which applies the alignment rule before the kind's own
 //! `consider`. This crate does not spawn or talk to processes; `apprentice-core` does.
 //!
 //! # Example

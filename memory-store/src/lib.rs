@@ -5,7 +5,7 @@
 //!
 //! # Overview
 //!
-//! - [`Memory`] is the record a user stores (DESIGN.md's fields; JSON in, JSON out; unknown
+//! - [`Memory`] is the record a user stores (JSON in, JSON out, its fields documented there; unknown
 //!   fields refused with the field named).
 //! - [`MemoryStore`] owns a store directory: [`MemoryStore::store`] and
 //!   [`MemoryStore::store_batch`] are durable when they return (one atomic commit file each)

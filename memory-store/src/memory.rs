@@ -1,4 +1,4 @@
-//! The record a user stores (DESIGN.md, "Data"), its validation and its JSON form.
+//! The record a user stores, its validation and its JSON form.
 
 use std::collections::BTreeMap;
 

@@ -75,7 +75,7 @@ pub enum Error {
 /// `Result` with the store's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Why a hit scored what it did (DESIGN.md's score, part by part).
+/// Why a hit scored what it did ([`shm_reader::score`], part by part).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Why {
     /// The query keywords the memory has.
@@ -115,7 +115,7 @@ pub struct SearchResults {
     pub keywords: Vec<String>,
     /// The index generation searched.
     pub generation: u64,
-    /// The hits, in DESIGN.md's order.
+    /// The hits, best first ([`shm_reader::Hit::cmp_rank`]'s order).
     pub hits: Vec<Found>,
 }
 

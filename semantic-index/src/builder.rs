@@ -384,7 +384,7 @@ impl SegmentBuilder {
         self.part.docs.is_empty()
     }
 
-    /// Adds a document; its keywords are extracted here (DESIGN.md's rule).
+    /// Adds a document; its keywords are extracted here ([`keywords`](crate::keywords)' rule).
     ///
     /// On error nothing is added.
     pub fn add(&mut self, doc: &Document) -> Result<(), BuildError> {

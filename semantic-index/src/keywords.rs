@@ -1,8 +1,9 @@
-//! Keyword extraction: one function for documents and queries alike (DESIGN.md, "Keywords").
+//! Keyword extraction: one function for documents and queries alike ([`keywords`] states the
+//! rule).
 
 use std::hash::BuildHasher as _;
 
-/// Words never kept as keywords (DESIGN.md's stop list).
+/// Words never kept as keywords (the stop list of the keyword rule).
 pub const STOP_WORDS: [&str; 30] = [
     "the", "is", "at", "which", "on", "and", "a", "an", "as", "are", "was", "were", "be", "have",
     "has", "had", "to", "of", "in", "for", "with", "by", "from", "can", "will", "would", "could",

@@ -6,8 +6,9 @@
 //! # Overview
 //!
 //! - [`keywords`] is the one keyword function, used for documents and queries alike
-//!   (DESIGN.md: Unicode lowercase, split on non-alphanumerics, at least three characters, stop
-//!   words dropped, deduplicated).
+//!   (Unicode lowercase, split on non-alphanumerics, at least three characters, stop words
+//!   dropped, deduplicated). A memory's keywords are those of its question, its first five
+//!   insights and its synthesis.
 //! - [`Document`] is a memory reduced to what the index needs.
 //! - [`SegmentBuilder`] collects documents and writes one immutable segment: to bytes, to any
 //!   [`std::io::Write`], or durably to a file through `atomic-write`.

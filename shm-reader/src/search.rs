@@ -196,7 +196,7 @@ impl Cursor {
 }
 
 impl Query {
-    /// The query made of the keywords of `text` (DESIGN.md's keyword rule).
+    /// The query made of the keywords of `text` ([`semantic_index::keywords`]' rule).
     pub fn from_text(text: &str) -> Query {
         Query::from_prepared(semantic_index::keywords(text))
     }
@@ -229,7 +229,7 @@ impl Query {
     }
 }
 
-/// How to search: result count, filters and the two weights of DESIGN.md's score.
+/// How to search: result count, filters and the two weights of the [`score`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct SearchOptions {
     /// At most this many hits (also bounded by the capacity of the [`Hits`] buffer).
@@ -275,7 +275,7 @@ pub struct Hit {
     pub ordinal: u32,
     /// The memory's id.
     pub id: [u8; 16],
-    /// DESIGN.md's score.
+    /// The [`score`].
     pub score: f64,
     /// How many query keywords the memory has.
     pub overlap: u32,
@@ -284,7 +284,8 @@ pub struct Hit {
 }
 
 impl Hit {
-    /// DESIGN.md's order: score descending, then timestamp descending, then id ascending.
+    /// The result order: score descending, then timestamp descending, then id ascending, so
+    /// that two implementations can be compared hit by hit.
     pub fn cmp_rank(&self, other: &Hit) -> Ordering {
         other
             .score
@@ -310,7 +311,7 @@ fn prefetch<T>(p: *const T) {
     let _ = p;
 }
 
-/// The caller's result buffer: a fixed-capacity top-k in DESIGN.md's order, plus the scratch
+/// The caller's result buffer: a fixed-capacity top-k in [`Hit::cmp_rank`]'s order, plus the scratch
 /// space a search needs. Allocated once, reused for every search.
 #[derive(Clone, Debug)]
 pub struct Hits {
@@ -462,7 +463,10 @@ pub struct Explanation {
     pub matched: Vec<String>,
 }
 
-/// DESIGN.md's score, computed in one fixed order so that every implementation agrees.
+/// The score of a memory with keyword set D for a query with keyword set Q, `overlap = |Q ∩ D|`
+/// (a memory with no overlap never matches):
+/// `overlap / |Q ∪ D| + w_score · memory score + w_sacred · [sacred]`; weights `(0, 0)` give plain
+/// Jaccard. Computed in one fixed order so that every implementation agrees.
 #[inline]
 pub fn score(
     overlap: u32,

@@ -121,7 +121,7 @@ pub(crate) fn segment_of(docs: &[Document], generation: u64) -> Segment<rkyv::ut
     Segment::from_bytes(shm_reader::aligned(&b.to_bytes().unwrap())).unwrap()
 }
 
-/// The naive scorer: every document, its keyword set, DESIGN.md's formula, a full sort.
+/// The naive scorer: every document, its keyword set, `shm_reader::score`'s formula, a full sort.
 pub(crate) fn brute_force(
     docs: &[Document],
     query: &[String],

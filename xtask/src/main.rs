@@ -3,7 +3,7 @@
 //! - `corpus`: the deterministic bench corpus and queries as files.
 //! - `bench [--peers] [--large] [--quick]`: the suite (ours, and tantivy, SQLite FTS5 and a naive
 //!   scan side by side in the same run); writes `target/bench/report.{md,json}`.
-//! - `relevance [--peers]`: nDCG@10, MAP and P@10 on Cranfield (`../shared/data/cranfield`).
+//! - `relevance [--peers]`: nDCG@10, MAP and P@10 on Cranfield (`--data DIR`; not shipped in the repository).
 //! - `fuzz [--target reader|frames] [--seconds N] [--build]`: the cargo-fuzz targets.
 //! - `torture [--kills N]`: the writer kill test at scale and the apprentice crash/restart test.
 //!
@@ -56,7 +56,8 @@ enum Task {
         /// Also tantivy's BM25 on the same text.
         #[arg(long)]
         peers: bool,
-        /// The collection [default: ../shared/data/cranfield beside the workspace].
+        /// The collection's directory (cran.all.1400, cran.qry, cranqrel) [default: the copy CI
+        /// keeps beside the workspace, in shared/data/cranfield].
         #[arg(long)]
         data: Option<PathBuf>,
     },
