@@ -48,3 +48,6 @@ pub use crate::store::{
     LOCK_FILE,
 };
 pub use shm_reader::{Query, SearchOptions};
+/// The type of memory ids ([`Memory::id`]), re-exported so that callers need not depend on
+/// `uuid` themselves; it displays as the usual hyphenated lowercase form.
+pub use uuid::Uuid;
