@@ -123,7 +123,6 @@ fn an_index_this_build_cannot_read_is_named_and_rebuilt_by_the_writer() {
 fn bad_input_names_line_and_field_and_keeps_what_came_before() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("s");
-    let ok = r#"{"domain":"d","question":"first good memory"}"#;
     let cases = [
         ("{not json", "line 2", ""),
         (r#"{"domain":"d","question":"q","colour":"red"}"#, "line 2", "unknown field `colour`"),
@@ -138,13 +137,15 @@ fn bad_input_names_line_and_field_and_keeps_what_came_before() {
         (r#"{"domain":"d","question":"q","insights":"not a list"}"#, "line 2", "field `insights`"),
     ];
     let mut stored = 0;
-    for (bad, line, field) in cases {
+    for (n, (bad, line, field)) in cases.into_iter().enumerate() {
+        // A line without an id gets one derived from its text: each case's good line differs.
+        let ok = format!(r#"{{"domain":"d","question":"good memory {n}"}}"#);
         let out = mcs_stdin(&store, &["ingest", "-"], &format!("{ok}\n{bad}\n{ok}\n"));
         assert_eq!(out.status.code(), Some(1), "{bad}");
         let err = text(&out.stderr);
         assert_eq!(err.lines().count(), 1, "{err}");
         assert!(err.contains(line) && err.contains(field), "{bad}: {err}");
-        assert!(err.contains("1 memories stored before it"), "{err}");
+        assert!(err.contains("1 memory stored before it"), "{err}");
         stored += 1;
         let out = mcs(&store, &["stats", "--json"]);
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

@@ -14,6 +14,7 @@ pub(crate) fn run(store: Option<&Path>) -> anyhow::Result<()> {
         Some(dir) => dir.to_owned(),
         None => {
             temp = tempfile::Builder::new().prefix("mcs-demo-").tempdir()?;
+            crate::pipe::remove_on_quiet_exit(temp.path().to_owned());
             temp.path().join("store")
         }
     };
@@ -70,11 +71,11 @@ pub(crate) fn run(store: Option<&Path>) -> anyhow::Result<()> {
 
     let stats = store.stats()?;
     println!(
-        "\n6. The store holds {} memories in {} domains, {} segment(s), {} bytes of index.",
-        stats.memories,
-        stats.domains.len(),
-        stats.segments,
-        stats.index_bytes
+        "\n6. The store holds {} in {}, {}, {} of index.",
+        output::count(stats.memories as usize, "memory", "memories"),
+        output::count(stats.domains.len(), "domain", "domains"),
+        output::count(stats.segments, "segment", "segments"),
+        output::count(stats.index_bytes as usize, "byte", "bytes"),
     );
     println!(
         "   Every other process (apprentices, `mcs search`) maps the same segment read-only and"

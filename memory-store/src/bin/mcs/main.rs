@@ -1,9 +1,24 @@
 //! `mcs`: the memory circulation command line. Stores memories durably, searches them through the
 //! shared index, and runs the demo.
 
+/// std's `println!`, except that a closed pipe ends mcs quietly instead of panicking
+/// ([`pipe::print_line`]). Defined before the modules so that it shadows std's in all of them.
+macro_rules! println {
+    () => {
+        $crate::pipe::print_line(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::pipe::print_line(format_args!($($arg)*))
+    };
+}
+
 mod apprentices;
 mod demo;
+mod errors;
+mod help;
+mod ids;
 mod output;
+mod pipe;
 
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
@@ -11,7 +26,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use memory_store::{Memory, MemoryStore, Query, SearchOptions};
 use uuid::Uuid;
 
@@ -29,6 +44,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Store memories from a JSON Lines file (or `-` for standard input); skips ids already stored.
+    #[command(after_long_help = help::MEMORY_FORMAT)]
     Ingest {
         /// The file, or `-`.
         file: String,
@@ -37,25 +53,25 @@ enum Command {
     Add(AddArgs),
     /// Show one memory.
     Get {
-        /// The memory's id.
-        id: Uuid,
+        /// The memory's id, or a unique prefix of it (as tables print).
+        id: String,
         /// Print the memory as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Forget one memory.
     Forget {
-        /// The memory's id.
-        id: Uuid,
+        /// The memory's id, or a unique prefix of it.
+        id: String,
     },
     /// Search memories by text and/or keywords.
     Search(SearchArgs),
     /// Memories related to one memory (its keywords as the query).
     Related {
-        /// The memory's id.
-        id: Uuid,
-        /// At most this many.
-        #[arg(long, default_value_t = 10)]
+        /// The memory's id, or a unique prefix of it.
+        id: String,
+        /// At most this many (at least 1).
+        #[arg(long, default_value_t = 10, value_parser = parse_limit)]
         limit: usize,
         /// Print JSON.
         #[arg(long)]
@@ -66,8 +82,8 @@ enum Command {
         /// Only this domain.
         #[arg(long)]
         domain: Option<String>,
-        /// At most this many.
-        #[arg(long, default_value_t = 10)]
+        /// At most this many (at least 1).
+        #[arg(long, default_value_t = 10, value_parser = parse_limit)]
         limit: usize,
         /// Print JSON.
         #[arg(long)]
@@ -87,8 +103,9 @@ enum Command {
     Invite(InviteArgs),
     /// Invite every kind of apprentice at once (one process each) and print all responses.
     Circle(CircleArgs),
-    /// The tour: a fresh temporary store (unless --store is given), sample memories, searches,
-    /// and two apprentice processes answering an invitation.
+    /// The tour: a fresh temporary store, sample memories, searches, and two apprentice
+    /// processes answering an invitation. Only an explicit --store on the command line makes it
+    /// use (and write 37 sample memories into) a real store; MCS_STORE is ignored here.
     Demo,
     /// Run as an apprentice of KIND (started by `mcs invite`/`mcs circle`, not by hand).
     #[command(hide = true)]
@@ -215,6 +232,14 @@ struct AddArgs {
     timestamp: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+fn parse_limit(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1 (a limit of 0 would return nothing)".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("{s:?} is not a count: {e}")),
+    }
+}
+
 fn parse_pair(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -234,8 +259,8 @@ struct SearchArgs {
     /// Only sacred memories.
     #[arg(long)]
     sacred_only: bool,
-    /// At most this many hits.
-    #[arg(long, default_value_t = 10)]
+    /// At most this many hits (at least 1).
+    #[arg(long, default_value_t = 10, value_parser = parse_limit)]
     limit: usize,
     /// Weight of a memory's own score.
     #[arg(long, default_value_t = 0.2)]
@@ -251,8 +276,13 @@ struct SearchArgs {
 const DEFAULT_STORE: &str = "./mcs-store";
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match run(cli) {
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    // The demo writes sample memories: only a --store typed on the command line may send them
+    // into a real store, never an MCS_STORE left in the environment.
+    let store_on_command_line =
+        matches.value_source("store") == Some(clap::parser::ValueSource::CommandLine);
+    match run(cli, store_on_command_line) {
         Ok(code) => code,
         Err(e) => {
             let line = format!("{e:#}").replace('\n', " ");
@@ -267,6 +297,7 @@ fn store_dir(cli_store: &Option<PathBuf>) -> PathBuf {
 }
 
 fn open_writer(dir: &PathBuf) -> anyhow::Result<MemoryStore> {
+    errors::check_store_path(dir)?;
     let store =
         MemoryStore::open(dir).with_context(|| format!("opening store {}", dir.display()))?;
     if let Some(why) = store.repaired() {
@@ -276,6 +307,7 @@ fn open_writer(dir: &PathBuf) -> anyhow::Result<MemoryStore> {
 }
 
 fn open_reader(dir: &PathBuf) -> anyhow::Result<MemoryStore> {
+    errors::check_store_path(dir)?;
     if !dir.is_dir() {
         bail!("no store at {} (create one with `mcs ingest` or `mcs add`)", dir.display());
     }
@@ -289,7 +321,7 @@ fn open_reader(dir: &PathBuf) -> anyhow::Result<MemoryStore> {
     })
 }
 
-fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+fn run(cli: Cli, store_on_command_line: bool) -> anyhow::Result<ExitCode> {
     let dir = store_dir(&cli.store);
     match cli.command {
         Command::Ingest { file } => ingest(&dir, &file)?,
@@ -315,6 +347,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Get { id, json } => {
             let store = open_reader(&dir)?;
+            let id = ids::resolve(&dir, &id)?;
             let Some(m) = store.get(id)? else { bail!("no memory with id {id}") };
             if json {
                 println!("{}", serde_json::to_string(&m)?);
@@ -323,6 +356,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Forget { id } => {
+            errors::check_store_path(&dir)?;
+            let id = ids::resolve(&dir, &id)?;
             if !open_writer(&dir)?.forget(id)? {
                 bail!("no memory with id {id}");
             }
@@ -345,15 +380,24 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 exclude: None,
             };
             let results = store.search(&query, &options)?;
-            output::print_results(&results, s.json)?;
+            if s.json {
+                println!("{}", serde_json::to_string(&output::results_json(&store, &results)?)?);
+            } else {
+                output::print_results(&results, false)?;
+            }
         }
         Command::Related { id, limit, json } => {
             let mut store = open_reader(&dir)?;
+            let id = ids::resolve(&dir, &id)?;
             let options = SearchOptions { limit, ..SearchOptions::default() };
             let Some(results) = store.related(id, &options)? else {
                 bail!("no memory with id {id}")
             };
-            output::print_results(&results, json)?;
+            if json {
+                println!("{}", serde_json::to_string(&output::results_json(&store, &results)?)?);
+            } else {
+                output::print_results(&results, false)?;
+            }
         }
         Command::Sacred { domain, limit, json } => {
             let mut store = open_reader(&dir)?;
@@ -392,7 +436,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             store.rebuild()?;
             println!("rebuilt: generation {}", store.generation());
         }
-        Command::Demo => demo::run(cli.store.as_deref())?,
+        Command::Demo => demo::run(cli.store.as_deref().filter(|_| store_on_command_line))?,
         Command::Invite(a) => {
             open_reader(&dir)?;
             let outcomes = apprentices::invite(&[a.kind.into()], &dir, &a.task.ask());
@@ -450,7 +494,7 @@ fn ingest(dir: &PathBuf, file: &str) -> anyhow::Result<()> {
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new_spinner();
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} {pos} memories read ({per_sec})")
+            indicatif::ProgressStyle::with_template("{spinner} {human_pos} memories read ({msg})")
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
         );
         bar
@@ -483,7 +527,10 @@ fn ingest(dir: &PathBuf, file: &str) -> anyhow::Result<()> {
                 if let Some(bar) = &bar {
                     bar.finish_and_clear();
                 }
-                bail!("{file}: {e} ({stored} memories stored before it, {skipped} skipped)");
+                bail!(
+                    "{file}: {e} ({} stored before it, {skipped} skipped)",
+                    output::count(stored, "memory", "memories")
+                );
             }
         }
         if batch.len() == INGEST_BATCH {
@@ -491,6 +538,9 @@ fn ingest(dir: &PathBuf, file: &str) -> anyhow::Result<()> {
         }
         if let Some(bar) = &bar {
             bar.set_position(n as u64 + 1);
+            if n % 1024 == 0 {
+                bar.set_message(output::rate(n + 1, started.elapsed()));
+            }
         }
     }
     flush(&mut store, &mut batch, &mut stored, &mut skipped)?;
@@ -498,7 +548,8 @@ fn ingest(dir: &PathBuf, file: &str) -> anyhow::Result<()> {
         bar.finish_and_clear();
     }
     println!(
-        "ingested {stored} memories, skipped {skipped} already stored, in {:.2}s (generation {})",
+        "ingested {}, skipped {skipped} already stored, in {:.2}s (generation {})",
+        output::count(stored, "memory", "memories"),
         started.elapsed().as_secs_f64(),
         store.generation()
     );
