@@ -640,10 +640,9 @@ impl<B: Storage> Segment<B> {
                         if acc[slot] == 0 {
                             touched.push(slot as u16);
                             // What the candidate loop below reads first, requested now so
-                            // that the loads overlap the rest of the walk: a search whose
-                            // caches were evicted (100k bench segment, a 48 MiB write between
-                            // searches) took about 5 % less at p50, 18.0 against 18.8 µs
-                            // over 24 alternated runs; warm searches unchanged.
+                            // that the loads overlap the rest of the walk: it helps searches
+                            // whose caches were evicted and costs warm ones nothing (figures
+                            // in benches/NOTES.md).
                             let oi = o as usize;
                             prefetch(scores.as_ptr().wrapping_add(oi));
                             prefetch(forward_offsets.as_ptr().wrapping_add(oi));

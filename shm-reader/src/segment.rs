@@ -132,20 +132,17 @@ impl Segment<memmap2::Mmap> {
 pub unsafe fn map_file(path: &Path) -> std::io::Result<memmap2::Mmap> {
     let file = std::fs::File::open(path)?;
     // No MAP_POPULATE: the checksum reads every page right after, and its faults map the
-    // pages around them in batches. Measured on the 100k bench segment in fresh processes
-    // here: populating cost 0.1 ms on a quiet machine but 2-3 ms when the host was busy, while
-    // letting the checksum fault the pages in cost 0.8-1.5 ms less in that state.
+    // pages around them in batches; populating first cost more than it saved on a busy host
+    // (figures in benches/NOTES.md, issue 22).
     // SAFETY: the caller promises the file is neither modified nor truncated while mapped
     // (this function's contract); the mapping is read-only.
     let mmap = unsafe { memmap2::MmapOptions::new().map(&file) }?;
     // Transparent huge pages: a segment is read whole at open, so 2 MiB pages cost no memory
     // a 4 KiB mapping would not, and when the kernel reads the file from disk (after a reboot
     // or eviction) it fills the page cache with 2 MiB folios and maps them with one entry
-    // each. Measured on the 100k bench segment in fresh processes (Linux 6.18, ext4): a file
-    // read back into 4 KiB pages opened in 4.0-4.7 ms, one read back after this advice in
-    // 2.0-2.4 ms, as fast as a file whose cache the writer filled (one large write gives
-    // large folios on its own). Advice only: a kernel without THP refuses it, and that is
-    // fine.
+    // each, so such a file opens about as fast as one whose cache the writer filled (one
+    // large write gives large folios on its own; figures in benches/NOTES.md). Advice only: a
+    // kernel without THP refuses it, and that is fine.
     #[cfg(target_os = "linux")]
     let _ = mmap.advise(memmap2::Advice::HugePage);
     Ok(mmap)
@@ -368,8 +365,8 @@ fn check_offsets(
     if offsets[entries].to_native() as usize != blob {
         return Err(structure(what));
     }
-    // Branch-free, so it vectorizes: 350,000 offsets of the 100k bench segment take 0.07 ms
-    // this way and 0.32 ms with an early return per element (measured in cache, one core).
+    // Branch-free, so it vectorizes: several times faster than an early return per element
+    // on a large segment's offset tables (figures in benches/NOTES.md).
     let monotone =
         offsets.windows(2).fold(true, |ok, w| ok & (w[0].to_native() <= w[1].to_native()));
     if monotone {
