@@ -491,7 +491,8 @@ impl Publisher {
 
     /// Removes segment and manifest files that neither the current nor the previous manifest
     /// names (the previous one stays for readers that are just switching), and temp files that
-    /// interrupted writes left. Never truncates; a file already gone is fine.
+    /// interrupted writes left. Never truncates; a file already gone is fine. On Windows a file a
+    /// reader still maps cannot be deleted: it is left and a later collection retries.
     pub fn collect_garbage(&mut self) -> Result<GcStats, LayoutError> {
         let mut keep_segments: Vec<&str> = Vec::new();
         let mut keep_manifests: Vec<String> = Vec::new();
@@ -523,9 +524,10 @@ impl Publisher {
                     && !keep_segments.contains(&name)
                     && !keep_manifests.iter().any(|m| m == name);
                 if stale_temp || unnamed {
-                    match fs::remove_file(entry.path()) {
-                        Ok(()) => *count += usize::from(!stale_temp),
-                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    // A file a reader still maps on Windows stays until a later collection.
+                    match crate::removal::remove_unless_mapped(&entry.path()) {
+                        Ok(crate::removal::Removal::Removed) => *count += usize::from(!stale_temp),
+                        Ok(crate::removal::Removal::Gone | crate::removal::Removal::Deferred) => {}
                         Err(source) => {
                             return Err(LayoutError::Io {
                                 what: "removing",

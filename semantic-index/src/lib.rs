@@ -69,6 +69,7 @@ mod document;
 pub mod format;
 mod keywords;
 pub mod layout;
+mod removal;
 
 pub use crate::builder::{BuildError, SegmentBuilder};
 pub use crate::document::Document;
