@@ -4,3 +4,5 @@ mod hostile;
 mod reader;
 mod search;
 mod util;
+#[cfg(windows)]
+mod windows_gc;
