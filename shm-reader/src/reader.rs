@@ -13,14 +13,14 @@ use crate::segment::{DocRef, OpenError, Segment};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReaderError {
-    /// The store directory does not exist or cannot be read.
-    #[error("store directory {}", path.display())]
+    /// The store directory does not exist or cannot be read. The message includes the cause
+    /// (no separate `source()`, so a printed chain names it once).
+    #[error("cannot read store directory {}: {cause}", path.display())]
     Store {
         /// The directory.
         path: PathBuf,
         /// The cause.
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// `HEAD` or a manifest could not be read.
     #[error(transparent)]
@@ -249,8 +249,7 @@ impl Reader {
     /// empty reader that picks up the first publication.
     pub fn open(dir: impl AsRef<Path>) -> Result<Reader, ReaderError> {
         let dir = dir.as_ref().to_owned();
-        std::fs::read_dir(&dir)
-            .map_err(|source| ReaderError::Store { path: dir.clone(), source })?;
+        std::fs::read_dir(&dir).map_err(|cause| ReaderError::Store { path: dir.clone(), cause })?;
         let mut reader =
             Reader { dir, beacon: None, seen: u64::MAX, snapshot: Arc::new(Snapshot::empty()) };
         reader.reload()?;

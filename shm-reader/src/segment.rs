@@ -38,10 +38,10 @@ unsafe impl Storage for memmap2::Mmap {}
 pub enum Check {
     /// Reading or mapping the file.
     #[error("cannot read: {0}")]
-    Io(#[source] std::io::Error),
+    Io(std::io::Error),
     /// The fixed header.
     #[error("bad header: {0}")]
-    Header(#[source] HeaderError),
+    Header(HeaderError),
     /// File length disagrees with the header's payload length.
     #[error("length {found} bytes, header says {expected}")]
     Length {
@@ -70,12 +70,14 @@ pub enum Check {
 }
 
 /// A segment could not be opened: which file and which check.
+///
+/// The message names the file, the check and its cause, once: neither this error nor [`Check`]
+/// repeats its cause as a `source()` (a printed chain used to say it three times).
 #[derive(Debug, thiserror::Error)]
 pub struct OpenError {
     /// The file, if the segment came from one.
     pub path: Option<PathBuf>,
     /// The check that failed.
-    #[source]
     pub check: Check,
 }
 
