@@ -501,6 +501,11 @@ impl MemoryStore {
     }
 
     /// Recreates the index from the records as one segment and publishes it.
+    ///
+    /// The old segment files stay in `segments/` until the next publication: the previous
+    /// generation is kept for readers that are switching to the new one. Which files are live is
+    /// what `HEAD`'s manifest names, not what the directory holds: [`MemoryStore::stats`] counts
+    /// the live segments and `shm_reader::Reader::segment_files` lists them.
     pub fn rebuild(&mut self) -> Result<()> {
         self.writer()?.rebuild_index()?;
         self.reader.refresh()?;

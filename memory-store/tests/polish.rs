@@ -206,3 +206,39 @@ fn the_demo_ignores_mcs_store_in_the_environment() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(store.join("HEAD").exists());
 }
+
+/// The `.seg` files in the store's `segments/` directory.
+fn segment_files(store: &Path) -> std::collections::BTreeSet<String> {
+    std::fs::read_dir(store.join("segments"))
+        .unwrap()
+        .filter_map(|e| e.unwrap().file_name().into_string().ok())
+        .filter(|n| n.ends_with(".seg"))
+        .collect()
+}
+
+/// The files `HEAD`'s manifest names.
+fn live_files(store: &Path) -> std::collections::BTreeSet<String> {
+    let reader = shm_reader::Reader::open(store).unwrap();
+    let snapshot = reader.snapshot();
+    snapshot.segment_files().map(|(name, _)| name.to_owned()).collect()
+}
+
+#[test]
+fn after_a_rebuild_only_head_says_which_segment_files_are_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s");
+    assert!(ingest(&store, THREE).status.success());
+    let before = live_files(&store);
+    assert!(run(&store, &["rebuild"]).status.success());
+    let (after, on_disk) = (live_files(&store), segment_files(&store));
+    assert_eq!(after.len(), 1, "a rebuild publishes one segment");
+    assert!(after.is_disjoint(&before));
+    // As documented: the previous generation's files stay for readers that are switching.
+    assert_eq!(on_disk, after.union(&before).cloned().collect(), "stale files beside live ones");
+    let stats: serde_json::Value =
+        serde_json::from_slice(&run(&store, &["stats", "--json"]).stdout).unwrap();
+    assert_eq!(stats["segments"], 1, "stats counts live segments only");
+    // The next publication collects them.
+    assert!(run(&store, &["add", "--domain", "d", "--question", "one more"]).status.success());
+    assert!(segment_files(&store).is_disjoint(&before), "collected after the next publication");
+}
