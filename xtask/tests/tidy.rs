@@ -60,6 +60,10 @@ const CONFINED: &[(&str, &str, &str)] = &[
     ("rusqlite", "benches", "peers build only in benches"),
 ];
 
+/// The index's files are written through atomic-write; these files may also write in place.
+const IN_PLACE_WRITES: &[(&str, &str)] =
+    &[("semantic-index/src/layout.rs", "the beacon, a fixed-size hint bumped in place")];
+
 /// Tests that still assert on wall-clock time, against "no timed unit tests". Shrink it.
 const TIMED_TESTS_TO_REPLACE: &[&str] = &["apprentice-core/tests/supervisor.rs"];
 
@@ -495,4 +499,55 @@ fn the_tidy_helpers_find_what_they_look_for() {
     assert_eq!(s[2].1, ["workspace = true"]);
     assert!(files(&[".rs"]).contains(&PathBuf::from("xtask/tests/tidy.rs")));
     assert!(files(&[".md"]).contains(&PathBuf::from("ARCHITECTURE.md")));
+    assert_eq!(shipped("a\n#[cfg(test)]\nmod tests {}").count(), 1);
+    let layout = read(Path::new(IN_PLACE_WRITES[0].0));
+    let beacon = shipped(&layout).filter(|(_, l)| l.contains("OpenOptions")).count();
+    assert_eq!(beacon, 1, "the write check sees the beacon's in-place write");
+}
+
+/// The lines of `text` before its `#[cfg(test)]` module (the code that ships).
+fn shipped(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.lines().enumerate().take_while(|(_, l)| !l.trim_start().starts_with("#[cfg(test)]"))
+}
+
+#[test]
+fn only_the_protocol_module_defines_wire_types() {
+    let mut problems = Vec::new();
+    for file in sources() {
+        let rel = file.to_string_lossy().replace('\\', "/");
+        let in_apprentices =
+            rel.starts_with("apprentice-core/src") || rel.starts_with("apprentice-kinds/src");
+        if !in_apprentices || rel == "apprentice-core/src/protocol.rs" {
+            continue;
+        }
+        for (n, line) in shipped(&read(&file)) {
+            if line.contains("derive(")
+                && (line.contains("Serialize") || line.contains("Deserialize"))
+            {
+                problems.push(format!("{rel}:{}: a wire type outside protocol.rs", n + 1));
+            }
+        }
+    }
+    report("wire types", problems);
+}
+
+#[test]
+fn the_index_writes_only_through_atomic_write() {
+    let writes = ["OpenOptions", "File::create", "fs::write(", "set_len("];
+    let mut problems = Vec::new();
+    for file in sources() {
+        let rel = file.to_string_lossy().replace('\\', "/");
+        if !(rel.starts_with("semantic-index/src") || rel.starts_with("shm-reader/src")) {
+            continue;
+        }
+        let allowed = IN_PLACE_WRITES.iter().any(|(f, _)| *f == rel);
+        let found: Vec<usize> = shipped(&read(&file))
+            .filter(|(_, l)| writes.iter().any(|w| l.contains(w)))
+            .map(|(n, _)| n + 1)
+            .collect();
+        if !found.is_empty() && (!allowed || found.len() > 1) {
+            problems.push(format!("{rel}: writes a file directly at lines {found:?}"));
+        }
+    }
+    report("writes outside atomic-write (IN_PLACE_WRITES lists the exceptions)", problems);
 }
