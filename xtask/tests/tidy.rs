@@ -285,6 +285,15 @@ fn sections(text: &str) -> Vec<(String, Vec<String>)> {
     out
 }
 
+/// Whether a manifest line starts a `key = value` entry (not the continuation of a multi-line
+/// array inside an inline table).
+fn is_key_line(line: &str) -> bool {
+    let key = line.split('=').next().unwrap_or("").trim();
+    line.contains('=')
+        && !key.is_empty()
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
 fn is_dependency_section(section: &str) -> bool {
     section.ends_with("dependencies")
 }
@@ -304,7 +313,7 @@ fn manifests_follow_the_workspace_conventions() {
             problems.push(format!("{name}: no `[lints] workspace = true`"));
         }
         for (section, lines) in sections.iter().filter(|(s, _)| is_dependency_section(s)) {
-            for line in lines {
+            for line in lines.iter().filter(|l| is_key_line(l)) {
                 let dep = line.split(['.', '=', ' ']).next().unwrap_or("").to_owned();
                 let inherited = line.starts_with(&format!("{dep}.workspace = true"))
                     || line.contains("workspace = true");
@@ -333,7 +342,7 @@ fn manifests_follow_the_workspace_conventions() {
         .iter()
         .find(|(s, _)| s == "workspace.dependencies")
         .expect("root Cargo.toml has [workspace.dependencies]");
-    for line in workspace_deps {
+    for line in workspace_deps.iter().filter(|l| is_key_line(l)) {
         let dep = line.split(['=', ' ']).next().unwrap_or("").to_owned();
         if !used.contains(&dep) {
             problems.push(format!("[workspace.dependencies] {dep} is used by no member"));
@@ -500,6 +509,10 @@ fn the_tidy_helpers_find_what_they_look_for() {
     assert!(files(&[".rs"]).contains(&PathBuf::from("xtask/tests/tidy.rs")));
     assert!(files(&[".md"]).contains(&PathBuf::from("ARCHITECTURE.md")));
     assert_eq!(shipped("a\n#[cfg(test)]\nmod tests {}").count(), 1);
+    assert!(is_key_line("clap = { workspace = true, features = ["));
+    assert!(is_key_line("serde.workspace = true"));
+    assert!(!is_key_line("\"std\","));
+    assert!(!is_key_line("] }"));
     let layout = read(Path::new(IN_PLACE_WRITES[0].0));
     let beacon = shipped(&layout).filter(|(_, l)| l.contains("OpenOptions")).count();
     assert_eq!(beacon, 1, "the write check sees the beacon's in-place write");
