@@ -2,10 +2,11 @@
 //!
 //! ```text
 //! <store>/                 0700
-//!   segments/<name>.seg    immutable segments, 0444
-//!   manifests/<gen>.man    immutable manifests, 0444
-//!   HEAD                   the current manifest's file name, replaced atomically
-//!   beacon                 64 bytes; bytes 0..8 = generation (u64 LE), bumped in place
+//!   store-id               the store's identity (32 hex digits), 0400, written once
+//!   segments/<name>.seg    immutable segments, 0400
+//!   manifests/<gen>.man    immutable manifests, 0400
+//!   HEAD                   the current manifest's file name, 0600, replaced atomically
+//!   beacon                 64 bytes, 0600; bytes 0..8 = generation (u64 LE), bumped in place
 //! ```
 //!
 //! [`Publisher::publish`] writes in this order: segment files (already written by
@@ -17,8 +18,13 @@
 //!
 //! A manifest is a small binary file: a 32-byte header (magic [`MANIFEST_MAGIC`], version
 //! [`MANIFEST_VERSION`], body length, xxh3-64 of the body) and a little-endian body
-//! (generation, commit sequence, then per segment its file name, document count and sorted
-//! deleted ordinals).
+//! (generation, commit sequence, the store's identity, then per segment its file name,
+//! document count, the segment header's checksum and sorted deleted ordinals). The checksum
+//! binds the manifest to the exact segment file it names, and the identity to its store: a
+//! reader refuses a segment or a manifest that came from elsewhere.
+//!
+//! Every store file is opened with [`open_file`]: never through a symbolic link, never a FIFO
+//! or a device (no open can hang), only a regular file.
 
 use std::fs;
 use std::io;
@@ -38,12 +44,20 @@ pub const BEACON: &str = "beacon";
 pub const BEACON_LEN: usize = 64;
 /// The first eight bytes of a manifest.
 pub const MANIFEST_MAGIC: [u8; 8] = *b"MCMANIF\0";
-/// The manifest version this build writes and reads.
-pub const MANIFEST_VERSION: u32 = 1;
+/// The file holding the store's identity.
+pub const STORE_ID: &str = "store-id";
+/// The manifest version this build writes and reads (2: store identity and segment checksums).
+pub const MANIFEST_VERSION: u32 = 2;
 const MANIFEST_HEADER_LEN: usize = 32;
 
-/// Mode of published segment and manifest files.
-pub const PUBLISHED_MODE: u32 = 0o444;
+/// Mode of published segment and manifest files: owner-only, read-only.
+pub const PUBLISHED_MODE: u32 = 0o400;
+/// Mode of `HEAD`, the beacon and other store files the writer replaces: owner-only.
+pub const PRIVATE_MODE: u32 = 0o600;
+/// The longest `HEAD` this build reads (a manifest file name is far shorter).
+const HEAD_MAX_LEN: u64 = 4096;
+/// The longest manifest this build reads (about 256 million deleted ordinals).
+const MANIFEST_MAX_LEN: u64 = 1 << 30;
 /// Mode of the store directory and its subdirectories.
 pub const DIR_MODE: u32 = 0o700;
 
@@ -54,6 +68,8 @@ pub struct Manifest {
     pub generation: u64,
     /// The writer's commit sequence this generation covers (opaque to the index).
     pub commit_seq: u64,
+    /// The identity of the store this manifest belongs to (the `store-id` file).
+    pub store_id: [u8; 16],
     /// The live segments.
     pub segments: Vec<SegmentEntry>,
 }
@@ -65,6 +81,9 @@ pub struct SegmentEntry {
     pub file: String,
     /// How many documents the segment holds.
     pub doc_count: u32,
+    /// The checksum in the segment file's header (over its header fields and payload), which
+    /// a reader compares with the file it maps: the manifest names this exact file.
+    pub checksum: u64,
     /// Ordinals deleted since the segment was written, ascending.
     pub deleted: Vec<u32>,
 }
@@ -100,6 +119,12 @@ pub enum LayoutError {
         #[source]
         source: atomic_write::Error,
     },
+    /// The manifest `HEAD` names belongs to another store (its identity is not this store's).
+    #[error("{} names a manifest of another store (its store identity differs)", path.display())]
+    Foreign {
+        /// `HEAD`.
+        path: PathBuf,
+    },
     /// A manifest (or `HEAD`) is malformed.
     #[error("manifest {}: {problem}", path.display())]
     Manifest {
@@ -111,12 +136,32 @@ pub enum LayoutError {
     /// Building or writing a segment failed.
     #[error(transparent)]
     Build(#[from] BuildError),
+    /// The `store-id` file does not hold an identity.
+    #[error("store identity {} is malformed (it holds \"{found}\")", path.display())]
+    StoreId {
+        /// The file.
+        path: PathBuf,
+        /// A short excerpt of what it holds.
+        found: String,
+    },
 }
 
 impl LayoutError {
     /// Whether this is a file that does not exist.
-    fn is_not_found(&self) -> bool {
+    pub fn is_not_found(&self) -> bool {
         matches!(self, LayoutError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound)
+    }
+
+    /// Whether this is damage a writer repairs by publishing anew: a file that is missing,
+    /// malformed, or not a regular file (a link, a FIFO).
+    fn is_damage(&self) -> bool {
+        match self {
+            LayoutError::Io { source, .. } => {
+                source.kind() == io::ErrorKind::NotFound || is_not_regular(source)
+            }
+            LayoutError::Manifest { .. } => true,
+            _ => false,
+        }
     }
 }
 
@@ -169,11 +214,13 @@ impl Manifest {
         let mut body = Vec::new();
         body.extend_from_slice(&self.generation.to_le_bytes());
         body.extend_from_slice(&self.commit_seq.to_le_bytes());
+        body.extend_from_slice(&self.store_id);
         body.extend_from_slice(&(self.segments.len() as u32).to_le_bytes());
         for s in &self.segments {
             body.extend_from_slice(&(s.file.len() as u32).to_le_bytes());
             body.extend_from_slice(s.file.as_bytes());
             body.extend_from_slice(&s.doc_count.to_le_bytes());
+            body.extend_from_slice(&s.checksum.to_le_bytes());
             body.extend_from_slice(&(s.deleted.len() as u32).to_le_bytes());
             for d in &s.deleted {
                 body.extend_from_slice(&d.to_le_bytes());
@@ -212,6 +259,8 @@ impl Manifest {
         }
         let generation = r.u64()?;
         let commit_seq = r.u64()?;
+        let mut store_id = [0u8; 16];
+        store_id.copy_from_slice(r.take(16)?);
         let count = r.u32()?;
         let mut segments = Vec::new();
         for _ in 0..count {
@@ -219,9 +268,10 @@ impl Manifest {
             let name = std::str::from_utf8(r.take(len)?)
                 .map_err(|_| ManifestError::FileName(String::from("<not utf-8>")))?;
             if !valid_file_name(name) {
-                return Err(ManifestError::FileName(name.to_owned()));
+                return Err(ManifestError::FileName(excerpt(name.as_bytes())));
             }
             let doc_count = r.u32()?;
+            let checksum = r.u64()?;
             let n_deleted = r.u32()? as usize;
             if n_deleted > (bytes.len() - r.at) / 4 {
                 return Err(ManifestError::Length { at: r.at });
@@ -235,12 +285,12 @@ impl Manifest {
             {
                 return Err(ManifestError::Deleted(name.to_owned()));
             }
-            segments.push(SegmentEntry { file: name.to_owned(), doc_count, deleted });
+            segments.push(SegmentEntry { file: name.to_owned(), doc_count, checksum, deleted });
         }
         if r.at != bytes.len() {
             return Err(ManifestError::Length { at: r.at });
         }
-        Ok(Manifest { generation, commit_seq, segments })
+        Ok(Manifest { generation, commit_seq, store_id, segments })
     }
 
     /// Live documents across all segments.
@@ -301,30 +351,133 @@ fn manifest_file_name(generation: u64) -> String {
     format!("{generation:016}.man")
 }
 
+/// Opens the store file at `path` with `options`, without following a symbolic link at
+/// `path` and without blocking (a FIFO or a device at `path` cannot make the open hang), and
+/// refuses anything but a regular file. The error says which it found.
+pub fn open_file(path: &Path, options: &mut fs::OpenOptions) -> io::Result<fs::File> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC);
+    }
+    let file = options.open(path).map_err(|e| {
+        #[cfg(unix)]
+        if e.raw_os_error() == Some(libc::ELOOP) {
+            return not_regular("a symbolic link");
+        }
+        #[cfg(unix)]
+        if e.raw_os_error() == Some(libc::ENXIO) {
+            return not_regular("a FIFO or socket");
+        }
+        e
+    })?;
+    let kind = file.metadata()?.file_type();
+    if !kind.is_file() {
+        return Err(not_regular(if kind.is_dir() { "a directory" } else { "a FIFO or device" }));
+    }
+    Ok(file)
+}
+
+fn not_regular(what: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("is {what}, not a regular file (store files are never followed or waited on)"),
+    )
+}
+
+/// Whether `e` is [`open_file`] refusing something that is not a regular file.
+pub fn is_not_regular(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::InvalidInput
+}
+
+/// Reads a whole store file through [`open_file`]; refuses one longer than `limit` bytes.
+pub fn read_file(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let file = open_file(path, fs::OpenOptions::new().read(true))?;
+    let mut bytes = Vec::new();
+    file.take(limit.saturating_add(1)).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("longer than the {limit} bytes this file may hold"),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// A short, escaped excerpt of file content for an error message: never more than a few
+/// dozen characters of whatever a file holds.
+pub fn excerpt(bytes: &[u8]) -> String {
+    const MAX: usize = 24;
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(MAX)]);
+    let mut out: String = text.escape_debug().collect();
+    if bytes.len() > MAX {
+        out.push_str("...");
+    }
+    out
+}
+
 /// Reads `HEAD` and the manifest it names. `Ok(None)` when nothing was published yet.
 pub fn read_head(store: &Path) -> Result<Option<(String, Manifest)>, LayoutError> {
     let head = head_path(store);
-    let name = match fs::read(&head) {
+    let name = match read_file(&head, HEAD_MAX_LEN) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(source) => return Err(LayoutError::Io { what: "reading", path: head, source }),
     };
-    let name = std::str::from_utf8(&name).map(str::trim).unwrap_or("");
-    if !valid_file_name(name) {
+    let trimmed = std::str::from_utf8(&name).map(str::trim).unwrap_or("");
+    if !valid_file_name(trimmed) {
         return Err(LayoutError::Manifest {
             path: head,
-            problem: ManifestError::FileName(name.to_owned()),
+            problem: ManifestError::FileName(excerpt(&name)),
         });
     }
-    let path = manifest_path(store, name);
-    let bytes = fs::read(&path).map_err(|source| LayoutError::Io {
+    let path = manifest_path(store, trimmed);
+    let bytes = read_file(&path, MANIFEST_MAX_LEN).map_err(|source| LayoutError::Io {
         what: "reading",
         path: path.clone(),
         source,
     })?;
     let manifest =
         Manifest::from_bytes(&bytes).map_err(|problem| LayoutError::Manifest { path, problem })?;
-    Ok(Some((name.to_owned(), manifest)))
+    Ok(Some((trimmed.to_owned(), manifest)))
+}
+
+/// Reads the store's identity from `<store>/store-id`; `Ok(None)` if the file does not exist.
+pub fn read_store_id(store: &Path) -> Result<Option<[u8; 16]>, LayoutError> {
+    let path = store.join(STORE_ID);
+    let bytes = match read_file(&path, 64) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(LayoutError::Io { what: "reading", path, source }),
+    };
+    parse_store_id(&bytes).map(Some).ok_or(LayoutError::StoreId { path, found: excerpt(&bytes) })
+}
+
+fn parse_store_id(bytes: &[u8]) -> Option<[u8; 16]> {
+    let text = std::str::from_utf8(bytes).ok()?.trim();
+    if text.len() != 32 {
+        return None;
+    }
+    let value = u128::from_str_radix(text, 16).ok()?;
+    Some(value.to_be_bytes())
+}
+
+/// A fresh store identity: 128 bits from the process's random hasher keys, the time and the pid.
+fn new_store_id() -> [u8; 16] {
+    use std::hash::{BuildHasher, Hasher};
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let mut halves = [0u64; 2];
+    for (i, half) in halves.iter_mut().enumerate() {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(now);
+        h.write_u32(std::process::id());
+        h.write_usize(i);
+        *half = h.finish();
+    }
+    (u128::from(halves[0]) << 64 | u128::from(halves[1])).to_be_bytes()
 }
 
 /// What [`Publisher::collect_garbage`] removed.
@@ -342,6 +495,7 @@ pub struct GcStats {
 #[derive(Debug)]
 pub struct Publisher {
     dir: PathBuf,
+    store_id: [u8; 16],
     current: Option<(String, Manifest)>,
     previous: Option<Manifest>,
     next_segment: u32,
@@ -376,25 +530,39 @@ impl Publisher {
             create_private_dir(&d)?;
         }
         let beacon = beacon_path(&dir);
-        match fs::metadata(&beacon) {
-            Ok(m) if m.len() >= BEACON_LEN as u64 => {}
+        match fs::symlink_metadata(&beacon) {
+            Ok(m) if m.is_file() && m.len() >= BEACON_LEN as u64 => {}
             Ok(_) | Err(_) => {
                 // Created once (or repaired if a crash left a short file nobody can have mapped
-                // usefully); from then on only bumped in place, never truncated.
+                // usefully, or if something not a regular file took its place: the rename
+                // replaces a link itself, never its target); from then on only bumped in place,
+                // never truncated.
                 atomic_write::Options::new()
-                    .mode(0o644)
+                    .mode(PRIVATE_MODE)
                     .write(&beacon, &[0u8; BEACON_LEN])
                     .map_err(|source| LayoutError::Write { path: beacon.clone(), source })?;
             }
         }
+        let store_id = match read_store_id(&dir) {
+            Ok(Some(id)) => id,
+            Ok(None) | Err(LayoutError::StoreId { .. }) => write_store_id(&dir)?,
+            Err(e @ LayoutError::Io { .. }) if recover && e.is_damage() => write_store_id(&dir)?,
+            Err(e) => return Err(e),
+        };
         let (current, damage) = match read_head(&dir) {
+            Ok(Some((_, m))) if m.store_id != store_id => {
+                let e = LayoutError::Foreign { path: head_path(&dir) };
+                if !recover {
+                    return Err(e);
+                }
+                (None, Some(e))
+            }
             Ok(current) => (current, None),
-            Err(e @ LayoutError::Manifest { .. }) if recover => (None, Some(e)),
-            Err(e @ LayoutError::Io { .. }) if recover && e.is_not_found() => (None, Some(e)),
+            Err(e) if recover && e.is_damage() => (None, Some(e)),
             Err(e) => return Err(e),
         };
         let mut last_generation = current.as_ref().map_or(0, |(_, m)| m.generation);
-        if let Ok(bytes) = fs::read(&beacon) {
+        if let Ok(bytes) = read_file(&beacon, BEACON_LEN as u64) {
             if let Some(b) = bytes.get(..8) {
                 let mut g = [0u8; 8];
                 g.copy_from_slice(b);
@@ -418,7 +586,7 @@ impl Publisher {
             }
         }
         let publisher =
-            Publisher { dir, current, previous: None, next_segment: 0, last_generation };
+            Publisher { dir, store_id, current, previous: None, next_segment: 0, last_generation };
         if let Some((_, m)) = &publisher.current {
             publisher.bump_beacon(m.generation)?;
         }
@@ -428,6 +596,11 @@ impl Publisher {
     /// The store directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The store's identity, which every manifest this publisher writes carries.
+    pub fn store_id(&self) -> [u8; 16] {
+        self.store_id
     }
 
     /// The manifest last published (or found at open), if any.
@@ -451,8 +624,17 @@ impl Publisher {
     pub fn write_segment(&mut self, builder: &SegmentBuilder) -> Result<SegmentEntry, LayoutError> {
         let file = self.fresh_segment_name();
         let path = segment_path(&self.dir, &file);
-        builder.write_file(&path, PUBLISHED_MODE)?;
-        Ok(SegmentEntry { file, doc_count: builder.len() as u32, deleted: Vec::new() })
+        let bytes = builder.to_bytes()?;
+        let checksum = match crate::format::Header::decode(&bytes) {
+            Ok(header) => header.checksum,
+            // The builder always writes a whole header; this is a bug, not bad input.
+            Err(e) => return Err(LayoutError::Build(BuildError::Serialize(e.to_string()))),
+        };
+        atomic_write::Options::new()
+            .mode(PUBLISHED_MODE)
+            .write(&path, &bytes)
+            .map_err(|source| LayoutError::Write { path, source })?;
+        Ok(SegmentEntry { file, doc_count: builder.len() as u32, checksum, deleted: Vec::new() })
     }
 
     /// Publishes `segments` as the next generation: manifest, then `HEAD`, then the beacon.
@@ -463,7 +645,7 @@ impl Publisher {
         segments: Vec<SegmentEntry>,
     ) -> Result<u64, LayoutError> {
         let generation = self.generation() + 1;
-        let manifest = Manifest { generation, commit_seq, segments };
+        let manifest = Manifest { generation, commit_seq, store_id: self.store_id, segments };
         let name = manifest_file_name(generation);
         let path = manifest_path(&self.dir, &name);
         atomic_write::Options::new()
@@ -472,7 +654,7 @@ impl Publisher {
             .map_err(|source| LayoutError::Write { path, source })?;
         let head = head_path(&self.dir);
         atomic_write::Options::new()
-            .mode(0o644)
+            .mode(PRIVATE_MODE)
             .write(&head, format!("{name}\n").as_bytes())
             .map_err(|source| LayoutError::Write { path: head, source })?;
         self.previous = self.current.take().map(|(_, m)| m);
@@ -485,13 +667,14 @@ impl Publisher {
     fn bump_beacon(&self, generation: u64) -> Result<(), LayoutError> {
         let path = beacon_path(&self.dir);
         let io = |source| LayoutError::Io { what: "bumping beacon", path: path.clone(), source };
-        let file = fs::OpenOptions::new().write(true).open(&path).map_err(io)?;
+        let file = open_file(&path, fs::OpenOptions::new().write(true)).map_err(io)?;
         write_at(&file, &generation.to_le_bytes(), 0).map_err(io)
     }
 
     /// Removes segment and manifest files that neither the current nor the previous manifest
     /// names (the previous one stays for readers that are just switching), and temp files that
-    /// interrupted writes left. Never truncates; a file already gone is fine.
+    /// interrupted writes left. Never truncates; a file already gone is fine. A file that
+    /// cannot be removed does not stop the others; the first such failure is returned.
     pub fn collect_garbage(&mut self) -> Result<GcStats, LayoutError> {
         let mut keep_segments: Vec<&str> = Vec::new();
         let mut keep_manifests: Vec<String> = Vec::new();
@@ -500,6 +683,7 @@ impl Publisher {
             keep_manifests.push(manifest_file_name(m.generation));
         }
         let mut stats = GcStats::default();
+        let mut first_error = None;
         for (sub, ext, count) in [
             (SEGMENTS_DIR, ".seg", &mut stats.segments),
             (MANIFESTS_DIR, ".man", &mut stats.manifests),
@@ -527,18 +711,32 @@ impl Publisher {
                         Ok(()) => *count += usize::from(!stale_temp),
                         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                         Err(source) => {
-                            return Err(LayoutError::Io {
+                            // Go on with the other files; report the first failure at the end.
+                            first_error.get_or_insert(LayoutError::Io {
                                 what: "removing",
                                 path: entry.path(),
                                 source,
-                            })
+                            });
                         }
                     }
                 }
             }
         }
-        Ok(stats)
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(stats),
+        }
     }
+}
+
+fn write_store_id(dir: &Path) -> Result<[u8; 16], LayoutError> {
+    let id = new_store_id();
+    let path = dir.join(STORE_ID);
+    atomic_write::Options::new()
+        .mode(PUBLISHED_MODE)
+        .write(&path, format!("{:032x}\n", u128::from_be_bytes(id)).as_bytes())
+        .map_err(|source| LayoutError::Write { path, source })?;
+    Ok(id)
 }
 
 #[cfg(unix)]
@@ -581,9 +779,15 @@ mod tests {
         Manifest {
             generation: 3,
             commit_seq: 9,
+            store_id: *b"0123456789abcdef",
             segments: vec![
-                SegmentEntry { file: "a.seg".into(), doc_count: 10, deleted: vec![1, 4] },
-                SegmentEntry { file: "b.seg".into(), doc_count: 2, deleted: vec![] },
+                SegmentEntry {
+                    file: "a.seg".into(),
+                    doc_count: 10,
+                    checksum: 7,
+                    deleted: vec![1, 4],
+                },
+                SegmentEntry { file: "b.seg".into(), doc_count: 2, checksum: 8, deleted: vec![] },
             ],
         }
     }
@@ -644,8 +848,8 @@ mod tests {
     #[test]
     fn refuses_unknown_version_and_path_like_names() {
         let mut b = sample().to_bytes();
-        b[8..12].copy_from_slice(&2u32.to_le_bytes());
-        assert_eq!(Manifest::from_bytes(&b), Err(ManifestError::Version { expected: 1, found: 2 }));
+        b[8..12].copy_from_slice(&3u32.to_le_bytes());
+        assert_eq!(Manifest::from_bytes(&b), Err(ManifestError::Version { expected: 2, found: 3 }));
         let mut m = sample();
         m.segments[0].file = "../../etc/passwd".into();
         assert!(matches!(Manifest::from_bytes(&m.to_bytes()), Err(ManifestError::FileName(_))));

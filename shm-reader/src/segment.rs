@@ -130,7 +130,8 @@ impl Segment<memmap2::Mmap> {
 ///
 /// As for [`Segment::map`]: the file must not be modified or truncated while the map lives.
 pub unsafe fn map_file(path: &Path) -> std::io::Result<memmap2::Mmap> {
-    let file = std::fs::File::open(path)?;
+    // No link followed, no FIFO waited on, only a regular file (a store file's rule).
+    let file = semantic_index::layout::open_file(path, std::fs::OpenOptions::new().read(true))?;
     // No MAP_POPULATE: the checksum reads every page right after, and its faults map the
     // pages around them in batches. Measured on the 100k bench segment in fresh processes
     // here: populating cost 0.1 ms on a quiet machine but 2-3 ms when the host was busy, while
@@ -215,6 +216,12 @@ impl<B: Storage> Segment<B> {
         // SAFETY: `from_bytes` validated exactly these bytes with rkyv's checked `access`, and
         // `B: Storage` guarantees they are the same bytes now (same address, same content).
         unsafe { rkyv::access_unchecked::<ArchivedSegmentData>(payload) }
+    }
+
+    /// The checksum in the header, which open verified against the header and payload: it
+    /// identifies this exact file (a store's manifest records it).
+    pub fn checksum(&self) -> u64 {
+        self.header.checksum
     }
 
     /// The generation the writer gave this segment.
