@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use semantic_index::layout::{LayoutError, Publisher, SegmentEntry};
+use index_publisher::{PublishError, Publisher};
+use semantic_index::layout::{LayoutError, SegmentEntry};
 use semantic_index::{BuildError, SegmentBuilder};
 use serde::Serialize;
 use shm_reader::{DocRef, Hits, Query, Reader, ReaderError, SearchOptions};
@@ -117,9 +118,12 @@ pub enum Error {
     /// The records could not be read or written.
     #[error(transparent)]
     Records(#[from] RecordsError),
-    /// Publishing the index failed.
+    /// Reading the index's `HEAD`, a manifest or the store identity failed.
     #[error(transparent)]
     Layout(#[from] LayoutError),
+    /// Writing the index failed.
+    #[error(transparent)]
+    Publish(#[from] PublishError),
     /// Building a segment failed.
     #[error(transparent)]
     Build(#[from] BuildError),
@@ -367,9 +371,7 @@ impl MemoryStore {
         let mut repaired = None;
         let reader = match damaged_head.map_or_else(|| Reader::open(&dir), |e| Err(e.into())) {
             Ok(reader) => reader,
-            Err(
-                e @ (ReaderError::Store { .. } | ReaderError::Layout(LayoutError::Write { .. })),
-            ) => return Err(e.into()),
+            Err(e @ ReaderError::Store { .. }) => return Err(e.into()),
             Err(damage) => {
                 writer.rebuild_index()?;
                 repaired = Some(format!("the index could not be read ({damage})"));
