@@ -101,9 +101,19 @@ fn concurrent_adds_are_all_indexed() {
         let mut acknowledged = Vec::new();
         for (word, child) in children {
             let out = finish(child);
-            assert!(out.status.success(), "{word}: {}", text(&out.stderr));
-            acknowledged.push((word, text(&out.stdout).trim().to_owned()));
+            if out.status.success() {
+                acknowledged.push((word, text(&out.stdout).trim().to_owned()));
+            } else {
+                // Only a writer that waited longer than mcs waits for the lock may fail, and
+                // it says so (on a very busy machine); nothing else.
+                assert!(
+                    text(&out.stderr).contains("is locked by"),
+                    "{word}: {}",
+                    text(&out.stderr)
+                );
+            }
         }
+        assert!(!acknowledged.is_empty(), "round {round}: no writer got the lock");
         let out = mcs(&store, &["verify"]);
         assert!(out.status.success(), "round {round}: {}{}", text(&out.stdout), text(&out.stderr));
         for (word, id) in &acknowledged {

@@ -22,6 +22,9 @@ struct Cli {
     /// The store directory [env: MCS_STORE] [default: ./mcs-store].
     #[arg(long, global = true, env = "MCS_STORE", hide_env = true)]
     store: Option<PathBuf>,
+    /// How many seconds a writing command waits for another writer's lock.
+    #[arg(long, global = true, value_name = "SECONDS", default_value_t = 30)]
+    lock_wait: u64,
     #[command(subcommand)]
     command: Command,
 }
@@ -275,12 +278,13 @@ fn store_dir(cli_store: &Option<PathBuf>) -> PathBuf {
     cli_store.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_STORE))
 }
 
-/// How long a writing command waits for another writer to finish: concurrent `mcs add`s take
-/// turns rather than fail.
-const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long a writing command waits for another writer to finish (`--lock-wait`): concurrent
+/// `mcs add`s take turns rather than fail.
+static LOCK_WAIT: std::sync::OnceLock<std::time::Duration> = std::sync::OnceLock::new();
 
 fn open_writer(dir: &PathBuf) -> anyhow::Result<MemoryStore> {
-    let store = MemoryStore::open_waiting(dir, LOCK_WAIT)
+    let wait = LOCK_WAIT.get().copied().unwrap_or_default();
+    let store = MemoryStore::open_waiting(dir, wait)
         .with_context(|| format!("opening store {}", dir.display()))?;
     if let Some(why) = store.repaired() {
         eprintln!("mcs: rebuilt the index of {} from its records: {why}", dir.display());
@@ -304,6 +308,7 @@ fn open_reader(dir: &PathBuf) -> anyhow::Result<MemoryStore> {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let dir = store_dir(&cli.store);
+    let _ = LOCK_WAIT.set(std::time::Duration::from_secs(cli.lock_wait));
     match cli.command {
         Command::Ingest { file } => ingest(&dir, &file)?,
         Command::Add(a) => {
