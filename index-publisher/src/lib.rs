@@ -44,8 +44,8 @@ use std::path::{Path, PathBuf};
 
 use semantic_index::layout::{
     beacon_path, head_path, manifest_file_name, manifest_path, read_file, read_head, read_store_id,
-    segment_path, LayoutError, Manifest, SegmentEntry, BEACON_LEN, DIR_MODE, MANIFESTS_DIR,
-    PRIVATE_MODE, PUBLISHED_MODE, SEGMENTS_DIR, STORE_ID,
+    segment_path, LayoutError, Manifest, SegmentEntry, BEACON_LEN, MANIFESTS_DIR, PRIVATE_MODE,
+    PUBLISHED_MODE, SEGMENTS_DIR, STORE_ID,
 };
 use semantic_index::{layout, BuildError, SegmentBuilder};
 
@@ -383,7 +383,7 @@ fn create_private_dir(dir: &Path) -> Result<(), PublishError> {
         let mut builder = fs::DirBuilder::new();
         builder.recursive(true);
         #[cfg(unix)]
-        std::os::unix::fs::DirBuilderExt::mode(&mut builder, DIR_MODE);
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, layout::DIR_MODE);
         builder.create(dir).map_err(io)?;
         if let Some(parent) = dir.parent() {
             if let Ok(f) = fs::File::open(parent) {

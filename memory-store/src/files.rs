@@ -16,8 +16,10 @@ use crate::records::RECORDS_DIR;
 use crate::store::{Error, Result, LOCK_FILE};
 
 /// Mode of the store directory and its subdirectories.
+#[cfg(unix)]
 const DIR_MODE: u32 = 0o700;
 /// Mode of the lock file.
+#[cfg(unix)]
 const LOCK_MODE: u32 = 0o600;
 /// The first pause between two tries of a held writer lock; it doubles up to
 /// [`LOCK_PAUSE_MAX`].
@@ -48,8 +50,10 @@ pub(crate) fn prepare_writable(dir: &Path) -> Result<()> {
 /// For a reader: refuses a store directory (or subdirectory) others may write.
 pub(crate) fn check_readable(dir: &Path) -> Result<()> {
     for d in std::iter::once(dir.to_owned()).chain(subdirs(dir)) {
-        match fs::symlink_metadata(&d) {
-            Ok(meta) if d == dir || meta.is_dir() => check_mode(&d, &meta)?,
+        // The store directory itself may be a link the user chose; what is inside it may not.
+        let meta = if d == dir { fs::metadata(&d) } else { fs::symlink_metadata(&d) };
+        match meta {
+            Ok(meta) if meta.is_dir() => check_mode(&d, &meta)?,
             Ok(_) => return Err(Error::NotADirectory(d)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(io_err("inspecting", &d)(e)),
@@ -66,6 +70,7 @@ fn create_private(dir: &Path, root: bool) -> Result<()> {
             fs::create_dir_all(parent).map_err(io_err("creating directory", parent))?;
         }
     }
+    #[cfg_attr(not(unix), allow(unused_mut))]
     let mut builder = fs::DirBuilder::new();
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, DIR_MODE);

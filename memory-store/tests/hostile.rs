@@ -466,6 +466,19 @@ fn the_store_is_private_whatever_the_umask() {
     let out = mcs(&existing, &["add", "--domain", "d", "--question", "refused again"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("records"), "{}", text(&out.stderr));
+
+    // The store directory itself may be a link the user chose (its subdirectories may not).
+    fs::set_permissions(existing.join("records"), fs::Permissions::from_mode(0o700)).unwrap();
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink(&existing, &link).unwrap();
+    assert!(mcs(&link, &["search", "existing"]).status.success());
+    add(&link, "through a linked store");
+    let segments = existing.join("segments");
+    fs::rename(&segments, existing.join("segments.real")).unwrap();
+    std::os::unix::fs::symlink(existing.join("segments.real"), &segments).unwrap();
+    let out = mcs(&existing, &["search", "existing"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("not a directory"), "{}", text(&out.stderr));
 }
 
 /// Item 9: an endless line is refused at the cap, naming the line, without growing unbounded.

@@ -358,6 +358,10 @@ pub fn open_file(path: &Path, options: &mut fs::OpenOptions) -> io::Result<fs::F
         if e.raw_os_error() == Some(libc::ENXIO) {
             return not_regular("a FIFO or socket");
         }
+        #[cfg(unix)]
+        if e.raw_os_error() == Some(libc::EISDIR) {
+            return not_regular("a directory");
+        }
         e
     })?;
     let kind = file.metadata()?.file_type();
@@ -493,6 +497,39 @@ mod tests {
         let mut longer = bytes.clone();
         longer.push(0);
         assert!(Manifest::from_bytes(&longer).is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn open_file_refuses_links_fifos_and_directories_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target");
+        fs::write(&target, b"content").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let fifo = dir.path().join("fifo");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        for (path, what) in
+            [(&link, "symbolic link"), (&fifo, "FIFO"), (&dir.path().to_owned(), "directory")]
+        {
+            for write in [false, true] {
+                let err = open_file(path, fs::OpenOptions::new().read(!write).write(write))
+                    .expect_err("only regular files open");
+                assert!(is_not_regular(&err), "{err}");
+                assert!(err.to_string().contains(what), "{}: {err}", path.display());
+            }
+        }
+        assert_eq!(read_file(&target, 7).unwrap(), b"content");
+        assert_eq!(read_file(&target, 6).unwrap_err().kind(), io::ErrorKind::InvalidData);
+        assert_eq!(fs::read(&target).unwrap(), b"content", "the link's target untouched");
+    }
+
+    #[test]
+    fn excerpts_are_short_and_escaped() {
+        assert_eq!(excerpt(b"0000000000000001.man\n"), "0000000000000001.man\\n");
+        let long = excerpt(&[b'x'; 10_000]);
+        assert!(long.len() < 40 && long.ends_with("..."), "{long}");
+        assert_eq!(excerpt(b"\x1b[31m"), "\\u{1b}[31m");
     }
 
     #[test]
