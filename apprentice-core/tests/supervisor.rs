@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use apprentice_core::{
     Apprentice, Circle, Error, Invitation, RestartPolicy, SpawnOptions, BUSY_REASON,
 };
-use semantic_index::layout::Publisher;
+use index_publisher::Publisher;
 use semantic_index::{Document, SegmentBuilder};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_apprentice-core-test-worker");

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use apprentice_core::{answer, Apprentice, Invitation, SpawnOptions};
 use apprentice_kinds::{BuiltIn, ConsciousnessWitness, MemoryNavigator};
-use semantic_index::layout::Publisher;
+use index_publisher::Publisher;
 use semantic_index::{Document, SegmentBuilder};
 use shm_reader::Reader;
 

@@ -37,6 +37,7 @@
 #![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
+mod files;
 mod memory;
 mod records;
 mod store;

@@ -98,6 +98,29 @@ fn file_name(seq: u64, snapshot: bool) -> String {
     format!("{seq:016}.{}", if snapshot { SNAPSHOT_EXT } else { COMMIT_EXT })
 }
 
+/// The sequence of the store's last commit, from the records' file names alone (reads no
+/// record): what a reader compares with the index's commit sequence. 0 if there is none.
+pub(crate) fn last_seq(store: &Path) -> Result<u64, RecordsError> {
+    let dir = store.join(RECORDS_DIR);
+    let entries = match fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(source) => return Err(RecordsError::Io { what: "listing", path: dir, source }),
+    };
+    let mut last = 0;
+    for entry in entries {
+        let entry = entry.map_err(|source| RecordsError::Io {
+            what: "listing",
+            path: dir.clone(),
+            source,
+        })?;
+        if let Some((seq, _)) = entry.file_name().to_str().and_then(file_seq) {
+            last = last.max(seq);
+        }
+    }
+    Ok(last)
+}
+
 impl Records {
     /// Loads every record. With `clean`, also deletes files a snapshot made redundant (writer only).
     pub(crate) fn load(store: &Path, clean: bool) -> Result<Records, RecordsError> {
@@ -190,7 +213,7 @@ impl Records {
         let seq = self.seq + 1;
         let bytes = encode(seq, &entries);
         atomic_write::Options::new()
-            .mode(0o444)
+            .mode(0o400)
             .write(self.dir.join(file_name(seq, false)), &bytes)?;
         for entry in entries {
             self.apply(entry);
@@ -212,7 +235,7 @@ impl Records {
             all.into_iter().map(|m| Entry::Put(Box::new(m.clone()))).collect();
         let bytes = encode(self.seq, &entries);
         atomic_write::Options::new()
-            .mode(0o444)
+            .mode(0o400)
             .write(self.dir.join(file_name(self.seq, true)), &bytes)?;
         let listing = fs::read_dir(&self.dir).map_err(|source| RecordsError::Io {
             what: "listing",
@@ -253,11 +276,9 @@ fn encode(seq: u64, entries: &[Entry]) -> Vec<u8> {
 }
 
 fn read_file(path: &Path, seq: u64) -> Result<Vec<Entry>, RecordsError> {
-    let bytes = fs::read(path).map_err(|source| RecordsError::Io {
-        what: "reading",
-        path: path.to_owned(),
-        source,
-    })?;
+    // No link followed, no FIFO waited on: only a regular file is read.
+    let bytes = semantic_index::layout::read_file(path, u64::MAX)
+        .map_err(|source| RecordsError::Io { what: "reading", path: path.to_owned(), source })?;
     let corrupt = |line: usize, problem: String| RecordsError::Corrupt {
         path: path.to_owned(),
         line,

@@ -2,27 +2,29 @@
 
 use std::cell::OnceCell;
 use std::collections::{BTreeMap, HashSet};
-use std::fs::{self, File};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use semantic_index::layout::{LayoutError, Publisher, SegmentEntry};
+use index_publisher::{PublishError, Publisher};
+use semantic_index::layout::{LayoutError, SegmentEntry};
 use semantic_index::{BuildError, SegmentBuilder};
 use serde::Serialize;
 use shm_reader::{DocRef, Hits, Query, Reader, ReaderError, SearchOptions};
 use uuid::Uuid;
 
+use crate::files;
 use crate::memory::{InvalidMemory, Memory};
-use crate::records::{Entry, Records, RecordsError};
+use crate::records::{self, Entry, Records, RecordsError};
 
 /// The writer's lock file.
 pub const LOCK_FILE: &str = "LOCK";
-/// How many times a held writer lock is tried again, [`LOCK_RETRY_PAUSE`] apart, before the
-/// store is reported locked (about 100 ms in all).
-const LOCK_RETRIES: u32 = 50;
-/// The pause between two tries of a held writer lock.
-const LOCK_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(2);
+/// How long [`MemoryStore::open`] waits for a writer lock another process holds.
+const LOCK_WAIT: Duration = Duration::from_millis(100);
+/// How many times a read-only load of the records starts again because the writer's
+/// compaction removed a file between the listing and the read.
+const RECORDS_LOAD_ATTEMPTS: u32 = 16;
 /// Segments of one size tier that trigger a merge.
 const MERGE_FACTOR: usize = 4;
 
@@ -44,6 +46,61 @@ pub enum Error {
     /// A memory with this id is already stored.
     #[error("a memory with id {0} is already stored")]
     Duplicate(Uuid),
+    /// Memories were stored (or forgotten) durably, but the index could not be updated after
+    /// the commit (a full disk, say). Nothing is lost and nothing must be stored again: the
+    /// index catches up at the next write to the store, or with [`MemoryStore::rebuild`].
+    #[error(
+        "{} durably, but the index was not updated ({source}); it catches up at the next write \
+         to the store (or `mcs rebuild`)",
+        committed(.ids, *.forgotten)
+    )]
+    Unpublished {
+        /// The ids stored (or the one forgotten).
+        ids: Vec<Uuid>,
+        /// Whether the commit forgot `ids[0]` rather than storing `ids`.
+        forgotten: bool,
+        /// Why the index was not updated.
+        #[source]
+        source: Box<Error>,
+    },
+    /// The index is missing or older than the records, and no writer is catching it up.
+    #[error(
+        "the index of {} covers commit {index_seq} but the records reach commit {records_seq}: \
+         it is missing or stale, so reads would miss memories; `mcs rebuild` (or any write) \
+         rebuilds it",
+        dir.display()
+    )]
+    IndexBehind {
+        /// The store.
+        dir: PathBuf,
+        /// The commit the index covers (0: no index).
+        index_seq: u64,
+        /// The records' last commit.
+        records_seq: u64,
+    },
+    /// A store directory others may write: another user may have planted files in it.
+    #[error(
+        "{} is writable by other users (mode {mode:o}): check that nobody planted files in it, \
+         then `chmod 700` it",
+        path.display()
+    )]
+    WritableByOthers {
+        /// The directory.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// A path of the store that must be a directory is something else (a link, a file).
+    #[error("{} is not a directory (store directories are never followed through links)", .0.display())]
+    NotADirectory(PathBuf),
+    /// A search option out of its domain.
+    #[error("search option {name} must be a finite number, got {value}")]
+    InvalidOption {
+        /// The option.
+        name: &'static str,
+        /// Its value.
+        value: f64,
+    },
     /// A write on a store opened read-only.
     #[error("store {} is open read-only", .0.display())]
     ReadOnly(PathBuf),
@@ -61,15 +118,30 @@ pub enum Error {
     /// The records could not be read or written.
     #[error(transparent)]
     Records(#[from] RecordsError),
-    /// Publishing the index failed.
+    /// Reading the index's `HEAD`, a manifest or the store identity failed.
     #[error(transparent)]
     Layout(#[from] LayoutError),
+    /// Writing the index failed.
+    #[error(transparent)]
+    Publish(#[from] PublishError),
     /// Building a segment failed.
     #[error(transparent)]
     Build(#[from] BuildError),
     /// Reading the index failed.
     #[error(transparent)]
     Reader(#[from] ReaderError),
+}
+
+fn committed(ids: &[Uuid], forgotten: bool) -> String {
+    match (ids, forgotten) {
+        ([id], true) => format!("forgot memory {id}"),
+        ([id], false) => format!("stored memory {id}"),
+        (ids, _) => {
+            let shown: Vec<String> = ids.iter().take(3).map(Uuid::to_string).collect();
+            let more = if ids.len() > 3 { ", ..." } else { "" };
+            format!("stored {} memories ({}{more})", ids.len(), shown.join(", "))
+        }
+    }
 }
 
 /// `Result` with the store's [`Error`].
@@ -180,6 +252,8 @@ struct Writer {
     _lock: File,
     publisher: Publisher,
     records: Records,
+    /// A commit the index missed (its publication failed): the next publication rebuilds.
+    index_behind: bool,
 }
 
 /// A store of memories in one directory: durable records and a published, shared index.
@@ -193,6 +267,8 @@ pub struct MemoryStore {
     writer: Option<Writer>,
     read_records: OnceCell<Records>,
     repaired: Option<String>,
+    /// The generation a read-only store last found in step with the records.
+    checked_generation: Option<u64>,
 }
 
 impl std::fmt::Debug for MemoryStore {
@@ -215,49 +291,11 @@ impl Writer {
             segments.push(self.publisher.write_segment(&builder)?);
         }
         self.publisher.publish(self.records.seq(), segments)?;
-        self.publisher.collect_garbage()?;
+        self.index_behind = false;
+        // Best effort: files left behind are removed by a later collection.
+        let _ = self.publisher.collect_garbage();
         Ok(())
     }
-}
-
-fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
-    move |source| Error::Io { what, path: path.to_owned(), source }
-}
-
-fn lock(dir: &Path) -> Result<File> {
-    let path = dir.join(LOCK_FILE);
-    let mut file = fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(io_err("opening lock", &path))?;
-    // A lock can outlive its store for a moment: a process that is starting another program
-    // holds a copy of every descriptor until the program replaces it (close-on-exec), so a store
-    // closed and reopened while another thread of the process spawns a child finds its own old
-    // lock still held. Retry for a bounded moment before calling the store locked.
-    let mut attempt = 0;
-    loop {
-        match file.try_lock() {
-            Ok(()) => break,
-            Err(fs::TryLockError::WouldBlock) if attempt < LOCK_RETRIES => {
-                attempt += 1;
-                std::thread::sleep(LOCK_RETRY_PAUSE);
-            }
-            Err(fs::TryLockError::WouldBlock) => {
-                let mut text = String::new();
-                let pid =
-                    file.read_to_string(&mut text).ok().and_then(|_| text.trim().parse().ok());
-                return Err(Error::Locked { dir: dir.to_owned(), pid });
-            }
-            Err(fs::TryLockError::Error(e)) => return Err(io_err("locking", &path)(e)),
-        }
-    }
-    file.set_len(0).map_err(io_err("writing lock", &path))?;
-    file.seek(SeekFrom::Start(0)).map_err(io_err("writing lock", &path))?;
-    writeln!(file, "{}", std::process::id()).map_err(io_err("writing lock", &path))?;
-    Ok(file)
 }
 
 /// Adds memories to a builder in batches, so that they are tokenized on every core while at
@@ -276,6 +314,16 @@ fn add_all<'a>(
         }
     }
     builder.add_batch(&batch)
+}
+
+/// Refuses weights that are not finite: a NaN or infinite weight makes every score NaN.
+fn check_options(options: &SearchOptions) -> Result<()> {
+    for (name, value) in [("w_score", options.w_score), ("w_sacred", options.w_sacred)] {
+        if !value.is_finite() {
+            return Err(Error::InvalidOption { name, value });
+        }
+    }
+    Ok(())
 }
 
 fn uuid(bytes: [u8; 16]) -> Uuid {
@@ -301,18 +349,29 @@ impl MemoryStore {
     /// behind, or when it cannot be read at all: a damaged `HEAD`, manifest or segment, a
     /// missing file, or a segment format version this build does not read (how a store moves to
     /// a new format).
+    ///
+    /// The store directory and its subdirectories are made owner-only (0700); one that other
+    /// users may write is refused. If another process holds the writer lock, waits about
+    /// 100 ms for it ([`MemoryStore::open_waiting`] waits longer).
     pub fn open(dir: impl AsRef<Path>) -> Result<MemoryStore> {
+        MemoryStore::open_waiting(dir, LOCK_WAIT)
+    }
+
+    /// Opens like [`MemoryStore::open`], waiting up to `wait` for a writer lock another process
+    /// holds (concurrent writers then take turns instead of failing).
+    pub fn open_waiting(dir: impl AsRef<Path>, wait: Duration) -> Result<MemoryStore> {
         let dir = dir.as_ref().to_owned();
+        files::prepare_writable(&dir)?;
+        // The lock first: everything after it (the publisher's recovery writes the beacon and
+        // names files after the newest generation) must see the previous writer's last word.
+        let lock = files::lock(&dir, wait)?;
         let (publisher, damaged_head) = Publisher::recover(&dir)?;
-        let lock = lock(&dir)?;
         let records = Records::load(&dir, true)?;
-        let mut writer = Writer { _lock: lock, publisher, records };
+        let mut writer = Writer { _lock: lock, publisher, records, index_behind: false };
         let mut repaired = None;
         let reader = match damaged_head.map_or_else(|| Reader::open(&dir), |e| Err(e.into())) {
             Ok(reader) => reader,
-            Err(
-                e @ (ReaderError::Store { .. } | ReaderError::Layout(LayoutError::Write { .. })),
-            ) => return Err(e.into()),
+            Err(e @ ReaderError::Store { .. }) => return Err(e.into()),
             Err(damage) => {
                 writer.rebuild_index()?;
                 repaired = Some(format!("the index could not be read ({damage})"));
@@ -325,6 +384,7 @@ impl MemoryStore {
             writer: Some(writer),
             read_records: OnceCell::new(),
             repaired,
+            checked_generation: None,
         };
         let snapshot = store.reader.snapshot();
         let records = &store.writer.as_ref().map_or(0, |w| w.records.len());
@@ -347,11 +407,49 @@ impl MemoryStore {
         self.repaired.as_deref()
     }
 
-    /// Opens the store in `dir` for reading only; takes no lock.
+    /// Opens the store in `dir` for reading only; takes no lock. Refuses a store other users
+    /// may write. Searches, [`MemoryStore::stats`] and the other index reads fail with
+    /// [`Error::IndexBehind`] when the index is missing or older than the records and no writer
+    /// holds the lock to catch it up.
     pub fn open_read_only(dir: impl AsRef<Path>) -> Result<MemoryStore> {
         let dir = dir.as_ref().to_owned();
+        files::check_readable(&dir)?;
         let reader = Reader::open(&dir)?;
-        Ok(MemoryStore { dir, reader, writer: None, read_records: OnceCell::new(), repaired: None })
+        Ok(MemoryStore {
+            dir,
+            reader,
+            writer: None,
+            read_records: OnceCell::new(),
+            repaired: None,
+            checked_generation: None,
+        })
+    }
+
+    /// Refreshes the index, then checks that it is not behind the records (see
+    /// [`Error::IndexBehind`]). A writer's own index is caught up first if a publication failed.
+    fn refresh_checked(&mut self) -> Result<()> {
+        if let Some(w) = self.writer.as_mut() {
+            if w.index_behind {
+                w.rebuild_index()?;
+            }
+            self.reader.refresh()?;
+            return Ok(());
+        }
+        self.reader.refresh()?;
+        let snapshot = self.reader.snapshot();
+        if self.checked_generation == Some(snapshot.generation()) {
+            return Ok(());
+        }
+        let records_seq = records::last_seq(&self.dir)?;
+        if snapshot.commit_seq() < records_seq && !files::writer_active(&self.dir) {
+            return Err(Error::IndexBehind {
+                dir: self.dir.clone(),
+                index_seq: snapshot.commit_seq(),
+                records_seq,
+            });
+        }
+        self.checked_generation = Some(snapshot.generation());
+        Ok(())
     }
 
     /// The store directory.
@@ -405,12 +503,34 @@ impl MemoryStore {
         add_all(&mut builder, fresh.iter())?;
         let seq =
             writer.records.commit(fresh.into_iter().map(|m| Entry::Put(Box::new(m))).collect())?;
-        let entry = writer.publisher.write_segment(&builder)?;
+        // Durable from here on: a failure is reported as such, never as "not stored".
+        let published = self.publish_batch(seq, &builder);
+        self.after_commit(published, &report.stored, false)?;
+        Ok(report)
+    }
+
+    fn publish_batch(&mut self, seq: u64, builder: &SegmentBuilder) -> Result<()> {
+        let writer = self.writer()?;
+        if writer.index_behind {
+            writer.rebuild_index()?;
+            self.reader.refresh()?;
+            return Ok(());
+        }
+        let entry = writer.publisher.write_segment(builder)?;
         let mut segments =
             writer.publisher.current().map(|m| m.segments.clone()).unwrap_or_default();
         segments.push(entry);
-        self.publish(seq, segments)?;
-        Ok(report)
+        self.publish(seq, segments)
+    }
+
+    /// Turns a failure after a durable commit into [`Error::Unpublished`], and remembers that
+    /// the index missed the commit.
+    fn after_commit(&mut self, published: Result<()>, ids: &[Uuid], forgotten: bool) -> Result<()> {
+        let Err(source) = published else { return Ok(()) };
+        if let Some(w) = self.writer.as_mut() {
+            w.index_behind = true;
+        }
+        Err(Error::Unpublished { ids: ids.to_vec(), forgotten, source: Box::new(source) })
     }
 
     /// Forgets a memory: a durable tombstone, and the index stops returning it. `false` if no
@@ -421,6 +541,18 @@ impl MemoryStore {
             return Ok(false);
         }
         let seq = writer.records.commit(vec![Entry::Forget(id)])?;
+        let published = self.publish_forget(seq, id);
+        self.after_commit(published, &[id], true)?;
+        Ok(true)
+    }
+
+    fn publish_forget(&mut self, seq: u64, id: Uuid) -> Result<()> {
+        let writer = self.writer()?;
+        if writer.index_behind {
+            writer.rebuild_index()?;
+            self.reader.refresh()?;
+            return Ok(());
+        }
         let mut segments =
             writer.publisher.current().map(|m| m.segments.clone()).unwrap_or_default();
         if let Some((index, ordinal)) = self.reader.snapshot().locate(id.as_bytes()) {
@@ -430,8 +562,7 @@ impl MemoryStore {
                 }
             }
         }
-        self.publish(seq, segments)?;
-        Ok(true)
+        self.publish(seq, segments)
     }
 
     /// Publishes `segments` at commit `seq`, merges per the policy, collects garbage, refreshes.
@@ -443,7 +574,9 @@ impl MemoryStore {
             self.merge(seq, &group)?;
         }
         if let Some(w) = self.writer.as_mut() {
-            w.publisher.collect_garbage()?;
+            // Best effort: a file that cannot be removed now is removed by a later collection,
+            // and never fails a store whose record is durable.
+            let _ = w.publisher.collect_garbage();
         }
         Ok(())
     }
@@ -519,7 +652,20 @@ impl MemoryStore {
         if let Some(r) = self.read_records.get() {
             return Ok(r);
         }
-        let loaded = Records::load(&self.dir, false)?;
+        // The writer's compaction may delete a commit file between our listing and our read:
+        // the snapshot that replaced it is then in the directory, so list again.
+        let mut attempt = 0;
+        let loaded = loop {
+            match Records::load(&self.dir, false) {
+                Err(RecordsError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound
+                        && attempt < RECORDS_LOAD_ATTEMPTS =>
+                {
+                    attempt += 1;
+                }
+                other => break other?,
+            }
+        };
         Ok(self.read_records.get_or_init(|| loaded))
     }
 
@@ -530,6 +676,8 @@ impl MemoryStore {
 
     /// Searches the index (refreshing to the newest generation first).
     pub fn search(&mut self, query: &Query, options: &SearchOptions) -> Result<SearchResults> {
+        check_options(options)?;
+        self.refresh_checked()?;
         let mut hits = Hits::with_capacity(options.limit);
         self.reader.search(query, options, &mut hits)?;
         Ok(self.results(query, options, &hits))
@@ -560,7 +708,8 @@ impl MemoryStore {
     /// Memories related to `id` (its own keywords as the query, itself excluded); `None` if no
     /// memory has that id.
     pub fn related(&mut self, id: Uuid, options: &SearchOptions) -> Result<Option<SearchResults>> {
-        self.reader.refresh()?;
+        check_options(options)?;
+        self.refresh_checked()?;
         let snapshot = self.reader.snapshot();
         let Some(doc) = snapshot.get(id.as_bytes()) else { return Ok(None) };
         let query = Query::from_keywords(doc.keywords());
@@ -572,7 +721,7 @@ impl MemoryStore {
 
     /// Sacred memories, newest first, optionally of one domain.
     pub fn sacred(&mut self, domain: Option<&str>, limit: usize) -> Result<Vec<Found>> {
-        self.reader.refresh()?;
+        self.refresh_checked()?;
         let snapshot = self.reader.snapshot();
         Ok(snapshot
             .sacred(domain, limit)
@@ -583,7 +732,7 @@ impl MemoryStore {
 
     /// Counts of the current generation.
     pub fn stats(&mut self) -> Result<Stats> {
-        self.reader.refresh()?;
+        self.refresh_checked()?;
         let snapshot = self.reader.snapshot();
         let mut domains = BTreeMap::new();
         let mut sacred = 0;

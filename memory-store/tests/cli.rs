@@ -165,7 +165,7 @@ fn usage_errors_exit_2_and_locked_store_is_named() {
     assert!(text(&out.stderr).contains("no store at"), "{}", text(&out.stderr));
 
     let _writer = memory_store::MemoryStore::open(&store).unwrap();
-    let out = mcs(&store, &["add", "--domain", "d", "--question", "q"]);
+    let out = mcs(&store, &["--lock-wait", "0", "add", "--domain", "d", "--question", "q"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out.stderr).contains(&format!("locked by pid {}", std::process::id())),

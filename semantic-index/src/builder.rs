@@ -9,6 +9,7 @@
 use std::hash::Hasher as _;
 use std::io::{self, Write};
 use std::ops::Range;
+#[cfg(feature = "write")]
 use std::path::{Path, PathBuf};
 
 use hashbrown::HashTable;
@@ -46,6 +47,7 @@ pub enum BuildError {
     #[error("serializing the segment payload: {0}")]
     Serialize(String),
     /// Writing the segment file failed.
+    #[cfg(feature = "write")]
     #[error("writing segment {}", path.display())]
     Write {
         /// The file.
@@ -648,6 +650,7 @@ impl SegmentBuilder {
     }
 
     /// Writes the segment durably to `path` through atomic-write, with the given mode.
+    #[cfg(feature = "write")]
     pub fn write_file(&self, path: impl AsRef<Path>, mode: u32) -> Result<u64, BuildError> {
         let path = path.as_ref();
         let bytes = self.to_bytes()?;

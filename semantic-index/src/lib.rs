@@ -11,14 +11,14 @@
 //!   insights and its synthesis.
 //! - [`Document`] is a memory reduced to what the index needs.
 //! - [`SegmentBuilder`] collects documents and writes one immutable segment: to bytes, to any
-//!   [`std::io::Write`], or durably to a file through `atomic-write`.
+//!   [`std::io::Write`], or (with the `write` feature) durably to a file through `atomic-write`.
 //!   [`SegmentBuilder::add_batch`] tokenizes a batch on every core; the bytes are the same as
 //!   with one [`SegmentBuilder::add`] per document. The builder spawns scoped threads only for
 //!   batches of a few thousand documents and more; it holds no thread between calls.
 //! - [`format`](mod@format) holds the header, the constants ([`format::MAGIC`], [`format::VERSION`]) and the
 //!   archived [`format::SegmentData`] that `shm-reader` validates and reads.
-//! - [`layout`] names the files of a store directory, defines the manifest, and publishes
-//!   generations ([`layout::Publisher`]).
+//! - [`layout`] names the files of a store directory, defines the manifest and reads it; the
+//!   writer's side (publishing generations) is the `index-publisher` crate.
 //!
 //! # Example
 //!
@@ -69,7 +69,6 @@ mod document;
 pub mod format;
 mod keywords;
 pub mod layout;
-mod removal;
 
 pub use crate::builder::{BuildError, SegmentBuilder};
 pub use crate::document::Document;

@@ -132,7 +132,8 @@ impl Segment<memmap2::Mmap> {
 ///
 /// As for [`Segment::map`]: the file must not be modified or truncated while the map lives.
 pub unsafe fn map_file(path: &Path) -> std::io::Result<memmap2::Mmap> {
-    let file = std::fs::File::open(path)?;
+    // No link followed, no FIFO waited on, only a regular file (a store file's rule).
+    let file = semantic_index::layout::open_file(path, std::fs::OpenOptions::new().read(true))?;
     // No MAP_POPULATE: the checksum reads every page right after, and its faults map the
     // pages around them in batches; populating first cost more than it saved on a busy host
     // (figures in benches/NOTES.md, issue 22).
@@ -214,6 +215,12 @@ impl<B: Storage> Segment<B> {
         // SAFETY: `from_bytes` validated exactly these bytes with rkyv's checked `access`, and
         // `B: Storage` guarantees they are the same bytes now (same address, same content).
         unsafe { rkyv::access_unchecked::<ArchivedSegmentData>(payload) }
+    }
+
+    /// The checksum in the header, which open verified against the header and payload: it
+    /// identifies this exact file (a store's manifest records it).
+    pub fn checksum(&self) -> u64 {
+        self.header.checksum
     }
 
     /// The generation the writer gave this segment.

@@ -4,7 +4,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use semantic_index::layout::Publisher;
+use index_publisher::Publisher;
 use semantic_index::{Document, SegmentBuilder};
 use shm_reader::{DeletedSet, Hits, Query, Reader, SearchOptions};
 

@@ -2,8 +2,8 @@
 
 use std::process::{Command, Stdio};
 
+use index_publisher::Publisher;
 use proptest::prelude::*;
-use semantic_index::layout::Publisher;
 use semantic_index::{Document, SegmentBuilder};
 use shm_reader::{Hits, Query, Reader, SearchOptions};
 

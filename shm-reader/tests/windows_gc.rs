@@ -5,7 +5,8 @@
 //! test holds for both, so under wine it does not exercise the deferral itself (the removal
 //! module's unit test checks which errors defer).
 
-use semantic_index::layout::{segment_path, Publisher};
+use index_publisher::Publisher;
+use semantic_index::layout::segment_path;
 use semantic_index::{Document, SegmentBuilder};
 use shm_reader::Segment;
 

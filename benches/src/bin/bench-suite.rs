@@ -12,8 +12,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 use benches::corpus::{self, Corpus};
+use index_publisher::Publisher;
 use memory_store::{Memory, MemoryStore};
-use semantic_index::layout::Publisher;
 use semantic_index::SegmentBuilder;
 use shm_reader::{Hits, Query, Reader, SearchOptions};
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
 use apprentice_core::{Circle, Error, Invitation, RestartPolicy, SpawnOptions};
-use semantic_index::layout::Publisher;
+use index_publisher::Publisher;
 use semantic_index::SegmentBuilder;
 
 const MEMBERS: usize = 4;

@@ -37,6 +37,9 @@ struct Cli {
     /// The store directory [env: MCS_STORE] [default: ./mcs-store].
     #[arg(long, global = true, env = "MCS_STORE", hide_env = true)]
     store: Option<PathBuf>,
+    /// How many seconds a writing command waits for another writer's lock.
+    #[arg(long, global = true, value_name = "SECONDS", default_value_t = 30)]
+    lock_wait: u64,
     #[command(subcommand)]
     command: Command,
 }
@@ -44,6 +47,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Store memories from a JSON Lines file (or `-` for standard input); skips ids already stored.
+    /// A line may hold at most 16 MiB.
     #[command(after_long_help = help::MEMORY_FORMAT)]
     Ingest {
         /// The file, or `-`.
@@ -246,6 +250,14 @@ fn parse_pair(s: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))
 }
 
+fn parse_weight(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(w) if w.is_finite() => Ok(w),
+        Ok(w) => Err(format!("a weight must be a finite number, not {w}")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 #[derive(Args)]
 struct SearchArgs {
     /// Free text; its keywords form the query.
@@ -262,11 +274,11 @@ struct SearchArgs {
     /// At most this many hits (at least 1).
     #[arg(long, default_value_t = 10, value_parser = parse_limit)]
     limit: usize,
-    /// Weight of a memory's own score.
-    #[arg(long, default_value_t = 0.2)]
+    /// Weight of a memory's own score (a finite number).
+    #[arg(long, default_value_t = 0.2, value_parser = parse_weight)]
     w_score: f64,
-    /// Weight of the sacred flag.
-    #[arg(long, default_value_t = 0.3)]
+    /// Weight of the sacred flag (a finite number).
+    #[arg(long, default_value_t = 0.3, value_parser = parse_weight)]
     w_sacred: f64,
     /// Print JSON.
     #[arg(long)]
@@ -296,10 +308,15 @@ fn store_dir(cli_store: &Option<PathBuf>) -> PathBuf {
     cli_store.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_STORE))
 }
 
+/// How long a writing command waits for another writer to finish (`--lock-wait`): concurrent
+/// `mcs add`s take turns rather than fail.
+static LOCK_WAIT: std::sync::OnceLock<std::time::Duration> = std::sync::OnceLock::new();
+
 fn open_writer(dir: &PathBuf) -> anyhow::Result<MemoryStore> {
     errors::check_store_path(dir)?;
-    let store =
-        MemoryStore::open(dir).with_context(|| format!("opening store {}", dir.display()))?;
+    let wait = LOCK_WAIT.get().copied().unwrap_or_default();
+    let store = MemoryStore::open_waiting(dir, wait)
+        .with_context(|| format!("opening store {}", dir.display()))?;
     if let Some(why) = store.repaired() {
         eprintln!("mcs: rebuilt the index of {} from its records: {why}", dir.display());
     }
@@ -323,6 +340,7 @@ fn open_reader(dir: &PathBuf) -> anyhow::Result<MemoryStore> {
 
 fn run(cli: Cli, store_on_command_line: bool) -> anyhow::Result<ExitCode> {
     let dir = store_dir(&cli.store);
+    let _ = LOCK_WAIT.set(std::time::Duration::from_secs(cli.lock_wait));
     match cli.command {
         Command::Ingest { file } => ingest(&dir, &file)?,
         Command::Add(a) => {
@@ -342,7 +360,15 @@ fn run(cli: Cli, store_on_command_line: bool) -> anyhow::Result<ExitCode> {
             if let Some(t) = a.timestamp {
                 m.timestamp = t;
             }
-            let id = open_writer(&dir)?.store(m)?;
+            let id = match open_writer(&dir)?.store(m) {
+                Ok(id) => id,
+                // Stored durably: print the id (so nobody stores it again) and say what lags.
+                Err(e @ memory_store::Error::Unpublished { .. }) => {
+                    eprintln!("mcs: warning: {e}");
+                    m_id(&e)
+                }
+                Err(e) => return Err(e.into()),
+            };
             println!("{id}");
         }
         Command::Get { id, json } => {
@@ -358,8 +384,11 @@ fn run(cli: Cli, store_on_command_line: bool) -> anyhow::Result<ExitCode> {
         Command::Forget { id } => {
             errors::check_store_path(&dir)?;
             let id = ids::resolve(&dir, &id)?;
-            if !open_writer(&dir)?.forget(id)? {
-                bail!("no memory with id {id}");
+            match open_writer(&dir)?.forget(id) {
+                Ok(true) => {}
+                Ok(false) => bail!("no memory with id {id}"),
+                Err(e @ memory_store::Error::Unpublished { .. }) => eprintln!("mcs: warning: {e}"),
+                Err(e) => return Err(e.into()),
             }
             println!("forgot {id}");
         }
@@ -453,6 +482,14 @@ fn run(cli: Cli, store_on_command_line: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The first id an [`memory_store::Error::Unpublished`] names.
+fn m_id(e: &memory_store::Error) -> Uuid {
+    match e {
+        memory_store::Error::Unpublished { ids, .. } => ids.first().copied().unwrap_or_default(),
+        _ => Uuid::nil(),
+    }
+}
+
 /// Prints apprentice outcomes; exit 1 (with the error on stderr) if any apprentice failed.
 fn report(outcomes: &[apprentices::Outcome], json: bool, many: bool) -> anyhow::Result<ExitCode> {
     if json {
@@ -482,9 +519,30 @@ fn report(outcomes: &[apprentices::Outcome], json: bool, many: bool) -> anyhow::
 /// bad line late in a file keeps most of what came before.
 const INGEST_BATCH: usize = 20_000;
 
+/// The longest line `mcs ingest` reads: far above any real memory, and a bound on what a
+/// runaway input (`/dev/zero`, a binary file) makes it hold.
+const MAX_LINE: usize = 16 << 20;
+
+/// Reads one line into `buf` (without its newline), refusing one longer than [`MAX_LINE`].
+/// `Ok(false)` at the end of the input.
+fn read_line(input: &mut dyn BufRead, buf: &mut Vec<u8>) -> std::io::Result<bool> {
+    use std::io::Read;
+    buf.clear();
+    let n = input.take(MAX_LINE as u64 + 1).read_until(b'\n', buf)?;
+    if buf.last() == Some(&b'\n') {
+        buf.pop();
+    } else if buf.len() > MAX_LINE {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("longer than the {} MiB a line may hold", MAX_LINE >> 20),
+        ));
+    }
+    Ok(n > 0)
+}
+
 fn ingest(dir: &PathBuf, file: &str) -> anyhow::Result<()> {
     let started = Instant::now();
-    let input: Box<dyn BufRead> = if file == "-" {
+    let mut input: Box<dyn BufRead> = if file == "-" {
         Box::new(std::io::stdin().lock())
     } else {
         let f = std::fs::File::open(file).with_context(|| format!("opening {file}"))?;
@@ -509,17 +567,54 @@ fn ingest(dir: &PathBuf, file: &str) -> anyhow::Result<()> {
         if batch.is_empty() {
             return Ok(());
         }
-        let report = store.store_batch(std::mem::take(batch))?;
+        let report = match store.store_batch(std::mem::take(batch)) {
+            Ok(report) => report,
+            // Stored durably; the index catches up at the next batch.
+            Err(memory_store::Error::Unpublished { ids, source, .. }) => {
+                eprintln!(
+                    "mcs: warning: stored {} memories durably, but the index was not updated \
+                     ({source}); it catches up at the next write (or `mcs rebuild`)",
+                    ids.len()
+                );
+                memory_store::BatchReport { stored: ids, skipped: Vec::new() }
+            }
+            Err(e) => return Err(e.into()),
+        };
         *stored += report.stored.len();
         *skipped += report.skipped.len();
         Ok(())
     };
-    for (n, line) in input.lines().enumerate() {
-        let line = line.with_context(|| format!("reading {file} at line {}", n + 1))?;
+    let mut bytes = Vec::new();
+    for n in 0.. {
+        match read_line(&mut *input, &mut bytes) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                flush(&mut store, &mut batch, &mut stored, &mut skipped)?;
+                if let Some(bar) = &bar {
+                    bar.finish_and_clear();
+                }
+                bail!(
+                    "{file}: line {}: {e} ({stored} memories stored before it, {skipped} skipped)",
+                    n + 1
+                );
+            }
+        }
+        let line = match std::str::from_utf8(&bytes) {
+            Ok(line) => line,
+            Err(e) => {
+                flush(&mut store, &mut batch, &mut stored, &mut skipped)?;
+                bail!(
+                    "{file}: line {}: not UTF-8 ({e}) ({stored} memories stored before it, \
+                     {skipped} skipped)",
+                    n + 1
+                );
+            }
+        };
         if line.trim().is_empty() {
             continue;
         }
-        match Memory::from_json(&line) {
+        match Memory::from_json(line) {
             Ok(m) => batch.push(m),
             Err(mut e) => {
                 e.line = Some(n + 1);
