@@ -42,7 +42,7 @@ mod records;
 mod store;
 
 pub use crate::memory::{InvalidMemory, Memory, Perspective};
-pub use crate::records::RecordsError;
+pub use crate::records::{DamagedRange, RecordsCheck, RecordsError, RepairReport, QUARANTINE_DIR};
 pub use crate::store::{
     BatchReport, Error, Found, MemoryStore, Result, SearchResults, Stats, VerifyReport, Why,
     LOCK_FILE,

@@ -14,7 +14,7 @@ use shm_reader::{DocRef, Hits, Query, Reader, ReaderError, SearchOptions};
 use uuid::Uuid;
 
 use crate::memory::{InvalidMemory, Memory};
-use crate::records::{Entry, Records, RecordsError};
+use crate::records::{self, Entry, Records, RecordsCheck, RecordsError, RepairReport};
 
 /// The writer's lock file.
 pub const LOCK_FILE: &str = "LOCK";
@@ -164,6 +164,9 @@ pub struct VerifyReport {
     pub unknown_in_index: Vec<Uuid>,
     /// A segment that failed its deep checks.
     pub damaged_segment: Option<String>,
+    /// What reading every record found: damaged records (with ids where known), lost
+    /// memories, missing commits.
+    pub records_check: RecordsCheck,
 }
 
 impl VerifyReport {
@@ -173,6 +176,7 @@ impl VerifyReport {
             && self.unknown_in_index.is_empty()
             && self.damaged_segment.is_none()
             && self.records_seq == self.index_seq
+            && self.records_check.is_clean()
     }
 }
 
@@ -193,6 +197,7 @@ pub struct MemoryStore {
     writer: Option<Writer>,
     read_records: OnceCell<Records>,
     repaired: Option<String>,
+    progress: Option<Box<dyn FnMut(u64, u64)>>,
 }
 
 impl std::fmt::Debug for MemoryStore {
@@ -207,9 +212,11 @@ impl std::fmt::Debug for MemoryStore {
 impl Writer {
     /// Builds one segment from every record and publishes it alone, then removes the files no
     /// manifest names. Reads nothing of the old index, so it works whatever state that is in.
-    fn rebuild_index(&mut self) -> Result<()> {
+    fn rebuild_index(&mut self, progress: Option<records::Progress<'_>>) -> Result<()> {
         let mut builder = SegmentBuilder::new().generation(self.publisher.generation() + 1);
-        add_all(&mut builder, self.records.iter())?;
+        let mut batch = Batcher::new(&mut builder);
+        self.records.for_each_live(progress, &mut |m| batch.push(&m).map(|()| true))?;
+        batch.finish()?;
         let mut segments = Vec::new();
         if !builder.is_empty() {
             segments.push(self.publisher.write_segment(&builder)?);
@@ -260,6 +267,33 @@ fn lock(dir: &Path) -> Result<File> {
     Ok(file)
 }
 
+/// Feeds memories to a builder in batches of documents, as [`add_all`] does, one at a time.
+struct Batcher<'a> {
+    builder: &'a mut SegmentBuilder,
+    batch: Vec<semantic_index::Document>,
+}
+
+impl<'a> Batcher<'a> {
+    const BATCH: usize = 16_384;
+
+    fn new(builder: &'a mut SegmentBuilder) -> Batcher<'a> {
+        Batcher { builder, batch: Vec::with_capacity(Self::BATCH) }
+    }
+
+    fn push(&mut self, m: &Memory) -> Result<()> {
+        self.batch.push(m.to_document());
+        if self.batch.len() == Self::BATCH {
+            self.builder.add_batch(&self.batch)?;
+            self.batch.clear();
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<()> {
+        Ok(self.builder.add_batch(&self.batch)?)
+    }
+}
+
 /// Adds memories to a builder in batches, so that they are tokenized on every core while at
 /// most one batch of documents is held at a time.
 fn add_all<'a>(
@@ -305,7 +339,7 @@ impl MemoryStore {
         let dir = dir.as_ref().to_owned();
         let (publisher, damaged_head) = Publisher::recover(&dir)?;
         let lock = lock(&dir)?;
-        let records = Records::load(&dir, true)?;
+        let records = Records::open(&dir, true)?;
         let mut writer = Writer { _lock: lock, publisher, records };
         let mut repaired = None;
         let reader = match damaged_head.map_or_else(|| Reader::open(&dir), |e| Err(e.into())) {
@@ -314,7 +348,7 @@ impl MemoryStore {
                 e @ (ReaderError::Store { .. } | ReaderError::Layout(LayoutError::Write { .. })),
             ) => return Err(e.into()),
             Err(damage) => {
-                writer.rebuild_index()?;
+                writer.rebuild_index(None)?;
                 repaired = Some(format!("the index could not be read ({damage})"));
                 Reader::open(&dir)?
             }
@@ -325,11 +359,29 @@ impl MemoryStore {
             writer: Some(writer),
             read_records: OnceCell::new(),
             repaired,
+            progress: None,
         };
         let snapshot = store.reader.snapshot();
         let records = &store.writer.as_ref().map_or(0, |w| w.records.len());
         let seq = store.writer.as_ref().map_or(0, |w| w.records.seq());
-        if snapshot.commit_seq() != seq || snapshot.len() != *records as u64 {
+        if snapshot.commit_seq() > seq {
+            // The index is only published after its commit is durable: records that end
+            // before it lost acknowledged commits (a cut or replaced log).
+            return Err(Error::Records(RecordsError::Lost {
+                count: snapshot.len().saturating_sub(*records),
+                detail: format!(
+                    "the index was published at commit {} but the records end at commit {seq}{}",
+                    snapshot.commit_seq(),
+                    store
+                        .writer
+                        .as_ref()
+                        .and_then(|w| w.records.torn_tail())
+                        .map(|(at, len)| format!(" ({len} damaged bytes at byte {at} of the log)"))
+                        .unwrap_or_default()
+                ),
+            }));
+        }
+        if snapshot.commit_seq() != seq || snapshot.len() != *records {
             store.rebuild()?;
             if store.repaired.is_none() && (snapshot.generation() != 0 || *records != 0) {
                 store.repaired = Some(format!(
@@ -351,7 +403,14 @@ impl MemoryStore {
     pub fn open_read_only(dir: impl AsRef<Path>) -> Result<MemoryStore> {
         let dir = dir.as_ref().to_owned();
         let reader = Reader::open(&dir)?;
-        Ok(MemoryStore { dir, reader, writer: None, read_records: OnceCell::new(), repaired: None })
+        Ok(MemoryStore {
+            dir,
+            reader,
+            writer: None,
+            read_records: OnceCell::new(),
+            repaired: None,
+            progress: None,
+        })
     }
 
     /// The store directory.
@@ -390,8 +449,10 @@ impl MemoryStore {
         let mut report = BatchReport::default();
         let mut seen = HashSet::new();
         let mut fresh = Vec::with_capacity(memories.len());
-        for m in memories {
-            if writer.records.contains(&m.id) || !seen.insert(m.id) {
+        let ids: Vec<Uuid> = memories.iter().map(|m| m.id).collect();
+        let stored = writer.records.contains_many(&ids)?;
+        for (m, stored) in memories.into_iter().zip(stored) {
+            if stored || !seen.insert(m.id) {
                 report.skipped.push(m.id);
             } else {
                 report.stored.push(m.id);
@@ -417,7 +478,7 @@ impl MemoryStore {
     /// memory has that id.
     pub fn forget(&mut self, id: Uuid) -> Result<bool> {
         let writer = self.writer()?;
-        if !writer.records.contains(&id) {
+        if !writer.records.contains(&id)? {
             return Ok(false);
         }
         let seq = writer.records.commit(vec![Entry::Forget(id)])?;
@@ -479,12 +540,10 @@ impl MemoryStore {
         let writer = self.writer.as_mut().ok_or_else(|| Error::ReadOnly(self.dir.clone()))?;
         let Some(current) = writer.publisher.current() else { return Ok(()) };
         let mut builder = SegmentBuilder::new().generation(current.generation + 1);
-        let records = &writer.records;
-        let members = group
-            .iter()
-            .flat_map(|&i| snapshot.segment_ids(i))
-            .filter_map(|id| records.get(&uuid(id)));
-        add_all(&mut builder, members)?;
+        let members = group.iter().flat_map(|&i| snapshot.segment_ids(i));
+        let mut batch = Batcher::new(&mut builder);
+        writer.records.visit_ids(members, &mut |m| batch.push(&m))?;
+        batch.finish()?;
         let mut segments: Vec<SegmentEntry> = current
             .segments
             .iter()
@@ -502,7 +561,15 @@ impl MemoryStore {
 
     /// Recreates the index from the records as one segment and publishes it.
     pub fn rebuild(&mut self) -> Result<()> {
-        self.writer()?.rebuild_index()?;
+        let mut progress = self.progress.take();
+        let done = match self.writer.as_mut() {
+            Some(w) => {
+                w.rebuild_index(progress.as_mut().map(|p| p.as_mut() as records::Progress<'_>))
+            }
+            None => Err(Error::ReadOnly(self.dir.clone())),
+        };
+        self.progress = progress;
+        done?;
         self.reader.refresh()?;
         Ok(())
     }
@@ -514,18 +581,21 @@ impl MemoryStore {
         if let Some(r) = self.read_records.get() {
             return Ok(r);
         }
-        let loaded = Records::load(&self.dir, false)?;
+        let loaded = Records::open(&self.dir, false)?;
         Ok(self.read_records.get_or_init(|| loaded))
     }
 
     /// The memory with `id`, as stored.
     pub fn get(&self, id: Uuid) -> Result<Option<Memory>> {
-        Ok(self.records()?.get(&id).cloned())
+        Ok(self.records()?.get(&id)?)
     }
 
     /// Searches the index (refreshing to the newest generation first).
     pub fn search(&mut self, query: &Query, options: &SearchOptions) -> Result<SearchResults> {
-        let mut hits = Hits::with_capacity(options.limit);
+        self.reader.refresh()?;
+        // Never more room than there are memories, whatever limit was asked for.
+        let mut hits =
+            Hits::with_capacity(options.limit.min(self.reader.snapshot().len() as usize));
         self.reader.search(query, options, &mut hits)?;
         Ok(self.results(query, options, &hits))
     }
@@ -560,7 +630,7 @@ impl MemoryStore {
         let Some(doc) = snapshot.get(id.as_bytes()) else { return Ok(None) };
         let query = Query::from_keywords(doc.keywords());
         let options = SearchOptions { exclude: Some(*id.as_bytes()), ..options.clone() };
-        let mut hits = Hits::with_capacity(options.limit);
+        let mut hits = Hits::with_capacity(options.limit.min(snapshot.len() as usize));
         snapshot.search(&query, &options, &mut hits);
         Ok(Some(self.results(&query, &options, &hits)))
     }
@@ -570,7 +640,7 @@ impl MemoryStore {
         self.reader.refresh()?;
         let snapshot = self.reader.snapshot();
         Ok(snapshot
-            .sacred(domain, limit)
+            .sacred(domain, limit.min(snapshot.len() as usize))
             .iter()
             .map(|d| found(d, f64::from(d.score()), None))
             .collect())
@@ -597,28 +667,89 @@ impl MemoryStore {
         })
     }
 
-    /// Compares the index with the records, id by id, and runs the segments' deep checks.
+    /// Compares the index with the records, id by id, reads every record to check it, and
+    /// runs the segments' deep checks.
     pub fn verify(&mut self) -> Result<VerifyReport> {
         self.reader.refresh()?;
         let snapshot = self.reader.snapshot();
-        let records = self.records()?;
-        let indexed: HashSet<Uuid> = snapshot.docs().map(|d| uuid(d.id())).collect();
+        let mut indexed: Vec<Uuid> = snapshot.docs().map(|d| uuid(d.id())).collect();
+        indexed.sort_unstable();
+        let mut progress = self.progress.take();
+        let checked = self.records().and_then(|records| {
+            let check =
+                records.check(progress.as_mut().map(|p| p.as_mut() as records::Progress<'_>))?;
+            Ok((records.len(), records.seq(), records.live_ids()?, check))
+        });
+        self.progress = progress;
+        let (count, seq, live, records_check) = checked?;
         let mut report = VerifyReport {
-            records: records.len(),
+            records: usize::try_from(count).unwrap_or(usize::MAX),
             indexed: snapshot.len(),
-            records_seq: records.seq(),
+            records_seq: seq,
             index_seq: snapshot.commit_seq(),
+            records_check,
             ..VerifyReport::default()
         };
-        report.missing_from_index =
-            records.iter().map(|m| m.id).filter(|id| !indexed.contains(id)).collect();
-        report.unknown_in_index =
-            indexed.iter().copied().filter(|id| records.get(id).is_none()).collect();
-        report.missing_from_index.sort_unstable();
-        report.unknown_in_index.sort_unstable();
+        let (mut i, mut j) = (0, 0);
+        while i < live.len() || j < indexed.len() {
+            match (live.get(i), indexed.get(j)) {
+                (Some(a), Some(b)) if a == b => {
+                    i += 1;
+                    j += 1;
+                }
+                (Some(a), Some(b)) if a < b => {
+                    report.missing_from_index.push(*a);
+                    i += 1;
+                }
+                (Some(a), None) => {
+                    report.missing_from_index.push(*a);
+                    i += 1;
+                }
+                (_, Some(b)) => {
+                    report.unknown_in_index.push(*b);
+                    j += 1;
+                }
+                (None, None) => break,
+            }
+        }
         if let Err(e) = snapshot.verify() {
             report.damaged_segment = Some(e.to_string());
         }
         Ok(report)
+    }
+
+    /// Calls `progress(done, total)` (bytes) during whole-store passes: rebuild, verify, list.
+    pub fn set_progress(&mut self, progress: impl FnMut(u64, u64) + 'static) {
+        self.progress = Some(Box::new(progress));
+    }
+
+    /// Visits every live memory in the order it was stored (log order), reading the records
+    /// once with bounded memory; stops when `visit` returns `false`. Damaged records are
+    /// skipped (`verify` reports them); returns how many were.
+    pub fn for_each_memory(&mut self, mut visit: impl FnMut(Memory) -> bool) -> Result<u64> {
+        let mut progress = self.progress.take();
+        let done = self.records().and_then(|r| {
+            r.for_each_live(
+                progress.as_mut().map(|p| p.as_mut() as records::Progress<'_>),
+                &mut |m| Ok(visit(m)),
+            )
+        });
+        self.progress = progress;
+        done
+    }
+
+    /// Repairs the store in `dir`: keeps every intact record (as a new log), writes what it
+    /// dropped to `quarantine/` with the ids lost, and rebuilds the index. Works on records a
+    /// normal open refuses (a cut or missing log, missing commits, damaged records).
+    pub fn repair(dir: impl AsRef<Path>) -> Result<(RepairReport, MemoryStore)> {
+        let dir = dir.as_ref().to_owned();
+        let report = {
+            let _lock = lock(&dir)?;
+            let index_seq = Reader::open(&dir).map_or(0, |r| r.snapshot().commit_seq());
+            records::salvage(&dir, index_seq, None)?
+        };
+        let mut store = MemoryStore::open(&dir)?;
+        store.rebuild()?;
+        Ok((report, store))
     }
 }
