@@ -42,7 +42,9 @@ mod records;
 mod store;
 
 pub use crate::memory::{InvalidMemory, Memory, Perspective};
-pub use crate::records::{DamagedRange, RecordsCheck, RecordsError, RepairReport, QUARANTINE_DIR};
+pub use crate::records::{
+    get_from_records, DamagedRange, RecordsCheck, RecordsError, RepairReport, QUARANTINE_DIR,
+};
 pub use crate::store::{
     BatchReport, Error, Found, MemoryStore, Result, SearchResults, Stats, VerifyReport, Why,
     LOCK_FILE,

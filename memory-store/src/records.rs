@@ -1074,6 +1074,12 @@ pub(crate) fn last_seq(store: &Path) -> Result<u64, RecordsError> {
     Ok(Records::open(store, false)?.seq())
 }
 
+/// The memory with `id` in the store in `store`, read from the records alone (the index is not
+/// opened): the id index's footer, O(log n) of its entries, the replayed tail and one record.
+pub fn get_from_records(store: &Path, id: Uuid) -> Result<Option<Memory>, RecordsError> {
+    Records::open(store, false)?.get(&id)
+}
+
 /// Keeps every intact live record of the store in `store` (the caller holds the writer lock):
 /// writes them as the next log generation with a base at least `min_seq`, a new id index, and
 /// what was dropped to `quarantine/`. Works on a store whose log is damaged, cut or missing.

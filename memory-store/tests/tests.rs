@@ -1,5 +1,6 @@
 //! Integration tests of memory-store: the library, the real `mcs` binary, real processes.
 
 mod cli;
+mod damage;
 mod kill;
 mod library;
