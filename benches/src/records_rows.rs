@@ -27,6 +27,21 @@ fn peak_rss_mib() -> f64 {
         .map_or(f64::NAN, |kib| kib / 1024.0)
 }
 
+/// Resident anonymous and file-backed memory now (MiB): what is the process's own and what is
+/// the mapped index.
+fn rss_split_mib() -> (f64, f64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .map_or(f64::NAN, |kib| kib / 1024.0)
+    };
+    (field("RssAnon:"), field("RssFile:"))
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
@@ -78,9 +93,17 @@ pub fn run(corpus: &Corpus, exe: &Path) -> anyhow::Result<Vec<(&'static str, f64
     let single = child(exe, &["single", &store_s])?;
     rows.push(("records: single durable store p50 (ms)", single[0]));
     rows.push(("records: single store process peak RSS (MiB)", single[1]));
+    rows.push(("records: fsync floor, 512 B append + fdatasync (ms, median)", single[2]));
+    rows.push(("records: single store process, anonymous RSS at the end (MiB)", single[3]));
+    rows.push((
+        "records: single store process, file-backed RSS at the end (MiB; the mapped index)",
+        single[4],
+    ));
     let rebuild = child(exe, &["rebuild", &store_s])?;
     rows.push(("records: rebuild (s)", rebuild[0]));
     rows.push(("records: rebuild peak RSS (MiB)", rebuild[1]));
+    rows.push(("records: rebuild, anonymous RSS at the end (MiB)", rebuild[2]));
+    rows.push(("records: rebuild, file-backed RSS at the end (MiB; the mapped index)", rebuild[3]));
     let verify = child(exe, &["verify", &store_s])?;
     rows.push(("records: verify, records and index (s)", verify[0]));
     rows.push(("records: verify peak RSS (MiB)", verify[1]));
@@ -126,6 +149,21 @@ pub fn probe(args: &[String]) -> anyhow::Result<()> {
             println!("{records_only} {}", t.elapsed().as_secs_f64() * 1e3);
         }
         "single" => {
+            // The disk's floor in the same run: what one durable append costs here.
+            let mut floor = Vec::new();
+            {
+                use std::io::Write as _;
+                let path = store.join("fsync-floor.tmp");
+                let mut f = std::fs::File::create(&path)?;
+                for _ in 0..20 {
+                    let t = Instant::now();
+                    f.write_all(&[7u8; 512])?;
+                    f.sync_data()?;
+                    floor.push(t.elapsed().as_secs_f64() * 1e3);
+                }
+                drop(f);
+                std::fs::remove_file(&path)?;
+            }
             let mut s = MemoryStore::open(store)?;
             let mut times = Vec::new();
             for i in 0..50 {
@@ -135,13 +173,15 @@ pub fn probe(args: &[String]) -> anyhow::Result<()> {
                 s.store(m)?;
                 times.push(t.elapsed().as_secs_f64() * 1e3);
             }
-            println!("{} {}", median(times), peak_rss_mib());
+            let (anon, file) = rss_split_mib();
+            println!("{} {} {} {anon} {file}", median(times), peak_rss_mib(), median(floor));
         }
         "rebuild" => {
             let t = Instant::now();
             let mut s = MemoryStore::open(store)?;
             s.rebuild()?;
-            println!("{} {}", t.elapsed().as_secs_f64(), peak_rss_mib());
+            let (anon, file) = rss_split_mib();
+            println!("{} {} {anon} {file}", t.elapsed().as_secs_f64(), peak_rss_mib());
         }
         "verify" => {
             let t = Instant::now();
