@@ -105,7 +105,7 @@ pub enum RecordsError {
         detail: String,
     },
     /// A reader met a store whose records are in the old format.
-    #[error("the records in {} are in the old format; any write (e.g. `mcs verify`) migrates them", .0.display())]
+    #[error("the records in {} are in the old format; the first writer (`mcs add`, `mcs ingest`, `mcs rebuild` or `mcs repair`) migrates them", .0.display())]
     OldFormat(PathBuf),
     /// A memory too large for one record.
     #[error(
@@ -1090,6 +1090,10 @@ pub(crate) fn salvage(
 ) -> Result<RepairReport, RecordsError> {
     let dir = store.join(RECORDS_DIR);
     private_dir(&dir)?;
+    if log_generations(&dir)?.is_empty() && legacy::load_exists(&dir) {
+        // Migrate first: the old format's records are the truth until then.
+        drop(Records::open(store, true)?);
+    }
     let ids_path = dir.join(IDS_FILE);
     let gens = log_generations(&dir)?;
     let generation = gens.last().copied();

@@ -210,6 +210,19 @@ fn the_old_format_is_migrated_by_a_writer() {
     assert!(!legacy::load_exists(&records));
 }
 
+#[test]
+fn a_repair_of_an_old_format_store_migrates_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let records = dir.path().join(RECORDS_DIR);
+    fs::create_dir_all(&records).unwrap();
+    let a = memory(1);
+    let first = legacy::encode(1, &[legacy::Entry::Put(Box::new(a.clone()))]);
+    fs::write(records.join(legacy::file_name(1, false)), first).unwrap();
+    let report = salvage(dir.path(), 0, None).unwrap();
+    assert_eq!((report.kept, report.lost.len()), (1, 0));
+    assert_eq!(Records::open(dir.path(), false).unwrap().get(&a.id).unwrap(), Some(a));
+}
+
 #[cfg(unix)]
 #[test]
 fn records_are_owner_only() {
