@@ -41,6 +41,9 @@ pub const QUARANTINE_DIR: &str = "quarantine";
 /// Replayed log bytes after which a commit rewrites the id index (or a quarter of the index's
 /// size, if larger: the rewrite then costs at most about what replaying costs at open).
 const CHECKPOINT_BYTES: u64 = 4 << 20;
+/// Dead put frames (forgotten memories' records) above which a commit compacts the log, when
+/// they also outnumber the live ones: the log stays within about twice the live records.
+const COMPACT_DEAD: u64 = if cfg!(test) { 32 } else { 1 << 16 };
 /// Lookups in one call above which the whole id index is read into memory once.
 const BULK_LOOKUPS: usize = 64;
 
@@ -990,9 +993,33 @@ impl Records {
         }
         self.seq = seq;
         self.end += buf.len() as u64;
-        // The commit is durable; a failed index rewrite only leaves more to replay at open.
+        // The commit is durable; a failed index rewrite only leaves more to replay at open,
+        // a failed compaction a longer log.
         let _ = self.maybe_checkpoint();
+        let _ = self.maybe_compact();
         Ok(seq)
+    }
+
+    /// Compacts when dead records outnumber live ones (and [`COMPACT_DEAD`]): the intact live
+    /// records are copied into the next log generation (the same path as a repair). A log with
+    /// any damage is left alone: dropping records is for `mcs repair`, never silent.
+    fn maybe_compact(&mut self) -> Result<(), RecordsError> {
+        let dead = self.puts.saturating_sub(self.count);
+        if dead <= COMPACT_DEAD || dead <= self.count {
+            return Ok(());
+        }
+        let check = self.check(None)?;
+        if !check.is_clean() || check.unacknowledged_tail.is_some() {
+            return Ok(());
+        }
+        let Some(store) = self.dir.parent().map(Path::to_owned) else { return Ok(()) };
+        // Close our handles first (Windows cannot remove an open file), and reopen from what
+        // is on disk whatever the outcome: the highest complete log generation is the truth.
+        self.log = None;
+        self.ids = None;
+        let done = salvage(&store, self.seq, None);
+        *self = Records::open(&store, true)?;
+        done.map(|_| ())
     }
 
     fn maybe_checkpoint(&mut self) -> Result<(), RecordsError> {

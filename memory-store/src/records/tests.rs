@@ -61,6 +61,30 @@ fn commits_survive_reopen_checkpoint_and_forget() {
 }
 
 #[test]
+fn forgotten_records_are_compacted_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = Records::open(dir.path(), true).unwrap();
+    let ids = put_all(&mut r, 60);
+    let before = fs::metadata(log_path(dir.path())).unwrap().len();
+    for id in &ids[..45] {
+        r.commit(vec![Entry::Forget(*id)]).unwrap();
+    }
+    // At 33 dead records against 27 live, the log was compacted into the next generation.
+    assert_eq!(r.generation, 2);
+    let after = fs::metadata(log_path(dir.path())).unwrap().len();
+    assert!(after * 3 < before * 2, "{after} of {before} bytes");
+    assert_eq!(log_generations(&dir.path().join(RECORDS_DIR)).unwrap(), vec![2]);
+    assert_eq!((r.len(), r.seq()), (15, 105));
+    let more = put_all(&mut r, 1);
+    let r = Records::open(dir.path(), false).unwrap();
+    assert_eq!((r.len(), r.seq()), (16, 106));
+    assert!(r.get(&ids[0]).unwrap().is_none());
+    assert_eq!(r.get(&ids[59]).unwrap().unwrap().id, ids[59]);
+    assert_eq!(r.get(&more[0]).unwrap().unwrap().id, more[0]);
+    assert!(r.check(None).unwrap().is_clean());
+}
+
+#[test]
 fn a_flipped_byte_costs_exactly_its_record() {
     for (checkpoint, in_header) in [(true, false), (true, true), (false, false), (false, true)] {
         let dir = tempfile::tempdir().unwrap();
