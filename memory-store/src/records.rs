@@ -742,6 +742,9 @@ impl Records {
             path: self.log_path.clone(),
             offset: loc.offset,
         };
+        if u64::from(loc.len) > (frame::HEADER as u64) + u64::from(frame::MAX_PAYLOAD) {
+            return Err(damaged());
+        }
         let mut buf = vec![0u8; loc.len as usize];
         match read_at(self.log()?, &mut buf, loc.offset) {
             Ok(()) => {}
