@@ -1098,8 +1098,6 @@ impl<D: Iterator<Item = ([u8; 16], Option<Loc>)>> Iterator for MergeLive<'_, D> 
 
 /// The last committed sequence number of the store in `store`, cheaply: the id index's footer
 /// and the commits after it.
-// For the store's open/read paths (issue 15: a read that detects an index older than the records).
-#[allow(dead_code)]
 pub(crate) fn last_seq(store: &Path) -> Result<u64, RecordsError> {
     Ok(Records::open(store, false)?.seq())
 }

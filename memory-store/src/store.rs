@@ -743,13 +743,33 @@ impl MemoryStore {
     /// normal open refuses (a cut or missing log, missing commits, damaged records).
     pub fn repair(dir: impl AsRef<Path>) -> Result<(RepairReport, MemoryStore)> {
         let dir = dir.as_ref().to_owned();
-        let report = {
+        let (mut report, index_ids, short) = {
             let _lock = lock(&dir)?;
-            let index_seq = Reader::open(&dir).map_or(0, |r| r.snapshot().commit_seq());
-            records::salvage(&dir, index_seq, None)?
+            let (index_seq, index_ids) = match Reader::open(&dir) {
+                Ok(r) => {
+                    let snapshot = r.snapshot();
+                    let ids: Vec<Uuid> = snapshot.docs().map(|d| uuid(d.id())).collect();
+                    (snapshot.commit_seq(), ids)
+                }
+                Err(_) => (0, Vec::new()),
+            };
+            // Records that end before the published index lost commits the index still shows.
+            let short = records::last_seq(&dir).map_or(true, |seq| seq < index_seq);
+            (records::salvage(&dir, index_seq, None)?, index_ids, short)
         };
         let mut store = MemoryStore::open(&dir)?;
         store.rebuild()?;
+        if short {
+            let records = store.records()?;
+            let mut lost: HashSet<Uuid> = report.lost.iter().copied().collect();
+            for id in index_ids {
+                if !records.contains(&id)? {
+                    lost.insert(id);
+                }
+            }
+            report.lost = lost.into_iter().collect();
+            report.lost.sort_unstable();
+        }
         Ok((report, store))
     }
 }

@@ -136,6 +136,20 @@ fn a_deleted_log_reports_every_memory_lost() {
 }
 
 #[test]
+fn a_deleted_records_directory_reports_every_memory_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, ids) = store_with(dir.path(), 9);
+    std::fs::remove_dir_all(store.join("records")).unwrap();
+    let out = mcs(&store, &["add", "--domain", "d", "--question", "q"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("records of 9 memories are lost"), "{}", text(&out.stderr));
+    let out = mcs(&store, &["repair"]);
+    assert!(text(&out.stdout).contains("kept 0 memories, lost 9"), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains(&ids[4]), "{}", text(&out.stdout));
+    assert!(mcs(&store, &["verify"]).status.success());
+}
+
+#[test]
 fn a_cut_tail_after_publication_is_loss_not_a_torn_write() {
     let dir = tempfile::tempdir().unwrap();
     let (store, _ids) = store_with(dir.path(), 10);

@@ -109,13 +109,17 @@ pub(crate) fn repair(dir: &Path) -> anyhow::Result<ExitCode> {
         missing_commits: report.missing_commits.clone(),
         ..RecordsCheck::default()
     };
-    if let Some(q) = &report.quarantine {
+    if !check.is_clean() {
         println!("{}", describe(&check));
         println!(
-            "repaired: kept {} memories, lost {}; what was dropped is in {} (and .bin beside it); index rebuilt (generation {})",
+            "repaired: kept {} memories, lost {}{}; index rebuilt (generation {})",
             report.kept,
             report.lost.len(),
-            q.display(),
+            report
+                .quarantine
+                .as_ref()
+                .map(|q| format!("; what was dropped is in {} (and .bin beside it)", q.display()))
+                .unwrap_or_default(),
             store.generation()
         );
     } else {
