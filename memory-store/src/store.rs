@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::files;
 use crate::memory::{InvalidMemory, Memory};
-use crate::records::{self, Entry, Records, RecordsError};
+use crate::records::{self, Entry, Records, RecordsCheck, RecordsError, RepairReport};
 
 /// The writer's lock file.
 pub const LOCK_FILE: &str = "LOCK";
@@ -236,6 +236,9 @@ pub struct VerifyReport {
     pub unknown_in_index: Vec<Uuid>,
     /// A segment that failed its deep checks.
     pub damaged_segment: Option<String>,
+    /// What reading every record found: damaged records (with ids where known), lost
+    /// memories, missing commits.
+    pub records_check: RecordsCheck,
 }
 
 impl VerifyReport {
@@ -245,6 +248,7 @@ impl VerifyReport {
             && self.unknown_in_index.is_empty()
             && self.damaged_segment.is_none()
             && self.records_seq == self.index_seq
+            && self.records_check.is_clean()
     }
 }
 
@@ -269,6 +273,7 @@ pub struct MemoryStore {
     repaired: Option<String>,
     /// The generation a read-only store last found in step with the records.
     checked_generation: Option<u64>,
+    progress: Option<Box<dyn FnMut(u64, u64)>>,
 }
 
 impl std::fmt::Debug for MemoryStore {
@@ -283,9 +288,11 @@ impl std::fmt::Debug for MemoryStore {
 impl Writer {
     /// Builds one segment from every record and publishes it alone, then removes the files no
     /// manifest names. Reads nothing of the old index, so it works whatever state that is in.
-    fn rebuild_index(&mut self) -> Result<()> {
+    fn rebuild_index(&mut self, progress: Option<records::Progress<'_>>) -> Result<()> {
         let mut builder = SegmentBuilder::new().generation(self.publisher.generation() + 1);
-        add_all(&mut builder, self.records.iter())?;
+        let mut batch = Batcher::new(&mut builder);
+        self.records.for_each_live(progress, &mut |m| batch.push(&m).map(|()| true))?;
+        batch.finish()?;
         let mut segments = Vec::new();
         if !builder.is_empty() {
             segments.push(self.publisher.write_segment(&builder)?);
@@ -295,6 +302,33 @@ impl Writer {
         // Best effort: files left behind are removed by a later collection.
         let _ = self.publisher.collect_garbage();
         Ok(())
+    }
+}
+
+/// Feeds memories to a builder in batches of documents, as [`add_all`] does, one at a time.
+struct Batcher<'a> {
+    builder: &'a mut SegmentBuilder,
+    batch: Vec<semantic_index::Document>,
+}
+
+impl<'a> Batcher<'a> {
+    const BATCH: usize = 16_384;
+
+    fn new(builder: &'a mut SegmentBuilder) -> Batcher<'a> {
+        Batcher { builder, batch: Vec::with_capacity(Self::BATCH) }
+    }
+
+    fn push(&mut self, m: &Memory) -> Result<()> {
+        self.batch.push(m.to_document());
+        if self.batch.len() == Self::BATCH {
+            self.builder.add_batch(&self.batch)?;
+            self.batch.clear();
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<()> {
+        Ok(self.builder.add_batch(&self.batch)?)
     }
 }
 
@@ -366,14 +400,14 @@ impl MemoryStore {
         // names files after the newest generation) must see the previous writer's last word.
         let lock = files::lock(&dir, wait)?;
         let (publisher, damaged_head) = Publisher::recover(&dir)?;
-        let records = Records::load(&dir, true)?;
+        let records = Records::open(&dir, true)?;
         let mut writer = Writer { _lock: lock, publisher, records, index_behind: false };
         let mut repaired = None;
         let reader = match damaged_head.map_or_else(|| Reader::open(&dir), |e| Err(e.into())) {
             Ok(reader) => reader,
             Err(e @ ReaderError::Store { .. }) => return Err(e.into()),
             Err(damage) => {
-                writer.rebuild_index()?;
+                writer.rebuild_index(None)?;
                 repaired = Some(format!("the index could not be read ({damage})"));
                 Reader::open(&dir)?
             }
@@ -385,11 +419,29 @@ impl MemoryStore {
             read_records: OnceCell::new(),
             repaired,
             checked_generation: None,
+            progress: None,
         };
         let snapshot = store.reader.snapshot();
         let records = &store.writer.as_ref().map_or(0, |w| w.records.len());
         let seq = store.writer.as_ref().map_or(0, |w| w.records.seq());
-        if snapshot.commit_seq() != seq || snapshot.len() != *records as u64 {
+        if snapshot.commit_seq() > seq {
+            // The index is only published after its commit is durable: records that end
+            // before it lost acknowledged commits (a cut or replaced log).
+            return Err(Error::Records(RecordsError::Lost {
+                count: snapshot.len().saturating_sub(*records),
+                detail: format!(
+                    "the index was published at commit {} but the records end at commit {seq}{}",
+                    snapshot.commit_seq(),
+                    store
+                        .writer
+                        .as_ref()
+                        .and_then(|w| w.records.torn_tail())
+                        .map(|(at, len)| format!(" ({len} damaged bytes at byte {at} of the log)"))
+                        .unwrap_or_default()
+                ),
+            }));
+        }
+        if snapshot.commit_seq() != seq || snapshot.len() != *records {
             store.rebuild()?;
             if store.repaired.is_none() && (snapshot.generation() != 0 || *records != 0) {
                 store.repaired = Some(format!(
@@ -422,6 +474,7 @@ impl MemoryStore {
             read_records: OnceCell::new(),
             repaired: None,
             checked_generation: None,
+            progress: None,
         })
     }
 
@@ -430,7 +483,7 @@ impl MemoryStore {
     fn refresh_checked(&mut self) -> Result<()> {
         if let Some(w) = self.writer.as_mut() {
             if w.index_behind {
-                w.rebuild_index()?;
+                w.rebuild_index(None)?;
             }
             self.reader.refresh()?;
             return Ok(());
@@ -488,8 +541,10 @@ impl MemoryStore {
         let mut report = BatchReport::default();
         let mut seen = HashSet::new();
         let mut fresh = Vec::with_capacity(memories.len());
-        for m in memories {
-            if writer.records.contains(&m.id) || !seen.insert(m.id) {
+        let ids: Vec<Uuid> = memories.iter().map(|m| m.id).collect();
+        let stored = writer.records.contains_many(&ids)?;
+        for (m, stored) in memories.into_iter().zip(stored) {
+            if stored || !seen.insert(m.id) {
                 report.skipped.push(m.id);
             } else {
                 report.stored.push(m.id);
@@ -512,7 +567,7 @@ impl MemoryStore {
     fn publish_batch(&mut self, seq: u64, builder: &SegmentBuilder) -> Result<()> {
         let writer = self.writer()?;
         if writer.index_behind {
-            writer.rebuild_index()?;
+            writer.rebuild_index(None)?;
             self.reader.refresh()?;
             return Ok(());
         }
@@ -537,7 +592,7 @@ impl MemoryStore {
     /// memory has that id.
     pub fn forget(&mut self, id: Uuid) -> Result<bool> {
         let writer = self.writer()?;
-        if !writer.records.contains(&id) {
+        if !writer.records.contains(&id)? {
             return Ok(false);
         }
         let seq = writer.records.commit(vec![Entry::Forget(id)])?;
@@ -549,7 +604,7 @@ impl MemoryStore {
     fn publish_forget(&mut self, seq: u64, id: Uuid) -> Result<()> {
         let writer = self.writer()?;
         if writer.index_behind {
-            writer.rebuild_index()?;
+            writer.rebuild_index(None)?;
             self.reader.refresh()?;
             return Ok(());
         }
@@ -612,12 +667,10 @@ impl MemoryStore {
         let writer = self.writer.as_mut().ok_or_else(|| Error::ReadOnly(self.dir.clone()))?;
         let Some(current) = writer.publisher.current() else { return Ok(()) };
         let mut builder = SegmentBuilder::new().generation(current.generation + 1);
-        let records = &writer.records;
-        let members = group
-            .iter()
-            .flat_map(|&i| snapshot.segment_ids(i))
-            .filter_map(|id| records.get(&uuid(id)));
-        add_all(&mut builder, members)?;
+        let members = group.iter().flat_map(|&i| snapshot.segment_ids(i));
+        let mut batch = Batcher::new(&mut builder);
+        writer.records.visit_ids(members, &mut |m| batch.push(&m))?;
+        batch.finish()?;
         let mut segments: Vec<SegmentEntry> = current
             .segments
             .iter()
@@ -640,7 +693,15 @@ impl MemoryStore {
     /// what `HEAD`'s manifest names, not what the directory holds: [`MemoryStore::stats`] counts
     /// the live segments and `shm_reader::Reader::segment_files` lists them.
     pub fn rebuild(&mut self) -> Result<()> {
-        self.writer()?.rebuild_index()?;
+        let mut progress = self.progress.take();
+        let done = match self.writer.as_mut() {
+            Some(w) => {
+                w.rebuild_index(progress.as_mut().map(|p| p.as_mut() as records::Progress<'_>))
+            }
+            None => Err(Error::ReadOnly(self.dir.clone())),
+        };
+        self.progress = progress;
+        done?;
         self.reader.refresh()?;
         Ok(())
     }
@@ -652,11 +713,11 @@ impl MemoryStore {
         if let Some(r) = self.read_records.get() {
             return Ok(r);
         }
-        // The writer's compaction may delete a commit file between our listing and our read:
-        // the snapshot that replaced it is then in the directory, so list again.
+        // The writer's compaction may delete a log generation between our look at the directory
+        // and our read: the generation that replaced it is then in place, so look again.
         let mut attempt = 0;
         let loaded = loop {
-            match Records::load(&self.dir, false) {
+            match Records::open(&self.dir, false) {
                 Err(RecordsError::Io { source, .. })
                     if source.kind() == std::io::ErrorKind::NotFound
                         && attempt < RECORDS_LOAD_ATTEMPTS =>
@@ -671,14 +732,16 @@ impl MemoryStore {
 
     /// The memory with `id`, as stored.
     pub fn get(&self, id: Uuid) -> Result<Option<Memory>> {
-        Ok(self.records()?.get(&id).cloned())
+        Ok(self.records()?.get(&id)?)
     }
 
     /// Searches the index (refreshing to the newest generation first).
     pub fn search(&mut self, query: &Query, options: &SearchOptions) -> Result<SearchResults> {
         check_options(options)?;
         self.refresh_checked()?;
-        let mut hits = Hits::with_capacity(options.limit);
+        // Never more room than there are memories, whatever limit was asked for.
+        let mut hits =
+            Hits::with_capacity(options.limit.min(self.reader.snapshot().len() as usize));
         self.reader.search(query, options, &mut hits)?;
         Ok(self.results(query, options, &hits))
     }
@@ -714,7 +777,7 @@ impl MemoryStore {
         let Some(doc) = snapshot.get(id.as_bytes()) else { return Ok(None) };
         let query = Query::from_keywords(doc.keywords());
         let options = SearchOptions { exclude: Some(*id.as_bytes()), ..options.clone() };
-        let mut hits = Hits::with_capacity(options.limit);
+        let mut hits = Hits::with_capacity(options.limit.min(snapshot.len() as usize));
         snapshot.search(&query, &options, &mut hits);
         Ok(Some(self.results(&query, &options, &hits)))
     }
@@ -724,7 +787,7 @@ impl MemoryStore {
         self.refresh_checked()?;
         let snapshot = self.reader.snapshot();
         Ok(snapshot
-            .sacred(domain, limit)
+            .sacred(domain, limit.min(snapshot.len() as usize))
             .iter()
             .map(|d| found(d, f64::from(d.score()), None))
             .collect())
@@ -751,28 +814,110 @@ impl MemoryStore {
         })
     }
 
-    /// Compares the index with the records, id by id, and runs the segments' deep checks.
+    /// Compares the index with the records, id by id, reads every record to check it, and
+    /// runs the segments' deep checks.
     pub fn verify(&mut self) -> Result<VerifyReport> {
         self.reader.refresh()?;
         let snapshot = self.reader.snapshot();
-        let records = self.records()?;
-        let indexed: HashSet<Uuid> = snapshot.docs().map(|d| uuid(d.id())).collect();
+        let mut indexed: Vec<Uuid> = snapshot.docs().map(|d| uuid(d.id())).collect();
+        indexed.sort_unstable();
+        let mut progress = self.progress.take();
+        let checked = self.records().and_then(|records| {
+            let check =
+                records.check(progress.as_mut().map(|p| p.as_mut() as records::Progress<'_>))?;
+            Ok((records.len(), records.seq(), records.live_ids()?, check))
+        });
+        self.progress = progress;
+        let (count, seq, live, records_check) = checked?;
         let mut report = VerifyReport {
-            records: records.len(),
+            records: usize::try_from(count).unwrap_or(usize::MAX),
             indexed: snapshot.len(),
-            records_seq: records.seq(),
+            records_seq: seq,
             index_seq: snapshot.commit_seq(),
+            records_check,
             ..VerifyReport::default()
         };
-        report.missing_from_index =
-            records.iter().map(|m| m.id).filter(|id| !indexed.contains(id)).collect();
-        report.unknown_in_index =
-            indexed.iter().copied().filter(|id| records.get(id).is_none()).collect();
-        report.missing_from_index.sort_unstable();
-        report.unknown_in_index.sort_unstable();
+        let (mut i, mut j) = (0, 0);
+        while i < live.len() || j < indexed.len() {
+            match (live.get(i), indexed.get(j)) {
+                (Some(a), Some(b)) if a == b => {
+                    i += 1;
+                    j += 1;
+                }
+                (Some(a), Some(b)) if a < b => {
+                    report.missing_from_index.push(*a);
+                    i += 1;
+                }
+                (Some(a), None) => {
+                    report.missing_from_index.push(*a);
+                    i += 1;
+                }
+                (_, Some(b)) => {
+                    report.unknown_in_index.push(*b);
+                    j += 1;
+                }
+                (None, None) => break,
+            }
+        }
         if let Err(e) = snapshot.verify() {
             report.damaged_segment = Some(e.to_string());
         }
         Ok(report)
+    }
+
+    /// Calls `progress(done, total)` (bytes) during whole-store passes: rebuild, verify, list.
+    pub fn set_progress(&mut self, progress: impl FnMut(u64, u64) + 'static) {
+        self.progress = Some(Box::new(progress));
+    }
+
+    /// Visits every live memory in the order it was stored (log order), reading the records
+    /// once with bounded memory; stops when `visit` returns `false`. Damaged records are
+    /// skipped (`verify` reports them); returns how many were.
+    pub fn for_each_memory(&mut self, mut visit: impl FnMut(Memory) -> bool) -> Result<u64> {
+        let mut progress = self.progress.take();
+        let done = self.records().and_then(|r| {
+            r.for_each_live(
+                progress.as_mut().map(|p| p.as_mut() as records::Progress<'_>),
+                &mut |m| Ok(visit(m)),
+            )
+        });
+        self.progress = progress;
+        done
+    }
+
+    /// Repairs the store in `dir`: keeps every intact record (as a new log), writes what it
+    /// dropped to `quarantine/` with the ids lost, and rebuilds the index. Works on records a
+    /// normal open refuses (a cut or missing log, missing commits, damaged records).
+    pub fn repair(dir: impl AsRef<Path>) -> Result<(RepairReport, MemoryStore)> {
+        let dir = dir.as_ref().to_owned();
+        let (mut report, index_ids, short) = {
+            files::prepare_writable(&dir)?;
+            let _lock = files::lock(&dir, LOCK_WAIT)?;
+            let (index_seq, index_ids) = match Reader::open(&dir) {
+                Ok(r) => {
+                    let snapshot = r.snapshot();
+                    let ids: Vec<Uuid> = snapshot.docs().map(|d| uuid(d.id())).collect();
+                    (snapshot.commit_seq(), ids)
+                }
+                Err(_) => (0, Vec::new()),
+            };
+            // Records that end before the published index lost commits the index still shows.
+            let short = records::last_seq(&dir).map_or(true, |seq| seq < index_seq);
+            (records::salvage(&dir, index_seq, None)?, index_ids, short)
+        };
+        let mut store = MemoryStore::open(&dir)?;
+        store.rebuild()?;
+        if short {
+            let records = store.records()?;
+            let mut lost: HashSet<Uuid> = report.lost.iter().copied().collect();
+            for id in index_ids {
+                if !records.contains(&id)? {
+                    lost.insert(id);
+                }
+            }
+            report.lost = lost.into_iter().collect();
+            report.lost.sort_unstable();
+        }
+        Ok((report, store))
     }
 }

@@ -1,7 +1,7 @@
 //! `bench-suite`: the measurements behind `cargo xtask bench`, run in one process (plus the
 //! fresh child processes some metrics need). Build it in release; `cargo xtask bench` does.
 //!
-//! Usage: `bench-suite [--peers] [--large] [--quick] [--out DIR]`.
+//! Usage: `bench-suite [--peers] [--large] [--quick] [--records-only] [--out DIR]`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeMap;
@@ -118,6 +118,7 @@ fn main() -> anyhow::Result<()> {
         Some("probe-floor") => return probe_floor(Path::new(arg(1)?)),
         Some("probe-search") => return probe_search(Path::new(arg(1)?), arg(2)?),
         Some("probe-visible") => return probe_visible(Path::new(arg(1)?)),
+        Some("probe-records") => return benches::records_rows::probe(&args[1..]),
         Some("targets") => {
             // `bench-suite targets REPORT.json`: the targets table of a saved run.
             let path = arg(1)?;
@@ -148,6 +149,14 @@ fn main() -> anyhow::Result<()> {
         sizes = vec![10_000];
     }
     let mut report = Report::default();
+    if args.iter().any(|a| a == "--records-only") {
+        // Only the records rows (issue 17), at 100k and (with --large) 1M.
+        for &n in sizes.iter().filter(|&&n| n >= 100_000) {
+            records_rows(n, &mut report)?;
+        }
+        write_report(&out, &report, peers)?;
+        return Ok(());
+    }
     for &n in &sizes {
         run_size(n, peers, quick, &mut report)?;
     }
@@ -377,6 +386,22 @@ fn run_size(n: usize, peers: bool, quick: bool, report: &mut Report) -> anyhow::
     // The store: durable ingest, single store, search across segments, publish-to-visible.
     if n <= 100_000 {
         store_metrics(&corpus, dir.path(), &c, report, &exe)?;
+    }
+    drop(corpus);
+    if n >= 100_000 {
+        records_rows(n, report)?;
+    }
+    Ok(())
+}
+
+/// The records rows (ingest, single store, open, get, rebuild, verify), each in a child process.
+fn records_rows(n: usize, report: &mut Report) -> anyhow::Result<()> {
+    println!("\n== records, N = {n} ==");
+    let corpus = corpus::generate(n, SEED);
+    let exe = std::env::current_exe()?;
+    for (metric, value) in benches::records_rows::run(&corpus, &exe)? {
+        println!("{metric}: {value:.3}");
+        report.put(metric, &col(n), value);
     }
     Ok(())
 }

@@ -19,6 +19,7 @@ mod help;
 mod ids;
 mod output;
 mod pipe;
+mod records_cmds;
 
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
@@ -99,10 +100,21 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Check that the index covers exactly the records; exit 1 if not.
+    /// Check every record (checksums, missing commits) and that the index covers exactly the
+    /// records; exit 1 if not.
     Verify,
     /// Recreate the index from the records.
     Rebuild,
+    /// Keep every intact record, quarantine damaged ones (store/quarantine/), rebuild the index.
+    Repair,
+    /// List stored memories in the order they were stored, optionally filtered.
+    List(records_cmds::ListArgs),
+    /// Write every memory as JSON Lines (`mcs ingest` reads it back identically).
+    Export {
+        /// The file, or `-` for standard output.
+        #[arg(default_value = "-")]
+        file: String,
+    },
     /// Spawn one apprentice process, invite it to a task, print its response, terminate it.
     Invite(InviteArgs),
     /// Invite every kind of apprentice at once (one process each) and print all responses.
@@ -372,9 +384,15 @@ fn run(cli: Cli, store_on_command_line: bool) -> anyhow::Result<ExitCode> {
             println!("{id}");
         }
         Command::Get { id, json } => {
-            let store = open_reader(&dir)?;
+            errors::check_store_path(&dir)?;
+            if !dir.is_dir() {
+                bail!("no store at {} (create one with `mcs ingest` or `mcs add`)", dir.display());
+            }
             let id = ids::resolve(&dir, &id)?;
-            let Some(m) = store.get(id)? else { bail!("no memory with id {id}") };
+            // The records alone answer: the index is not opened.
+            let found = memory_store::get_from_records(&dir, id)
+                .with_context(|| format!("reading store {}", dir.display()))?;
+            let Some(m) = found else { bail!("no memory with id {id}") };
             if json {
                 println!("{}", serde_json::to_string(&m)?);
             } else {
@@ -441,28 +459,17 @@ fn run(cli: Cli, store_on_command_line: bool) -> anyhow::Result<ExitCode> {
                 output::print_stats(&stats);
             }
         }
-        Command::Verify => {
-            let report = open_reader(&dir)?.verify()?;
-            println!(
-                "records: {} memories (commit {}); index: {} memories (commit {})",
-                report.records, report.records_seq, report.indexed, report.index_seq
-            );
-            if !report.is_ok() {
-                bail!(
-                    "index does not match records: {} missing from index, {} unknown in index{}",
-                    report.missing_from_index.len(),
-                    report.unknown_in_index.len(),
-                    report
-                        .damaged_segment
-                        .map(|d| format!(", damaged segment: {d}"))
-                        .unwrap_or_default()
-                );
-            }
-            println!("ok: the index covers exactly the records");
-        }
+        Command::Verify => return records_cmds::verify(&dir, open_reader(&dir)?),
+        Command::Repair => return records_cmds::repair(&dir),
+        Command::List(args) => records_cmds::list(&dir, &mut open_reader(&dir)?, &args)?,
+        Command::Export { file } => records_cmds::export(&dir, open_reader(&dir)?, &file)?,
         Command::Rebuild => {
             let mut store = open_writer(&dir)?;
+            let bar = records_cmds::progress(&mut store, "rebuilding");
             store.rebuild()?;
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
             println!("rebuilt: generation {}", store.generation());
         }
         Command::Demo => demo::run(cli.store.as_deref().filter(|_| store_on_command_line))?,
