@@ -9,7 +9,8 @@
 //!   only module that derives serde. [`transport`] frames them: a `u32` length checked against
 //!   an 8 MiB cap before anything is allocated, then msgpack nested at most 64 deep.
 //! - [`Apprentice::spawn`] starts any [`std::process::Command`] as an apprentice: a private
-//!   socket (0600, in a 0700 directory, peer uid checked), a Hello within a timeout,
+//!   socket (0600, in a 0700 directory removed once the child connected; only the spawned
+//!   child's pid is accepted), a Hello within a timeout,
 //!   [`Apprentice::invite`] with a timeout (busy apprentices decline), [`Apprentice::terminate`],
 //!   and a `Drop` that kills and reaps. [`Circle`] invites several at once and restarts the
 //!   ones that crash, with backoff.
@@ -122,6 +123,14 @@ pub enum Error {
         /// Our uid.
         expected: u32,
         /// Theirs.
+        got: Option<u32>,
+    },
+    /// A process other than the spawned child connected to its socket (it was refused).
+    #[error("peer is process {got:?}, not the apprentice {expected} that was spawned")]
+    Impostor {
+        /// The child's pid.
+        expected: u32,
+        /// The peer's, if the platform says.
         got: Option<u32>,
     },
     /// The other side reported an error.

@@ -35,7 +35,7 @@ pub enum FrameError {
     Io(#[source] io::Error),
 }
 
-fn read_error(e: io::Error) -> FrameError {
+pub(crate) fn read_error(e: io::Error) -> FrameError {
     match e.kind() {
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => FrameError::Timeout,
         io::ErrorKind::UnexpectedEof

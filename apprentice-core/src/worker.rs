@@ -1,5 +1,6 @@
 //! The worker side: the loop an apprentice process runs.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 
 use interprocess::local_socket::traits::Stream as _;
@@ -8,7 +9,7 @@ use shm_reader::Reader;
 
 use crate::kind::{answer, Kind};
 use crate::protocol::{version, Message, Response};
-use crate::transport::{read_frame, write_frame, FrameError};
+use crate::transport::{encode, read_frame, write_frame, FrameError, MAX_FRAME};
 use crate::{Error, SOCKET_ENV, STORE_ENV};
 
 /// Where a worker connects and which store it reads, as the supervisor passed them.
@@ -94,7 +95,8 @@ pub fn run_worker<K: Kind + ?Sized>(kind: &mut K, args: &WorkerArgs) -> Result<(
                     Ok(_) => answer(kind, &invitation, &mut reader),
                     Err(e) => Response::declined(format!("cannot read the memory store: {e}"), 0.0),
                 };
-                write_frame(&mut stream, &Message::Respond { id, response })?;
+                let frame = bounded(id, response)?;
+                stream.write_all(&frame).map_err(crate::transport::read_error)?;
             }
             Message::Ping { nonce } => write_frame(&mut stream, &Message::Pong { nonce })?,
             Message::Shutdown => return Ok(()),
@@ -105,4 +107,51 @@ pub fn run_worker<K: Kind + ?Sized>(kind: &mut K, args: &WorkerArgs) -> Result<(
             }
         }
     }
+}
+
+/// Characters kept of each text field of a reply cut to fit a frame.
+const CUT_TEXT: usize = 4096;
+/// Insights and memories kept of a reply cut to fit a frame.
+const CUT_ITEMS: usize = 1000;
+
+/// The frame that answers `Invite { id }`, encoded: the response itself when it fits
+/// [`MAX_FRAME`], else the response cut down (each text to 4,096 characters, at most 1,000
+/// insights and memories, so about 8 MiB at the very most; the reason says what was cut), else
+/// an Error frame, so the supervisor always hears back and the worker stays up.
+fn bounded(id: u64, response: Response) -> Result<Vec<u8>, FrameError> {
+    let whole = Message::Respond { id, response };
+    match encode(&whole) {
+        Err(FrameError::TooLarge { .. }) => {}
+        other => return other,
+    }
+    let Message::Respond { response, .. } = whole else { return encode(&whole) };
+    let clip = |s: &str| match s.char_indices().nth(CUT_TEXT) {
+        None => s.to_owned(),
+        Some((i, _)) => format!("{}…", &s[..i]),
+    };
+    let cut = Response {
+        accepted: response.accepted,
+        reason: format!(
+            "{} (reply cut to fit the {MAX_FRAME}-byte frame cap: {} insights, {} memories)",
+            clip(&response.reason),
+            response.insights.len(),
+            response.memories.len()
+        ),
+        confidence: response.confidence,
+        insights: response.insights.iter().take(CUT_ITEMS).map(|i| clip(i)).collect(),
+        memories: response
+            .memories
+            .into_iter()
+            .take(CUT_ITEMS)
+            .map(|mut m| {
+                m.id = clip(&m.id);
+                m
+            })
+            .collect(),
+    };
+    encode(&Message::Respond { id, response: cut }).or_else(|e| {
+        encode(&Message::Error {
+            message: format!("the answer to invitation {id} cannot be sent: {e}"),
+        })
+    })
 }
