@@ -151,7 +151,7 @@ pub(crate) fn search_invitation(
             0.0,
         ));
     }
-    let asked = query.keywords().join(", ");
+    let asked = keyword_list(query.keywords());
     let options = options_for(invitation, limit);
     if let Err(e) = memory.search(&query, &options, hits) {
         return Err(apprentice_core::Response::declined(
@@ -160,6 +160,19 @@ pub(crate) fn search_invitation(
         ));
     }
     Ok((query, options, asked))
+}
+
+/// How many of a query's keywords messages name; the rest are counted.
+const NAMED_KEYWORDS: usize = 20;
+
+/// A query's keywords for messages: the first 20 joined, then how many more (an invitation may
+/// carry hundreds of thousands, which a reply must not echo back).
+pub(crate) fn keyword_list(keywords: &[String]) -> String {
+    let named = keywords[..keywords.len().min(NAMED_KEYWORDS)].join(", ");
+    match keywords.len().saturating_sub(NAMED_KEYWORDS) {
+        0 => named,
+        more => format!("{named} and {more} more"),
+    }
 }
 
 /// The memory id as UUID text.

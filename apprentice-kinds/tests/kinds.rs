@@ -227,3 +227,26 @@ fn the_binary_refuses_unknown_kinds_and_bare_runs() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("MCS_APPRENTICE_SOCKET is not set"));
 }
+
+#[test]
+fn a_700k_keyword_invitation_gets_a_bounded_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    publish(dir.path(), &corpus(), 1);
+    let keywords: Vec<String> = (0..700_000).map(|i| format!("kw{i:06}")).collect();
+    for kind in [BuiltIn::Navigator, BuiltIn::Witness] {
+        let a = spawn(kind, dir.path());
+        let inv =
+            Invitation { keywords: keywords.clone(), ..invitation("crash", kind.specialization()) };
+        let r = a.invite(&inv, Duration::from_secs(300)).unwrap();
+        assert!(r.accepted, "{kind}: {r:?}");
+        // The reply names 20 keywords and counts the rest instead of echoing 700k back.
+        assert!(r.reason.contains("[kw000000, kw000001, kw000002, "), "{kind}: {}", r.reason);
+        assert!(r.reason.contains(", kw000019 and 699981 more]"), "{kind}: {}", r.reason);
+        assert!(r.reason.len() < 1000, "{kind}: {} bytes", r.reason.len());
+        // The crash memories are still found, best first.
+        let first: Vec<&str> = r.memories.iter().take(4).map(|m| m.id.as_str()).collect();
+        assert_eq!(first, [id(4), id(6), id(2), id(1)], "{kind}");
+        a.ping(Duration::from_secs(10)).unwrap();
+        assert!(a.terminate().unwrap().success());
+    }
+}
