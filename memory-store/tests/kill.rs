@@ -6,9 +6,10 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use memory_store::{Memory, MemoryStore, Query, SearchOptions};
+use memory_store::{MemoryStore, Query, SearchOptions};
 
-const CHILD_ENV: &str = "MEMORY_STORE_KILL_CHILD";
+/// Stores memories in a loop until killed (tests/bin/kill_child.rs).
+const CHILD: &str = env!("CARGO_BIN_EXE_memory-store-test-kill-child");
 /// Kills in `cargo test`; `cargo xtask torture --kills N` sets `MEMORY_STORE_KILLS`.
 const KILLS: usize = 100;
 
@@ -17,42 +18,34 @@ fn kills() -> usize {
 }
 
 #[test]
-fn kill_child() {
-    let Ok(dir) = std::env::var(CHILD_ENV) else { return };
-    let mut store = MemoryStore::open(&dir).unwrap();
-    let mut n = 0u64;
-    loop {
-        let mut m = Memory::new("kill", format!("acknowledged memory {} {n}", std::process::id()));
-        m.synthesis = "durable".into();
-        let id = store.store(m).unwrap();
-        println!("{id}");
-        n += 1;
-    }
-}
-
-#[test]
 fn sigkilled_writer_loses_no_acknowledged_memory() {
     let dir = tempfile::tempdir().unwrap();
-    let exe = std::env::current_exe().unwrap();
     let acknowledged = Arc::new(Mutex::new(Vec::<uuid::Uuid>::new()));
     let mut seed = 0x2545_f491_4f6c_dd1du64;
     let kills = kills();
     let started = std::time::Instant::now();
     for kill in 0..kills {
-        let mut child = Command::new(&exe)
-            .args(["--exact", "kill::kill_child", "--nocapture", "--test-threads=1"])
-            .env(CHILD_ENV, dir.path())
+        let mut child = Command::new(CHILD)
+            .arg(dir.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let ready = lines.next().and_then(Result::ok);
+        assert_eq!(
+            ready.as_deref(),
+            Some("ready"),
+            "kill {kill}: the child did not open the store"
+        );
+        // Kill at a random point after the first acknowledgement, however slow the machine.
+        let first = lines.next().and_then(Result::ok).and_then(|l| l.parse::<uuid::Uuid>().ok());
+        acknowledged.lock().unwrap().push(first.expect("the child acknowledged a memory"));
         let acks = acknowledged.clone();
         let collector = std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                // libtest may print "test kill::kill_child ... " before the first id.
-                let last = line.split_whitespace().last().unwrap_or("");
-                if let Ok(id) = last.parse::<uuid::Uuid>() {
+            // A line cut by the kill is not an acknowledgement; every whole line is one id.
+            for line in lines.map_while(Result::ok) {
+                if let Ok(id) = line.parse::<uuid::Uuid>() {
                     acks.lock().unwrap().push(id);
                 }
             }
