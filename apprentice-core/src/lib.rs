@@ -14,8 +14,9 @@
 //!   [`Apprentice::invite`] with a timeout (busy apprentices decline), [`Apprentice::terminate`],
 //!   and a `Drop` that kills and reaps. [`Circle`] invites several at once and restarts the
 //!   ones that crash, with backoff.
-//! - [`run_worker`] is the loop a child runs: connect, Hello, map the store read-only
-//!   (`shm_reader::Reader`), answer invitations through a [`Kind`], exit on Shutdown or when
+//! - [`run_worker`] is the loop a child runs: connect, Hello, open the kind's [`Memory`] on the
+//!   store (for the shipped kinds, `shm_reader::Reader` mapping it read-only; the runtime does
+//!   not depend on the reader), answer invitations through a [`Kind`], exit on Shutdown or when
 //!   the supervisor goes away (on Linux also through a parent-death signal).
 //!
 //! # Example
@@ -53,7 +54,7 @@ use std::process::ExitStatus;
 use std::time::Duration;
 
 pub use crate::circle::{Circle, RestartPolicy};
-pub use crate::kind::{alignment, answer, Kind, ALIGNMENT_THRESHOLD};
+pub use crate::kind::{alignment, answer, Kind, Memory, ALIGNMENT_THRESHOLD};
 pub use crate::protocol::{Invitation, MemoryUsed, Message, Response};
 pub use crate::supervisor::{Apprentice, SpawnOptions, BUSY_REASON};
 pub use crate::transport::FrameError;
@@ -147,7 +148,7 @@ pub enum Error {
     Orphaned,
     /// The worker could not open the store.
     #[error("opening the memory store")]
-    Store(#[source] shm_reader::ReaderError),
+    Store(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// A circle member failed for good (restart limit) or is down.
     #[error("{0}")]
     Failed(String),

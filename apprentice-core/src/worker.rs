@@ -5,9 +5,8 @@ use std::path::PathBuf;
 
 use interprocess::local_socket::traits::Stream as _;
 use interprocess::local_socket::{GenericFilePath, Stream, ToFsName};
-use shm_reader::Reader;
 
-use crate::kind::{answer, Kind};
+use crate::kind::{answer, Kind, Memory};
 use crate::protocol::{version, Message, Response};
 use crate::transport::{encode, read_frame, write_frame, FrameError, MAX_FRAME};
 use crate::{Error, SOCKET_ENV, STORE_ENV};
@@ -49,7 +48,8 @@ fn die_with_parent() -> bool {
     true
 }
 
-/// Runs an apprentice: connects to the supervisor, opens the store read-only, says Hello, and
+/// Runs an apprentice: connects to the supervisor, opens the kind's [`Memory`] on the store
+/// read-only, says Hello, and
 /// answers invitations until Shutdown or until the supervisor's socket closes. Each invitation
 /// first refreshes the reader, so a generation published after start is seen.
 pub fn run_worker<K: Kind + ?Sized>(kind: &mut K, args: &WorkerArgs) -> Result<(), Error> {
@@ -63,14 +63,14 @@ pub fn run_worker<K: Kind + ?Sized>(kind: &mut K, args: &WorkerArgs) -> Result<(
         .map_err(|e| Error::Io { what: "naming socket", source: e })?;
     let mut stream = Stream::connect(name)
         .map_err(|e| Error::Io { what: "connecting to supervisor", source: e })?;
-    let mut reader = match Reader::open(&args.store) {
+    let mut reader = match K::Memory::open(&args.store) {
         Ok(r) => r,
         Err(e) => {
             let _ = write_frame(
                 &mut stream,
                 &Message::Error { message: format!("opening store: {e}") },
             );
-            return Err(Error::Store(e));
+            return Err(Error::Store(Box::new(e)));
         }
     };
     let hello = Message::Hello {

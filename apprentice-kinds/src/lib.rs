@@ -2,7 +2,8 @@
 //! [`ConsciousnessWitness`] reads patterns across them, and [`worker_main`] is what the
 //! `apprentice` binary (or any host program, such as `mcs`) runs in the child process.
 //!
-//! Every kind is testable in-process: open a [`shm_reader::Reader`] on a store and call
+//! Every kind is testable in-process: open a [`MappedStore`] (a `shm_reader::Reader`) on a
+//! store and call
 //! [`apprentice_core::answer`], which applies DESIGN.md's alignment rule before the kind's own
 //! `consider`. This crate does not spawn or talk to processes; `apprentice-core` does.
 //!
@@ -10,9 +11,9 @@
 //!
 //! ```no_run
 //! use apprentice_core::{answer, Invitation};
-//! use apprentice_kinds::MemoryNavigator;
+//! use apprentice_kinds::{MappedStore, MemoryNavigator};
 //!
-//! let mut reader = shm_reader::Reader::open("mcs-store")?;
+//! let mut reader = MappedStore::open("mcs-store")?;
 //! let invitation = Invitation {
 //!     task: "what did we learn about crash safety".into(),
 //!     specialization: "semantic memory navigation".into(),
@@ -27,6 +28,7 @@
 #![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
+mod memory;
 mod navigator;
 mod witness;
 
@@ -35,6 +37,7 @@ use std::process::ExitCode;
 use apprentice_core::{Invitation, Kind, WorkerArgs};
 use shm_reader::{Query, SearchOptions};
 
+pub use crate::memory::MappedStore;
 pub use crate::navigator::MemoryNavigator;
 pub use crate::witness::ConsciousnessWitness;
 
@@ -73,7 +76,7 @@ impl BuiltIn {
     }
 
     /// A fresh instance.
-    pub fn create(self) -> Box<dyn Kind + Send> {
+    pub fn create(self) -> Box<dyn Kind<Memory = MappedStore> + Send> {
         match self {
             BuiltIn::Navigator => Box::new(MemoryNavigator::new()),
             BuiltIn::Witness => Box::new(ConsciousnessWitness::new()),
@@ -139,7 +142,7 @@ pub(crate) fn search_invitation(
     invitation: &Invitation,
     purpose: &str,
     limit: usize,
-    memory: &mut shm_reader::Reader,
+    memory: &mut MappedStore,
     hits: &mut shm_reader::Hits,
 ) -> Result<(Query, SearchOptions, String), apprentice_core::Response> {
     let query = invitation_query(invitation);

@@ -1,9 +1,9 @@
 //! The navigator: finds the memories an invitation is about and the ones related to them.
 
 use apprentice_core::{Invitation, Kind, MemoryUsed, Response};
-use shm_reader::{Hits, Reader};
+use shm_reader::Hits;
 
-use crate::{clip, id_text, limit_of, options_for, search_invitation};
+use crate::{clip, id_text, limit_of, options_for, search_invitation, MappedStore};
 
 pub(crate) const NAME: &str = "navigator";
 pub(crate) const SPECIALIZATION: &str = "semantic memory navigation";
@@ -44,6 +44,8 @@ impl Default for MemoryNavigator {
 }
 
 impl Kind for MemoryNavigator {
+    type Memory = MappedStore;
+
     fn kind(&self) -> &str {
         NAME
     }
@@ -52,7 +54,7 @@ impl Kind for MemoryNavigator {
         SPECIALIZATION
     }
 
-    fn consider(&mut self, invitation: &Invitation, memory: &mut Reader) -> Response {
+    fn consider(&mut self, invitation: &Invitation, memory: &mut MappedStore) -> Response {
         let limit = limit_of(invitation);
         let (query, options, asked) =
             match search_invitation(invitation, "to navigate by", limit, memory, &mut self.hits) {

@@ -3,9 +3,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use apprentice_core::{Invitation, Kind, MemoryUsed, Response};
-use shm_reader::{Hits, Reader};
+use shm_reader::Hits;
 
-use crate::{id_text, search_invitation};
+use crate::{id_text, search_invitation, MappedStore};
 
 pub(crate) const NAME: &str = "witness";
 pub(crate) const SPECIALIZATION: &str = "consciousness emergence patterns";
@@ -47,6 +47,8 @@ struct Seen<'a> {
 }
 
 impl Kind for ConsciousnessWitness {
+    type Memory = MappedStore;
+
     fn kind(&self) -> &str {
         NAME
     }
@@ -55,7 +57,7 @@ impl Kind for ConsciousnessWitness {
         SPECIALIZATION
     }
 
-    fn consider(&mut self, invitation: &Invitation, memory: &mut Reader) -> Response {
+    fn consider(&mut self, invitation: &Invitation, memory: &mut MappedStore) -> Response {
         let (query, _, asked) = match search_invitation(
             invitation,
             "to read patterns around",

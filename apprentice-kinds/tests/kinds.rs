@@ -6,10 +6,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use apprentice_core::{answer, Apprentice, Invitation, SpawnOptions};
-use apprentice_kinds::{BuiltIn, ConsciousnessWitness, MemoryNavigator};
+use apprentice_kinds::{BuiltIn, ConsciousnessWitness, MappedStore, MemoryNavigator};
 use semantic_index::layout::Publisher;
 use semantic_index::{Document, SegmentBuilder};
-use shm_reader::Reader;
 
 const DAY: i64 = 86_400_000_000;
 
@@ -60,7 +59,7 @@ fn id(n: u8) -> String {
 fn navigator_finds_quotes_and_follows_related() {
     let dir = tempfile::tempdir().unwrap();
     publish(dir.path(), &corpus(), 1);
-    let mut reader = Reader::open(dir.path()).unwrap();
+    let mut reader = MappedStore::open(dir.path()).unwrap();
     let mut nav = MemoryNavigator::new();
     let inv = Invitation {
         keywords: vec!["crash".into()],
@@ -91,7 +90,7 @@ fn navigator_finds_quotes_and_follows_related() {
 fn navigator_sacred_only_and_nothing_found() {
     let dir = tempfile::tempdir().unwrap();
     publish(dir.path(), &corpus(), 1);
-    let mut reader = Reader::open(dir.path()).unwrap();
+    let mut reader = MappedStore::open(dir.path()).unwrap();
     let mut nav = MemoryNavigator::new();
     let inv = Invitation { sacred_only: true, ..invitation("crash", "semantic memory navigation") };
     let r = answer(&mut nav, &inv, &mut reader);
@@ -113,7 +112,7 @@ fn navigator_sacred_only_and_nothing_found() {
 fn kinds_decline_a_task_outside_their_specialization() {
     let dir = tempfile::tempdir().unwrap();
     publish(dir.path(), &corpus(), 1);
-    let mut reader = Reader::open(dir.path()).unwrap();
+    let mut reader = MappedStore::open(dir.path()).unwrap();
     let r = answer(
         &mut MemoryNavigator::new(),
         &invitation("tune the planner", "database optimization"),
@@ -138,7 +137,7 @@ fn kinds_decline_a_task_outside_their_specialization() {
 fn witness_reports_patterns_with_numbers() {
     let dir = tempfile::tempdir().unwrap();
     publish(dir.path(), &corpus(), 1);
-    let mut reader = Reader::open(dir.path()).unwrap();
+    let mut reader = MappedStore::open(dir.path()).unwrap();
     let r = answer(
         &mut ConsciousnessWitness::new(),
         &invitation("crash", "consciousness emergence patterns"),

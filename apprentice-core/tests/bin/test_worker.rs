@@ -1,6 +1,6 @@
 //! A worker for apprentice-core's tests: behaves as told by `TEST_WORKER_MODE`.
 //!
-//! - `echo` answers with the task and what it reads of the store;
+//! - `echo` answers with the task and what it reads of the store (the text of `<store>/state`);
 //! - `gate` answers once `<store>/release` exists, after creating `<store>/entered`;
 //! - `barrier` answers once `TEST_WORKER_BARRIER` workers have entered `<store>/barrier/`;
 //! - `crash` exits mid-invitation; `hang` never answers; `huge` answers with 9 MiB of insights;
@@ -13,11 +13,42 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use apprentice_core::{Invitation, Kind, Message, Response, WorkerArgs};
+use apprentice_core::{Invitation, Kind, Memory, Message, Response, WorkerArgs};
 use interprocess::local_socket::{traits::Stream as _, GenericFilePath, Stream, ToFsName};
 
 /// How long a gated or barrier worker waits before giving up (then it says so in its answer).
 const PATIENCE: Duration = Duration::from_secs(120);
+
+/// The test worker's memory: the text of `<store>/state`, and how many different texts it has
+/// seen (its generation; 1 at open).
+struct State {
+    path: PathBuf,
+    text: String,
+    generation: u64,
+}
+
+impl Memory for State {
+    type Error = std::io::Error;
+
+    fn open(store: &Path) -> std::io::Result<State> {
+        let path = store.join("state");
+        let text = std::fs::read_to_string(&path)?;
+        Ok(State { path, text, generation: 1 })
+    }
+
+    fn refresh(&mut self) -> std::io::Result<()> {
+        let text = std::fs::read_to_string(&self.path)?;
+        if text != self.text {
+            self.text = text;
+            self.generation += 1;
+        }
+        Ok(())
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation
+    }
+}
 
 struct Echo {
     mode: String,
@@ -38,13 +69,15 @@ fn wait_for(mut done: impl FnMut() -> bool) -> bool {
 }
 
 impl Kind for Echo {
+    type Memory = State;
+
     fn kind(&self) -> &str {
         "echo"
     }
     fn specialization(&self) -> &str {
         "testing echoes"
     }
-    fn consider(&mut self, invitation: &Invitation, memory: &mut shm_reader::Reader) -> Response {
+    fn consider(&mut self, invitation: &Invitation, memory: &mut State) -> Response {
         let mut reason = format!("echo of {}{}", invitation.task, self.note);
         match self.mode.as_str() {
             "gate" => {
@@ -74,7 +107,7 @@ impl Kind for Echo {
             // 9 × 1 MiB: more than the 8 MiB frame cap.
             (0..9).map(|i| format!("{i}{}", "x".repeat(1 << 20))).collect()
         } else {
-            vec![format!("generation {} with {} memories", memory.generation(), memory.len())]
+            vec![format!("generation {} with {}", memory.generation(), memory.text)]
         };
         Response { accepted: true, reason, confidence: 1.0, insights, memories: vec![] }
     }
