@@ -55,7 +55,7 @@ use std::time::Duration;
 
 pub use crate::circle::{Circle, RestartPolicy};
 pub use crate::kind::{alignment, answer, Kind, Memory, ALIGNMENT_THRESHOLD};
-pub use crate::protocol::{Invitation, MemoryUsed, Message, Response};
+pub use crate::protocol::{Context, Invitation, MemoryUsed, Message, Response};
 pub use crate::supervisor::{Apprentice, SpawnOptions, BUSY_REASON};
 pub use crate::transport::FrameError;
 pub use crate::worker::{run_worker, WorkerArgs};
@@ -111,7 +111,7 @@ pub enum Error {
         cause: Option<FrameError>,
     },
     /// The peer speaks another protocol version.
-    #[error("apprentice speaks protocol {got}, this supervisor speaks {expected}")]
+    #[error("apprentice speaks protocol {got}, this supervisor speaks {expected}: run an apprentice built with this supervisor")]
     Protocol {
         /// Ours.
         expected: u32,

@@ -192,6 +192,18 @@ fn garbage_and_oversized_frames_are_errors() {
 }
 
 #[test]
+fn a_worker_of_another_protocol_version_is_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let _p = store_with(dir.path(), 1);
+    let err = Apprentice::spawn(worker("v1"), dir.path(), &quick()).unwrap_err();
+    assert!(matches!(err, Error::Protocol { expected: 2, got: 1 }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "apprentice speaks protocol 1, this supervisor speaks 2: run an apprentice built with this supervisor"
+    );
+}
+
+#[test]
 fn a_missing_store_is_reported_by_the_child() {
     let dir = tempfile::tempdir().unwrap();
     let err = Apprentice::spawn(worker("echo"), &dir.path().join("nowhere"), &quick()).unwrap_err();

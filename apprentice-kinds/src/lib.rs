@@ -123,28 +123,40 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-/// The query an invitation asks for: its keywords and the keywords of its task text, each
-/// through the keyword rule, first occurrence first.
+/// The query an invitation asks for: its keywords, the keywords of its task text, then those
+/// of its context's free-form values, each through the keyword rule, first occurrence first.
 pub fn invitation_query(invitation: &Invitation) -> Query {
     Query::from_keywords(
         invitation
             .keywords
             .iter()
             .map(String::as_str)
-            .chain(std::iter::once(invitation.task.as_str())),
+            .chain(std::iter::once(invitation.task.as_str()))
+            .chain(invitation.context.entries.values().map(String::as_str)),
     )
 }
 
-/// The first step of every kind: the invitation's query, searched with `limit` into `hits`.
-/// Returns the query and its keywords joined for messages, or the declining response when the
-/// invitation has no keywords (`purpose` says what for) or the index cannot be read.
+/// What [`search_invitation`] found: the query, the options it searched with, its keywords for
+/// messages, and the hits the context admits (time range applied), best first.
+pub(crate) struct Found {
+    pub(crate) query: Query,
+    pub(crate) options: SearchOptions,
+    pub(crate) asked: String,
+    pub(crate) hits: Vec<shm_reader::Hit>,
+}
+
+/// The first step of every kind: the invitation's query, searched under its context, keeping at
+/// most `limit` hits. With a time range the search fills all of `hits` (its capacity) and keeps
+/// those in range, so a range is applied among the best `hits.capacity()` matches. Returns the
+/// declining response when the invitation has no keywords (`purpose` says what for), names an
+/// unknown ranking, or the index cannot be read.
 pub(crate) fn search_invitation(
     invitation: &Invitation,
     purpose: &str,
     limit: usize,
     memory: &mut MappedStore,
     hits: &mut shm_reader::Hits,
-) -> Result<(Query, SearchOptions, String), apprentice_core::Response> {
+) -> Result<Found, apprentice_core::Response> {
     let query = invitation_query(invitation);
     if query.is_empty() {
         return Err(apprentice_core::Response::declined(
@@ -155,14 +167,24 @@ pub(crate) fn search_invitation(
         ));
     }
     let asked = keyword_list(query.keywords());
-    let options = options_for(invitation, limit);
+    let context = &invitation.context;
+    let ranged = context.since_micros.is_some() || context.until_micros.is_some();
+    let mut options = options_for(invitation, if ranged { hits.capacity() } else { limit })
+        .map_err(|why| apprentice_core::Response::declined(why, 0.0))?;
     if let Err(e) = memory.search(&query, &options, hits) {
         return Err(apprentice_core::Response::declined(
             format!("could not read the memory index: {e}"),
             0.0,
         ));
     }
-    Ok((query, options, asked))
+    options.limit = limit;
+    let hits = hits
+        .iter()
+        .filter(|h| context.in_time_range(h.timestamp_micros))
+        .take(limit)
+        .copied()
+        .collect();
+    Ok(Found { query, options, asked, hits })
 }
 
 /// How many of a query's keywords messages name; the rest are counted.
@@ -183,14 +205,79 @@ pub(crate) fn id_text(id: &[u8; 16]) -> String {
     uuid::Uuid::from_bytes(*id).hyphenated().to_string()
 }
 
-/// Search options for an invitation: its limit (at least 1, at most 100) and sacred filter.
-pub(crate) fn options_for(invitation: &Invitation, limit: usize) -> SearchOptions {
-    SearchOptions { limit, sacred_only: invitation.sacred_only, ..SearchOptions::default() }
+/// The rankings kinds know, by name: `default` (keywords, the memory's score and the sacred
+/// boost) and `keywords` (keyword matches alone).
+pub const RANKINGS: [&str; 2] = ["default", "keywords"];
+
+/// Search options for an invitation's context: `limit`, its domain, sacred filter and ranking;
+/// an unknown ranking is an error naming the known ones.
+pub(crate) fn options_for(invitation: &Invitation, limit: usize) -> Result<SearchOptions, String> {
+    let context = &invitation.context;
+    let mut options = SearchOptions {
+        limit,
+        domain: context.domain.clone(),
+        sacred_only: context.sacred_only,
+        ..SearchOptions::default()
+    };
+    match context.ranking.as_deref() {
+        None | Some("default") => {}
+        Some("keywords") => {
+            options.w_score = 0.0;
+            options.w_sacred = 0.0;
+        }
+        Some(other) => {
+            return Err(format!(
+                "the context asks for ranking {other:?}; I know {}",
+                RANKINGS.join(", ")
+            ))
+        }
+    }
+    Ok(options)
 }
 
-/// The invitation's limit, clamped to 1..=100.
+/// The invitation's limit (its context's), clamped to 1..=100.
 pub(crate) fn limit_of(invitation: &Invitation) -> usize {
-    (invitation.limit as usize).clamp(1, 100)
+    (invitation.context.limit() as usize).clamp(1, 100)
+}
+
+/// What of a context bounded an answer, for its reason: "" when nothing did, else
+/// "; context: domain storage, sacred only, since 2023-11-14T22:13:20Z, team=infra".
+pub(crate) fn context_note(context: &apprentice_core::Context) -> String {
+    let time = |micros: i64| {
+        chrono::DateTime::from_timestamp_micros(micros).map_or_else(
+            || format!("{micros} µs"),
+            |t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+        )
+    };
+    let mut parts = Vec::new();
+    if let Some(d) = &context.domain {
+        parts.push(format!("domain {d}"));
+    }
+    if context.sacred_only {
+        parts.push("sacred only".to_owned());
+    }
+    if let Some(s) = context.since_micros {
+        parts.push(format!("since {}", time(s)));
+    }
+    if let Some(u) = context.until_micros {
+        parts.push(format!("until {}", time(u)));
+    }
+    if let Some(r) = &context.ranking {
+        parts.push(format!("ranking {r}"));
+    }
+    for (k, v) in &context.entries {
+        parts.push(format!("{k}={}", clip(v, 60)));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("; context: {}", parts.join(", "))
+    }
+}
+
+/// `n` with the noun in the form the number takes: "1 memory", "2 memories", "0 memories".
+pub(crate) fn plural(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// Shortens text to at most `max` characters, on a char boundary, with an ellipsis.
@@ -220,10 +307,17 @@ mod tests {
         let inv = Invitation {
             task: "Find crash-safety lessons".into(),
             keywords: vec!["Memory-Mapped".into(), "crash".into()],
+            context: apprentice_core::Context {
+                entries: [("team".to_owned(), "storage crew".to_owned())].into(),
+                ..Default::default()
+            },
             ..Invitation::default()
         };
         let q = invitation_query(&inv);
-        assert_eq!(q.keywords(), ["memory", "mapped", "crash", "find", "safety", "lessons"]);
+        assert_eq!(
+            q.keywords(),
+            ["memory", "mapped", "crash", "find", "safety", "lessons", "storage", "crew"]
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use apprentice_core::{answer, Apprentice, Invitation, SpawnOptions};
+use apprentice_core::{answer, Apprentice, Context, Invitation, SpawnOptions};
 use apprentice_kinds::{BuiltIn, ConsciousnessWitness, MappedStore, MemoryNavigator};
 use semantic_index::layout::Publisher;
 use semantic_index::{Document, SegmentBuilder};
@@ -92,7 +92,10 @@ fn navigator_sacred_only_and_nothing_found() {
     publish(dir.path(), &corpus(), 1);
     let mut reader = MappedStore::open(dir.path()).unwrap();
     let mut nav = MemoryNavigator::new();
-    let inv = Invitation { sacred_only: true, ..invitation("crash", "semantic memory navigation") };
+    let inv = Invitation {
+        context: Context { sacred_only: true, ..Context::default() },
+        ..invitation("crash", "semantic memory navigation")
+    };
     let r = answer(&mut nav, &inv, &mut reader);
     let direct: Vec<&str> = r.memories.iter().take(2).map(|m| m.id.as_str()).collect();
     assert_eq!(direct, [id(4), id(6)].iter().map(String::as_str).collect::<Vec<_>>().as_slice());
@@ -147,7 +150,7 @@ fn witness_reports_patterns_with_numbers() {
     // Memories 1, 2, 4 and 6 mention crash: 3 storage, 1 search; 2 sacred.
     assert!(
         r.insights[0]
-            .contains("4 matching memories across 2 domains; storage 3 (75%), search 1 (25%)"),
+            .contains("4 memories matching across 2 domains; storage 3 (75%), search 1 (25%)"),
         "{:?}",
         r.insights
     );
@@ -248,4 +251,113 @@ fn a_700k_keyword_invitation_gets_a_bounded_answer() {
         a.ping(Duration::from_secs(10)).unwrap();
         assert!(a.terminate().unwrap().success());
     }
+}
+
+fn ids(r: &apprentice_core::Response) -> Vec<String> {
+    r.memories.iter().map(|m| m.id.clone()).collect()
+}
+
+#[test]
+fn every_kind_honors_the_context() {
+    let dir = tempfile::tempdir().unwrap();
+    publish(dir.path(), &corpus(), 1);
+    let mut reader = MappedStore::open(dir.path()).unwrap();
+    let nav_spec = "semantic memory navigation";
+    let wit_spec = "consciousness emergence patterns";
+    let with = |spec: &str, context: Context| Invitation { context, ..invitation("crash", spec) };
+    // Crash memories: 1, 2, 4 (storage), 6 (search); days 1, 2, 4, 6 after the epoch base.
+    let domain = Context { domain: Some("search".into()), ..Context::default() };
+    let r = answer(&mut MemoryNavigator::new(), &with(nav_spec, domain.clone()), &mut reader);
+    assert_eq!(ids(&r)[0], id(6), "{r:?}");
+    assert!(r.memories.iter().all(|m| m.id == id(6) || m.id == id(3)), "{r:?}");
+    assert!(r.reason.ends_with("; context: domain search"), "{}", r.reason);
+    let r = answer(&mut ConsciousnessWitness::new(), &with(wit_spec, domain), &mut reader);
+    assert_eq!(ids(&r), [id(6)]);
+    assert!(
+        r.insights[0].contains("1 memory matching across 1 domain; search 1 (100%)"),
+        "{:?}",
+        r.insights
+    );
+
+    // Time range: from day 2 (inclusive) to day 6 (exclusive) keeps memories 2 and 4.
+    let base = 1_700_000_000_000_000;
+    let range = Context {
+        since_micros: Some(base + 2 * DAY),
+        until_micros: Some(base + 6 * DAY),
+        ..Context::default()
+    };
+    let r = answer(&mut MemoryNavigator::new(), &with(nav_spec, range.clone()), &mut reader);
+    let direct: Vec<String> = ids(&r).into_iter().filter(|m| *m == id(2) || *m == id(4)).collect();
+    assert_eq!(direct, [id(4), id(2)], "{r:?}");
+    assert!(!ids(&r).contains(&id(1)) && !ids(&r).contains(&id(6)), "{r:?}");
+    assert!(
+        r.reason.ends_with("; context: since 2023-11-16T22:13:20Z, until 2023-11-20T22:13:20Z"),
+        "{}",
+        r.reason
+    );
+    let r = answer(&mut ConsciousnessWitness::new(), &with(wit_spec, range), &mut reader);
+    assert_eq!(ids(&r), [id(4), id(2)]);
+
+    // Limit and ranking: by keywords alone the sacred boost no longer puts 4 and 6 first.
+    let keywords_only =
+        Context { limit: Some(2), ranking: Some("keywords".into()), ..Context::default() };
+    let inv = Invitation { context: keywords_only, ..invitation("crash record log", nav_spec) };
+    let r = answer(&mut MemoryNavigator::new(), &inv, &mut reader);
+    // Memories 1 and 2 both hold all three keywords: a tie, newest first.
+    assert_eq!(ids(&r)[..2], [id(2), id(1)], "{r:?}");
+    assert!((r.memories[0].score - r.memories[1].score).abs() < 1e-12, "{r:?}");
+    assert!(r.reason.starts_with("found 2 memories"), "{}", r.reason);
+    let unknown = Context { ranking: Some("vibes".into()), ..Context::default() };
+    let r = answer(&mut MemoryNavigator::new(), &with(nav_spec, unknown), &mut reader);
+    assert!(!r.accepted);
+    assert_eq!(r.reason, "the context asks for ranking \"vibes\"; I know default, keywords");
+
+    // Free-form entries: their words join the search and the reason names them.
+    let entries = Context {
+        entries: [("topic".to_owned(), "zebra jaccard".to_owned())].into(),
+        ..Context::default()
+    };
+    let r = answer(&mut MemoryNavigator::new(), &with(nav_spec, entries), &mut reader);
+    assert!(ids(&r).contains(&id(3)), "jaccard, from the context, finds memory 3: {r:?}");
+    assert!(r.reason.ends_with("; context: topic=zebra jaccard"), "{}", r.reason);
+}
+
+#[test]
+fn the_witness_counts_honestly() {
+    let dir = tempfile::tempdir().unwrap();
+    // Seven unscored memories over six domains, their questions full of filler words.
+    let docs: Vec<Document> = ["a", "b", "c", "d", "e", "f", "a"]
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            doc(i as u8 + 1, d, "why does this and that drift happen with glacier ice", 0.0, false)
+        })
+        .collect();
+    publish(dir.path(), &docs, 1);
+    let mut reader = MappedStore::open(dir.path()).unwrap();
+    let r = answer(
+        &mut ConsciousnessWitness::new(),
+        &invitation("glacier", "consciousness emergence patterns"),
+        &mut reader,
+    );
+    // The four largest domains, then the other two counted: 2 + 1 + 1 + 1 + 2 = 7.
+    assert_eq!(
+        r.insights[0],
+        "Domain spread: 7 memories matching across 6 domains; a 2 (29%), b 1 (14%), c 1 (14%), d 1 (14%), 2 other domains 2 (29%)."
+    );
+    assert_eq!(
+        r.insights[2],
+        "Score trend: none of the 7 memories carries a consciousness score; no trend."
+    );
+    // Content words only: no "why", "does", "this", "that", "with".
+    assert_eq!(
+        r.insights[3],
+        "Keywords that co-occur with [glacier]: drift (7 of 7), happen (7 of 7), ice (7 of 7)."
+    );
+    assert!(
+        r.reason.contains("confidence is the sample size, min(1, matching / 10)"),
+        "{}",
+        r.reason
+    );
+    assert!((r.confidence - 0.7).abs() < 1e-12);
 }

@@ -317,13 +317,44 @@ fn invite_and_circle_run_real_apprentice_processes() {
     assert_eq!(kinds, ["navigator", "witness"]);
     assert!(all.iter().all(|r| r["accepted"] == true), "{v}");
     assert!(
-        all[1]["insights"][0].as_str().unwrap().contains("across 1 domains; design 2 (100%)"),
+        all[1]["insights"][0].as_str().unwrap().contains("across 1 domain; design 2 (100%)"),
         "{v}"
     );
 
     let human = mcs(&store, &["circle", "--task", "share index"]);
     assert!(human.status.success());
     assert!(text(&human.stdout).contains("witness (pid"), "{}", text(&human.stdout));
+
+    // A structured context: same task, other answer.
+    let v = json(&mcs(
+        &store,
+        &[
+            "invite",
+            "--kind",
+            "navigator",
+            "--task",
+            "share index readers",
+            "--context",
+            "domain=ops",
+            "--context",
+            "team=crash",
+            "--json",
+        ],
+    ));
+    assert_eq!(v["memories"][0]["id"], "22222222-2222-4222-8222-222222222222", "{v}");
+    assert_eq!(v["memories"].as_array().unwrap().len(), 1, "{v}");
+    assert!(v["reason"].as_str().unwrap().ends_with("; context: domain ops, team=crash"), "{v}");
+    let out = mcs(
+        &store,
+        &["invite", "--kind", "navigator", "--task", "x", "--context", "since=yesterday"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr)
+            .contains("--context since=yesterday: expected an RFC 3339 time or YYYY-MM-DD"),
+        "{}",
+        text(&out.stderr)
+    );
 
     // No store: a clear error, not a hanging apprentice.
     let out = mcs(&dir.path().join("none"), &["invite", "--kind", "navigator", "--task", "x"]);

@@ -5,6 +5,7 @@
 //! - `barrier` answers once `TEST_WORKER_BARRIER` workers have entered `<store>/barrier/`;
 //! - `crash` exits mid-invitation; `hang` never answers; `huge` answers with 9 MiB of insights;
 //! - `silent` prints `silent PID` and never says Hello;
+//! - `v1` says Hello in protocol version 1 and waits;
 //! - `garbage` sends an oversized frame or garbage (`TEST_WORKER_GARBAGE`);
 //! - `impostor-first` starts an `impostor` that connects to the socket first, claiming to be
 //!   this worker, waits for it to exit, then answers as `echo` saying whether it was refused.
@@ -170,6 +171,18 @@ fn main() {
             return;
         }
         "impostor" => impostor(&args.socket),
+        "v1" => {
+            let mut s = connect(&args.socket);
+            let hello = Message::Hello {
+                pid: std::process::id(),
+                kind: "old".into(),
+                specialization: "testing echoes".into(),
+                protocol: apprentice_core::protocol::version::V1,
+            };
+            let _ = apprentice_core::transport::write_frame(&mut s, &hello);
+            std::thread::sleep(Duration::from_secs(3600));
+            return;
+        }
         "impostor-first" => {
             let status = std::process::Command::new(std::env::current_exe().expect("exe"))
                 .env("TEST_WORKER_MODE", "impostor")

@@ -87,11 +87,9 @@ pub(crate) fn run(store: Option<&Path>) -> anyhow::Result<()> {
     println!("   are invited over a private local socket to: \"{task}\" (keyword: fsync).");
     let ask = crate::apprentices::Ask {
         task: task.into(),
-        context: String::new(),
         specialization: None,
         keywords: vec!["fsync".into()],
-        sacred_only: false,
-        limit: 5,
+        context: apprentice_core::Context { limit: Some(5), ..Default::default() },
         timeout: std::time::Duration::from_secs(10),
     };
     let outcomes = crate::apprentices::invite(&apprentice_kinds::BuiltIn::ALL, &dir, &ask);

@@ -135,9 +135,11 @@ struct TaskArgs {
     /// The task, in words (its keywords join the search).
     #[arg(long)]
     task: String,
-    /// Background for the task.
-    #[arg(long, default_value = "")]
-    context: String,
+    /// Context KEY=VALUE, repeatable: domain, sacred (true|false), since and until (RFC 3339
+    /// or YYYY-MM-DD; since inclusive, until exclusive), limit, ranking (default|keywords);
+    /// any other key is free-form background whose words join the search.
+    #[arg(long = "context", value_parser = parse_pair)]
+    context: Vec<(String, String)>,
     /// The expertise the task requires [default: each kind's own].
     #[arg(long)]
     specialization: Option<String>,
@@ -159,16 +161,17 @@ struct TaskArgs {
 }
 
 impl TaskArgs {
-    fn ask(&self) -> apprentices::Ask {
-        apprentices::Ask {
+    fn ask(&self) -> anyhow::Result<apprentices::Ask> {
+        let mut context = apprentices::context(&self.context)?;
+        context.sacred_only |= self.sacred_only;
+        context.limit = context.limit.or(Some(self.limit));
+        Ok(apprentices::Ask {
             task: self.task.clone(),
-            context: self.context.clone(),
             specialization: self.specialization.clone(),
             keywords: self.keywords.clone(),
-            sacred_only: self.sacred_only,
-            limit: self.limit,
+            context,
             timeout: std::time::Duration::from_millis(self.timeout_ms),
-        }
+        })
     }
 }
 
@@ -395,13 +398,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo => demo::run(cli.store.as_deref())?,
         Command::Invite(a) => {
             open_reader(&dir)?;
-            let outcomes = apprentices::invite(&[a.kind.into()], &dir, &a.task.ask());
+            let outcomes = apprentices::invite(&[a.kind.into()], &dir, &a.task.ask()?);
             return report(&outcomes, a.task.json, false);
         }
         Command::Circle(a) => {
             open_reader(&dir)?;
             let kinds = apprentice_kinds::BuiltIn::ALL;
-            let outcomes = apprentices::invite(&kinds, &dir, &a.task.ask());
+            let outcomes = apprentices::invite(&kinds, &dir, &a.task.ask()?);
             return report(&outcomes, a.task.json, true);
         }
         Command::Apprentice { kind } => return Ok(apprentice_kinds::worker_main(&kind)),
