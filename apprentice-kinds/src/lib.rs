@@ -28,8 +28,10 @@
 #![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
+mod curator;
 mod memory;
 mod navigator;
+mod synthesizer;
 mod witness;
 
 use std::process::ExitCode;
@@ -37,50 +39,71 @@ use std::process::ExitCode;
 use apprentice_core::{Invitation, Kind, WorkerArgs};
 use shm_reader::{Query, SearchOptions};
 
+pub use crate::curator::Curator;
 pub use crate::memory::MappedStore;
 pub use crate::navigator::MemoryNavigator;
+pub use crate::synthesizer::Synthesizer;
 pub use crate::witness::ConsciousnessWitness;
 
-/// The kinds this crate ships, by name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum BuiltIn {
-    /// [`MemoryNavigator`].
-    Navigator,
-    /// [`ConsciousnessWitness`].
-    Witness,
+/// Every kind this crate ships, in the order `mcs circle` invites them. Adding a kind is its
+/// module (with a `REGISTRATION`) and one line here.
+const REGISTRY: &[BuiltIn] = &[
+    navigator::REGISTRATION,
+    witness::REGISTRATION,
+    synthesizer::REGISTRATION,
+    curator::REGISTRATION,
+];
+
+/// A kind this crate ships: its name, its specialization, and how to make one.
+#[derive(Clone, Copy)]
+pub struct BuiltIn {
+    name: &'static str,
+    specialization: &'static str,
+    create: fn() -> Box<dyn Kind<Memory = MappedStore> + Send>,
 }
 
 impl BuiltIn {
     /// Every built-in kind.
-    pub const ALL: [BuiltIn; 2] = [BuiltIn::Navigator, BuiltIn::Witness];
+    pub const ALL: &'static [BuiltIn] = REGISTRY;
 
     /// The name used on command lines and in Hello ("navigator", "witness").
     pub fn name(self) -> &'static str {
-        match self {
-            BuiltIn::Navigator => navigator::NAME,
-            BuiltIn::Witness => witness::NAME,
-        }
+        self.name
     }
 
     /// The kind's specialization in words.
     pub fn specialization(self) -> &'static str {
-        match self {
-            BuiltIn::Navigator => navigator::SPECIALIZATION,
-            BuiltIn::Witness => witness::SPECIALIZATION,
-        }
+        self.specialization
     }
 
     /// The kind with this name, if there is one.
     pub fn from_name(name: &str) -> Option<BuiltIn> {
-        BuiltIn::ALL.into_iter().find(|k| k.name() == name)
+        BuiltIn::ALL.iter().copied().find(|k| k.name() == name)
     }
 
     /// A fresh instance.
     pub fn create(self) -> Box<dyn Kind<Memory = MappedStore> + Send> {
-        match self {
-            BuiltIn::Navigator => Box::new(MemoryNavigator::new()),
-            BuiltIn::Witness => Box::new(ConsciousnessWitness::new()),
-        }
+        (self.create)()
+    }
+}
+
+impl PartialEq for BuiltIn {
+    fn eq(&self, other: &BuiltIn) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for BuiltIn {}
+
+impl std::hash::Hash for BuiltIn {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
+    }
+}
+
+impl std::fmt::Debug for BuiltIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("BuiltIn").field(&self.name).finish()
     }
 }
 
@@ -294,7 +317,7 @@ mod tests {
 
     #[test]
     fn builtins_round_trip_their_names() {
-        for k in BuiltIn::ALL {
+        for &k in BuiltIn::ALL {
             assert_eq!(BuiltIn::from_name(k.name()), Some(k));
             assert_eq!(k.create().kind(), k.name());
             assert_eq!(k.create().specialization(), k.specialization());

@@ -6,6 +6,12 @@ use shm_reader::Hits;
 use crate::{clip, context_note, id_text, limit_of, plural, search_invitation, Found, MappedStore};
 
 pub(crate) const NAME: &str = "navigator";
+/// How the crate's registry knows this kind.
+pub(crate) const REGISTRATION: crate::BuiltIn = crate::BuiltIn {
+    name: NAME,
+    specialization: SPECIALIZATION,
+    create: || Box::new(MemoryNavigator::new()),
+};
 pub(crate) const SPECIALIZATION: &str = "semantic memory navigation";
 
 /// How many of the best hits the navigator follows to their related memories.

@@ -8,6 +8,12 @@ use shm_reader::Hits;
 use crate::{context_note, id_text, plural, search_invitation, Found, MappedStore};
 
 pub(crate) const NAME: &str = "witness";
+/// How the crate's registry knows this kind.
+pub(crate) const REGISTRATION: crate::BuiltIn = crate::BuiltIn {
+    name: NAME,
+    specialization: SPECIALIZATION,
+    create: || Box::new(ConsciousnessWitness::new()),
+};
 pub(crate) const SPECIALIZATION: &str = "consciousness emergence patterns";
 
 /// How many matching memories the witness reads patterns from.
@@ -217,7 +223,7 @@ impl Kind for ConsciousnessWitness {
 }
 
 /// Words too common to be a pattern: the witness never reports them as co-occurring.
-const STOP: &[&str] = &[
+pub(crate) const STOP: &[&str] = &[
     "about", "after", "again", "all", "also", "always", "and", "any", "are", "because", "been",
     "before", "being", "both", "but", "can", "could", "did", "does", "doing", "done", "each",
     "even", "ever", "every", "for", "from", "get", "got", "had", "has", "have", "her", "here",

@@ -6,7 +6,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use apprentice_core::{answer, Apprentice, Context, Invitation, SpawnOptions};
-use apprentice_kinds::{BuiltIn, ConsciousnessWitness, MappedStore, MemoryNavigator};
+use apprentice_kinds::{
+    BuiltIn, ConsciousnessWitness, Curator, MappedStore, MemoryNavigator, Synthesizer,
+};
 use semantic_index::layout::Publisher;
 use semantic_index::{Document, SegmentBuilder};
 
@@ -177,8 +179,8 @@ fn spawn(kind: BuiltIn, store: &Path) -> Apprentice {
 fn apprentice_processes_answer_and_see_new_generations() {
     let dir = tempfile::tempdir().unwrap();
     let mut publisher = publish(dir.path(), &corpus(), 1);
-    let nav = spawn(BuiltIn::Navigator, dir.path());
-    let witness = spawn(BuiltIn::Witness, dir.path());
+    let nav = spawn(BuiltIn::from_name("navigator").unwrap(), dir.path());
+    let witness = spawn(BuiltIn::from_name("witness").unwrap(), dir.path());
     assert_eq!(nav.kind(), "navigator");
     assert_eq!(witness.specialization(), "consciousness emergence patterns");
     assert_ne!(nav.pid(), std::process::id());
@@ -235,7 +237,7 @@ fn a_700k_keyword_invitation_gets_a_bounded_answer() {
     let dir = tempfile::tempdir().unwrap();
     publish(dir.path(), &corpus(), 1);
     let keywords: Vec<String> = (0..700_000).map(|i| format!("kw{i:06}")).collect();
-    for kind in [BuiltIn::Navigator, BuiltIn::Witness] {
+    for &kind in BuiltIn::ALL {
         let a = spawn(kind, dir.path());
         let inv =
             Invitation { keywords: keywords.clone(), ..invitation("crash", kind.specialization()) };
@@ -360,4 +362,77 @@ fn the_witness_counts_honestly() {
         r.reason
     );
     assert!((r.confidence - 0.7).abs() < 1e-12);
+}
+
+#[test]
+fn the_synthesizer_combines_with_agreement_and_sources() {
+    let dir = tempfile::tempdir().unwrap();
+    publish(dir.path(), &corpus(), 1);
+    let mut reader = MappedStore::open(dir.path()).unwrap();
+    let spec = "insight synthesis across memories";
+    let r = answer(&mut Synthesizer::new(), &invitation("crash", spec), &mut reader);
+    assert!(r.accepted);
+    // Crash memories 4, 6, 2, 1: "record" is in 4, 2 and 1; "log" in 2 and 1; 6 shares nothing.
+    assert_eq!(
+        r.insights,
+        [
+            "Synthesis of 4 memories on [crash]: 3 of 4 on record; 2 of 4 on log; 1 memory stands alone (06060606).",
+            "On record: \"the night the crash test found a torn record\" (04040404); \"fsync ordering keeps the record log crash safe\" (02020202); \"crash safety of the record log after power loss\" (01010101).",
+            "On log: \"fsync ordering keeps the record log crash safe\" (02020202); \"crash safety of the record log after power loss\" (01010101).",
+        ]
+    );
+    assert_eq!(
+        r.reason,
+        "combined 4 memories matching [crash] into 2 themes; confidence is the share in the largest theme"
+    );
+    assert_eq!(r.confidence, 0.75);
+    assert_eq!(ids(&r), [id(4), id(6), id(2), id(1)]);
+    let r =
+        answer(&mut Synthesizer::new(), &invitation("crash", "database optimization"), &mut reader);
+    assert!(!r.accepted);
+    assert_eq!(r.reason, "task requires database optimization expertise; I specialize in insight synthesis across memories");
+}
+
+fn hygiene_corpus() -> Vec<Document> {
+    vec![
+        doc(11, "storage", "fsync the directory after a rename for durability", 0.5, false),
+        doc(12, "storage", "after a rename fsync the directory for durability", 0.5, false),
+        doc(13, "storage", "a rename does not need a directory fsync for durability", 0.5, false),
+        doc(14, "search", "durability of the index comes from the records", 0.5, false),
+    ]
+}
+
+#[test]
+fn the_curator_finds_duplicates_and_contradictions() {
+    let dir = tempfile::tempdir().unwrap();
+    publish(dir.path(), &hygiene_corpus(), 1);
+    let mut reader = MappedStore::open(dir.path()).unwrap();
+    let spec = "memory curation and hygiene";
+    let r = answer(&mut Curator::new(), &invitation("durability", spec), &mut reader);
+    assert!(r.accepted);
+    // 11 and 12 hold the same words; 13 shares 4 of their 5 and negates them; 14 stands apart.
+    assert_eq!(
+        r.insights,
+        [
+            "Near-duplicates, 1 pair: \"after a rename fsync the directory for durability\" (0c0c0c0c) ≈ \"fsync the directory after a rename for durability\" (0b0b0b0b) (100% shared).",
+            "Possible contradictions, 2 pairs: \"after a rename fsync the directory for durability\" (0c0c0c0c) against \"a rename does not need a directory fsync for durability\" (0d0d0d0d) (80% shared, one negated); \"fsync the directory after a rename for durability\" (0b0b0b0b) against \"a rename does not need a directory fsync for durability\" (0d0d0d0d) (80% shared, one negated).",
+            "Unused memories: not reported; no memory use is recorded yet.",
+        ]
+    );
+    assert_eq!(
+        r.reason,
+        "reviewed 4 memories matching [durability] (6 pairs): 1 pair near-duplicate, 2 pairs possibly contradicting; confidence is the strongest finding's keyword overlap"
+    );
+    assert_eq!(r.confidence, 1.0);
+    assert_eq!(r.memories.len(), 4);
+    let r = answer(
+        &mut Curator::new(),
+        &invitation("durability", "semantic memory navigation"),
+        &mut reader,
+    );
+    assert!(!r.accepted);
+    assert_eq!(
+        r.reason,
+        "task requires semantic memory navigation expertise; I specialize in memory curation and hygiene"
+    );
 }

@@ -314,7 +314,7 @@ fn invite_and_circle_run_real_apprentice_processes() {
         json(&mcs(&store, &["circle", "--task", "share index", "--keywords", "readers", "--json"]));
     let all = v.as_array().unwrap();
     let kinds: Vec<&str> = all.iter().map(|r| r["apprentice"]["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["navigator", "witness"]);
+    assert_eq!(kinds, ["navigator", "witness", "synthesizer", "curator"]);
     assert!(all.iter().all(|r| r["accepted"] == true), "{v}");
     assert!(
         all[1]["insights"][0].as_str().unwrap().contains("across 1 domain; design 2 (100%)"),

@@ -93,33 +93,24 @@ enum Command {
     /// Run as an apprentice of KIND (started by `mcs invite`/`mcs circle`, not by hand).
     #[command(hide = true)]
     Apprentice {
-        /// navigator or witness.
+        /// navigator, witness, synthesizer or curator.
         kind: String,
     },
 }
 
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum KindArg {
-    /// MemoryNavigator: semantic memory navigation.
-    Navigator,
-    /// ConsciousnessWitness: consciousness emergence patterns.
-    Witness,
-}
-
-impl From<KindArg> for apprentice_kinds::BuiltIn {
-    fn from(k: KindArg) -> Self {
-        match k {
-            KindArg::Navigator => apprentice_kinds::BuiltIn::Navigator,
-            KindArg::Witness => apprentice_kinds::BuiltIn::Witness,
-        }
-    }
+/// A built-in apprentice kind by name (`apprentice_kinds::BuiltIn::ALL` lists them).
+fn parse_kind(name: &str) -> Result<apprentice_kinds::BuiltIn, String> {
+    apprentice_kinds::BuiltIn::from_name(name).ok_or_else(|| {
+        let known: Vec<&str> = apprentice_kinds::BuiltIn::ALL.iter().map(|k| k.name()).collect();
+        format!("unknown kind {name:?} (known: {})", known.join(", "))
+    })
 }
 
 #[derive(Args)]
 struct InviteArgs {
-    /// The kind of apprentice.
-    #[arg(long, value_enum)]
-    kind: KindArg,
+    /// The kind of apprentice: navigator, witness, synthesizer or curator.
+    #[arg(long, value_parser = parse_kind)]
+    kind: apprentice_kinds::BuiltIn,
     #[command(flatten)]
     task: TaskArgs,
 }
@@ -398,13 +389,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo => demo::run(cli.store.as_deref())?,
         Command::Invite(a) => {
             open_reader(&dir)?;
-            let outcomes = apprentices::invite(&[a.kind.into()], &dir, &a.task.ask()?);
+            let outcomes = apprentices::invite(&[a.kind], &dir, &a.task.ask()?);
             return report(&outcomes, a.task.json, false);
         }
         Command::Circle(a) => {
             open_reader(&dir)?;
             let kinds = apprentice_kinds::BuiltIn::ALL;
-            let outcomes = apprentices::invite(&kinds, &dir, &a.task.ask()?);
+            let outcomes = apprentices::invite(kinds, &dir, &a.task.ask()?);
             return report(&outcomes, a.task.json, true);
         }
         Command::Apprentice { kind } => return Ok(apprentice_kinds::worker_main(&kind)),
