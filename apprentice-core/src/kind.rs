@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use crate::protocol::{Invitation, Response};
+use crate::protocol::{Invitation, MemoryUsed, Response};
 
 /// Alignment below which an apprentice declines (DESIGN.md).
 pub const ALIGNMENT_THRESHOLD: f64 = 0.3;
@@ -39,6 +39,27 @@ pub trait Kind {
     /// Answers an invitation it is aligned with. [`answer`] calls this only after the
     /// alignment check passed.
     fn consider(&mut self, invitation: &Invitation, memory: &mut Self::Memory) -> Response;
+
+    /// Takes a standing interest (memory streams): from now on [`Kind::notice`] reports the
+    /// memories stamped at or after `after_micros` that match `interest`, except the `seen`
+    /// ids. Returns whether this kind watches at all (the default: it does not).
+    fn watch(
+        &mut self,
+        interest: &Invitation,
+        after_micros: i64,
+        seen: &[String],
+        memory: &mut Self::Memory,
+    ) -> bool {
+        let _ = (interest, after_micros, seen, memory);
+        false
+    }
+
+    /// After the memory moved to a new generation: the memories new to the standing interest
+    /// since the last call, each once ever, with a line describing each.
+    fn notice(&mut self, memory: &mut Self::Memory) -> Vec<(MemoryUsed, String)> {
+        let _ = memory;
+        Vec::new()
+    }
 }
 
 fn words(s: &str) -> BTreeSet<String> {

@@ -55,7 +55,7 @@ use std::time::Duration;
 
 pub use crate::circle::{Circle, RestartPolicy};
 pub use crate::kind::{alignment, answer, Kind, Memory, ALIGNMENT_THRESHOLD};
-pub use crate::protocol::{Context, Invitation, MemoryUsed, Message, Response};
+pub use crate::protocol::{Context, Invitation, MemoryUsed, Message, Push, Response};
 pub use crate::supervisor::{Apprentice, SpawnOptions, BUSY_REASON};
 pub use crate::transport::FrameError;
 pub use crate::worker::{run_worker, WorkerArgs};

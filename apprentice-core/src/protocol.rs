@@ -13,7 +13,7 @@ pub mod version {
     /// The first protocol: Hello, Invite, Respond, Ping, Pong, Shutdown, Error.
     pub const V1: u32 = 1;
     /// The invitation's context became a typed [`Context`](super::Context) (it was a string;
-    /// `sacred_only` and `limit` moved into it).
+    /// `sacred_only` and `limit` moved into it); streams: Watch, Watching, Push.
     pub const V2: u32 = 2;
     /// The version this build speaks.
     pub const CURRENT: u32 = V2;
@@ -153,4 +153,36 @@ pub enum Message {
         /// What.
         message: String,
     },
+    /// Supervisor → worker: hold this standing interest and push the memories that match it
+    /// as they are published, unasked. Replaces any earlier interest. Since v2.
+    Watch {
+        /// What to watch for: its keywords, task words and context, as for an invitation.
+        interest: Invitation,
+        /// Only memories stamped at or after this time (unix microseconds) are new.
+        after_micros: i64,
+        /// Ids already pushed (a restarted worker resumes without repeating them).
+        seen: Vec<String>,
+    },
+    /// Worker → supervisor: the answer to Watch; from `generation` on, new matching memories
+    /// are pushed. `accepted` is false for a kind that does not watch. Since v2.
+    Watching {
+        /// Whether the kind holds the interest.
+        accepted: bool,
+        /// The generation the worker read when it took the interest.
+        generation: u64,
+    },
+    /// Worker → supervisor, unasked: memories new in `generation` that match the interest.
+    /// Since v2.
+    Push(Push),
+}
+
+/// New memories matching a standing interest, pushed by a watching worker.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Push {
+    /// The generation they were noticed in.
+    pub generation: u64,
+    /// The memories (id and search score).
+    pub memories: Vec<MemoryUsed>,
+    /// One line per memory, in the same order: its domain and gist.
+    pub insights: Vec<String>,
 }

@@ -13,7 +13,7 @@ use interprocess::local_socket::{
     GenericFilePath, ListenerNonblockingMode, ListenerOptions, Stream, ToFsName,
 };
 
-use crate::protocol::{version, Invitation, Message, Response};
+use crate::protocol::{version, Invitation, Message, Push, Response};
 use crate::transport::{read_frame, write_frame, FrameError};
 use crate::{Error, SOCKET_ENV, STORE_ENV};
 
@@ -149,6 +149,7 @@ pub struct Apprentice {
     stream: std::sync::Arc<Stream>,
     send: Mutex<()>,
     inbox: Receiver<Result<Message, FrameError>>,
+    pushes: Receiver<Push>,
     busy: AtomicBool,
     next_id: AtomicU64,
     grace: Duration,
@@ -240,10 +241,17 @@ impl Apprentice {
         let stream = std::sync::Arc::new(stream);
         let recv = stream.clone();
         let (tx, inbox) = crossbeam_channel::unbounded();
+        let (push_tx, pushes) = crossbeam_channel::unbounded();
         std::thread::Builder::new()
             .name(format!("apprentice-{}-reader", child.id()))
             .spawn(move || loop {
                 let frame = read_frame(&*recv);
+                if let Ok(Message::Push(push)) = frame {
+                    // Pushes have their own channel; a supervisor that does not read them
+                    // still gets its answers.
+                    let _ = push_tx.send(push);
+                    continue;
+                }
                 let stop = frame.is_err();
                 if tx.send(frame).is_err() || stop {
                     break;
@@ -295,6 +303,7 @@ impl Apprentice {
             stream,
             send: Mutex::new(()),
             inbox,
+            pushes,
             busy: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
             grace: options.grace,
@@ -363,6 +372,48 @@ impl Apprentice {
                 Err(RecvTimeoutError::Disconnected) => return Err(self.lost(FrameError::Closed)),
             }
         }
+    }
+
+    /// Gives the apprentice a standing interest (memory streams): from then on it pushes the
+    /// memories stamped at or after `after_micros` that match `interest` as they are published,
+    /// except the `seen` ids, on [`Apprentice::pushes`]. Returns the generation it read when it
+    /// took the interest; a kind that does not watch is [`Error::Worker`].
+    pub fn watch(
+        &self,
+        interest: &Invitation,
+        after_micros: i64,
+        seen: &[String],
+        timeout: Duration,
+    ) -> Result<u64, Error> {
+        if self.busy.swap(true, Ordering::AcqRel) {
+            return Err(Error::Failed(BUSY_REASON.into()));
+        }
+        let _guard = BusyGuard(&self.busy);
+        let watch =
+            Message::Watch { interest: interest.clone(), after_micros, seen: seen.to_vec() };
+        self.send(&watch)?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.inbox.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(Ok(Message::Watching { accepted: true, generation })) => return Ok(generation),
+                Ok(Ok(Message::Watching { accepted: false, .. })) => {
+                    return Err(Error::Worker(format!("the {} kind does not watch", self.kind)))
+                }
+                Ok(Ok(Message::Respond { .. } | Message::Pong { .. })) => continue,
+                Ok(Ok(Message::Error { message })) => return Err(Error::Worker(message)),
+                Ok(Ok(other)) => {
+                    return Err(Error::Unexpected(format!("{other:?} instead of Watching")))
+                }
+                Ok(Err(e)) => return Err(self.lost(e)),
+                Err(RecvTimeoutError::Timeout) => return Err(Error::Timeout { after: timeout }),
+                Err(RecvTimeoutError::Disconnected) => return Err(self.lost(FrameError::Closed)),
+            }
+        }
+    }
+
+    /// The memories a watching apprentice pushed, in the order it sent them.
+    pub fn pushes(&self) -> &Receiver<Push> {
+        &self.pushes
     }
 
     /// Checks the apprentice answers a Ping within `timeout`.

@@ -7,7 +7,7 @@ use interprocess::local_socket::traits::Stream as _;
 use interprocess::local_socket::{GenericFilePath, Stream, ToFsName};
 
 use crate::kind::{answer, Kind, Memory};
-use crate::protocol::{version, Message, Response};
+use crate::protocol::{version, Message, Push, Response};
 use crate::transport::{encode, read_frame, write_frame, FrameError, MAX_FRAME};
 use crate::{Error, SOCKET_ENV, STORE_ENV};
 
@@ -80,12 +80,55 @@ pub fn run_worker<K: Kind + ?Sized>(kind: &mut K, args: &WorkerArgs) -> Result<(
         protocol: version::CURRENT,
     };
     write_frame(&mut stream, &hello)?;
+    // Frames arrive on their own thread so that, while watching, the loop can also notice new
+    // generations; all writes stay on this thread.
+    let stream = std::sync::Arc::new(stream);
+    let (tx, inbox) = crossbeam_channel::bounded::<Result<Message, FrameError>>(16);
+    let recv = stream.clone();
+    std::thread::Builder::new()
+        .name("apprentice-frames".into())
+        .spawn(move || loop {
+            let frame = read_frame(&*recv);
+            let stop = frame.is_err();
+            if tx.send(frame).is_err() || stop {
+                break;
+            }
+        })
+        .map_err(|e| Error::Io { what: "starting the frame reader", source: e })?;
+    let send = |frame: &[u8]| (&*stream).write_all(frame).map_err(crate::transport::read_error);
+    let mut watching = false;
+    let mut seen_generation = reader.generation();
     loop {
-        let message = match read_frame(&mut stream) {
+        let next = if watching {
+            match inbox.recv_timeout(NOTICE_EVERY) {
+                Ok(frame) => Some(frame),
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => None,
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return Ok(()),
+            }
+        } else {
+            match inbox.recv() {
+                Ok(frame) => Some(frame),
+                Err(_) => return Ok(()),
+            }
+        };
+        let Some(frame) = next else {
+            // A tick while watching: a new generation may hold new matching memories.
+            if reader.refresh().is_ok() && reader.generation() != seen_generation {
+                seen_generation = reader.generation();
+                let found = kind.notice(&mut reader);
+                if !found.is_empty() {
+                    let (memories, insights) = found.into_iter().unzip();
+                    let push = Push { generation: seen_generation, memories, insights };
+                    send(&encode(&Message::Push(push))?)?;
+                }
+            }
+            continue;
+        };
+        let message = match frame {
             Ok(m) => m,
             Err(FrameError::Closed) => return Ok(()),
             Err(e) => {
-                let _ = write_frame(&mut stream, &Message::Error { message: e.to_string() });
+                let _ = send(&encode(&Message::Error { message: e.to_string() })?);
                 return Err(e.into());
             }
         };
@@ -95,19 +138,35 @@ pub fn run_worker<K: Kind + ?Sized>(kind: &mut K, args: &WorkerArgs) -> Result<(
                     Ok(_) => answer(kind, &invitation, &mut reader),
                     Err(e) => Response::declined(format!("cannot read the memory store: {e}"), 0.0),
                 };
-                let frame = bounded(id, response)?;
-                stream.write_all(&frame).map_err(crate::transport::read_error)?;
+                send(&bounded(id, response)?)?;
             }
-            Message::Ping { nonce } => write_frame(&mut stream, &Message::Pong { nonce })?,
+            Message::Watch { interest, after_micros, seen } => {
+                let _ = reader.refresh();
+                seen_generation = reader.generation();
+                watching = kind.watch(&interest, after_micros, &seen, &mut reader);
+                // Memories already published that the interest has not seen go out now.
+                let found = if watching { kind.notice(&mut reader) } else { Vec::new() };
+                let ack = Message::Watching { accepted: watching, generation: seen_generation };
+                send(&encode(&ack)?)?;
+                if !found.is_empty() {
+                    let (memories, insights) = found.into_iter().unzip();
+                    let push = Push { generation: seen_generation, memories, insights };
+                    send(&encode(&Message::Push(push))?)?;
+                }
+            }
+            Message::Ping { nonce } => send(&encode(&Message::Pong { nonce })?)?,
             Message::Shutdown => return Ok(()),
             other => {
                 let message = format!("unexpected {other:?}");
-                let _ = write_frame(&mut stream, &Message::Error { message: message.clone() });
+                let _ = send(&encode(&Message::Error { message: message.clone() })?);
                 return Err(Error::Unexpected(message));
             }
         }
     }
 }
+
+/// How often a watching worker looks for a new generation (one atomic load of the beacon).
+const NOTICE_EVERY: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// Characters kept of each text field of a reply cut to fit a frame.
 const CUT_TEXT: usize = 4096;

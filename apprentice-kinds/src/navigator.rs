@@ -3,6 +3,8 @@
 use apprentice_core::{Invitation, Kind, MemoryUsed, Response};
 use shm_reader::Hits;
 
+use crate::stream::Watcher;
+
 use crate::{clip, context_note, id_text, limit_of, plural, search_invitation, Found, MappedStore};
 
 pub(crate) const NAME: &str = "navigator";
@@ -31,6 +33,7 @@ const QUOTE: usize = 160;
 pub struct MemoryNavigator {
     hits: Hits,
     related: Hits,
+    watcher: Option<Watcher>,
 }
 
 impl MemoryNavigator {
@@ -39,6 +42,7 @@ impl MemoryNavigator {
         MemoryNavigator {
             hits: Hits::with_capacity(100),
             related: Hits::with_capacity(RELATED_PER_HIT),
+            watcher: None,
         }
     }
 }
@@ -58,6 +62,23 @@ impl Kind for MemoryNavigator {
 
     fn specialization(&self) -> &str {
         SPECIALIZATION
+    }
+
+    /// Watches: new memories that share a keyword with the interest and fit its context are
+    /// pushed once each (see the crate's stream module).
+    fn watch(
+        &mut self,
+        interest: &Invitation,
+        after_micros: i64,
+        seen: &[String],
+        _memory: &mut MappedStore,
+    ) -> bool {
+        self.watcher = Watcher::new(interest, after_micros, seen);
+        self.watcher.is_some()
+    }
+
+    fn notice(&mut self, memory: &mut MappedStore) -> Vec<(MemoryUsed, String)> {
+        self.watcher.as_mut().map(|w| w.notice(memory)).unwrap_or_default()
     }
 
     fn consider(&mut self, invitation: &Invitation, memory: &mut MappedStore) -> Response {
