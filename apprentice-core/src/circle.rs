@@ -240,6 +240,15 @@ impl Circle {
         self.members.iter().find(|m| m.name == name)?.apprentice.as_ref().map(Apprentice::pid)
     }
 
+    /// Terminates member `name` and forgets it.
+    pub fn remove(&mut self, name: &str) {
+        if let Some(i) = self.members.iter().position(|m| m.name == name) {
+            if let Some(a) = self.members.remove(i).apprentice {
+                let _ = a.terminate();
+            }
+        }
+    }
+
     /// Why a member failed for good, if it did.
     pub fn failure(&self, name: &str) -> Option<&str> {
         self.members.iter().find(|m| m.name == name).and_then(|m| m.failed.as_deref())

@@ -361,3 +361,35 @@ fn invite_and_circle_run_real_apprentice_processes() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("no store at"), "{}", text(&out.stderr));
 }
+
+#[test]
+fn circle_watch_pushes_new_matching_memories_as_they_are_stored() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s");
+    assert!(mcs_stdin(&store, &["ingest", "-"], GOOD).status.success());
+    let mut watch = Command::new(env!("CARGO_BIN_EXE_mcs"))
+        .arg("--store")
+        .arg(&store)
+        .args(["circle", "--watch", "--task", "zebra migration"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(watch.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.starts_with("watching for [zebra migration]: navigator (pid "), "{first}");
+    assert!(!first.contains("witness"), "the witness does not watch: {first}");
+    for (domain, question) in
+        [("ops", "What survives a disk fill?"), ("wild", "Where does the zebra herd go?")]
+    {
+        let out = mcs(&store, &["add", "--domain", domain, "--question", question]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    // Only the matching memory is pushed.
+    let pushed = lines.next().unwrap().unwrap();
+    assert!(pushed.starts_with("navigator (generation "), "{pushed}");
+    assert!(pushed.contains("[wild] Where does the zebra herd go?"), "{pushed}");
+    watch.kill().unwrap();
+    watch.wait().unwrap();
+}

@@ -190,3 +190,75 @@ pub(crate) fn print(o: &Outcome, indent: &str) {
         }
     }
 }
+
+/// `mcs circle --watch`: a restart-capable circle of the kinds that watch, each holding the
+/// task as a standing interest from now on; prints each push as it arrives (a line, or a JSON
+/// object per line) until the process is interrupted.
+pub(crate) fn watch(store: &Path, ask: &Ask, json: bool) -> anyhow::Result<std::process::ExitCode> {
+    use std::io::Write as _;
+    let mut circle = apprentice_core::Circle::new(
+        store,
+        SpawnOptions::default(),
+        apprentice_core::RestartPolicy::default(),
+    );
+    let after = chrono::Utc::now().timestamp_micros();
+    let mut watching = Vec::new();
+    for &kind in BuiltIn::ALL {
+        let interest = Invitation {
+            task: ask.task.clone(),
+            specialization: ask
+                .specialization
+                .clone()
+                .unwrap_or_else(|| kind.specialization().into()),
+            keywords: ask.keywords.clone(),
+            context: ask.context.clone(),
+        };
+        let command = self_command(kind)?;
+        let program = command.get_program().to_owned();
+        circle
+            .add(kind.name(), move || {
+                let mut c = std::process::Command::new(&program);
+                c.args(["apprentice", kind.name()]);
+                c
+            })
+            .map_err(|e| {
+                anyhow::Error::new(e).context(format!("starting the {kind} apprentice"))
+            })?;
+        match circle.watch(kind.name(), &interest, after, ask.timeout) {
+            Ok(generation) => watching.push(format!(
+                "{kind} (pid {}) from generation {generation}",
+                circle.pid(kind.name()).unwrap_or_default()
+            )),
+            Err(apprentice_core::Error::Worker(_)) => circle.remove(kind.name()),
+            Err(e) => return Err(anyhow::Error::new(e).context(format!("{kind} watching"))),
+        }
+    }
+    anyhow::ensure!(!watching.is_empty(), "no apprentice kind watches");
+    let mut out = std::io::stdout().lock();
+    if !json {
+        writeln!(out, "watching for [{}]: {}", ask.task, watching.join(", "))?;
+        out.flush()?;
+    }
+    loop {
+        let Some((name, push)) = circle.next_push(Duration::from_secs(1)) else {
+            circle.heal();
+            continue;
+        };
+        for (m, line) in push.memories.iter().zip(&push.insights) {
+            let written = if json {
+                let v = serde_json::json!({
+                    "apprentice": name, "generation": push.generation, "id": m.id,
+                    "score": m.score, "memory": line,
+                });
+                writeln!(out, "{v}")
+            } else {
+                writeln!(out, "{name} (generation {}): {line} ({})", push.generation, &m.id[..8])
+            };
+            // A closed pipe ends the watch quietly.
+            if written.and_then(|()| out.flush()).is_err() {
+                circle.terminate();
+                return Ok(std::process::ExitCode::SUCCESS);
+            }
+        }
+    }
+}

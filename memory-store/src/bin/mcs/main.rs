@@ -85,7 +85,8 @@ enum Command {
     Rebuild,
     /// Spawn one apprentice process, invite it to a task, print its response, terminate it.
     Invite(InviteArgs),
-    /// Invite every kind of apprentice at once (one process each) and print all responses.
+    /// Invite every kind of apprentice at once (one process each) and print all responses;
+    /// with --watch, stay up and print the new matching memories apprentices push.
     Circle(CircleArgs),
     /// The tour: a fresh temporary store (unless --store is given), sample memories, searches,
     /// and two apprentice processes answering an invitation.
@@ -119,6 +120,11 @@ struct InviteArgs {
 struct CircleArgs {
     #[command(flatten)]
     task: TaskArgs,
+    /// Stay up: every kind that watches holds the task as a standing interest and pushes the
+    /// new memories that match it as they are stored, until interrupted; a crashed apprentice
+    /// is restarted and resumes where it was.
+    #[arg(long)]
+    watch: bool,
 }
 
 #[derive(Args)]
@@ -391,6 +397,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             open_reader(&dir)?;
             let outcomes = apprentices::invite(&[a.kind], &dir, &a.task.ask()?);
             return report(&outcomes, a.task.json, false);
+        }
+        Command::Circle(a) if a.watch => {
+            open_reader(&dir)?;
+            return apprentices::watch(&dir, &a.task.ask()?, a.task.json);
         }
         Command::Circle(a) => {
             open_reader(&dir)?;
