@@ -115,10 +115,7 @@ pub fn run_worker<K: Kind + ?Sized>(kind: &mut K, args: &WorkerArgs) -> Result<(
             // A tick while watching: a new generation may hold new matching memories.
             if reader.refresh().is_ok() && reader.generation() != seen_generation {
                 seen_generation = reader.generation();
-                let found = kind.notice(&mut reader);
-                if !found.is_empty() {
-                    let (memories, insights) = found.into_iter().unzip();
-                    let push = Push { generation: seen_generation, memories, insights };
+                for push in pushes(seen_generation, kind.notice(&mut reader)) {
                     send(&encode(&Message::Push(push))?)?;
                 }
             }
@@ -148,9 +145,7 @@ pub fn run_worker<K: Kind + ?Sized>(kind: &mut K, args: &WorkerArgs) -> Result<(
                 let found = if watching { kind.notice(&mut reader) } else { Vec::new() };
                 let ack = Message::Watching { accepted: watching, generation: seen_generation };
                 send(&encode(&ack)?)?;
-                if !found.is_empty() {
-                    let (memories, insights) = found.into_iter().unzip();
-                    let push = Push { generation: seen_generation, memories, insights };
+                for push in pushes(seen_generation, found) {
                     send(&encode(&Message::Push(push))?)?;
                 }
             }
@@ -163,6 +158,18 @@ pub fn run_worker<K: Kind + ?Sized>(kind: &mut K, args: &WorkerArgs) -> Result<(
             }
         }
     }
+}
+
+/// The noticed memories as Push frames of at most [`CUT_ITEMS`] memories each (a line is a
+/// clipped gist, so a frame stays far below the cap).
+fn pushes(generation: u64, found: Vec<(crate::MemoryUsed, String)>) -> Vec<Push> {
+    found
+        .chunks(CUT_ITEMS)
+        .map(|chunk| {
+            let (memories, insights) = chunk.iter().cloned().unzip();
+            Push { generation, memories, insights }
+        })
+        .collect()
 }
 
 /// How often a watching worker looks for a new generation (one atomic load of the beacon).
