@@ -92,7 +92,7 @@ impl Kind for Curator {
             .iter()
             .filter_map(|h| {
                 let d = memory.doc(h)?;
-                let words = d.keywords().filter(|k| !STOP.contains(k)).collect();
+                let words = d.keywords().filter(|k| STOP.binary_search(k).is_err()).collect();
                 Some((id_text(&h.id)[..8].to_owned(), d.gist(), words, negated(d.gist())))
             })
             .collect();

@@ -86,7 +86,7 @@ impl Kind for Synthesizer {
         for (rank, hit) in hits.iter().enumerate() {
             let Some(doc) = memory.doc(hit) else { continue };
             for k in doc.keywords() {
-                if !STOP.contains(&k) && !query.keywords().iter().any(|q| q == k) {
+                if STOP.binary_search(&k).is_err() && !query.keywords().iter().any(|q| q == k) {
                     holders.entry(k).or_default().push(rank);
                 }
             }

@@ -84,7 +84,7 @@ impl Kind for ConsciousnessWitness {
         for hit in &hits {
             let Some(doc) = memory.doc(hit) else { continue };
             for k in doc.keywords() {
-                if !STOP.contains(&k) && !query.keywords().iter().any(|q| q == k) {
+                if !query.keywords().iter().any(|q| q == k) {
                     *co.entry(k).or_default() += 1;
                 }
             }
@@ -191,7 +191,9 @@ impl Kind for ConsciousnessWitness {
         }
 
         // Co-occurring keywords: content words (not on the stop list) in at least two memories.
-        let mut pairs: Vec<(&str, usize)> = co.into_iter().filter(|&(_, c)| c >= 2).collect();
+        // The stop list is checked once per distinct keyword, not per occurrence.
+        let mut pairs: Vec<(&str, usize)> =
+            co.into_iter().filter(|&(k, c)| c >= 2 && STOP.binary_search(&k).is_err()).collect();
         let by_count = |a: &(&str, usize), b: &(&str, usize)| b.1.cmp(&a.1).then(a.0.cmp(b.0));
         if pairs.len() > 5 {
             pairs.select_nth_unstable_by(4, by_count);
@@ -222,7 +224,8 @@ impl Kind for ConsciousnessWitness {
     }
 }
 
-/// Words too common to be a pattern: the witness never reports them as co-occurring.
+/// Words too common to be a pattern: the witness never reports them as co-occurring. Sorted
+/// (binary search; a unit test checks it).
 pub(crate) const STOP: &[&str] = &[
     "about", "after", "again", "all", "also", "always", "and", "any", "are", "because", "been",
     "before", "being", "both", "but", "can", "could", "did", "does", "doing", "done", "each",
@@ -235,3 +238,11 @@ pub(crate) const STOP: &[&str] = &[
     "use", "used", "using", "very", "was", "way", "were", "what", "when", "where", "which",
     "while", "who", "whom", "why", "will", "with", "would", "yet", "you", "your",
 ];
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_stop_list_is_sorted_and_unique() {
+        assert!(super::STOP.windows(2).all(|w| w[0] < w[1]));
+    }
+}
