@@ -315,10 +315,10 @@ fn invite_and_circle_run_real_apprentice_processes() {
         json(&mcs(&store, &["circle", "--task", "share index", "--keywords", "readers", "--json"]));
     let all = v.as_array().unwrap();
     let kinds: Vec<&str> = all.iter().map(|r| r["apprentice"]["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["navigator", "witness"]);
+    assert_eq!(kinds, ["navigator", "witness", "synthesizer", "curator"]);
     assert!(all.iter().all(|r| r["accepted"] == true), "{v}");
     assert!(
-        all[1]["insights"][0].as_str().unwrap().contains("across 1 domains; design 2 (100%)"),
+        all[1]["insights"][0].as_str().unwrap().contains("across 1 domain; design 2 (100%)"),
         "{v}"
     );
 
@@ -326,8 +326,71 @@ fn invite_and_circle_run_real_apprentice_processes() {
     assert!(human.status.success());
     assert!(text(&human.stdout).contains("witness (pid"), "{}", text(&human.stdout));
 
+    // A structured context: same task, other answer.
+    let v = json(&mcs(
+        &store,
+        &[
+            "invite",
+            "--kind",
+            "navigator",
+            "--task",
+            "share index readers",
+            "--context",
+            "domain=ops",
+            "--context",
+            "team=crash",
+            "--json",
+        ],
+    ));
+    assert_eq!(v["memories"][0]["id"], "22222222-2222-4222-8222-222222222222", "{v}");
+    assert_eq!(v["memories"].as_array().unwrap().len(), 1, "{v}");
+    assert!(v["reason"].as_str().unwrap().ends_with("; context: domain ops, team=crash"), "{v}");
+    let out = mcs(
+        &store,
+        &["invite", "--kind", "navigator", "--task", "x", "--context", "since=yesterday"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr)
+            .contains("--context since=yesterday: expected an RFC 3339 time or YYYY-MM-DD"),
+        "{}",
+        text(&out.stderr)
+    );
+
     // No store: a clear error, not a hanging apprentice.
     let out = mcs(&dir.path().join("none"), &["invite", "--kind", "navigator", "--task", "x"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("no store at"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn circle_watch_pushes_new_matching_memories_as_they_are_stored() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s");
+    assert!(mcs_stdin(&store, &["ingest", "-"], GOOD).status.success());
+    let mut watch = Command::new(env!("CARGO_BIN_EXE_mcs"))
+        .arg("--store")
+        .arg(&store)
+        .args(["circle", "--watch", "--task", "zebra migration"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(watch.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.starts_with("watching for [zebra migration]: navigator (pid "), "{first}");
+    assert!(!first.contains("witness"), "the witness does not watch: {first}");
+    for (domain, question) in
+        [("ops", "What survives a disk fill?"), ("wild", "Where does the zebra herd go?")]
+    {
+        let out = mcs(&store, &["add", "--domain", domain, "--question", question]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    // Only the matching memory is pushed.
+    let pushed = lines.next().unwrap().unwrap();
+    assert!(pushed.starts_with("navigator (generation "), "{pushed}");
+    assert!(pushed.contains("[wild] Where does the zebra herd go?"), "{pushed}");
+    watch.kill().unwrap();
+    watch.wait().unwrap();
 }

@@ -480,6 +480,13 @@ fn apprentice_metrics(
         round_trips(&witness)?,
     );
     witness.terminate()?;
+
+    for (kind, what) in [("synthesizer", "themes of 10"), ("curator", "pairs of 10")] {
+        let (a, _) = spawn(kind)?;
+        let row = format!("invitation round trip, {kind} (ms, median; {what})");
+        report.put(&row, c, round_trips(&a)?);
+        a.terminate()?;
+    }
     Ok(())
 }
 

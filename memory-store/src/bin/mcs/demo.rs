@@ -84,23 +84,21 @@ pub(crate) fn run(store: Option<&Path>) -> anyhow::Result<()> {
 
     drop(store);
     let task = "crash safety of durable records";
-    println!("\n7. Apprentices: two child processes (this program, re-executed) map the index and");
-    println!("   are invited over a private local socket to: \"{task}\" (keyword: fsync).");
+    println!("\n7. Apprentices: child processes, one per kind (this program, re-executed), map the index");
+    println!("   and are invited over a private local socket to: \"{task}\" (keyword: fsync).");
     let ask = crate::apprentices::Ask {
         task: task.into(),
-        context: String::new(),
         specialization: None,
         keywords: vec!["fsync".into()],
-        sacred_only: false,
-        limit: 5,
+        context: apprentice_core::Context { limit: Some(5), ..Default::default() },
         timeout: std::time::Duration::from_secs(10),
     };
-    let outcomes = crate::apprentices::invite(&apprentice_kinds::BuiltIn::ALL, &dir, &ask);
+    let outcomes = crate::apprentices::invite(apprentice_kinds::BuiltIn::ALL, &dir, &ask);
     for o in &outcomes {
         crate::apprentices::print(o, "   ");
     }
     let declined = crate::apprentices::invite(
-        &[apprentice_kinds::BuiltIn::Navigator],
+        apprentice_kinds::BuiltIn::from_name("navigator").as_slice(),
         &dir,
         &crate::apprentices::Ask { specialization: Some("database optimization".into()), ..ask },
     );

@@ -117,7 +117,8 @@ enum Command {
     },
     /// Spawn one apprentice process, invite it to a task, print its response, terminate it.
     Invite(InviteArgs),
-    /// Invite every kind of apprentice at once (one process each) and print all responses.
+    /// Invite every kind of apprentice at once (one process each) and print all responses;
+    /// with --watch, stay up and print the new matching memories apprentices push.
     Circle(CircleArgs),
     /// The tour: a fresh temporary store, sample memories, searches, and two apprentice
     /// processes answering an invitation. Only an explicit --store on the command line makes it
@@ -126,33 +127,24 @@ enum Command {
     /// Run as an apprentice of KIND (started by `mcs invite`/`mcs circle`, not by hand).
     #[command(hide = true)]
     Apprentice {
-        /// navigator or witness.
+        /// navigator, witness, synthesizer or curator.
         kind: String,
     },
 }
 
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum KindArg {
-    /// MemoryNavigator: semantic memory navigation.
-    Navigator,
-    /// ConsciousnessWitness: consciousness emergence patterns.
-    Witness,
-}
-
-impl From<KindArg> for apprentice_kinds::BuiltIn {
-    fn from(k: KindArg) -> Self {
-        match k {
-            KindArg::Navigator => apprentice_kinds::BuiltIn::Navigator,
-            KindArg::Witness => apprentice_kinds::BuiltIn::Witness,
-        }
-    }
+/// A built-in apprentice kind by name (`apprentice_kinds::BuiltIn::ALL` lists them).
+fn parse_kind(name: &str) -> Result<apprentice_kinds::BuiltIn, String> {
+    apprentice_kinds::BuiltIn::from_name(name).ok_or_else(|| {
+        let known: Vec<&str> = apprentice_kinds::BuiltIn::ALL.iter().map(|k| k.name()).collect();
+        format!("unknown kind {name:?} (known: {})", known.join(", "))
+    })
 }
 
 #[derive(Args)]
 struct InviteArgs {
-    /// The kind of apprentice.
-    #[arg(long, value_enum)]
-    kind: KindArg,
+    /// The kind of apprentice: navigator, witness, synthesizer or curator.
+    #[arg(long, value_parser = parse_kind)]
+    kind: apprentice_kinds::BuiltIn,
     #[command(flatten)]
     task: TaskArgs,
 }
@@ -161,6 +153,11 @@ struct InviteArgs {
 struct CircleArgs {
     #[command(flatten)]
     task: TaskArgs,
+    /// Stay up: every kind that watches holds the task as a standing interest and pushes the
+    /// new memories that match it as they are stored, until interrupted; a crashed apprentice
+    /// is restarted and resumes where it was.
+    #[arg(long)]
+    watch: bool,
 }
 
 #[derive(Args)]
@@ -168,9 +165,11 @@ struct TaskArgs {
     /// The task, in words (its keywords join the search).
     #[arg(long)]
     task: String,
-    /// Background for the task.
-    #[arg(long, default_value = "")]
-    context: String,
+    /// Context KEY=VALUE, repeatable: domain, sacred (true|false), since and until (RFC 3339
+    /// or YYYY-MM-DD; since inclusive, until exclusive), limit, ranking (default|keywords);
+    /// any other key is free-form background whose words join the search.
+    #[arg(long = "context", value_parser = parse_pair)]
+    context: Vec<(String, String)>,
     /// The expertise the task requires [default: each kind's own].
     #[arg(long)]
     specialization: Option<String>,
@@ -192,16 +191,17 @@ struct TaskArgs {
 }
 
 impl TaskArgs {
-    fn ask(&self) -> apprentices::Ask {
-        apprentices::Ask {
+    fn ask(&self) -> anyhow::Result<apprentices::Ask> {
+        let mut context = apprentices::context(&self.context)?;
+        context.sacred_only |= self.sacred_only;
+        context.limit = context.limit.or(Some(self.limit));
+        Ok(apprentices::Ask {
             task: self.task.clone(),
-            context: self.context.clone(),
             specialization: self.specialization.clone(),
             keywords: self.keywords.clone(),
-            sacred_only: self.sacred_only,
-            limit: self.limit,
+            context,
             timeout: std::time::Duration::from_millis(self.timeout_ms),
-        }
+        })
     }
 }
 
@@ -475,13 +475,17 @@ fn run(cli: Cli, store_on_command_line: bool) -> anyhow::Result<ExitCode> {
         Command::Demo => demo::run(cli.store.as_deref().filter(|_| store_on_command_line))?,
         Command::Invite(a) => {
             open_reader(&dir)?;
-            let outcomes = apprentices::invite(&[a.kind.into()], &dir, &a.task.ask());
+            let outcomes = apprentices::invite(&[a.kind], &dir, &a.task.ask()?);
             return report(&outcomes, a.task.json, false);
+        }
+        Command::Circle(a) if a.watch => {
+            open_reader(&dir)?;
+            return apprentices::watch(&dir, &a.task.ask()?, a.task.json);
         }
         Command::Circle(a) => {
             open_reader(&dir)?;
             let kinds = apprentice_kinds::BuiltIn::ALL;
-            let outcomes = apprentices::invite(&kinds, &dir, &a.task.ask());
+            let outcomes = apprentices::invite(kinds, &dir, &a.task.ask()?);
             return report(&outcomes, a.task.json, true);
         }
         Command::Apprentice { kind } => return Ok(apprentice_kinds::worker_main(&kind)),
