@@ -145,10 +145,9 @@ fn a_child_killed_mid_invitation_is_an_error_not_a_hang() {
     let _p = store_with(dir.path(), 1);
     let a = Apprentice::spawn(worker("crash"), dir.path(), &quick()).unwrap();
     let pid = a.pid();
-    let t = Instant::now();
+    // Lost, not TimedOut: the supervisor noticed the death instead of waiting out the 30 s.
     let err = a.invite(&invitation("boom"), Duration::from_secs(30)).unwrap_err();
     assert!(matches!(err, Error::Lost { .. }), "{err}");
-    assert!(t.elapsed() < Duration::from_secs(30), "returned before the timeout");
     assert!(err.to_string().contains("outcome is unknown"), "{err}");
     drop(a);
     assert!(gone(pid), "reaped");
