@@ -3,6 +3,8 @@
 
 mod apprentices;
 mod demo;
+#[cfg(feature = "mcp")]
+mod mcp;
 mod output;
 
 use std::io::{BufRead, IsTerminal};
@@ -90,6 +92,9 @@ enum Command {
     /// The tour: a fresh temporary store (unless --store is given), sample memories, searches,
     /// and two apprentice processes answering an invitation.
     Demo,
+    /// Serve the store to AI agents over the Model Context Protocol, on standard input/output.
+    #[cfg(feature = "mcp")]
+    Mcp,
     /// Run as an apprentice of KIND (started by `mcs invite`/`mcs circle`, not by hand).
     #[command(hide = true)]
     Apprentice {
@@ -404,6 +409,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let outcomes = apprentices::invite(&kinds, &dir, &a.task.ask());
             return report(&outcomes, a.task.json, true);
         }
+        #[cfg(feature = "mcp")]
+        Command::Mcp => mcp::run(&dir)?,
         Command::Apprentice { kind } => return Ok(apprentice_kinds::worker_main(&kind)),
     }
     Ok(ExitCode::SUCCESS)
