@@ -243,7 +243,8 @@ impl ServerHandler for Server {
                     .with_mime_type("application/json")
             })
             .collect();
-        let mut result = ListResourcesResult::with_all_items(resources);
+        // New generations change the list: a client must not cache it.
+        let mut result = ListResourcesResult::with_all_items(resources).with_ttl_ms(0);
         result.next_cursor = next;
         Ok(result)
     }
