@@ -9,10 +9,11 @@ use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorCode,
-    Implementation, ListResourceTemplatesResult, ListResourcesResult, PaginatedRequestParams,
-    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource,
-    ResourceContents, ResourceTemplate, ResourceUpdatedNotificationParam, ServerCapabilities,
-    ServerConfig, SubscribeRequestParams, SubscriptionFilter, UnsubscribeRequestParams,
+    Implementation, JsonObject, ListResourceTemplatesResult, ListResourcesResult,
+    PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
+    Resource, ResourceContents, ResourceTemplate, ResourceUpdatedNotificationParam,
+    ServerCapabilities, ServerConfig, SubscribeRequestParams, SubscriptionFilter,
+    UnsubscribeRequestParams,
 };
 use rmcp::service::{NotificationContext, Peer, RequestContext, SubscriptionContext};
 use rmcp::transport::async_rw::AsyncRwTransport;
@@ -168,6 +169,29 @@ impl Server {
     }
 }
 
+/// Why `args` do not fit `T`, naming the argument (rmcp's own message does not say which).
+fn shape<T: serde::de::DeserializeOwned>(tool: &str, args: &JsonObject) -> Option<String> {
+    let value = serde_json::Value::Object(args.clone());
+    serde_path_to_error::deserialize::<_, T>(value).err().map(|e| match e.path().to_string() {
+        path if path == "." => format!("{tool}: invalid arguments: {}", e.inner()),
+        path => format!("{tool}: argument `{path}`: {}", e.inner()),
+    })
+}
+
+/// Why a known tool's arguments do not fit its schema, if they do not.
+fn argument_error(tool: &str, args: Option<&JsonObject>) -> Option<String> {
+    let empty = JsonObject::new();
+    let args = args.unwrap_or(&empty);
+    match tool {
+        "remember" => shape::<RememberArgs>(tool, args),
+        "recall" => shape::<RecallArgs>(tool, args),
+        "related" => shape::<RelatedArgs>(tool, args),
+        "get" | "forget" => shape::<GetArgs>(tool, args),
+        "invite" => shape::<InviteArgs>(tool, args),
+        _ => None,
+    }
+}
+
 fn resource_error(uri: &str, e: ToolError) -> McpError {
     match e {
         ToolError::NotFound(_) => McpError::resource_not_found(format!("no memory at {uri}"), None),
@@ -206,6 +230,9 @@ impl ServerHandler for Server {
                 format!("unknown tool `{name}`; the tools are {}", tools.join(", ")),
                 None,
             ));
+        }
+        if let Some(message) = argument_error(&name, request.arguments.as_ref()) {
+            return Ok(CallToolResult::error(vec![ContentBlock::text(message)]).into());
         }
         match self.tool_router.call(ToolCallContext::new(self, request, context)).await {
             Err(e) if e.code == ErrorCode::INVALID_PARAMS => {

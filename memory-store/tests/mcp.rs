@@ -364,3 +364,42 @@ fn malformed_and_oversized_json_rpc_leave_the_server_up() {
     let status = raw.child.wait().unwrap();
     assert!(status.success(), "{status}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_calls_all_land() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let client = ().serve(mcs_transport(&store)).await.expect("MCP handshake");
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..12 {
+        let peer = client.peer().clone();
+        calls.spawn(async move {
+            let tool = if i % 3 == 0 { "recall" } else { "remember" };
+            let args = if tool == "recall" {
+                json!({"text": "concurrent writers"})
+            } else {
+                json!({"domain": "load", "question": format!("concurrent writers number {i}")})
+            };
+            let Value::Object(map) = args else { unreachable!() };
+            let r = peer.call_tool(CallToolRequestParams::new(tool).with_arguments(map)).await;
+            (tool, r.expect("call"))
+        });
+    }
+    let mut ids = Vec::new();
+    while let Some(done) = calls.join_next().await {
+        let (tool, r) = done.unwrap();
+        let v = ok_json(&r);
+        if tool == "remember" {
+            ids.push(v["id"].as_str().unwrap().to_owned());
+        }
+    }
+    assert_eq!(ids.len(), 8);
+    let all =
+        ok_json(&call(&client, "recall", json!({"text": "concurrent writers", "limit": 50})).await);
+    let mut found = hit_ids(&all);
+    found.sort();
+    ids.sort();
+    assert_eq!(found, ids);
+    assert_eq!(ok_json(&call(&client, "stats", json!({})).await)["memories"], 8);
+    client.cancel().await.unwrap();
+}
