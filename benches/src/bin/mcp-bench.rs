@@ -16,6 +16,8 @@ use rmcp::ServiceExt;
 
 /// Rounds over the corpus's 1,000 queries, after one warm-up round.
 const ROUNDS: usize = 3;
+/// `remember` calls timed after the recalls.
+const REMEMBERS: usize = 9;
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -78,7 +80,7 @@ fn main() -> anyhow::Result<()> {
 
     let runtime =
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let (mut remote, memory) = runtime.block_on(async {
+    let (mut remote, memory, remember_ms) = runtime.block_on(async {
         let cmd = tokio::process::Command::new(&mcs).configure(|c| {
             c.arg("--store").arg(&store_dir).arg("mcp");
         });
@@ -110,8 +112,25 @@ fn main() -> anyhow::Result<()> {
             field("Private_Dirty:") + field("Private_Clean:"),
             field("Shared_Clean:") + field("Shared_Dirty:"),
         ];
+        // Writes: each opens the writer (loading the records), commits, publishes, lets go.
+        let mut writes = Vec::new();
+        for i in 0..REMEMBERS {
+            let arguments = serde_json::json!({
+                "domain": "bench", "question": format!("bench write number {i} through mcp")
+            });
+            let serde_json::Value::Object(arguments) = arguments else { unreachable!() };
+            let t = Instant::now();
+            let r = client
+                .call_tool(CallToolRequestParams::new("remember").with_arguments(arguments))
+                .await?;
+            writes.push(t.elapsed());
+            if r.is_error == Some(true) {
+                bail!("remember failed: {:?}", r.content);
+            }
+        }
         client.cancel().await?;
-        anyhow::Ok((times, memory))
+        writes.sort_unstable();
+        anyhow::Ok((times, memory, percentile(&writes, 0.5)))
     })?;
     local.sort_unstable();
     remote.sort_unstable();
@@ -123,6 +142,7 @@ fn main() -> anyhow::Result<()> {
     println!("| recall round trip, p99 (ms) | {:.3} |", percentile(&remote, 0.99));
     println!("| same search + JSON in process, p50 (ms) | {p50_local:.3} |");
     println!("| ratio round trip / in process (p50) | {:.1} |", p50 / p50_local);
+    println!("| remember round trip, p50 of {REMEMBERS} (ms) | {remember_ms:.1} |");
     let mib = |kib: f64| kib / 1024.0;
     println!("| server RSS (MiB) | {:.1} |", mib(memory[0]));
     println!("| server anonymous memory, its own (MiB) | {:.1} |", mib(memory[1]));
