@@ -273,7 +273,7 @@ pub struct MemoryStore {
     repaired: Option<String>,
     /// The generation a read-only store last found in step with the records.
     checked_generation: Option<u64>,
-    progress: Option<Box<dyn FnMut(u64, u64)>>,
+    progress: Option<Box<dyn FnMut(u64, u64) + Send>>,
 }
 
 impl std::fmt::Debug for MemoryStore {
@@ -866,7 +866,7 @@ impl MemoryStore {
     }
 
     /// Calls `progress(done, total)` (bytes) during whole-store passes: rebuild, verify, list.
-    pub fn set_progress(&mut self, progress: impl FnMut(u64, u64) + 'static) {
+    pub fn set_progress(&mut self, progress: impl FnMut(u64, u64) + Send + 'static) {
         self.progress = Some(Box::new(progress));
     }
 

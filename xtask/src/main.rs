@@ -6,6 +6,7 @@
 //! - `relevance [--peers]`: nDCG@10, MAP and P@10 on Cranfield (`--data DIR`; not shipped in the repository).
 //! - `fuzz [--target reader|frames] [--seconds N] [--build]`: the cargo-fuzz targets.
 //! - `torture [--kills N]`: the writer kill test at scale and the apprentice crash/restart test.
+//! - `bench-mcp [--n N]`: `mcs mcp`'s recall round trip through rmcp's client, and its memory.
 //!
 //! xtask only parses arguments and runs cargo; the programs it runs live in `benches`.
 
@@ -82,6 +83,12 @@ enum Task {
         #[arg(long, default_value_t = 200)]
         apprentice_kills: usize,
     },
+    /// `mcs mcp`: the recall round trip through an MCP client, and the server's own memory.
+    BenchMcp {
+        /// Number of memories.
+        #[arg(long, default_value_t = 100_000)]
+        n: usize,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -130,6 +137,12 @@ fn main() -> anyhow::Result<()> {
                 }
             }
             run(&mut cmd)
+        }
+        Task::BenchMcp { n } => {
+            run(cargo(&root).args(["build", "--release", "-p", "memory-store", "--bin", "mcs"]))?;
+            run(cargo(&root)
+                .args(["run", "--release", "-q", "-p", "benches", "--bin", "mcp-bench", "--"])
+                .args(["--n", &n.to_string()]))
         }
         Task::Relevance { peers, data } => {
             let data = match data {

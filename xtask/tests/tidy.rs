@@ -30,8 +30,10 @@ const ALLOWED_DEPS: &[(&str, &[&str])] = &[
             "shm-reader",
             "apprentice-core",
             "apprentice-kinds",
+            "memory-mcp",
         ],
     ),
+    ("memory-mcp", &[]),
     ("xtask", &[]),
     (
         "benches",
@@ -56,6 +58,7 @@ const LIBRARIES: &[&str] = &[
     "apprentice-core",
     "apprentice-kinds",
     "memory-store",
+    "memory-mcp",
 ];
 
 /// What `memory-store`'s library must not pull in: only the `cli` feature (the mcs binary) may.

@@ -17,6 +17,8 @@ mod demo;
 mod errors;
 mod help;
 mod ids;
+#[cfg(feature = "mcp")]
+mod mcp;
 mod output;
 mod pipe;
 mod records_cmds;
@@ -124,6 +126,9 @@ enum Command {
     /// processes answering an invitation. Only an explicit --store on the command line makes it
     /// use (and write 37 sample memories into) a real store; MCS_STORE is ignored here.
     Demo,
+    /// Serve the store to AI agents over the Model Context Protocol, on standard input/output.
+    #[cfg(feature = "mcp")]
+    Mcp,
     /// Run as an apprentice of KIND (started by `mcs invite`/`mcs circle`, not by hand).
     #[command(hide = true)]
     Apprentice {
@@ -488,6 +493,8 @@ fn run(cli: Cli, store_on_command_line: bool) -> anyhow::Result<ExitCode> {
             let outcomes = apprentices::invite(kinds, &dir, &a.task.ask()?);
             return report(&outcomes, a.task.json, true);
         }
+        #[cfg(feature = "mcp")]
+        Command::Mcp => mcp::run(&dir)?,
         Command::Apprentice { kind } => return Ok(apprentice_kinds::worker_main(&kind)),
     }
     Ok(ExitCode::SUCCESS)
