@@ -44,7 +44,7 @@ mod store;
 pub use crate::memory::{InvalidMemory, Memory, Perspective};
 pub use crate::records::RecordsError;
 pub use crate::store::{
-    BatchReport, Error, Found, MemoryStore, Result, SearchResults, Stats, VerifyReport, Why,
-    LOCK_FILE,
+    BatchReport, Error, FieldTf, Found, MemoryStore, Result, SearchResults, Stats, VerifyReport,
+    Why, WhyTerm, LOCK_FILE,
 };
-pub use shm_reader::{Query, SearchOptions};
+pub use shm_reader::{Query, Ranking, SearchOptions};

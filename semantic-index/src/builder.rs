@@ -14,9 +14,11 @@ use std::path::{Path, PathBuf};
 use hashbrown::HashTable;
 use rustc_hash::{FxHashMap, FxHashSet, FxHasher};
 
+use crate::analyzer::Bm25fParams;
 use crate::document::Document;
 use crate::format::{self, Header, SegmentData, GIST_MAX_BYTES, HEADER_LEN, VERSION};
 use crate::keywords::{for_each_token, DOCUMENT_INSIGHTS};
+use crate::rank::RankPart;
 
 /// Why a document or a segment could not be built or written.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +44,12 @@ pub enum BuildError {
         /// What overflowed.
         what: &'static str,
     },
+    /// BM25F parameters out of range (see [`Bm25fParams::is_valid`]).
+    #[error("BM25F parameters out of range: {params:?}")]
+    RankParams {
+        /// The parameters given.
+        params: Bm25fParams,
+    },
     /// rkyv could not serialize the payload.
     #[error("serializing the segment payload: {0}")]
     Serialize(String),
@@ -61,7 +69,7 @@ pub(crate) fn hex(id: &[u8; 16]) -> String {
 }
 
 /// The hash of a keyword's bytes (FxHash: a multiply per eight bytes).
-fn hash_term(term: &[u8]) -> u64 {
+pub(crate) fn hash_term(term: &[u8]) -> u64 {
     let mut h = FxHasher::default();
     h.write(term);
     h.finish()
@@ -71,7 +79,7 @@ fn hash_term(term: &[u8]) -> u64 {
 ///
 /// A table slot holds the term's span in the arena beside its id, so that a lookup goes from
 /// the slot straight to the bytes it compares.
-struct Terms {
+pub(crate) struct Terms {
     /// `[start, end, id]` per term: `bytes[start..end]` is term `id`.
     table: HashTable<[u32; 3]>,
     hashes: Vec<u64>,
@@ -87,11 +95,16 @@ impl Default for Terms {
 }
 
 impl Terms {
-    fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.hashes.len()
     }
 
-    fn get(&self, id: u32) -> &[u8] {
+    /// The hash term `id` was interned with.
+    pub(crate) fn hash(&self, id: usize) -> u64 {
+        self.hashes[id]
+    }
+
+    pub(crate) fn get(&self, id: u32) -> &[u8] {
         let i = id as usize;
         &self.bytes[self.offsets[i] as usize..self.offsets[i + 1] as usize]
     }
@@ -99,7 +112,7 @@ impl Terms {
     /// The id of `term` (with its `hash`), and whether it is new.
     ///
     /// Callers keep the number of terms and the arena below `u32::MAX` (see `Part::add`).
-    fn intern(&mut self, term: &[u8], hash: u64) -> (u32, bool) {
+    pub(crate) fn intern(&mut self, term: &[u8], hash: u64) -> (u32, bool) {
         let Terms { table, hashes, bytes, offsets } = self;
         let found = table
             .find(hash, |&[start, end, _]| same_bytes(&bytes[start as usize..end as usize], term));
@@ -167,6 +180,8 @@ struct Part {
     /// Parallel to `doc_terms`: the term's occurrences in the document, saturating.
     doc_freqs: Vec<u8>,
     gists: Vec<u8>,
+    /// The documents' ranked (BM25F) terms.
+    rank: RankPart,
 }
 
 impl Part {
@@ -196,7 +211,9 @@ impl Part {
         if self.docs.len().saturating_add(docs) >= limit {
             return Err(BuildError::TooLarge { what: "document count" });
         }
-        if self.doc_terms.len().saturating_add(postings) >= limit {
+        if self.doc_terms.len().saturating_add(postings) >= limit
+            || self.rank.postings().saturating_add(postings) >= limit
+        {
             return Err(BuildError::TooLarge { what: "postings" });
         }
         if self.gists.len().saturating_add(gist_bytes) >= limit {
@@ -248,6 +265,7 @@ impl Part {
             }
             add_text(&doc.synthesis);
         }
+        self.rank.add(doc);
         let gist_start = self.gists.len() as u32;
         self.gists.extend_from_slice(gist(&doc.question).as_bytes());
         self.docs.push(Prepared {
@@ -268,7 +286,7 @@ impl Part {
         self.check_room(
             other.terms.bytes.len(),
             other.docs.len(),
-            other.doc_terms.len(),
+            other.doc_terms.len().max(other.rank.postings()),
             other.gists.len(),
         )?;
         let mut map = Vec::with_capacity(other.terms.len());
@@ -286,6 +304,7 @@ impl Part {
         self.doc_terms.extend(other.doc_terms.iter().map(|&t| map[t as usize]));
         self.doc_freqs.extend_from_slice(&other.doc_freqs);
         self.gists.extend_from_slice(&other.gists);
+        self.rank.absorb(other.rank);
         self.docs.extend(other.docs.iter().map(|d| Prepared {
             terms: (d.terms.0 + terms_base, d.terms.1),
             gist: (d.gist.0 + gists_base, d.gist.1),
@@ -360,6 +379,7 @@ pub struct SegmentBuilder {
     ids: FxHashSet<[u8; 16]>,
     domains: FxHashMap<String, u32>,
     part: Part,
+    rank_params: Bm25fParams,
 }
 
 impl SegmentBuilder {
@@ -372,6 +392,17 @@ impl SegmentBuilder {
     pub fn generation(mut self, generation: u64) -> SegmentBuilder {
         self.generation = generation;
         self
+    }
+
+    /// Sets the BM25F parameters the segment's impacts are computed with (default
+    /// [`Bm25fParams::DEFAULT`]). Segments searched together should share them: their scores
+    /// are comparable only then.
+    pub fn rank_params(mut self, params: Bm25fParams) -> Result<SegmentBuilder, BuildError> {
+        if !params.is_valid() {
+            return Err(BuildError::RankParams { params });
+        }
+        self.rank_params = params;
+        Ok(self)
     }
 
     /// How many documents were added.
@@ -419,6 +450,7 @@ impl SegmentBuilder {
         let domains: Vec<u32> = docs.iter().map(|d| self.domain(&d.domain)).collect();
         let threads = threads();
         let before = (self.part.docs.len(), self.part.doc_terms.len(), self.part.gists.len());
+        let rank_mark = self.part.rank.mark();
         let result = if threads < 2 || docs.len() < PARALLEL_MIN_DOCS {
             docs.iter().zip(&domains).try_for_each(|(doc, &domain)| self.part.add(doc, domain))
         } else {
@@ -431,6 +463,7 @@ impl SegmentBuilder {
             self.part.doc_terms.truncate(terms);
             self.part.doc_freqs.truncate(terms);
             self.part.gists.truncate(gists);
+            self.part.rank.truncate(rank_mark);
             self.recount_df();
             self.forget_domains_from(known_domains);
             return Err(e);
@@ -609,6 +642,7 @@ impl SegmentBuilder {
         } else {
             data.frequencies = frequencies;
         }
+        part.rank.build(&order, &self.rank_params, &mut data)?;
         Ok(data)
     }
 
@@ -907,7 +941,7 @@ fn payload_estimate(data: &SegmentData) -> usize {
     arrays + 512
 }
 
-fn u32_of(n: usize, what: &'static str) -> Result<u32, BuildError> {
+pub(crate) fn u32_of(n: usize, what: &'static str) -> Result<u32, BuildError> {
     u32::try_from(n).map_err(|_| BuildError::TooLarge { what })
 }
 

@@ -7,14 +7,16 @@ use rkyv::{Archive, Serialize};
 pub const MAGIC: [u8; 8] = *b"MCSEGMT\0";
 /// The format version this build writes and the only one it reads.
 ///
-/// Version 4 keeps the documents of the most frequent terms as bitmaps (`frequent_*`) instead
+/// Version 5 adds the BM25F index (`rank_*`): a second vocabulary (stemmed, stop-listed) with
+/// quantized impacts per posting and per block of postings;
+/// version 4 keeps the documents of the most frequent terms as bitmaps (`frequent_*`) instead
 /// of postings and forward-list entries;
 /// version 3 stored frequencies sparsely when few differ from 1 (`frequency_exceptions`) and
 /// derived keyword counts from the forward offsets;
 /// version 2 added the hashed term table (`term_slots`), narrow forward lists, paged `u16`
 /// postings and the chunked checksum. Older segments are refused (a store's writer rebuilds
 /// them from its records).
-pub const VERSION: u32 = 4;
+pub const VERSION: u32 = 5;
 /// The length of the header; a multiple of 16 so that the archive after it stays aligned.
 pub const HEADER_LEN: usize = 64;
 /// The alignment the payload needs in memory (rkyv's archive alignment for this format).
@@ -215,6 +217,24 @@ pub fn term_slots(hashes: impl ExactSizeIterator<Item = u64>) -> Vec<u32> {
     slots
 }
 
+/// Postings per block of the BM25F index: each block of a term's postings has its last ordinal
+/// and its largest impact in `rank_block_last` and `rank_block_max`.
+pub const RANK_BLOCK: usize = 64;
+
+/// The BM25F parameters a segment's impacts were computed with, and its mean field lengths
+/// (question, insights, synthesis; in ranked terms).
+#[derive(Archive, Serialize, Debug, Default, Clone, Copy, PartialEq)]
+pub struct RankStats {
+    /// Term-frequency saturation.
+    pub k1: f32,
+    /// Per field weight.
+    pub weights: [f32; 3],
+    /// Per field length normalization.
+    pub b: [f32; 3],
+    /// Per field mean length over the segment's documents.
+    pub avg_len: [f32; 3],
+}
+
 /// The archived body of a segment. Ordinals index the per-document arrays.
 ///
 /// Documents are numbered sacred first, then by score descending, timestamp descending and id
@@ -288,6 +308,23 @@ pub struct SegmentData {
     pub sacred_newest: Vec<u32>,
     /// All ordinals sorted by id ascending.
     pub by_id: Vec<u32>,
+    /// How the BM25F impacts were computed.
+    pub rank: RankStats,
+    /// BM25F terms (the ranked analyzer's, stemmed), sorted bytewise, concatenated.
+    pub rank_term_bytes: Vec<u8>,
+    /// The hashed table of the BM25F terms, built like `term_slots`.
+    pub rank_term_slots: Vec<u32>,
+    /// Document ordinals per BM25F term, ascending.
+    pub rank_docs: Vec<u32>,
+    /// Parallel to `rank_docs`: the quantized impact, 1..=255 (see `Bm25fParams::impact`).
+    pub rank_impacts: Vec<u8>,
+    /// Per block of [`RANK_BLOCK`] postings of a term (the last block may be shorter): its last
+    /// ordinal.
+    pub rank_block_last: Vec<u32>,
+    /// Per block: its largest impact.
+    pub rank_block_max: Vec<u8>,
+    /// Per BM25F term: its largest impact.
+    pub rank_term_max: Vec<u8>,
     // The offset tables come last, so they are the last bytes the checksum reads at open: the
     // structure checks that follow (every offset table is monotone) find them in cache.
     /// `n_terms + 1` offsets into `term_bytes`.
@@ -311,6 +348,13 @@ pub struct SegmentData {
     /// postings.len() + frequent_offsets[i + 1]` of the frequencies; the difference is the
     /// term's document count.
     pub frequent_offsets: Vec<u32>,
+    /// `n_rank_terms + 1` offsets into `rank_term_bytes`.
+    pub rank_term_offsets: Vec<u32>,
+    /// `n_rank_terms + 1` offsets into `rank_docs` and `rank_impacts`.
+    pub rank_posting_offsets: Vec<u32>,
+    /// `n_rank_terms + 1` offsets into the block arrays: term `t` has
+    /// `ceil(postings / RANK_BLOCK)` blocks.
+    pub rank_block_offsets: Vec<u32>,
 }
 
 #[cfg(test)]

@@ -62,13 +62,15 @@
 //! per segment with deletions.
 #![doc(test(attr(deny(warnings))))]
 
+mod rank;
 mod reader;
 mod search;
 mod segment;
 
+pub use crate::rank::{ranked_score, IDF_SCALE, MAX_QUERY_TERMS, TIE_BREAK};
 pub use crate::reader::{Reader, ReaderError, Snapshot};
 pub use crate::search::{
-    score, DeletedSet, Explanation, Hit, Hits, Query, SearchOptions, DEFAULT_LIMIT,
-    DEFAULT_W_SACRED, DEFAULT_W_SCORE,
+    score, DeletedSet, Explanation, Hit, Hits, Query, Ranking, SearchOptions, TermContribution,
+    DEFAULT_LIMIT, DEFAULT_W_SACRED, DEFAULT_W_SCORE,
 };
 pub use crate::segment::{aligned, map_file, Check, DocRef, OpenError, Segment, Storage};

@@ -346,13 +346,53 @@ impl<B: Storage> Segment<B> {
         {
             return Err(structure("sacred list or id table out of range"));
         }
-        for blob in [&d.term_bytes, &d.domain_bytes, &d.gist_bytes] {
+        verify_rank(d)?;
+        for blob in [&d.term_bytes, &d.domain_bytes, &d.gist_bytes, &d.rank_term_bytes] {
             if std::str::from_utf8(blob.as_slice()).is_err() {
                 return Err(structure("string table is not UTF-8"));
             }
         }
         Ok(())
     }
+}
+
+/// The BM25F index's deep checks: postings ascending and in range, impacts 1..=255, block and
+/// term maxima and block ends true, the hashed table leading to every term.
+fn verify_rank(d: &ArchivedSegmentData) -> Result<(), OpenError> {
+    let n = d.doc_count.to_native();
+    let docs = d.rank_docs.as_slice();
+    let impacts = d.rank_impacts.as_slice();
+    let (last, max) = (d.rank_block_last.as_slice(), d.rank_block_max.as_slice());
+    let blocks = d.rank_block_offsets.as_slice();
+    for (t, w) in d.rank_posting_offsets.as_slice().windows(2).enumerate() {
+        let run = w[0].to_native() as usize..w[1].to_native() as usize;
+        let (ds, is) = (&docs[run.clone()], &impacts[run]);
+        if ds.windows(2).any(|p| p[0].to_native() >= p[1].to_native())
+            || ds.last().is_some_and(|o| o.to_native() >= n)
+            || is.contains(&0)
+        {
+            return Err(structure("ranked postings not ascending, out of range or without impact"));
+        }
+        let first = blocks[t].to_native() as usize;
+        for (b, (bd, bi)) in
+            ds.chunks(format::RANK_BLOCK).zip(is.chunks(format::RANK_BLOCK)).enumerate()
+        {
+            let at = first + b;
+            if bd.last().map(|o| o.to_native()) != Some(last[at].to_native())
+                || bi.iter().copied().max() != Some(max[at])
+            {
+                return Err(structure("ranked block maxima or ends are wrong"));
+            }
+        }
+        if is.iter().copied().max().unwrap_or(0) != d.rank_term_max[t] {
+            return Err(structure("ranked term maximum is wrong"));
+        }
+        let bytes = table_bytes(d.rank_term_bytes.as_slice(), d.rank_term_offsets.as_slice(), t);
+        if crate::rank::find_rank_term(d, bytes, format::term_hash(bytes)) != Some(t) {
+            return Err(structure("hashed ranked term table does not lead to every term"));
+        }
+    }
+    Ok(())
 }
 
 /// Offsets must be `len + 1` entries, start at 0, never decrease and end at the blob's length.
@@ -445,6 +485,38 @@ fn check_tables(d: &ArchivedSegmentData, header: &Header) -> Result<(), OpenErro
     }
     check_offsets(d.forward_offsets.as_slice(), n, used, "forward offsets")?;
     check_offsets(d.gist_offsets.as_slice(), n, d.gist_bytes.len(), "gist offsets")?;
+    check_rank_tables(d)
+}
+
+/// The BM25F tables: offsets monotone and ending at their arrays, one impact per posting, one
+/// maximum per block and per term, the hashed table of its size.
+fn check_rank_tables(d: &ArchivedSegmentData) -> Result<(), OpenError> {
+    let terms = d.rank_term_offsets.len().saturating_sub(1);
+    check_offsets(d.rank_term_offsets.as_slice(), terms, d.rank_term_bytes.len(), "ranked terms")?;
+    let postings = d.rank_docs.len();
+    check_offsets(d.rank_posting_offsets.as_slice(), terms, postings, "ranked postings")?;
+    let blocks = d.rank_block_last.len();
+    check_offsets(d.rank_block_offsets.as_slice(), terms, blocks, "ranked posting blocks")?;
+    if d.rank_impacts.len() != postings
+        || d.rank_block_max.len() != blocks
+        || d.rank_term_max.len() != terms
+        || d.rank_term_slots.len() != format::term_slot_count(terms)
+    {
+        return Err(structure("ranked tables of the wrong length"));
+    }
+    let per_term = d
+        .rank_posting_offsets
+        .as_slice()
+        .windows(2)
+        .map(|w| (w[1].to_native() - w[0].to_native()) as usize);
+    let block_counts = d
+        .rank_block_offsets
+        .as_slice()
+        .windows(2)
+        .map(|w| (w[1].to_native() - w[0].to_native()) as usize);
+    if per_term.zip(block_counts).any(|(p, b)| p.div_ceil(format::RANK_BLOCK) != b) {
+        return Err(structure("ranked posting blocks do not match the postings"));
+    }
     Ok(())
 }
 
