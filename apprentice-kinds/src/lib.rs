@@ -143,7 +143,8 @@ pub(crate) fn search_invitation(
     hits: &mut shm_reader::Hits,
 ) -> Result<(Query, SearchOptions, String), apprentice_core::Response> {
     let query = invitation_query(invitation);
-    if query.is_empty() {
+    let options = options_for(invitation, limit);
+    if query.is_empty_for(options.ranking) {
         return Err(apprentice_core::Response::declined(
             format!(
                 "the invitation has no keywords {purpose} (its task and keywords are all stop words or empty)"
@@ -151,8 +152,10 @@ pub(crate) fn search_invitation(
             0.0,
         ));
     }
-    let asked = query.keywords().join(", ");
-    let options = options_for(invitation, limit);
+    let asked = match options.ranking {
+        shm_reader::Ranking::Jaccard => query.keywords().join(", "),
+        _ => query.terms().join(", "),
+    };
     if let Err(e) = memory.search(&query, &options, hits) {
         return Err(apprentice_core::Response::declined(
             format!("could not read the memory index: {e}"),

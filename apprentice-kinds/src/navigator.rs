@@ -1,7 +1,7 @@
 //! The navigator: finds the memories an invitation is about and the ones related to them.
 
 use apprentice_core::{Invitation, Kind, MemoryUsed, Response};
-use shm_reader::{Hits, Reader};
+use shm_reader::{Hits, Ranking, Reader};
 
 use crate::{clip, id_text, limit_of, options_for, search_invitation};
 
@@ -79,7 +79,11 @@ impl Kind for MemoryNavigator {
         let mut insights = Vec::new();
         let mut used = Vec::new();
         let mut quality = 0.0;
-        let q_len = query.keywords().len() as f64;
+        // The words the ranking searched for: a hit's overlap counts those.
+        let q_len = match options.ranking {
+            Ranking::Jaccard => query.keywords().len(),
+            _ => query.terms().len(),
+        } as f64;
         for (rank, hit) in self.hits.iter().enumerate() {
             let Some(doc) = memory.doc(hit) else { continue };
             let matched = memory

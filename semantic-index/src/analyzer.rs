@@ -305,7 +305,7 @@ impl Bm25fParams {
     /// The defaults: the classic saturation and normalization, the question weighted twice (a
     /// memory's question says what it is about; its synthesis often repeats it at length).
     pub const DEFAULT: Bm25fParams =
-        Bm25fParams { k1: 1.2, weights: [2.0, 1.0, 1.0], b: [0.75; 3] };
+        Bm25fParams { k1: 2.0, weights: [3.0, 1.0, 1.0], b: [0.75; 3] };
 
     /// Whether every parameter is finite and in range (k1 > 0, weights >= 0, b in [0, 1]).
     pub fn is_valid(&self) -> bool {
