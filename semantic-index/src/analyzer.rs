@@ -302,8 +302,10 @@ impl Bm25fParams {
     /// beside the defaults, so that tuning is never mistaken for quality.
     pub const CLASSIC: Bm25fParams = Bm25fParams { k1: 1.2, weights: [1.0; 3], b: [0.75; 3] };
 
-    /// The defaults: the classic saturation and normalization, the question weighted twice (a
-    /// memory's question says what it is about; its synthesis often repeats it at length).
+    /// The defaults: the classic normalization, a question weighted three times (a memory's
+    /// question says what it is about) and a milder saturation (k1 = 2.0, the top of the usual
+    /// 1.2-2.0 range), so that a memory that repeats the query's words in every field is not
+    /// overtaken by one that mentions one more query word once.
     pub const DEFAULT: Bm25fParams =
         Bm25fParams { k1: 2.0, weights: [3.0, 1.0, 1.0], b: [0.75; 3] };
 

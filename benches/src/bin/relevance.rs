@@ -85,12 +85,18 @@ fn main() -> anyhow::Result<()> {
         }
         let default = if ranking == Ranking::default() { " (default)" } else { "" };
         let name = match ranking {
-            Ranking::Bm25f => format!("bm25f{default}: k1 1.2, b 0.75, question weight 2"),
+            Ranking::Bm25f => {
+                let p = semantic_index::Bm25fParams::DEFAULT;
+                format!("bm25f{default}: k1 {}, b {}, weights {:?}", p.k1, p.b[0], p.weights)
+            }
             _ => format!("{}{default}", ranking.name()),
         };
         rows.push((name, metrics));
         if ranking == Ranking::Bm25f {
-            rows.push(("bm25f classic: k1 1.2, b 0.75, weights 1".into(), classic(&c, &memories)?));
+            rows.push((
+                "bm25f classic: k1 1.2, b 0.75, weights [1.0, 1.0, 1.0]".into(),
+                classic(&c, &memories)?,
+            ));
         }
     }
 
