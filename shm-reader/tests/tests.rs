@@ -1,5 +1,6 @@
 //! Integration tests of shm-reader: exactness against brute force, hostile bytes, generations.
 
+mod golden;
 mod hostile;
 mod reader;
 mod search;
