@@ -31,7 +31,7 @@ const DAY: i64 = 86_400_000_000;
 fn corpus() -> Vec<Document> {
     let doc = |n: u8, question: &str, insights: &[&str], synthesis: &str, score, sacred| Document {
         id: [n; 16],
-        domain: if n % 2 == 0 { "design".into() } else { "ops".into() },
+        domain: if n.is_multiple_of(2) { "design".into() } else { "ops".into() },
         question: question.into(),
         insights: insights.iter().map(|s| s.to_string()).collect(),
         synthesis: synthesis.into(),
