@@ -15,6 +15,7 @@ use hashbrown::HashTable;
 use rustc_hash::{FxHashMap, FxHashSet, FxHasher};
 
 use crate::analyzer::Bm25fParams;
+use crate::cost;
 use crate::document::Document;
 use crate::format::{self, Header, SegmentData, GIST_MAX_BYTES, HEADER_LEN, VERSION};
 use crate::keywords::{for_each_token, DOCUMENT_INSIGHTS};
@@ -630,7 +631,7 @@ impl SegmentBuilder {
         data.posting_offsets = posting_offsets;
         data.postings = postings;
         let exceptions = frequencies.iter().filter(|&&f| f != 1).count();
-        if format::sparse_frequencies(frequencies.len(), exceptions) {
+        if cost::sparse_frequencies(frequencies.len(), exceptions) {
             let mut at = Vec::with_capacity(exceptions);
             let mut values = Vec::with_capacity(exceptions);
             for (i, &f) in frequencies.iter().enumerate().filter(|(_, &f)| f != 1) {
@@ -701,7 +702,7 @@ fn check_score(doc: &Document) -> Result<(), BuildError> {
     }
 }
 
-/// The frequent terms (sorted ordinals, ascending): those for which [`format::bitmap_pays`],
+/// The frequent terms (sorted ordinals, ascending): those for which [`cost::bitmap_saving`] is positive,
 /// at most [`format::FREQUENT_MAX`] of them, most frequent first (ties: lower ordinal). None
 /// at all when the bytes they save would not pay for the per-document counts.
 fn frequent_terms(part: &Part, sorted_terms: &[u32], n: u32, narrow: bool) -> Vec<u32> {
@@ -711,7 +712,7 @@ fn frequent_terms(part: &Part, sorted_terms: &[u32], n: u32, narrow: bool) -> Ve
         .enumerate()
         .map(|(new, &old)| {
             let df = part.stats[old as usize].df;
-            (df, new as u32, format::bitmap_saving(df, n, narrow))
+            (df, new as u32, cost::bitmap_saving(df, n, narrow))
         })
         .filter(|&(_, _, saved)| saved > 0)
         .collect();

@@ -146,14 +146,6 @@ pub fn checksum(header_prefix: &[u8], payload: &[u8]) -> u64 {
     twox_hash::XxHash3_64::oneshot(&tail)
 }
 
-/// Whether a segment with `postings` postings, `exceptions` of which have a frequency other
-/// than 1, stores frequencies sparsely: an exception costs 5 bytes (its `u32` posting index and
-/// its `u8` value), a dense frequency 1 byte, so sparse wins when fewer than one posting in
-/// five is an exception. Short memories rarely repeat a keyword; long texts often do.
-pub fn sparse_frequencies(postings: usize, exceptions: usize) -> bool {
-    exceptions.saturating_mul(5) < postings
-}
-
 /// Document ordinals per posting page: postings hold an ordinal's offset in its page as `u16`.
 pub const POSTING_PAGE: u32 = 1 << 16;
 
@@ -172,21 +164,6 @@ pub const FREQUENT_MAX: usize = 255;
 /// The `u64` words of one frequent term's bitmap in a segment of `doc_count` documents.
 pub fn bitmap_words(doc_count: u32) -> usize {
     (doc_count as usize).div_ceil(64)
-}
-
-/// The bytes a bitmap saves a term found in `df` of `doc_count` documents (0 when it saves
-/// none): a bitmap costs its words plus eight bytes (its entries in `frequent_terms` and
-/// `frequent_offsets`), and saves a posting (two bytes) and a forward-list entry (two bytes, or
-/// four when forward lists are wide) per document.
-pub fn bitmap_saving(df: u32, doc_count: u32, narrow: bool) -> u64 {
-    let per_document = if narrow { 4 } else { 6 };
-    (u64::from(df) * per_document).saturating_sub(8 * bitmap_words(doc_count) as u64 + 8)
-}
-
-/// Whether a term found in `df` of `doc_count` documents is smaller as a bitmap
-/// ([`bitmap_saving`] is positive): in half the documents at 64, one in 32 past a few thousand.
-pub fn bitmap_pays(df: u32, doc_count: u32, narrow: bool) -> bool {
-    bitmap_saving(df, doc_count, narrow) > 0
 }
 
 /// The hash of a term's bytes that places it in `term_slots`: xxh3-64, seed 0.
@@ -263,7 +240,7 @@ pub struct SegmentData {
     /// The frequent terms (at most [`FREQUENT_MAX`], ascending ordinals): those whose
     /// documents are a bitmap in `frequent_bits` instead of postings and forward-list entries
     /// (their postings are empty and no forward list names them). The builder picks the terms
-    /// for which [`bitmap_pays`], most frequent first.
+    /// for which a bitmap is smaller, most frequent first.
     pub frequent_terms: Vec<u32>,
     /// One bitmap per frequent term, [`bitmap_words`]`(doc_count)` words each, interleaved
     /// by blocks of 64 documents: with `m` frequent terms, document `o` has frequent term `i`
@@ -276,7 +253,7 @@ pub struct SegmentData {
     /// The term's occurrences in the document, saturating at 255, one per posting: first
     /// parallel to `postings`, then for each frequent term its documents in ordinal order (see
     /// `frequent_offsets`). Empty when the segment stores them sparsely (see
-    /// [`sparse_frequencies`]).
+    /// the builder picks the smaller form).
     pub frequencies: Vec<u8>,
     /// When `frequencies` is empty: the indexes (into the postings, then the frequent terms'
     /// documents, numbered as for `frequencies`), strictly ascending, of the postings whose

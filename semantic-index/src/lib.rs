@@ -65,6 +65,7 @@
 
 mod analyzer;
 mod builder;
+mod cost;
 mod document;
 pub mod format;
 mod keywords;
