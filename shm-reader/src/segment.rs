@@ -26,11 +26,57 @@ unsafe impl Storage for Box<[u8]> {}
 unsafe impl Storage for std::sync::Arc<[u8]> {}
 // SAFETY: a shared borrow's bytes cannot change while it lives.
 unsafe impl Storage for &[u8] {}
-// SAFETY: rkyv's AlignedVec keeps its buffer on the heap like Vec.
-unsafe impl Storage for rkyv::util::AlignedVec {}
+// SAFETY: the wrapped AlignedVec keeps its buffer on the heap like Vec and is never mutated
+// (`Aligned` gives no `&mut` access).
+unsafe impl Storage for Aligned {}
 // SAFETY: the mapping's address is fixed for its life. Its content is stable only if nobody
-// writes the file: `Segment::map` is `unsafe` and makes the caller promise exactly that.
-unsafe impl Storage for memmap2::Mmap {}
+// writes the file: `map_file` (and `Segment::map`) is `unsafe` and makes the caller promise
+// exactly that.
+unsafe impl Storage for Mapped {}
+
+/// A read-only memory mapping of a segment file ([`map_file`], [`Segment::map`]): its bytes.
+pub struct Mapped(memmap2::Mmap);
+
+impl AsRef<[u8]> for Mapped {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for Mapped {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Mapped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Mapped").field("len", &self.0.len()).finish()
+    }
+}
+
+/// Bytes in a heap buffer aligned for a segment's payload ([`aligned`], [`Segment::read`]).
+pub struct Aligned(rkyv::util::AlignedVec);
+
+impl AsRef<[u8]> for Aligned {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for Aligned {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Aligned {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Aligned").field("len", &self.0.len()).finish()
+    }
+}
 
 /// Which check a segment failed at open.
 #[derive(Debug, thiserror::Error)]
@@ -92,7 +138,7 @@ impl fmt::Display for OpenError {
 ///
 /// `B` is where the bytes live: a read-only mapping ([`Segment::map`]), a buffer
 /// ([`Segment::read`], [`Segment::from_bytes`]) or anything else that implements [`Storage`].
-pub struct Segment<B = memmap2::Mmap> {
+pub struct Segment<B = Mapped> {
     bytes: B,
     header: Header,
     payload_len: usize,
@@ -104,7 +150,7 @@ impl<B> fmt::Debug for Segment<B> {
     }
 }
 
-impl Segment<memmap2::Mmap> {
+impl Segment<Mapped> {
     /// Maps the segment file at `path` read-only and validates it.
     ///
     /// # Safety
@@ -113,7 +159,7 @@ impl Segment<memmap2::Mmap> {
     /// it) lives. Store segments satisfy this: they are written once through atomic-write,
     /// renamed into place, never written again, and only unlinked (which keeps a mapping valid
     /// on Linux). Modifying a mapped file is undefined behaviour; truncating it raises SIGBUS.
-    pub unsafe fn map(path: impl AsRef<Path>) -> Result<Segment<memmap2::Mmap>, OpenError> {
+    pub unsafe fn map(path: impl AsRef<Path>) -> Result<Segment<Mapped>, OpenError> {
         let path = path.as_ref();
         // SAFETY: this function's contract is `map_file`'s.
         let mmap = unsafe { map_file(path) }
@@ -129,7 +175,7 @@ impl Segment<memmap2::Mmap> {
 /// # Safety
 ///
 /// As for [`Segment::map`]: the file must not be modified or truncated while the map lives.
-pub unsafe fn map_file(path: &Path) -> std::io::Result<memmap2::Mmap> {
+pub unsafe fn map_file(path: &Path) -> std::io::Result<Mapped> {
     let file = std::fs::File::open(path)?;
     // No MAP_POPULATE: the checksum reads every page right after, and its faults map the
     // pages around them in batches. Measured on the 100k bench segment in fresh processes
@@ -148,13 +194,13 @@ pub unsafe fn map_file(path: &Path) -> std::io::Result<memmap2::Mmap> {
     // fine.
     #[cfg(target_os = "linux")]
     let _ = mmap.advise(memmap2::Advice::HugePage);
-    Ok(mmap)
+    Ok(Mapped(mmap))
 }
 
-impl Segment<rkyv::util::AlignedVec> {
+impl Segment<Aligned> {
     /// Reads the segment file at `path` into an aligned buffer and validates it. Safe, and
     /// independent of what happens to the file afterwards, at the cost of a copy.
-    pub fn read(path: impl AsRef<Path>) -> Result<Segment<rkyv::util::AlignedVec>, OpenError> {
+    pub fn read(path: impl AsRef<Path>) -> Result<Segment<Aligned>, OpenError> {
         let path = path.as_ref();
         let bytes = std::fs::read(path)
             .map_err(|e| OpenError { path: Some(path.to_owned()), check: Check::Io(e) })?;
@@ -163,10 +209,10 @@ impl Segment<rkyv::util::AlignedVec> {
 }
 
 /// Copies `bytes` into a buffer aligned for a segment.
-pub fn aligned(bytes: &[u8]) -> rkyv::util::AlignedVec {
+pub fn aligned(bytes: &[u8]) -> Aligned {
     let mut v = rkyv::util::AlignedVec::with_capacity(bytes.len());
     v.extend_from_slice(bytes);
-    v
+    Aligned(v)
 }
 
 impl OpenError {
@@ -182,7 +228,7 @@ fn structure(what: &'static str) -> OpenError {
 
 impl<B: Storage> Segment<B> {
     /// Validates `bytes` as a segment: header, length, checksum, alignment (the payload at byte
-    /// 64 must be 16-byte aligned in memory, as a mapping or an rkyv `AlignedVec` is), rkyv
+    /// 64 must be 16-byte aligned in memory, as a mapping or an [`Aligned`] buffer is), rkyv
     /// validation and table consistency. This is the only validation: searches trust it.
     pub fn from_bytes(bytes: B) -> Result<Segment<B>, OpenError> {
         let fail = |check| OpenError { path: None, check };

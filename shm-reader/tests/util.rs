@@ -187,7 +187,7 @@ pub(crate) fn query_word() -> impl Strategy<Value = String> {
     ]
 }
 
-pub(crate) fn segment_of(docs: &[Document], generation: u64) -> Segment<rkyv::util::AlignedVec> {
+pub(crate) fn segment_of(docs: &[Document], generation: u64) -> Segment<shm_reader::Aligned> {
     let mut b = semantic_index::SegmentBuilder::new().generation(generation);
     for d in docs {
         b.add(d).unwrap();
