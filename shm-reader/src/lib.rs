@@ -62,6 +62,7 @@
 //! per segment with deletions.
 #![doc(test(attr(deny(warnings))))]
 
+mod check;
 mod rank;
 mod reader;
 mod search;
