@@ -265,6 +265,15 @@ fn demo_runs_on_a_temporary_store() {
     let s = text(&out.stdout);
     assert!(s.contains("Stored 37 sample memories"), "{s}");
     assert!(s.contains("Should apprentices copy the memory index or map it?"), "{s}");
+    // The first search's first hit (the line after the table header) is the memory that
+    // answers "how do apprentices share memory without copying it": map, never copy.
+    let first_search = &s[s.find("2. Search").unwrap()..];
+    let first_hit = first_search.lines().skip_while(|l| !l.contains("matched / question")).nth(1);
+    assert!(
+        first_hit
+            .is_some_and(|l| l.contains("Should apprentices copy the memory index or map it?")),
+        "{first_search}"
+    );
     assert!(s.contains("Sacred memories, newest first"), "{s}");
     assert!(s.contains("navigator (pid "), "{s}");
     assert!(s.contains("witness (pid "), "{s}");
