@@ -68,6 +68,7 @@ mod builder;
 mod cost;
 mod document;
 pub mod format;
+mod intern;
 mod keywords;
 pub mod layout;
 mod rank;

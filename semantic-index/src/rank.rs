@@ -2,9 +2,10 @@
 //! each field; per segment, the impact-ordered postings with their block maxima.
 
 use crate::analyzer::{for_each_term, Bm25fParams};
-use crate::builder::{hash_term, u32_of, BuildError, Terms};
+use crate::builder::{u32_of, BuildError};
 use crate::document::Document;
 use crate::format::{self, RankStats, SegmentData, RANK_BLOCK};
+use crate::intern::{hash_term, Terms};
 use crate::keywords::DOCUMENT_INSIGHTS;
 
 /// A term's document frequency and where it was last seen (see `builder::TermStats`).
