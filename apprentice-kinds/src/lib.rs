@@ -182,7 +182,11 @@ pub(crate) fn search_invitation(
     hits: &mut shm_reader::Hits,
 ) -> Result<Found, apprentice_core::Response> {
     let query = invitation_query(invitation);
-    if query.is_empty() {
+    let context = &invitation.context;
+    let ranged = context.since_micros.is_some() || context.until_micros.is_some();
+    let mut options = options_for(invitation, if ranged { hits.capacity() } else { limit })
+        .map_err(|why| apprentice_core::Response::declined(why, 0.0))?;
+    if query.is_empty_for(options.ranking) {
         return Err(apprentice_core::Response::declined(
             format!(
                 "the invitation has no keywords {purpose} (its task and keywords are all stop words or empty)"
@@ -190,11 +194,11 @@ pub(crate) fn search_invitation(
             0.0,
         ));
     }
-    let asked = keyword_list(query.keywords());
-    let context = &invitation.context;
-    let ranged = context.since_micros.is_some() || context.until_micros.is_some();
-    let mut options = options_for(invitation, if ranged { hits.capacity() } else { limit })
-        .map_err(|why| apprentice_core::Response::declined(why, 0.0))?;
+    // The words the ranking searches for.
+    let asked = match options.ranking {
+        shm_reader::Ranking::Jaccard => keyword_list(query.keywords()),
+        _ => keyword_list(query.terms()),
+    };
     if let Err(e) = memory.search(&query, &options, hits) {
         return Err(apprentice_core::Response::declined(
             format!("could not read the memory index: {e}"),
@@ -231,7 +235,7 @@ pub(crate) fn id_text(id: &[u8; 16]) -> String {
 
 /// The rankings kinds know, by name: `default` (keywords, the memory's score and the sacred
 /// boost) and `keywords` (keyword matches alone).
-pub const RANKINGS: [&str; 2] = ["default", "keywords"];
+pub const RANKINGS: [&str; 4] = ["default", "bm25f", "jaccard", "keywords"];
 
 /// Search options for an invitation's context: `limit`, its domain, sacred filter and ranking;
 /// an unknown ranking is an error naming the known ones.
@@ -245,7 +249,11 @@ pub(crate) fn options_for(invitation: &Invitation, limit: usize) -> Result<Searc
     };
     match context.ranking.as_deref() {
         None | Some("default") => {}
+        Some("bm25f") => options.ranking = shm_reader::Ranking::Bm25f,
+        Some("jaccard") => options.ranking = shm_reader::Ranking::Jaccard,
         Some("keywords") => {
+            // The seed's keyword overlap alone, without the score and sacred boosts.
+            options.ranking = shm_reader::Ranking::Jaccard;
             options.w_score = 0.0;
             options.w_sacred = 0.0;
         }

@@ -1,7 +1,7 @@
 //! The navigator: finds the memories an invitation is about and the ones related to them.
 
 use apprentice_core::{Invitation, Kind, MemoryUsed, Response};
-use shm_reader::Hits;
+use shm_reader::{Hits, Ranking};
 
 use crate::stream::Watcher;
 
@@ -111,7 +111,11 @@ impl Kind for MemoryNavigator {
         let mut insights = Vec::new();
         let mut used = Vec::new();
         let mut quality = 0.0;
-        let q_len = query.keywords().len() as f64;
+        // The words the ranking searched for: a hit's overlap counts those.
+        let q_len = match options.ranking {
+            Ranking::Jaccard => query.keywords().len(),
+            _ => query.terms().len(),
+        } as f64;
         for (rank, hit) in hits.iter().enumerate() {
             let Some(doc) = memory.doc(hit) else { continue };
             let matched = memory

@@ -52,10 +52,10 @@ pub use crate::records::{
     get_from_records, DamagedRange, RecordsCheck, RecordsError, RepairReport, QUARANTINE_DIR,
 };
 pub use crate::store::{
-    BatchReport, Error, Found, MemoryStore, Result, SearchResults, Stats, VerifyReport, Why,
-    LOCK_FILE,
+    BatchReport, Error, FieldTf, Found, MemoryStore, Result, SearchResults, Stats, VerifyReport,
+    Why, WhyTerm, LOCK_FILE,
 };
-pub use shm_reader::{Query, SearchOptions};
+pub use shm_reader::{Query, Ranking, SearchOptions};
 /// The type of memory ids ([`Memory::id`]), re-exported so that callers need not depend on
 /// `uuid` themselves; it displays as the usual hyphenated lowercase form.
 pub use uuid::Uuid;

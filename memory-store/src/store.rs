@@ -147,17 +147,48 @@ fn committed(ids: &[Uuid], forgotten: bool) -> String {
 /// `Result` with the store's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Why a hit scored what it did ([`shm_reader::score`], part by part).
+/// Why a hit scored what it did, part by part.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Why {
-    /// The query keywords the memory has.
+    /// The ranking: `bm25f` or `jaccard`.
+    pub ranking: &'static str,
+    /// The query keywords (Jaccard) or ranked terms (BM25F) the memory has.
     pub matched: Vec<String>,
-    /// overlap / |Q ∪ D|.
-    pub jaccard: f64,
+    /// Jaccard: overlap / |Q ∪ D|. BM25F: the relevance (the sum of the terms' contributions).
+    pub relevance: f64,
+    /// BM25F: each matched term's contribution, with its frequency in each field.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub terms: Vec<WhyTerm>,
     /// `w_score · score`.
     pub score_boost: f64,
     /// `w_sacred · [sacred]`.
     pub sacred_boost: f64,
+}
+
+/// One ranked term's part of a BM25F relevance.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct WhyTerm {
+    /// The term (stemmed).
+    pub term: String,
+    /// Its idf over the live segments.
+    pub idf: f64,
+    /// Its saturated, length-normalized frequency in the memory, in [0, 1).
+    pub impact: f64,
+    /// `idf · impact`.
+    pub contribution: f64,
+    /// Its occurrences in the question, the insights and the synthesis (from the records).
+    pub tf: FieldTf,
+}
+
+/// A term's occurrences per field.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct FieldTf {
+    /// In the question.
+    pub question: u32,
+    /// In the first five insights.
+    pub insights: u32,
+    /// In the synthesis.
+    pub synthesis: u32,
 }
 
 /// One memory found, with what a listing shows.
@@ -752,20 +783,63 @@ impl MemoryStore {
             .iter()
             .filter_map(|h| {
                 let doc = snapshot.doc(h)?;
-                let why = snapshot.explain(query, h, options).map(|e| Why {
-                    matched: e.matched,
-                    jaccard: e.jaccard,
-                    score_boost: e.score_boost,
-                    sacred_boost: e.sacred_boost,
+                let why = snapshot.explain(query, h, options).map(|e| {
+                    // Per-field frequencies come from the memory itself: the segment keeps
+                    // only the combined impact.
+                    let memory = if e.terms.is_empty() {
+                        None
+                    } else {
+                        self.records().ok().and_then(|r| r.get(&uuid(doc.id())).ok().flatten())
+                    };
+                    let fields = memory.map(|m| {
+                        let d = m.to_document();
+                        let insights: Vec<String> = d
+                            .insights
+                            .iter()
+                            .take(semantic_index::DOCUMENT_INSIGHTS)
+                            .flat_map(|i| semantic_index::analyze(i))
+                            .collect();
+                        [
+                            semantic_index::analyze(&d.question),
+                            insights,
+                            semantic_index::analyze(&d.synthesis),
+                        ]
+                    });
+                    let tf = |term: &str| {
+                        let count = |f: usize| {
+                            fields
+                                .as_ref()
+                                .map_or(0, |x| x[f].iter().filter(|t| *t == term).count() as u32)
+                        };
+                        FieldTf { question: count(0), insights: count(1), synthesis: count(2) }
+                    };
+                    Why {
+                        ranking: e.ranking.name(),
+                        matched: e.matched,
+                        relevance: e.jaccard,
+                        terms: e
+                            .terms
+                            .iter()
+                            .map(|t| WhyTerm {
+                                term: t.term.clone(),
+                                idf: t.idf,
+                                impact: t.impact,
+                                contribution: t.contribution,
+                                tf: tf(&t.term),
+                            })
+                            .collect(),
+                        score_boost: e.score_boost,
+                        sacred_boost: e.sacred_boost,
+                    }
                 });
                 Some(found(&doc, h.score, why))
             })
             .collect();
-        SearchResults {
-            keywords: query.keywords().to_vec(),
-            generation: snapshot.generation(),
-            hits,
-        }
+        let keywords = match options.ranking {
+            shm_reader::Ranking::Jaccard => query.keywords(),
+            _ => query.terms(),
+        };
+        SearchResults { keywords: keywords.to_vec(), generation: snapshot.generation(), hits }
     }
 
     /// Memories related to `id` (its own keywords as the query, itself excluded); `None` if no

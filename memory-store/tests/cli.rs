@@ -55,9 +55,22 @@ fn ingest_search_related_get_forget_verify() {
     for key in ["id", "score", "domain", "sacred", "timestamp", "gist", "why"] {
         assert!(hits[0].get(key).is_some(), "missing {key}");
     }
-    for key in ["matched", "jaccard", "score_boost", "sacred_boost"] {
+    for key in ["ranking", "matched", "relevance", "terms", "score_boost", "sacred_boost"] {
         assert!(hits[0]["why"].get(key).is_some(), "missing why.{key}");
     }
+    // BM25F explains each term: its field frequencies, idf and part of the relevance.
+    let share = &hits[0]["why"]["terms"][0];
+    assert_eq!(share["term"], "share");
+    assert_eq!(share["tf"], serde_json::json!({"question": 1, "insights": 0, "synthesis": 0}));
+    assert!(share["idf"].as_f64().unwrap() > 0.0 && share["contribution"].as_f64().unwrap() > 0.0);
+
+    let out = mcs(&store, &["search", "share the index", "--ranking", "jaccard", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["hits"][0]["why"]["ranking"], "jaccard");
+    assert!(v["hits"][0]["why"].get("terms").is_none(), "Jaccard has no per-term parts");
+    let out = mcs(&store, &["search", "share", "--ranking", "tfidf"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("unknown ranking"), "{}", text(&out.stderr));
 
     let out = mcs(&store, &["search", "--keywords", "crash,truth", "--domain", "ops"]);
     assert!(text(&out.stdout).contains("What survives a crash?"), "{}", text(&out.stdout));
@@ -253,6 +266,15 @@ fn demo_runs_on_a_temporary_store() {
     let s = text(&out.stdout);
     assert!(s.contains("Stored 37 sample memories"), "{s}");
     assert!(s.contains("Should apprentices copy the memory index or map it?"), "{s}");
+    // The first search's first hit (the line after the table header) is the memory that
+    // answers "how do apprentices share memory without copying it": map, never copy.
+    let first_search = &s[s.find("2. Search").unwrap()..];
+    let first_hit = first_search.lines().skip_while(|l| !l.contains("matched / question")).nth(1);
+    assert!(
+        first_hit
+            .is_some_and(|l| l.contains("Should apprentices copy the memory index or map it?")),
+        "{first_search}"
+    );
     assert!(s.contains("Sacred memories, newest first"), "{s}");
     assert!(s.contains("navigator (pid "), "{s}");
     assert!(s.contains("witness (pid "), "{s}");

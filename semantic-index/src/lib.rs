@@ -64,12 +64,20 @@
 #![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
+mod analyzer;
 mod builder;
+mod cost;
 mod document;
 pub mod format;
+mod intern;
 mod keywords;
 pub mod layout;
+mod rank;
 
+pub use crate::analyzer::{
+    analyze, idf, is_rank_stop_word, query_terms, Bm25fParams, Field, MIN_TERM_CHARS,
+    RANK_STOP_WORDS,
+};
 pub use crate::builder::{BuildError, SegmentBuilder};
 pub use crate::document::Document;
 pub use crate::keywords::{

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use semantic_index::layout::{self, LayoutError, Manifest};
 
-use crate::search::{DeletedSet, Explanation, Hit, Hits, Query, SearchOptions};
+use crate::search::{DeletedSet, Explanation, Hit, Hits, Query, Ranking, SearchOptions};
 use crate::segment::{Check, DocRef, OpenError, Segment};
 
 /// Why a reader could not load a generation.
@@ -145,8 +145,20 @@ impl Snapshot {
     /// Searches every live segment; `hits` is cleared first. No allocation.
     pub fn search(&self, query: &Query, options: &SearchOptions, hits: &mut Hits) {
         hits.clear();
-        for (tag, live) in self.segments.iter().enumerate() {
-            live.segment.search(query, options, &live.deleted, tag as u32, hits);
+        match options.ranking {
+            Ranking::Bm25f => {
+                // Global statistics: idf from the document frequencies of every live segment,
+                // so that scores compare across segments.
+                query.rank_stats(self.segments.iter().map(|live| &*live.segment));
+                for (tag, live) in self.segments.iter().enumerate() {
+                    live.segment.search_ranked(query, options, &live.deleted, tag as u32, hits);
+                }
+            }
+            _ => {
+                for (tag, live) in self.segments.iter().enumerate() {
+                    live.segment.search_jaccard(query, options, &live.deleted, tag as u32, hits);
+                }
+            }
         }
     }
 
@@ -217,7 +229,12 @@ impl Snapshot {
         options: &SearchOptions,
     ) -> Option<Explanation> {
         self.doc(hit)?;
-        self.segments.get(hit.segment as usize)?.segment.explain(query, hit.ordinal, options)
+        let segment = &self.segments.get(hit.segment as usize)?.segment;
+        if options.ranking == Ranking::Bm25f {
+            query.rank_stats(self.segments.iter().map(|live| &*live.segment));
+            return segment.explain_ranked(query, hit.ordinal, options);
+        }
+        segment.explain(query, hit.ordinal, options)
     }
 
     /// Every live document, segment by segment.

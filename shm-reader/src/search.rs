@@ -6,6 +6,7 @@ use std::cmp::Ordering;
 use rkyv::rend::{u16_le, u32_le};
 use semantic_index::format::{self, ArchivedSegmentData};
 
+use crate::rank::{idf_weight, RankCursor, MAX_QUERY_TERMS, RANK_WINDOW};
 use crate::segment::{
     find_term, has_term, keyword_count, table_str, Bitmaps, Forward, Segment, Storage,
 };
@@ -20,11 +21,28 @@ pub struct Query {
     /// [`format::term_hash`] of each keyword, computed once for every segment searched.
     hashes: Vec<u64>,
     cursors: RefCell<Vec<Cursor>>,
+    /// The ranked (BM25F) terms: the analyzer's, distinct, at most [`MAX_QUERY_TERMS`].
+    pub(crate) terms: Vec<String>,
+    /// [`format::term_hash`] of each ranked term.
+    pub(crate) term_hashes: Vec<u64>,
+    pub(crate) rank: RefCell<RankScratch>,
+}
+
+/// A ranked search's scratch, sized for the query's terms when it is prepared.
+#[derive(Debug, Default)]
+pub(crate) struct RankScratch {
+    pub(crate) cursors: Vec<RankCursor>,
+    /// Prefix sums of the cursors' bounds.
+    pub(crate) prefix: Vec<u64>,
+    /// Per term: its idf weight for the segments being searched.
+    pub(crate) weights: Vec<u64>,
+    /// Per term: its document frequency summed over those segments.
+    pub(crate) dfs: Vec<u64>,
 }
 
 impl Clone for Query {
     fn clone(&self) -> Query {
-        Query::from_prepared(self.keywords.clone())
+        Query::with_terms(self.keywords.clone(), self.terms.clone())
     }
 }
 
@@ -198,7 +216,7 @@ impl Cursor {
 impl Query {
     /// The query made of the keywords of `text` ([`semantic_index::keywords`]' rule).
     pub fn from_text(text: &str) -> Query {
-        Query::from_prepared(semantic_index::keywords(text))
+        Query::with_terms(semantic_index::keywords(text), semantic_index::query_terms([text]))
     }
 
     /// The query made of caller-given keywords; each passes through the same keyword rule, so
@@ -208,14 +226,60 @@ impl Query {
         I: IntoIterator,
         I::Item: AsRef<str>,
     {
-        Query::from_prepared(semantic_index::keywords_of(keywords))
+        let texts: Vec<String> = keywords.into_iter().map(|k| k.as_ref().to_owned()).collect();
+        Query::with_terms(semantic_index::keywords_of(&texts), semantic_index::query_terms(&texts))
     }
 
     /// A query from keywords that already passed the keyword rule and are distinct.
     pub(crate) fn from_prepared(keywords: Vec<String>) -> Query {
+        let terms = semantic_index::query_terms(&keywords);
+        Query::with_terms(keywords, terms)
+    }
+
+    fn with_terms(keywords: Vec<String>, mut terms: Vec<String>) -> Query {
+        terms.truncate(MAX_QUERY_TERMS);
         let cursors = RefCell::new(Vec::with_capacity(keywords.len()));
         let hashes = keywords.iter().map(|k| format::term_hash(k.as_bytes())).collect();
-        Query { keywords, hashes, cursors }
+        let term_hashes = terms.iter().map(|k| format::term_hash(k.as_bytes())).collect();
+        let n = terms.len();
+        let rank = RefCell::new(RankScratch {
+            cursors: Vec::with_capacity(n),
+            prefix: Vec::with_capacity(n + 1),
+            weights: Vec::with_capacity(n),
+            dfs: Vec::with_capacity(n),
+        });
+        Query { keywords, hashes, cursors, terms, term_hashes, rank }
+    }
+
+    /// The query's ranked terms (BM25F): stemmed, stop words dropped, distinct.
+    pub fn terms(&self) -> &[String] {
+        &self.terms
+    }
+
+    /// Whether the query has nothing to search for under `ranking`.
+    pub fn is_empty_for(&self, ranking: Ranking) -> bool {
+        match ranking {
+            Ranking::Jaccard => self.keywords.is_empty(),
+            Ranking::Bm25f => self.terms.is_empty(),
+        }
+    }
+
+    /// Sets the idf weights from `n` documents and the per-term document frequencies summed
+    /// into the scratch by [`Segment::add_rank_stats`]. No allocation.
+    pub(crate) fn rank_stats<'s, B: Storage + 's>(
+        &self,
+        segments: impl Iterator<Item = &'s Segment<B>> + Clone,
+    ) {
+        let Ok(mut scratch) = self.rank.try_borrow_mut() else { return };
+        let RankScratch { dfs, weights, .. } = &mut *scratch;
+        dfs.clear();
+        dfs.resize(self.terms.len(), 0);
+        let mut n = 0u64;
+        for segment in segments {
+            segment.add_rank_stats(self, dfs, &mut n);
+        }
+        weights.clear();
+        weights.extend(dfs.iter().map(|&df| idf_weight(n, df).max(1)));
     }
 
     /// The query's keywords (its set Q).
@@ -244,6 +308,36 @@ pub struct SearchOptions {
     pub w_sacred: f64,
     /// Never return the memory with this id (used by `related`).
     pub exclude: Option<[u8; 16]>,
+    /// How relevance is computed.
+    pub ranking: Ranking,
+}
+
+/// How a search computes relevance.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Ranking {
+    /// BM25F over the question, insights and synthesis, stemmed, with the boosts breaking ties
+    /// among memories of comparable relevance ([`TIE_BREAK`](crate::TIE_BREAK)). The
+    /// default.
+    #[default]
+    Bm25f,
+    /// DESIGN.md's Jaccard similarity of keyword sets plus the additive boosts ([`score`]).
+    Jaccard,
+}
+
+impl Ranking {
+    /// The ranking's name, as `mcs search --ranking` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Ranking::Bm25f => "bm25f",
+            Ranking::Jaccard => "jaccard",
+        }
+    }
+
+    /// The ranking named `name` (see [`Ranking::name`]).
+    pub fn from_name(name: &str) -> Option<Ranking> {
+        [Ranking::Bm25f, Ranking::Jaccard].into_iter().find(|r| r.name() == name)
+    }
 }
 
 /// Default weight of the memory's own score.
@@ -262,6 +356,7 @@ impl Default for SearchOptions {
             w_score: DEFAULT_W_SCORE,
             w_sacred: DEFAULT_W_SACRED,
             exclude: None,
+            ranking: Ranking::default(),
         }
     }
 }
@@ -319,6 +414,9 @@ pub struct Hits {
     cap: usize,
     acc: Vec<u16>,
     touched: Vec<u16>,
+    /// The ranked search's window accumulators and their bitset.
+    rank_acc: Vec<u64>,
+    rank_bits: Vec<u64>,
 }
 
 impl Hits {
@@ -329,7 +427,13 @@ impl Hits {
             cap: k,
             acc: vec![0; WINDOW],
             touched: Vec::with_capacity(WINDOW),
+            rank_acc: vec![0; RANK_WINDOW],
+            rank_bits: vec![0; RANK_WINDOW / 64],
         }
+    }
+
+    pub(crate) fn rank_scratch(&mut self) -> (&mut Vec<u64>, &mut Vec<u64>) {
+        (&mut self.rank_acc, &mut self.rank_bits)
     }
 
     /// Removes all hits (keeps the allocation).
@@ -364,24 +468,30 @@ impl Hits {
 
     /// Offers a hit to a top-`k` list; never grows past `k` or the capacity, never allocates.
     fn offer(&mut self, k: usize, hit: Hit) {
+        self.offer_ranked(k, hit);
+    }
+
+    /// [`Hits::offer`], saying whether the hit entered.
+    pub(crate) fn offer_ranked(&mut self, k: usize, hit: Hit) -> bool {
         let k = k.min(self.cap);
         if k == 0 {
-            return;
+            return false;
         }
         if self.hits.len() >= k {
             match self.hits.last() {
                 Some(worst) if hit.cmp_rank(worst) == Ordering::Less => {
                     self.hits.pop();
                 }
-                _ => return,
+                _ => return false,
             }
         }
         let at = self.hits.partition_point(|h| h.cmp_rank(&hit) == Ordering::Less);
         self.hits.insert(at, hit);
+        true
     }
 
     /// The score a new hit must reach to enter a full top-`k`, or `None` while it is not full.
-    fn bar(&self, k: usize) -> Option<f64> {
+    pub(crate) fn bar(&self, k: usize) -> Option<f64> {
         let k = k.min(self.cap);
         if self.hits.len() >= k {
             Some(self.hits.last().map_or(f64::INFINITY, |h| h.score))
@@ -449,18 +559,39 @@ impl DeletedSet {
 /// Why a hit scored what it scored.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Explanation {
-    /// |Q ∩ D|.
+    /// The ranking explained.
+    pub ranking: Ranking,
+    /// |Q ∩ D|: query keywords (Jaccard) or ranked terms (BM25F) the memory has.
     pub overlap: u32,
-    /// overlap / |Q ∪ D|.
+    /// Jaccard: overlap / |Q ∪ D|; BM25F: the relevance, the sum of the terms' contributions.
     pub jaccard: f64,
     /// `w_score · score`.
     pub score_boost: f64,
     /// `w_sacred · [sacred]`.
     pub sacred_boost: f64,
-    /// The total: `jaccard + score_boost + sacred_boost`.
+    /// The total. Jaccard: `jaccard + score_boost + sacred_boost`; BM25F:
+    /// `relevance · (1 + TIE_BREAK · (score_boost + sacred_boost))`.
     pub score: f64,
-    /// The query keywords the memory has, in query order.
+    /// The query keywords (Jaccard) or ranked terms (BM25F) the memory has, in query order.
     pub matched: Vec<String>,
+    /// BM25F: each matched term's part of the relevance (empty for Jaccard).
+    pub terms: Vec<TermContribution>,
+}
+
+/// One ranked term's part of a BM25F relevance.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TermContribution {
+    /// The term (stemmed).
+    pub term: String,
+    /// Its idf over the segments searched, as the search used it (rounded to 1/[`IDF_SCALE`]).
+    ///
+    /// [`IDF_SCALE`]: crate::IDF_SCALE
+    pub idf: f64,
+    /// Its saturated, length-normalized frequency in the memory, in [0, 1) (the stored impact,
+    /// quantized to 255ths).
+    pub impact: f64,
+    /// `idf · impact`.
+    pub contribution: f64,
 }
 
 /// The score of a memory with keyword set D for a query with keyword set Q, `overlap = |Q ∩ D|`
@@ -480,7 +611,7 @@ pub fn score(
     jaccard + o.w_score * f64::from(mem_score) + if sacred { o.w_sacred } else { 0.0 }
 }
 
-fn find_domain(d: &ArchivedSegmentData, domain: &str) -> Option<u32> {
+pub(crate) fn find_domain(d: &ArchivedSegmentData, domain: &str) -> Option<u32> {
     let offsets = d.domain_offsets.as_slice();
     let n = offsets.len().saturating_sub(1);
     (0..n).find(|&i| table_str(d.domain_bytes.as_slice(), offsets, i) == domain).map(|i| i as u32)
@@ -492,6 +623,29 @@ impl<B: Storage> Segment<B> {
     ///
     /// No heap allocation happens here: the query's scratch and the buffer's were sized when
     /// they were made.
+    ///
+    /// [`Ranking::Bm25f`] computes its idf from this segment alone ([`Snapshot::search`] sums
+    /// document frequencies over every live segment); [`Ranking::Jaccard`] needs no statistics.
+    ///
+    /// [`Snapshot::search`]: crate::Snapshot::search
+    pub fn search(
+        &self,
+        query: &Query,
+        options: &SearchOptions,
+        deleted: &DeletedSet,
+        segment_tag: u32,
+        hits: &mut Hits,
+    ) {
+        match options.ranking {
+            Ranking::Jaccard => self.search_jaccard(query, options, deleted, segment_tag, hits),
+            Ranking::Bm25f => {
+                query.rank_stats(std::iter::once(self));
+                self.search_ranked(query, options, deleted, segment_tag, hits);
+            }
+        }
+    }
+
+    /// The Jaccard search (see [`Segment::search`]).
     ///
     /// Documents are visited in ordinal order, sacred first and by descending score inside each
     /// run, in windows of a few hundred ordinals. Before each window the best score any later
@@ -505,7 +659,7 @@ impl<B: Storage> Segment<B> {
     /// candidates' other keywords are looked up in their forward lists. Common keywords, whose
     /// postings are most of the work, are thus skipped as soon as the bar rises. Results are
     /// exact.
-    pub fn search(
+    pub(crate) fn search_jaccard(
         &self,
         query: &Query,
         options: &SearchOptions,
@@ -746,6 +900,10 @@ impl<B: Storage> Segment<B> {
         ordinal: u32,
         options: &SearchOptions,
     ) -> Option<Explanation> {
+        if options.ranking == Ranking::Bm25f {
+            query.rank_stats(std::iter::once(self));
+            return self.explain_ranked(query, ordinal, options);
+        }
         let doc = self.doc(ordinal)?;
         let d = self.data();
         let matched: Vec<String> = query
@@ -766,12 +924,14 @@ impl<B: Storage> Segment<B> {
         let score_boost = options.w_score * f64::from(doc.score());
         let sacred_boost = if doc.sacred() { options.w_sacred } else { 0.0 };
         Some(Explanation {
+            ranking: Ranking::Jaccard,
             overlap,
             jaccard,
             score_boost,
             sacred_boost,
             score: jaccard + score_boost + sacred_boost,
             matched,
+            terms: Vec::new(),
         })
     }
 

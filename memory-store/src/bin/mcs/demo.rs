@@ -43,7 +43,8 @@ pub(crate) fn run(store: Option<&Path>) -> anyhow::Result<()> {
 
     let query = Query::from_text("how do apprentices share memory without copying it");
     println!("2. Search: \"how do apprentices share memory without copying it\"");
-    println!("   Score = Jaccard(query, memory keywords) + 0.2·memory score + 0.3 if sacred (✦).");
+    println!("   Score = BM25F relevance of the stemmed words, times up to 1.05 for a memory's");
+    println!("   own score and the sacred flag (✦): boosts only reorder comparable relevance.");
     let results = store.search(&query, &SearchOptions { limit: 5, ..SearchOptions::default() })?;
     output::print_results(&results, false)?;
 

@@ -30,7 +30,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
-use memory_store::{Memory, MemoryStore, Query, SearchOptions};
+use memory_store::{Memory, MemoryStore, Query, Ranking, SearchOptions};
 use uuid::Uuid;
 
 /// Memory circulation: durable agent memories, shared with worker processes at memory speed.
@@ -291,15 +291,24 @@ struct SearchArgs {
     /// At most this many hits (at least 1).
     #[arg(long, default_value_t = 10, value_parser = parse_limit)]
     limit: usize,
-    /// Weight of a memory's own score (a finite number).
+    /// Weight of a memory's own score, a finite number (bm25f: breaks ties among comparable
+    /// relevance; jaccard: added to the score).
     #[arg(long, default_value_t = 0.2, value_parser = parse_weight)]
     w_score: f64,
-    /// Weight of the sacred flag (a finite number).
+    /// Weight of the sacred flag, a finite number (as --w-score).
     #[arg(long, default_value_t = 0.3, value_parser = parse_weight)]
     w_sacred: f64,
+    /// How relevance is computed: bm25f (stemmed BM25F over question, insights and
+    /// synthesis) or jaccard (keyword-set overlap, the original design's score).
+    #[arg(long, default_value = "bm25f", value_parser = parse_ranking)]
+    ranking: Ranking,
     /// Print JSON.
     #[arg(long)]
     json: bool,
+}
+
+fn parse_ranking(name: &str) -> Result<Ranking, String> {
+    Ranking::from_name(name).ok_or_else(|| format!("unknown ranking {name:?} (bm25f or jaccard)"))
 }
 
 const DEFAULT_STORE: &str = "./mcs-store";
@@ -420,8 +429,8 @@ fn run(cli: Cli, store_on_command_line: bool) -> anyhow::Result<ExitCode> {
             let mut words: Vec<String> = s.text.iter().cloned().collect();
             words.extend(s.keywords);
             let query = Query::from_keywords(&words);
-            if query.is_empty() {
-                bail!("the query has no keywords (words of at least 3 letters, not stop words)");
+            if query.is_empty_for(s.ranking) {
+                bail!("the query has no words to search for (all are stop words or too short)");
             }
             let options = SearchOptions {
                 limit: s.limit,
@@ -430,6 +439,7 @@ fn run(cli: Cli, store_on_command_line: bool) -> anyhow::Result<ExitCode> {
                 w_score: s.w_score,
                 w_sacred: s.w_sacred,
                 exclude: None,
+                ranking: s.ranking,
             };
             let results = store.search(&query, &options)?;
             if s.json {
