@@ -147,15 +147,14 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-/// The query an invitation asks for: its keywords, the keywords of its task text, then those
+/// The query an invitation asks for: the keywords of its task text, its keywords, then those
 /// of its context's free-form values, each through the keyword rule, first occurrence first.
+/// The task comes first: a ranked query keeps only its first terms, and an invitation's
+/// keywords must not crowd its task out.
 pub fn invitation_query(invitation: &Invitation) -> Query {
     Query::from_keywords(
-        invitation
-            .keywords
-            .iter()
-            .map(String::as_str)
-            .chain(std::iter::once(invitation.task.as_str()))
+        std::iter::once(invitation.task.as_str())
+            .chain(invitation.keywords.iter().map(String::as_str))
             .chain(invitation.context.entries.values().map(String::as_str)),
     )
 }
@@ -194,11 +193,8 @@ pub(crate) fn search_invitation(
             0.0,
         ));
     }
-    // The words the ranking searches for.
-    let asked = match options.ranking {
-        shm_reader::Ranking::Jaccard => keyword_list(query.keywords()),
-        _ => keyword_list(query.terms()),
-    };
+    // Messages name the query's words as the user gave them (BM25F searches their stems).
+    let asked = keyword_list(query.keywords());
     if let Err(e) = memory.search(&query, &options, hits) {
         return Err(apprentice_core::Response::declined(
             format!("could not read the memory index: {e}"),
@@ -335,7 +331,7 @@ mod tests {
     }
 
     #[test]
-    fn invitation_query_merges_keywords_and_task() {
+    fn invitation_query_merges_task_and_keywords() {
         let inv = Invitation {
             task: "Find crash-safety lessons".into(),
             keywords: vec!["Memory-Mapped".into(), "crash".into()],
@@ -348,7 +344,7 @@ mod tests {
         let q = invitation_query(&inv);
         assert_eq!(
             q.keywords(),
-            ["memory", "mapped", "crash", "find", "safety", "lessons", "storage", "crew"]
+            ["find", "crash", "safety", "lessons", "memory", "mapped", "storage", "crew"]
         );
     }
 

@@ -238,9 +238,12 @@ where
     I::Item: AsRef<str>,
 {
     let mut out: Vec<String> = Vec::new();
+    // A set beside the list: a query may carry hundreds of thousands of words, and a scan of
+    // the list per word would be quadratic.
+    let mut seen = std::collections::HashSet::new();
     for text in texts {
         for_each_term(text.as_ref(), |t| {
-            if !out.iter().any(|o| o == t) {
+            if seen.insert(t.to_owned()) {
                 out.push(t.to_owned());
             }
         });

@@ -321,7 +321,7 @@ pub enum Ranking {
     /// default.
     #[default]
     Bm25f,
-    /// DESIGN.md's Jaccard similarity of keyword sets plus the additive boosts ([`score`]).
+    /// The original design's Jaccard similarity of keyword sets plus the additive boosts ([`score`]).
     Jaccard,
 }
 
