@@ -63,6 +63,7 @@ impl SocketDir {
                 .unwrap_or_else(std::env::temp_dir),
         };
         remove_stale(&base);
+        #[cfg_attr(not(unix), allow(unused_mut))]
         let mut builder = std::fs::DirBuilder::new();
         #[cfg(unix)]
         std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);

@@ -70,8 +70,9 @@ pub struct RecallArgs {
     /// At most this many hits (default 10, at most 1000).
     #[serde(default)]
     pub limit: Option<u32>,
-    /// How hits are ranked: "jaccard" (keyword overlap plus the memory's score and sacred
-    /// flag; the default).
+    /// How hits are ranked: "bm25f" (the default: stemmed BM25F over question, insights and
+    /// synthesis; score and sacred only break ties) or "jaccard" (keyword overlap plus the
+    /// memory's score and sacred flag).
     #[serde(default)]
     pub ranking: Option<String>,
 }

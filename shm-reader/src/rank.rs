@@ -36,7 +36,7 @@ pub(crate) const RANK_WINDOW: usize = 2048;
 /// Bits of the accumulator below the score: how many query terms matched.
 const COUNT_BITS: u32 = 8;
 
-/// The most ranked terms a query keeps (the matched-term count lives in [`COUNT_BITS`] bits).
+/// The most ranked terms a query keeps (the matched-term count lives in `COUNT_BITS` bits).
 pub const MAX_QUERY_TERMS: usize = (1 << COUNT_BITS) - 1;
 
 /// The final BM25F score of a document whose integer relevance is `relevance` (as searches

@@ -100,24 +100,27 @@ impl Backend for StoreBackend {
     }
 
     fn recall(&self, a: RecallArgs) -> Result<serde_json::Value, ToolError> {
-        match a.ranking.as_deref() {
-            None | Some("jaccard") => {}
+        let ranking = match a.ranking.as_deref() {
+            None | Some("bm25f") => memory_store::Ranking::Bm25f,
+            Some("jaccard") => memory_store::Ranking::Jaccard,
             Some(other) => {
                 return Err(ToolError::Invalid(format!(
-                    "recall: unknown `ranking` {other:?}; this server ranks by \"jaccard\""
+                    "recall: unknown `ranking` {other:?}; this server ranks by \"bm25f\" (the \
+                     default) or \"jaccard\""
                 )))
             }
-        }
+        };
         let mut words: Vec<String> = a.text.into_iter().collect();
         words.extend(a.keywords);
         let query = Query::from_keywords(&words);
         let options = SearchOptions {
             domain: a.domain,
             sacred_only: a.sacred_only,
+            ranking,
             ..Self::options(a.limit)
         };
         let mut store = lock(&self.search);
-        if query.is_empty() {
+        if query.is_empty_for(ranking) {
             if options.sacred_only {
                 let found =
                     store.sacred(options.domain.as_deref(), options.limit).map_err(failed)?;
