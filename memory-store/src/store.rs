@@ -520,12 +520,23 @@ impl MemoryStore {
             return Ok(());
         }
         self.reader.refresh()?;
-        let snapshot = self.reader.snapshot();
-        if self.checked_generation == Some(snapshot.generation()) {
+        if self.checked_generation == Some(self.reader.snapshot().generation()) {
             return Ok(());
         }
+        // The records first, then the index: a writer publishes after it commits and releases
+        // its lock after it publishes, so an index that is still behind the commit read here
+        // once no writer holds the lock (checked, then the index read again) is really behind,
+        // not merely a moment late.
         let records_seq = records::last_seq(&self.dir)?;
-        if snapshot.commit_seq() < records_seq && !files::writer_active(&self.dir) {
+        self.reader.refresh()?;
+        if self.reader.snapshot().commit_seq() < records_seq {
+            if files::writer_active(&self.dir) {
+                return Ok(());
+            }
+            self.reader.refresh()?;
+        }
+        let snapshot = self.reader.snapshot();
+        if snapshot.commit_seq() < records_seq {
             return Err(Error::IndexBehind {
                 dir: self.dir.clone(),
                 index_seq: snapshot.commit_seq(),
