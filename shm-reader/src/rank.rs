@@ -16,7 +16,7 @@ use semantic_index::format::{ArchivedSegmentData, RANK_BLOCK};
 use crate::search::{
     DeletedSet, Explanation, Hit, Hits, Query, Ranking, SearchOptions, TermContribution,
 };
-use crate::segment::{table_bytes, Segment, Storage};
+use crate::segment::{probe_table, Segment, Storage};
 
 /// How much the boosts can move a memory: the final score is
 /// `relevance · (1 + TIE_BREAK · (w_score · score + w_sacred · [sacred]))`. With the default
@@ -179,19 +179,8 @@ impl RankCursor {
 
 /// The ordinal of the ranked term `term` (hashed with `format::term_hash`).
 pub(crate) fn find_rank_term(d: &ArchivedSegmentData, term: &[u8], hash: u64) -> Option<usize> {
-    let slots = d.rank_term_slots.as_slice();
-    let offsets = d.rank_term_offsets.as_slice();
-    let blob = d.rank_term_bytes.as_slice();
-    let mask = slots.len().checked_sub(1)?;
-    let mut at = hash as usize & mask;
-    for _ in 0..slots.len() {
-        let t = slots.get(at)?.to_native().checked_sub(1)? as usize;
-        if table_bytes(blob, offsets, t) == term {
-            return Some(t);
-        }
-        at = (at + 1) & mask;
-    }
-    None
+    let (slots, offsets) = (d.rank_term_slots.as_slice(), d.rank_term_offsets.as_slice());
+    probe_table(slots, offsets, d.rank_term_bytes.as_slice(), term, hash)
 }
 
 /// Term `t`'s range in `rank_docs`.

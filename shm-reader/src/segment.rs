@@ -359,9 +359,25 @@ pub(crate) fn table_str<'a>(blob: &'a [u8], offsets: &[u32_le], i: usize) -> &'a
 /// table holds, this reads only in bounds and ends after at most one pass over the slots.
 #[inline]
 pub(crate) fn find_term(d: &ArchivedSegmentData, term: &[u8], hash: u64) -> Option<usize> {
-    let slots = d.term_slots.as_slice();
-    let offsets = d.term_offsets.as_slice();
-    let blob = d.term_bytes.as_slice();
+    probe_table(
+        d.term_slots.as_slice(),
+        d.term_offsets.as_slice(),
+        d.term_bytes.as_slice(),
+        term,
+        hash,
+    )
+}
+
+/// The hashed-table probe behind [`find_term`] (and the ranked terms' lookup): linear probing
+/// from `hash`, slot `t + 1` naming entry `t` of `offsets`/`blob`, 0 an empty slot.
+#[inline]
+pub(crate) fn probe_table(
+    slots: &[u32_le],
+    offsets: &[u32_le],
+    blob: &[u8],
+    term: &[u8],
+    hash: u64,
+) -> Option<usize> {
     let mask = slots.len().checked_sub(1)?;
     let mut at = hash as usize & mask;
     for _ in 0..slots.len() {
