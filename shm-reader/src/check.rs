@@ -172,6 +172,17 @@ pub(crate) fn check_tables(d: &ArchivedSegmentData, header: &Header) -> Result<(
     if d.sacred_count.to_native() as usize > n || d.min_keywords.to_native() == 0 {
         return Err(structure("sacred count or minimum keyword count out of range"));
     }
+    // Ordinals run sacred first, then by score descending inside each run: searches stop early
+    // on it (FORMAT.md). Branch-free folds, so they vectorize.
+    let scores = d.scores.as_slice();
+    let (sacred, others) = scores.split_at(d.sacred_count.to_native() as usize);
+    let in_range = scores.iter().fold(true, |ok, s| ok & (0.0..=1.0).contains(&s.to_native()));
+    let descending = |run: &[rkyv::rend::f32_le]| {
+        run.windows(2).fold(true, |ok, w| ok & (w[0].to_native() >= w[1].to_native()))
+    };
+    if !(in_range && descending(sacred) && descending(others)) {
+        return Err(structure("scores outside 0..=1 or not descending inside their run"));
+    }
     let terms = d.term_offsets.len().saturating_sub(1);
     check_offsets(d.term_offsets.as_slice(), terms, d.term_bytes.len(), "term offsets")?;
     let runs = terms.checked_mul(format::posting_pages(n as u32) as usize);

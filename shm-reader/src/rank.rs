@@ -32,6 +32,7 @@ const UNIT: f64 = 1.0 / (255.0 * IDF_SCALE);
 
 /// Ordinals per accumulation window of the essential terms.
 pub(crate) const RANK_WINDOW: usize = 2048;
+const _: () = assert!(RANK_WINDOW / 64 <= 64, "one u64 summarizes the window's bit words");
 
 /// Bits of the accumulator below the score: how many query terms matched.
 const COUNT_BITS: u32 = 8;
@@ -219,32 +220,24 @@ fn cursor(d: &ArchivedSegmentData, t: usize, weight: u64) -> RankCursor {
     }
 }
 
-/// The smallest relevance whose score, at the largest boost `mult_max` allows, reaches `bar`.
+/// A relevance below which no document with the boost of `best_boost` can reach `bar`: the
+/// search skips what cannot reach it. Any smaller value would also be exact (each candidate's
+/// final score is compared with the bar itself), only slower; this one is the exact threshold
+/// less a margin for rounding, in constant time.
+#[inline]
 fn needed(bar: Option<f64>, best_boost: (f32, bool), o: &SearchOptions) -> u64 {
     let Some(bar) = bar else { return 1 };
-    let at = |s: u64| ranked_score(s, best_boost.0, best_boost.1, o);
-    let guess = bar / UNIT / (1.0 + TIE_BREAK * (o.w_score.max(0.0) + o.w_sacred.max(0.0)));
-    let mut s = if guess.is_finite() && guess > 2.0 { guess as u64 - 2 } else { 0 };
-    for _ in 0..64 {
-        if s > 0 && at(s - 1) >= bar {
-            s -= 1;
-        } else if at(s) < bar {
-            s += 1;
-        } else {
-            return s.max(1);
-        }
+    // The same multiplier `ranked_score` applies; its products round by a few ulps at most,
+    // far inside the margin of one part in 10^9 and one unit.
+    let boost = o.w_score * f64::from(best_boost.0) + if best_boost.1 { o.w_sacred } else { 0.0 };
+    let exact = bar / UNIT / (1.0 + TIE_BREAK * boost);
+    let lower = exact * (1.0 - 1e-9) - 1.0;
+    if lower.is_finite() && lower > 1.0 {
+        // `as` saturates at u64::MAX: a bar no relevance reaches prunes everything, as it should.
+        lower as u64
+    } else {
+        1
     }
-    // Far from the guess (never on sane options): bisect.
-    let (mut lo, mut hi) = (0u64, 1u64 << 62);
-    while lo < hi {
-        let mid = lo + (hi - lo) / 2;
-        if at(mid) >= bar {
-            hi = mid;
-        } else {
-            lo = mid + 1;
-        }
-    }
-    lo.max(1)
 }
 
 impl<B: Storage> Segment<B> {
@@ -322,19 +315,35 @@ impl<B: Storage> Segment<B> {
         let timestamps = d.timestamps.as_slice();
         let domain_of = d.domain_of.as_slice();
         let sacred_count = d.sacred_count.to_native();
-        // The largest boost of any document here: the first sacred one or the first other one
-        // (ordinals are by score inside each run), or the weights' maximum if negative weights
-        // make another document larger; bounds multiply by it.
-        let best_boost = {
-            let s0 = scores.first().map_or(1.0, |s| s.to_native());
-            let s1 = scores.get(sacred_count as usize).map_or(1.0, |s| s.to_native());
-            let a = (s0.max(s1), true);
-            if options.w_score >= 0.0 && options.w_sacred >= 0.0 {
-                a
+        // The largest boost of any document at or past an ordinal: ordinals run sacred first,
+        // then by score descending inside each run (FORMAT.md; checked at open), so with
+        // non-negative weights it is the boost at that ordinal, or inside the sacred run the
+        // larger of that and the first other document's. It never grows as the search moves
+        // on, so the relevance a document needs to enter the top k only rises.
+        let positive = options.w_score >= 0.0 && options.w_sacred >= 0.0;
+        let score_at = |o: u32| scores.get(o as usize).map_or(0.0, |s| s.to_native());
+        let boost_at = |o: u32| -> (f32, bool) {
+            if !positive {
+                return (if options.w_score >= 0.0 { 1.0 } else { 0.0 }, options.w_sacred >= 0.0);
+            }
+            if o >= sacred_count {
+                return (score_at(o), false);
+            }
+            let sacred = (score_at(o), true);
+            if sacred_count >= n {
+                return sacred;
+            }
+            let other = (score_at(sacred_count), false);
+            let value = |b: (f32, bool)| {
+                options.w_score * f64::from(b.0) + if b.1 { options.w_sacred } else { 0.0 }
+            };
+            if value(other) > value(sacred) {
+                other
             } else {
-                (if options.w_score >= 0.0 { 1.0 } else { 0.0 }, options.w_sacred >= 0.0)
+                sacred
             }
         };
+        let mut best_boost = boost_at(0);
         let mut need = needed(hits.bar(k), best_boost, options);
         let (acc, bits) = hits.rank_scratch();
         let (mut acc, mut bits) = (std::mem::take(acc), std::mem::take(bits));
@@ -355,6 +364,16 @@ impl<B: Storage> Segment<B> {
             if w >= end_ordinal {
                 break;
             }
+            let boost = boost_at(w);
+            if boost != best_boost {
+                best_boost = boost;
+                let now = needed(hits.bar(k), best_boost, options);
+                if now != need {
+                    need = now;
+                    // A higher bar may leave fewer terms essential.
+                    continue;
+                }
+            }
             let wend = w.saturating_add(RANK_WINDOW as u32).min(end_ordinal);
             // Skip the window when even its blocks' maxima cannot reach the bar.
             let window_ub: u64 =
@@ -365,6 +384,8 @@ impl<B: Storage> Segment<B> {
                 }
                 continue;
             }
+            // Which words of `bits` are non-zero, so that a sparse window reads only those.
+            let mut touched = 0u64;
             for c in essential.iter_mut() {
                 let weight = c.weight;
                 while !c.done() {
@@ -382,11 +403,14 @@ impl<B: Storage> Segment<B> {
                     if let (Some(a), Some(word)) = (acc.get_mut(slot), bits.get_mut(slot / 64)) {
                         *a += add;
                         *word |= 1u64 << (slot % 64);
+                        touched |= 1u64 << (slot / 64);
                     }
                 }
             }
-            for (wi, bits_word) in bits.iter_mut().enumerate() {
-                let mut word = std::mem::take(bits_word);
+            while touched != 0 {
+                let wi = touched.trailing_zeros() as usize;
+                touched &= touched - 1;
+                let mut word = bits.get_mut(wi).map_or(0, std::mem::take);
                 while word != 0 {
                     let slot = wi * 64 + word.trailing_zeros() as usize;
                     word &= word - 1;
