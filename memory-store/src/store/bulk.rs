@@ -21,8 +21,8 @@ pub(crate) struct Pending {
 
 impl MemoryStore {
     /// Stores memories as one durable commit, like [`MemoryStore::store_batch`], but publishes
-    /// them later: their documents join a pending segment, published once it holds about
-    /// half a million documents, by [`MemoryStore::publish_pending`], or before the next
+    /// them later: their documents join a pending segment, published once it holds 2^18 (262,144)
+    /// documents, by [`MemoryStore::publish_pending`], or before the next
     /// search, store, forget or verify of this store (and, best effort, when it is dropped).
     /// `mcs ingest` stores through it.
     ///
