@@ -659,11 +659,9 @@ impl MemoryStore {
             self.reader.refresh()?;
             return Ok(());
         }
-        let entry = writer.publisher.write_segment(builder)?;
-        let mut segments =
-            writer.publisher.current().map(|m| m.segments.clone()).unwrap_or_default();
-        segments.push(entry);
-        self.publish(seq, segments)
+        let segments = writer.publisher.current().map(|m| m.segments.clone()).unwrap_or_default();
+        writer.publisher.publish_with_segment(seq, segments, builder)?;
+        self.after_publish(seq)
     }
 
     /// Turns a failure after a durable commit into [`Error::Unpublished`], and remembers that
@@ -714,6 +712,11 @@ impl MemoryStore {
     fn publish(&mut self, seq: u64, segments: Vec<SegmentEntry>) -> Result<()> {
         let writer = self.writer.as_mut().ok_or_else(|| Error::ReadOnly(self.dir.clone()))?;
         writer.publisher.publish(seq, segments)?;
+        self.after_publish(seq)
+    }
+
+    /// After a publication at commit `seq`: refreshes, merges per the policy, collects garbage.
+    fn after_publish(&mut self, seq: u64) -> Result<()> {
         self.reader.refresh()?;
         while let Some(group) = self.merge_candidates() {
             self.merge(seq, &group)?;
@@ -769,17 +772,18 @@ impl MemoryStore {
         let mut batch = Batcher::new(&mut builder);
         writer.records.visit_ids(members, &mut |m| batch.push(&m))?;
         batch.finish()?;
-        let mut segments: Vec<SegmentEntry> = current
+        let segments: Vec<SegmentEntry> = current
             .segments
             .iter()
             .enumerate()
             .filter(|(i, _)| !group.contains(i))
             .map(|(_, s)| s.clone())
             .collect();
-        if !builder.is_empty() {
-            segments.push(writer.publisher.write_segment(&builder)?);
+        if builder.is_empty() {
+            writer.publisher.publish(seq, segments)?;
+        } else {
+            writer.publisher.publish_with_segment(seq, segments, &builder)?;
         }
-        writer.publisher.publish(seq, segments)?;
         self.reader.refresh()?;
         Ok(())
     }
