@@ -124,10 +124,11 @@ pub fn probe(args: &[String]) -> anyhow::Result<()> {
             for line in input.lines() {
                 batch.push(Memory::from_json(&line?)?);
                 if batch.len() == INGEST_BATCH {
-                    s.store_batch(std::mem::take(&mut batch))?;
+                    s.ingest_batch(std::mem::take(&mut batch))?;
                 }
             }
-            s.store_batch(batch)?;
+            s.ingest_batch(batch)?;
+            s.publish_pending()?;
             println!("{} {}", t.elapsed().as_secs_f64(), peak_rss_mib());
         }
         "open" => {

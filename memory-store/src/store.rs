@@ -27,6 +27,18 @@ const LOCK_WAIT: Duration = Duration::from_millis(100);
 const RECORDS_LOAD_ATTEMPTS: u32 = 16;
 /// Segments of one size tier that trigger a merge.
 const MERGE_FACTOR: usize = 4;
+/// The most documents a segment built by the writer holds: rebuilds and bulk ingests cut their
+/// segments here, and tiered merges never make a larger one, so that a build's memory is bounded
+/// by a constant, whatever the store's size (issue 17).
+/// 2^18: a build of that many documents peaks at about 0.7 GB (2^19 measured 1.3 GB at 1M),
+/// within issue 17's 1 GB for ingest and rebuild; a million memories are four segments.
+#[cfg(not(test))]
+pub(crate) const SEGMENT_DOCS_MAX: usize = 1 << 18;
+/// Small in unit tests, so that they cut segments.
+#[cfg(test)]
+pub(crate) const SEGMENT_DOCS_MAX: usize = 1 << 11;
+
+mod bulk;
 
 /// What went wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -289,6 +301,8 @@ struct Writer {
     records: Records,
     /// A commit the index missed (its publication failed): the next publication rebuilds.
     index_behind: bool,
+    /// Documents of durable commits not yet published ([`MemoryStore::ingest_batch`]).
+    pending: Option<bulk::Pending>,
 }
 
 /// A store of memories in one directory: durable records and a published, shared index.
@@ -317,17 +331,56 @@ impl std::fmt::Debug for MemoryStore {
 }
 
 impl Writer {
-    /// Builds one segment from every record and publishes it alone, then removes the files no
-    /// manifest names. Reads nothing of the old index, so it works whatever state that is in.
+    /// Splits `memories` into those to store and a report that skips ids already stored or
+    /// repeated.
+    fn fresh(&self, memories: Vec<Memory>) -> Result<(BatchReport, Vec<Memory>)> {
+        let mut report = BatchReport::default();
+        let mut seen = HashSet::new();
+        let mut fresh = Vec::with_capacity(memories.len());
+        let ids: Vec<Uuid> = memories.iter().map(|m| m.id).collect();
+        let stored = self.records.contains_many(&ids)?;
+        for (m, stored) in memories.into_iter().zip(stored) {
+            if stored || !seen.insert(m.id) {
+                report.skipped.push(m.id);
+            } else {
+                report.stored.push(m.id);
+                fresh.push(m);
+            }
+        }
+        Ok((report, fresh))
+    }
+
+    /// Builds segments of at most [`SEGMENT_DOCS_MAX`] documents from every record and publishes
+    /// them alone, then removes the files no manifest names. Reads nothing of the old index, so
+    /// it works whatever state that is in. Memory: one builder of at most `SEGMENT_DOCS_MAX`
+    /// documents and one batch of records, whatever the store's size.
     fn rebuild_index(&mut self, progress: Option<records::Progress<'_>>) -> Result<()> {
-        let mut builder = SegmentBuilder::new().generation(self.publisher.generation() + 1);
-        let mut batch = Batcher::new(&mut builder);
-        self.records.for_each_live(progress, &mut |m| batch.push(&m).map(|()| true))?;
-        batch.finish()?;
+        // A rebuild covers every record: documents waiting to be published are in it.
+        self.pending = None;
+        let Writer { publisher, records, .. } = self;
+        let generation = publisher.generation() + 1;
         let mut segments = Vec::new();
+        let mut builder = SegmentBuilder::new().generation(generation);
+        let size = Batcher::BATCH.min(SEGMENT_DOCS_MAX);
+        let mut batch = Vec::with_capacity(size);
+        records.for_each_live(progress, &mut |m| {
+            batch.push(m.to_document());
+            if batch.len() == size {
+                builder.add_batch(&batch)?;
+                batch.clear();
+                if builder.len() + size > SEGMENT_DOCS_MAX {
+                    segments.push(publisher.write_segment(&builder)?);
+                    builder = SegmentBuilder::new().generation(generation);
+                }
+            }
+            Ok(true)
+        })?;
+        builder.add_batch(&batch)?;
+        drop(batch);
         if !builder.is_empty() {
             segments.push(self.publisher.write_segment(&builder)?);
         }
+        drop(builder);
         self.publisher.publish(self.records.seq(), segments)?;
         self.index_behind = false;
         // Best effort: files left behind are removed by a later collection.
@@ -432,7 +485,8 @@ impl MemoryStore {
         let lock = files::lock(&dir, wait)?;
         let (publisher, damaged_head) = Publisher::recover(&dir)?;
         let records = Records::open(&dir, true)?;
-        let mut writer = Writer { _lock: lock, publisher, records, index_behind: false };
+        let mut writer =
+            Writer { _lock: lock, publisher, records, index_behind: false, pending: None };
         let mut repaired = None;
         let reader = match damaged_head.map_or_else(|| Reader::open(&dir), |e| Err(e.into())) {
             Ok(reader) => reader,
@@ -512,6 +566,7 @@ impl MemoryStore {
     /// Refreshes the index, then checks that it is not behind the records (see
     /// [`Error::IndexBehind`]). A writer's own index is caught up first if a publication failed.
     fn refresh_checked(&mut self) -> Result<()> {
+        self.publish_pending()?;
         if let Some(w) = self.writer.as_mut() {
             if w.index_behind {
                 w.rebuild_index(None)?;
@@ -579,20 +634,11 @@ impl MemoryStore {
         for m in &memories {
             m.validate()?;
         }
+        // Earlier ingested documents first. A failure leaves the index behind, and this batch's
+        // publication then rebuilds it (or reports that it could not).
+        let _ = self.publish_pending();
         let writer = self.writer()?;
-        let mut report = BatchReport::default();
-        let mut seen = HashSet::new();
-        let mut fresh = Vec::with_capacity(memories.len());
-        let ids: Vec<Uuid> = memories.iter().map(|m| m.id).collect();
-        let stored = writer.records.contains_many(&ids)?;
-        for (m, stored) in memories.into_iter().zip(stored) {
-            if stored || !seen.insert(m.id) {
-                report.skipped.push(m.id);
-            } else {
-                report.stored.push(m.id);
-                fresh.push(m);
-            }
-        }
+        let (report, fresh) = writer.fresh(memories)?;
         if fresh.is_empty() {
             return Ok(report);
         }
@@ -613,11 +659,9 @@ impl MemoryStore {
             self.reader.refresh()?;
             return Ok(());
         }
-        let entry = writer.publisher.write_segment(builder)?;
-        let mut segments =
-            writer.publisher.current().map(|m| m.segments.clone()).unwrap_or_default();
-        segments.push(entry);
-        self.publish(seq, segments)
+        let segments = writer.publisher.current().map(|m| m.segments.clone()).unwrap_or_default();
+        writer.publisher.publish_with_segment(seq, segments, builder)?;
+        self.after_publish(seq)
     }
 
     /// Turns a failure after a durable commit into [`Error::Unpublished`], and remembers that
@@ -633,6 +677,8 @@ impl MemoryStore {
     /// Forgets a memory: a durable tombstone, and the index stops returning it. `false` if no
     /// memory has that id.
     pub fn forget(&mut self, id: Uuid) -> Result<bool> {
+        // As in `store_batch`: the forget's publication catches up if this fails.
+        let _ = self.publish_pending();
         let writer = self.writer()?;
         if !writer.records.contains(&id)? {
             return Ok(false);
@@ -666,6 +712,11 @@ impl MemoryStore {
     fn publish(&mut self, seq: u64, segments: Vec<SegmentEntry>) -> Result<()> {
         let writer = self.writer.as_mut().ok_or_else(|| Error::ReadOnly(self.dir.clone()))?;
         writer.publisher.publish(seq, segments)?;
+        self.after_publish(seq)
+    }
+
+    /// After a publication at commit `seq`: refreshes, merges per the policy, collects garbage.
+    fn after_publish(&mut self, seq: u64) -> Result<()> {
         self.reader.refresh()?;
         while let Some(group) = self.merge_candidates() {
             self.merge(seq, &group)?;
@@ -691,6 +742,9 @@ impl MemoryStore {
 
     /// Segments to merge: MERGE_FACTOR or more in one tier, or a segment mostly deleted.
     /// Keeps live segments at most (MERGE_FACTOR - 1) per tier: logarithmic in the store size.
+    /// A segment of more than `SEGMENT_DOCS_MAX / MERGE_FACTOR` live documents is full size:
+    /// tiers never merge it, so no merge makes a segment above [`SEGMENT_DOCS_MAX`] and a
+    /// million memories are never rebuilt again as a whole for one more small segment.
     fn merge_candidates(&self) -> Option<Vec<usize>> {
         let manifest = self.writer.as_ref()?.publisher.current()?;
         let mut tiers: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
@@ -698,9 +752,14 @@ impl MemoryStore {
             if s.live() == 0 || (s.deleted.len() as u32) * 2 > s.doc_count {
                 return Some(vec![i]);
             }
+            if s.live() as usize > SEGMENT_DOCS_MAX / MERGE_FACTOR {
+                continue;
+            }
             tiers.entry(Self::tier(s.live())).or_default().push(i);
         }
-        tiers.into_values().find(|g| g.len() >= MERGE_FACTOR)
+        let mut group = tiers.into_values().find(|g| g.len() >= MERGE_FACTOR)?;
+        group.truncate(MERGE_FACTOR);
+        Some(group)
     }
 
     /// Rebuilds the segments at `group` into one, from the records.
@@ -713,17 +772,18 @@ impl MemoryStore {
         let mut batch = Batcher::new(&mut builder);
         writer.records.visit_ids(members, &mut |m| batch.push(&m))?;
         batch.finish()?;
-        let mut segments: Vec<SegmentEntry> = current
+        let segments: Vec<SegmentEntry> = current
             .segments
             .iter()
             .enumerate()
             .filter(|(i, _)| !group.contains(i))
             .map(|(_, s)| s.clone())
             .collect();
-        if !builder.is_empty() {
-            segments.push(writer.publisher.write_segment(&builder)?);
+        if builder.is_empty() {
+            writer.publisher.publish(seq, segments)?;
+        } else {
+            writer.publisher.publish_with_segment(seq, segments, &builder)?;
         }
-        writer.publisher.publish(seq, segments)?;
         self.reader.refresh()?;
         Ok(())
     }
@@ -902,6 +962,7 @@ impl MemoryStore {
     /// Compares the index with the records, id by id, reads every record to check it, and
     /// runs the segments' deep checks.
     pub fn verify(&mut self) -> Result<VerifyReport> {
+        self.publish_pending()?;
         self.reader.refresh()?;
         let snapshot = self.reader.snapshot();
         let mut indexed: Vec<Uuid> = snapshot.docs().map(|d| uuid(d.id())).collect();

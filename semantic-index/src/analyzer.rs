@@ -200,15 +200,24 @@ pub fn is_rank_stop_word(word: &str) -> bool {
 pub(crate) fn for_each_term(text: &str, mut f: impl FnMut(&str)) {
     let stemmer = rust_stemmers::Stemmer::create(rust_stemmers::Algorithm::English);
     for_each_word(text, |word, chars| {
-        if chars < MIN_TERM_CHARS || is_rank_stop_word(word) {
-            return;
-        }
-        if word.is_ascii() {
-            f(&stemmer.stem(word));
-        } else {
-            f(word);
+        if let Some(term) = ranked(&stemmer, word, chars) {
+            f(&term);
         }
     });
+}
+
+/// The ranked term of one lowercased word of `chars` characters (from `for_each_word`), or
+/// `None` if the analyzer drops it: the rule of [`for_each_term`], for a caller that analyzes
+/// each distinct word once (the segment builder).
+pub(crate) fn ranked<'w>(
+    stemmer: &rust_stemmers::Stemmer,
+    word: &'w str,
+    chars: usize,
+) -> Option<std::borrow::Cow<'w, str>> {
+    if chars < MIN_TERM_CHARS || is_rank_stop_word(word) {
+        return None;
+    }
+    Some(if word.is_ascii() { stemmer.stem(word) } else { std::borrow::Cow::Borrowed(word) })
 }
 
 /// The ranked terms of `text`, in order, duplicates included (see [`RANK_STOP_WORDS`] and

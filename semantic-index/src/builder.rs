@@ -13,12 +13,13 @@ use std::path::{Path, PathBuf};
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
+use crate::analyzer::ranked;
 use crate::analyzer::Bm25fParams;
 use crate::cost;
 use crate::document::Document;
 use crate::format::{self, Header, SegmentData, GIST_MAX_BYTES, HEADER_LEN, VERSION};
 use crate::intern::{hash_term, Terms};
-use crate::keywords::{for_each_token, DOCUMENT_INSIGHTS};
+use crate::keywords::{for_each_word, is_stop_word, DOCUMENT_INSIGHTS, MIN_KEYWORD_CHARS};
 use crate::rank::RankPart;
 
 /// Why a document or a segment could not be built or written.
@@ -108,7 +109,16 @@ struct Part {
     gists: Vec<u8>,
     /// The documents' ranked (BM25F) terms.
     rank: RankPart,
+    /// Every distinct word (lowercased token) this part has seen, with its keyword id and ranked
+    /// term id ([`NONE`] where the analyzer drops it): a token costs one lookup here, and each
+    /// word is stop-listed and stemmed once, not at every occurrence. Ids stay valid when other
+    /// parts are absorbed (ids are never renumbered), so the table needs no merging.
+    words: Terms,
+    word_ids: Vec<[u32; 2]>,
 }
+
+/// No term: the word is not a keyword, or not a ranked term.
+const NONE: u32 = u32::MAX;
 
 impl Part {
     fn terms_of(&self, doc: usize) -> Range<usize> {
@@ -158,18 +168,40 @@ impl Part {
         self.check_room(text_len, 1, text_len, GIST_MAX_BYTES)?;
         let number = self.docs.len() as u32 + 1;
         let first = self.doc_terms.len();
+        let rank_first = self.rank.begin();
         let mut tokens = 0u32;
+        let mut field_len = [0u32; 3];
         {
-            let Part { terms, stats, doc_terms, doc_freqs, .. } = self;
-            let mut add_text = |text: &str| {
-                for_each_token(text, |token| {
-                    tokens = tokens.saturating_add(1);
-                    let bytes = token.as_bytes();
-                    let (id, new) = terms.intern(bytes, hash_term(bytes));
+            let Part { terms, stats, doc_terms, doc_freqs, rank, words, word_ids, .. } = self;
+            let stemmer = rust_stemmers::Stemmer::create(rust_stemmers::Algorithm::English);
+            let mut add_text = |text: &str, field: usize| {
+                for_each_word(text, |word, chars| {
+                    let bytes = word.as_bytes();
+                    let (w, new) = words.intern(bytes, hash_term(bytes));
                     if new {
-                        stats.push(TermStats::default());
+                        let keyword = if chars >= MIN_KEYWORD_CHARS && !is_stop_word(word) {
+                            let (id, new) = terms.intern(bytes, hash_term(bytes));
+                            if new {
+                                stats.push(TermStats::default());
+                            }
+                            id
+                        } else {
+                            NONE
+                        };
+                        let ranked = ranked(&stemmer, word, chars)
+                            .map_or(NONE, |t| rank.term_id(t.as_bytes()));
+                        word_ids.push([keyword, ranked]);
                     }
-                    let s = &mut stats[id as usize];
+                    let [keyword, ranked] = word_ids[w as usize];
+                    if ranked != NONE {
+                        field_len[field] = field_len[field].saturating_add(1);
+                        rank.count(ranked, field, rank_first);
+                    }
+                    if keyword == NONE {
+                        return;
+                    }
+                    tokens = tokens.saturating_add(1);
+                    let s = &mut stats[keyword as usize];
                     if s.last == number {
                         let f = &mut doc_freqs[first + s.slot as usize];
                         *f = f.saturating_add(1);
@@ -180,18 +212,18 @@ impl Part {
                             last: number,
                             slot: (doc_terms.len() - first) as u32,
                         };
-                        doc_terms.push(id);
+                        doc_terms.push(keyword);
                         doc_freqs.push(1);
                     }
                 });
             };
-            add_text(&doc.question);
+            add_text(&doc.question, 0);
             for insight in doc.insights.iter().take(DOCUMENT_INSIGHTS) {
-                add_text(insight);
+                add_text(insight, 1);
             }
-            add_text(&doc.synthesis);
+            add_text(&doc.synthesis, 2);
         }
-        self.rank.add(doc);
+        self.rank.end(rank_first, field_len);
         let gist_start = self.gists.len() as u32;
         self.gists.extend_from_slice(gist(&doc.question).as_bytes());
         self.docs.push(Prepared {

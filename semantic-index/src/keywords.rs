@@ -13,7 +13,7 @@ pub const STOP_WORDS: [&str; 30] = [
 /// The shortest keyword kept, in characters (not bytes).
 pub const MIN_KEYWORD_CHARS: usize = 3;
 
-fn is_stop_word(token: &str) -> bool {
+pub(crate) fn is_stop_word(token: &str) -> bool {
     // A `match` on string literals compiles to a switch on the length and a few integer
     // compares instead of thirty calls to memcmp; a test keeps it equal to STOP_WORDS. Tokens
     // shorter than MIN_KEYWORD_CHARS never get here, so the short stop words need no arm.

@@ -1,12 +1,10 @@
 //! The builder's side of the BM25F index: per document, its ranked terms with their frequency in
 //! each field; per segment, the impact-ordered postings with their block maxima.
 
-use crate::analyzer::{for_each_term, Bm25fParams};
+use crate::analyzer::Bm25fParams;
 use crate::builder::{u32_of, BuildError};
-use crate::document::Document;
 use crate::format::{self, RankStats, SegmentData, RANK_BLOCK};
 use crate::intern::{hash_term, Terms};
-use crate::keywords::DOCUMENT_INSIGHTS;
 
 /// A term's document frequency and where it was last seen (see `builder::TermStats`).
 #[derive(Clone, Copy, Default)]
@@ -52,40 +50,40 @@ impl RankPart {
         self.doc_terms.len()
     }
 
-    /// Analyzes a document's fields and appends its terms. The caller checked that the text is
-    /// small enough for the u32 counters (fewer terms than bytes).
-    pub(crate) fn add(&mut self, doc: &Document) {
-        let number = self.docs.len() as u32 + 1;
-        let first = self.doc_terms.len();
-        let mut field_len = [0u32; 3];
-        let RankPart { terms, seen, doc_terms, doc_tf, .. } = self;
-        let mut add_text = |text: &str, field: usize| {
-            for_each_term(text, |term| {
-                field_len[field] = field_len[field].saturating_add(1);
-                let bytes = term.as_bytes();
-                let (id, new) = terms.intern(bytes, hash_term(bytes));
-                if new {
-                    seen.push(Seen::default());
-                }
-                let s = &mut seen[id as usize];
-                if s.last == number {
-                    let tf = &mut doc_tf[first + s.slot as usize][field];
-                    *tf = tf.saturating_add(1);
-                } else {
-                    *s =
-                        Seen { df: s.df + 1, last: number, slot: (doc_terms.len() - first) as u32 };
-                    doc_terms.push(id);
-                    let mut tf = [0u16; 3];
-                    tf[field] = 1;
-                    doc_tf.push(tf);
-                }
-            });
-        };
-        add_text(&doc.question, 0);
-        for insight in doc.insights.iter().take(DOCUMENT_INSIGHTS) {
-            add_text(insight, 1);
+    /// The id of ranked term `term`, interned on first sight.
+    pub(crate) fn term_id(&mut self, term: &[u8]) -> u32 {
+        let (id, new) = self.terms.intern(term, hash_term(term));
+        if new {
+            self.seen.push(Seen::default());
         }
-        add_text(&doc.synthesis, 2);
+        id
+    }
+
+    /// Counts one occurrence of term `id` in `field` of the document being added, which starts
+    /// at `first` in `doc_terms` (see [`RankPart::begin`]).
+    pub(crate) fn count(&mut self, id: u32, field: usize, first: usize) {
+        let number = self.docs.len() as u32 + 1;
+        let s = &mut self.seen[id as usize];
+        if s.last == number {
+            let tf = &mut self.doc_tf[first + s.slot as usize][field];
+            *tf = tf.saturating_add(1);
+        } else {
+            // Below u32::MAX: the caller checked that the text has fewer terms than bytes.
+            *s = Seen { df: s.df + 1, last: number, slot: (self.doc_terms.len() - first) as u32 };
+            self.doc_terms.push(id);
+            let mut tf = [0u16; 3];
+            tf[field] = 1;
+            self.doc_tf.push(tf);
+        }
+    }
+
+    /// Where the next document's terms start.
+    pub(crate) fn begin(&self) -> usize {
+        self.doc_terms.len()
+    }
+
+    /// Ends the document that began at `first`, with its fields' lengths in ranked terms.
+    pub(crate) fn end(&mut self, first: usize, field_len: [u32; 3]) {
         let len = (self.doc_terms.len() - first) as u32;
         self.docs.push(RankDoc { start: first as u32, len, field_len });
     }

@@ -595,7 +595,8 @@ fn ingest(dir: &PathBuf, file: &str) -> anyhow::Result<()> {
         if batch.is_empty() {
             return Ok(());
         }
-        let report = match store.store_batch(std::mem::take(batch)) {
+        // Durable per batch; published in large segments (and at the end, below).
+        let report = match store.ingest_batch(std::mem::take(batch)) {
             Ok(report) => report,
             // Stored durably; the index catches up at the next batch.
             Err(memory_store::Error::Unpublished { ids, source, .. }) => {
@@ -667,6 +668,15 @@ fn ingest(dir: &PathBuf, file: &str) -> anyhow::Result<()> {
         }
     }
     flush(&mut store, &mut batch, &mut stored, &mut skipped)?;
+    match store.publish_pending() {
+        Ok(()) => {}
+        Err(memory_store::Error::Unpublished { ids, source, .. }) => eprintln!(
+            "mcs: warning: stored {} memories durably, but the index was not updated ({source}); \
+             it catches up at the next write (or `mcs rebuild`)",
+            ids.len()
+        ),
+        Err(e) => return Err(e.into()),
+    }
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }

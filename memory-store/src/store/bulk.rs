@@ -1,0 +1,192 @@
+//! Bulk ingest: durable commits whose documents are published together, in segments of up to
+//! [`SEGMENT_DOCS_MAX`] documents, instead of one small segment per commit that tiered merges
+//! then rebuild from the records again and again (issue 17: at a million memories, the merges
+//! re-read and re-tokenized every memory about three times).
+
+use semantic_index::SegmentBuilder;
+use uuid::Uuid;
+
+use super::{add_all, BatchReport, MemoryStore, Result, SEGMENT_DOCS_MAX};
+use crate::memory::Memory;
+use crate::records::Entry;
+
+/// Documents of durable commits that the index does not show yet.
+pub(crate) struct Pending {
+    builder: SegmentBuilder,
+    /// The last commit whose documents are in `builder`.
+    seq: u64,
+    /// Their ids, for [`Error::Unpublished`](crate::Error::Unpublished).
+    ids: Vec<Uuid>,
+}
+
+impl MemoryStore {
+    /// Stores memories as one durable commit, like [`MemoryStore::store_batch`], but publishes
+    /// them later: their documents join a pending segment, published once it holds 2^18 (262,144)
+    /// documents, by [`MemoryStore::publish_pending`], or before the next
+    /// search, store, forget or verify of this store (and, best effort, when it is dropped).
+    /// `mcs ingest` stores through it.
+    ///
+    /// The memories are acknowledged (durable) when this returns: a crash before the pending
+    /// segment is published costs no memory, only a rebuild of the index at the next writer
+    /// open. Readers in other processes see the memories once they are published.
+    pub fn ingest_batch(&mut self, memories: Vec<Memory>) -> Result<BatchReport> {
+        for m in &memories {
+            m.validate()?;
+        }
+        let writer = self.writer()?;
+        let (report, fresh) = writer.fresh(memories)?;
+        if fresh.is_empty() {
+            return Ok(report);
+        }
+        let waiting = writer.pending.as_ref().map_or(0, |p| p.builder.len());
+        if waiting > 0 && waiting + fresh.len() > SEGMENT_DOCS_MAX {
+            // A failure leaves the index behind; the next publication rebuilds it.
+            let _ = self.publish_pending();
+        }
+        let writer = self.writer()?;
+        let generation = writer.publisher.generation() + 1;
+        let pending = writer.pending.get_or_insert_with(|| Pending {
+            builder: SegmentBuilder::new().generation(generation),
+            seq: 0,
+            ids: Vec::new(),
+        });
+        // Tokenized before the commit, as `store_batch` does: a memory the builder refuses is
+        // not stored.
+        if let Err(e) = add_all(&mut pending.builder, fresh.iter()) {
+            // Part of the batch may be in the builder: start over from the records.
+            writer.pending = None;
+            writer.index_behind = true;
+            return Err(e.into());
+        }
+        let seq = match writer
+            .records
+            .commit(fresh.into_iter().map(|m| Entry::Put(Box::new(m))).collect())
+        {
+            Ok(seq) => seq,
+            Err(e) => {
+                // The builder holds documents that were not stored.
+                writer.pending = None;
+                writer.index_behind = true;
+                return Err(e.into());
+            }
+        };
+        // Durable from here on.
+        if let Some(p) = writer.pending.as_mut() {
+            p.seq = seq;
+            p.ids.extend_from_slice(&report.stored);
+            if p.builder.len() >= SEGMENT_DOCS_MAX {
+                self.publish_pending()?;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Publishes the documents [`MemoryStore::ingest_batch`] left pending, if any. A failure is
+    /// [`Error::Unpublished`](crate::Error::Unpublished): the memories are stored, and the index catches up at the next
+    /// publication.
+    pub fn publish_pending(&mut self) -> Result<()> {
+        let Some(writer) = self.writer.as_mut() else { return Ok(()) };
+        let Some(pending) = writer.pending.take() else { return Ok(()) };
+        if pending.builder.is_empty() {
+            return Ok(());
+        }
+        let published = self.publish_batch(pending.seq, &pending.builder);
+        drop(pending.builder);
+        self.after_commit(published, &pending.ids, false)
+    }
+}
+
+impl Drop for MemoryStore {
+    fn drop(&mut self) {
+        // Best effort: what is not published here is rebuilt at the next writer open.
+        let _ = self.publish_pending();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shm_reader::Query;
+
+    fn memories(range: std::ops::Range<usize>) -> Vec<Memory> {
+        range
+            .map(|i| {
+                let mut m = Memory::new("bulk", format!("bulk memory number w{i}"));
+                m.synthesis = format!("shared words and tag{}", i % 7);
+                m
+            })
+            .collect()
+    }
+
+    fn segment_sizes(store: &MemoryStore) -> Vec<u32> {
+        let w = store.writer.as_ref().unwrap();
+        w.publisher.current().map_or(Vec::new(), |m| m.segments.iter().map(|s| s.live()).collect())
+    }
+
+    fn hits(store: &mut MemoryStore, word: &str) -> usize {
+        let q = Query::from_text(word);
+        store
+            .search(&q, &shm_reader::SearchOptions { limit: 10, ..Default::default() })
+            .unwrap()
+            .hits
+            .len()
+    }
+
+    #[test]
+    fn ingest_publishes_full_segments_then_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = MemoryStore::open(dir.path()).unwrap();
+        let first = memories(0..1000);
+        store.ingest_batch(first.clone()).unwrap();
+        for chunk in (1000..5000).step_by(1000) {
+            let report = store.ingest_batch(memories(chunk..chunk + 1000)).unwrap();
+            assert_eq!(report.stored.len(), 1000);
+        }
+        // 2000 pending and 1000 more would pass SEGMENT_DOCS_MAX (2048 in unit tests).
+        assert_eq!(segment_sizes(&store), [2000, 2000]);
+        // A repeated id is skipped, as by store_batch.
+        let again = store.ingest_batch(first[10..11].to_vec()).unwrap();
+        assert_eq!(again.skipped.len(), 1);
+        // A search publishes what is pending first.
+        assert_eq!(hits(&mut store, "w4999"), 1);
+        assert_eq!(segment_sizes(&store), [2000, 2000, 1000]);
+        assert!(store.verify().unwrap().is_ok());
+        // Dropped with documents pending: published at drop, so the next open needs no rebuild.
+        store.ingest_batch(memories(5000..5100)).unwrap();
+        drop(store);
+        let mut store = MemoryStore::open(dir.path()).unwrap();
+        assert_eq!(store.repaired(), None);
+        assert_eq!(hits(&mut store, "w5050"), 1);
+        assert_eq!(store.stats().unwrap().memories, 5100);
+    }
+
+    #[test]
+    fn rebuild_cuts_segments_at_the_maximum() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = MemoryStore::open(dir.path()).unwrap();
+        store.store_batch(memories(0..5000)).unwrap();
+        store.rebuild().unwrap();
+        let sizes = segment_sizes(&store);
+        assert_eq!(sizes.iter().sum::<u32>(), 5000);
+        assert!(sizes.iter().all(|&n| n as usize <= SEGMENT_DOCS_MAX), "{sizes:?}");
+        assert_eq!(sizes.len(), 5000usize.div_ceil(SEGMENT_DOCS_MAX));
+        assert_eq!(hits(&mut store, "w0"), 1);
+        assert_eq!(hits(&mut store, "w4321"), 1);
+        assert!(store.verify().unwrap().is_ok());
+    }
+
+    #[test]
+    fn merges_never_pass_the_maximum() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = MemoryStore::open(dir.path()).unwrap();
+        // Batches of 500: four of them are one tier, merged into 2000; more than
+        // SEGMENT_DOCS_MAX / MERGE_FACTOR (512) live documents is full size, never merged again.
+        for chunk in (0..8000).step_by(500) {
+            store.store_batch(memories(chunk..chunk + 500)).unwrap();
+        }
+        let sizes = segment_sizes(&store);
+        assert!(sizes.iter().all(|&n| n as usize <= SEGMENT_DOCS_MAX), "{sizes:?}");
+        assert_eq!(sizes.iter().sum::<u32>(), 8000);
+        assert_eq!(hits(&mut store, "w7777"), 1);
+    }
+}
