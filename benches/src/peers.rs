@@ -167,3 +167,57 @@ impl TantivyText {
         top_ids(&self.reader, self.text, self.id, &terms, k)
     }
 }
+
+/// The share of top-10 ids our BM25F (textbook parameters, every memory's text in one field)
+/// has in common with tantivy's BM25 over the same analyzed tokens: both should compute BM25,
+/// up to our impact quantization and tantivy's length buckets.
+pub fn single_field_overlap(corpus: &crate::corpus::Corpus, dir: &Path) -> anyhow::Result<f64> {
+    let texts: Vec<String> = corpus
+        .memories
+        .iter()
+        .map(|m| {
+            let mut s = m.question.clone();
+            for i in &m.insights {
+                s.push(' ');
+                s.push_str(i);
+            }
+            s.push(' ');
+            s.push_str(&m.synthesis);
+            s
+        })
+        .collect();
+    let mut builder = semantic_index::SegmentBuilder::new().rank_params(semantic_index::Bm25fParams::CLASSIC)?;
+    let docs: Vec<semantic_index::Document> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| semantic_index::Document {
+            id: (i as u128).to_be_bytes(),
+            synthesis: t.clone(),
+            ..Default::default()
+        })
+        .collect();
+    builder.add_batch(&docs)?;
+    let segment = shm_reader::Segment::from_bytes(shm_reader::aligned(&builder.to_bytes()?))?;
+    let tdir = dir.join("tantivy-single-field");
+    if tdir.exists() {
+        std::fs::remove_dir_all(&tdir)?;
+    }
+    let tantivy = TantivyText::build(
+        texts.iter().enumerate().map(|(i, t)| (i as u64, semantic_index::analyze(t).join(" "))),
+        &tdir,
+    )?;
+    let options = shm_reader::SearchOptions { w_score: 0.0, w_sacred: 0.0, ..Default::default() };
+    let mut hits = shm_reader::Hits::with_capacity(10);
+    let (mut common, mut total) = (0usize, 0usize);
+    for q in &corpus.queries {
+        let text = q.join(" ");
+        let query = shm_reader::Query::from_text(&text);
+        hits.clear();
+        segment.search(&query, &options, &shm_reader::DeletedSet::empty(), 0, &mut hits);
+        let ours: Vec<u64> = hits.iter().map(|h| u128::from_be_bytes(h.id) as u64).collect();
+        let theirs = tantivy.search_text(&query.terms().join(" "), 10)?;
+        common += ours.iter().filter(|id| theirs.contains(id)).count();
+        total += ours.len().max(theirs.len());
+    }
+    Ok(100.0 * common as f64 / total.max(1) as f64)
+}

@@ -346,7 +346,7 @@ fn run_size(n: usize, peers: bool, quick: bool, report: &mut Report) -> anyhow::
     report.put("search p99 (µs), ours, pure Jaccard (weights 0), back to back", &c, j99);
     #[cfg(feature = "peers")]
     if peers && n <= 100_000 {
-        let overlap = single_field_overlap(&corpus, dir.path())?;
+        let overlap = benches::peers::single_field_overlap(&corpus, dir.path())?;
         report.put("top-10 overlap with tantivy BM25, single-field corpus (%)", &c, overlap);
     }
     let (p50, p99, mean) = stats(ours);
@@ -429,57 +429,6 @@ fn records_rows(n: usize, report: &mut Report) -> anyhow::Result<()> {
         report.put(metric, &col(n), value);
     }
     Ok(())
-}
-
-/// The share of top-10 ids our BM25F (textbook parameters, every memory's text in one field)
-/// has in common with tantivy's BM25 over the same analyzed tokens: both should compute BM25,
-/// up to our impact quantization and tantivy's length buckets.
-#[cfg(feature = "peers")]
-fn single_field_overlap(corpus: &Corpus, dir: &Path) -> anyhow::Result<f64> {
-    let texts: Vec<String> = corpus
-        .memories
-        .iter()
-        .map(|m| {
-            let mut s = m.question.clone();
-            for i in &m.insights {
-                s.push(' ');
-                s.push_str(i);
-            }
-            s.push(' ');
-            s.push_str(&m.synthesis);
-            s
-        })
-        .collect();
-    let mut builder = SegmentBuilder::new().rank_params(semantic_index::Bm25fParams::CLASSIC)?;
-    let docs: Vec<semantic_index::Document> = texts
-        .iter()
-        .enumerate()
-        .map(|(i, t)| semantic_index::Document {
-            id: (i as u128).to_be_bytes(),
-            synthesis: t.clone(),
-            ..Default::default()
-        })
-        .collect();
-    builder.add_batch(&docs)?;
-    let segment = shm_reader::Segment::from_bytes(shm_reader::aligned(&builder.to_bytes()?))?;
-    let tantivy = benches::peers::TantivyText::build(
-        texts.iter().enumerate().map(|(i, t)| (i as u64, semantic_index::analyze(t).join(" "))),
-        &dir.join("tantivy-single-field"),
-    )?;
-    let options = SearchOptions { w_score: 0.0, w_sacred: 0.0, ..SearchOptions::default() };
-    let mut hits = Hits::with_capacity(10);
-    let (mut common, mut total) = (0usize, 0usize);
-    for q in &corpus.queries {
-        let text = q.join(" ");
-        let query = Query::from_text(&text);
-        hits.clear();
-        segment.search(&query, &options, &shm_reader::DeletedSet::empty(), 0, &mut hits);
-        let ours: Vec<u64> = hits.iter().map(|h| u128::from_be_bytes(h.id) as u64).collect();
-        let theirs = tantivy.search_text(&query.terms().join(" "), 10)?;
-        common += ours.iter().filter(|id| theirs.contains(id)).count();
-        total += ours.len().max(theirs.len());
-    }
-    Ok(100.0 * common as f64 / total.max(1) as f64)
 }
 
 /// Private_Dirty + Private_Clean of a process, KiB (its own memory; the shared index excluded).

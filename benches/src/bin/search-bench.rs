@@ -154,6 +154,10 @@ mod peers {
             ti99 / oi99
         );
         println!("ours Jaccard (w 0)  {j50:9.1} {j99:9.1}");
+        if args.iter().any(|a| a == "--overlap") {
+            let overlap = benches::peers::single_field_overlap(&corpus, &dir)?;
+            println!("top-10 overlap with tantivy BM25, single-field corpus: {overlap:.1} %");
+        }
         if slowest > 0 {
             let mut idx: Vec<usize> = (0..queries.len()).collect();
             idx.sort_by(|&a, &b| per_query[b].total_cmp(&per_query[a]));
