@@ -47,6 +47,7 @@ const ALLOWED_DEPS: &[(&str, &[&str])] = &[
             "apprentice-core",
             "apprentice-kinds",
             "memory-store",
+            "replication",
         ],
     ),
 ];
