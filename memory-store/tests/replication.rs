@@ -404,3 +404,113 @@ fn promotion_replays_the_stream_even_into_an_empty_replica() {
         ok(mcs(&fresh, None, &["get", id]));
     }
 }
+
+/// Two network namespaces joined by a veth pair (hosts A and B), removed when dropped. Needs
+/// root (CI runs as root), like the brief's partition tests.
+struct Hosts {
+    a: String,
+    b: String,
+    veth_b: String,
+    servers: Vec<Child>,
+}
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("running ip (iproute2)");
+    assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+impl Hosts {
+    fn new(net: u32) -> Hosts {
+        let pid = std::process::id();
+        let (a, b) = (format!("mcs{pid}a"), format!("mcs{pid}b"));
+        let (va, vb) = (format!("v{pid}a"), format!("v{pid}b"));
+        let hosts = Hosts { a: a.clone(), b: b.clone(), veth_b: vb.clone(), servers: Vec::new() };
+        ip(&["netns", "add", &a]);
+        ip(&["netns", "add", &b]);
+        ip(&["link", "add", &va, "netns", &a, "type", "veth", "peer", "name", &vb, "netns", &b]);
+        ip(&["-n", &a, "addr", "add", &format!("10.{net}.0.1/24"), "dev", &va]);
+        ip(&["-n", &b, "addr", "add", &format!("10.{net}.0.2/24"), "dev", &vb]);
+        for (ns, dev) in [(&a, &va), (&b, &vb)] {
+            ip(&["-n", ns, "link", "set", "lo", "up"]);
+            ip(&["-n", ns, "link", "set", dev, "up"]);
+        }
+        hosts
+    }
+
+    /// `mcs` run on host `ns`.
+    fn mcs(&self, ns: &str, store: &Path, nats: &str, args: &[&str]) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_mcs"), "--store"])
+            .arg(store)
+            .args(["--nats", nats])
+            .args(args)
+            .env_remove("MCS_NATS")
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for Hosts {
+    fn drop(&mut self) {
+        for s in &mut self.servers {
+            let _ = s.kill();
+            let _ = s.wait();
+        }
+        for ns in [&self.a, &self.b] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+#[test]
+fn a_partitioned_replica_serves_what_it_has_and_catches_up_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = 100 + std::process::id() % 150;
+    let mut hosts = Hosts::new(net);
+    let url = format!("nats://10.{net}.0.1:4222");
+    // NATS and the writer on host A, the replica on host B.
+    hosts.servers.push(
+        Command::new("ip")
+            .args(["netns", "exec", &hosts.a, "nats-server", "-js", "-a", &format!("10.{net}.0.1")])
+            .args(["-p", "4222", "-sd"])
+            .arg(dir.path().join("nats"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let (writer, replica) = (dir.path().join("writer"), dir.path().join("replica"));
+    // Readiness: a replica catch-up from host B succeeds once NATS answers across the link.
+    let deadline = Instant::now() + DEADLINE;
+    while !hosts.mcs(&hosts.b, &replica, &url, &["replica", "--once"]).status.success() {
+        assert!(Instant::now() < deadline, "NATS on host A never answered host B");
+        std::thread::sleep(POLL);
+    }
+    let add_on_a = |q: &str| {
+        let out = hosts.mcs(&hosts.a, &writer, &url, &["add", "--domain", "d", "--question", q]);
+        ok(out).trim().to_owned()
+    };
+    let a = add_on_a("Before the partition, a memory about links");
+    ok(hosts.mcs(&hosts.b, &replica, &url, &["replica", "--once"]));
+    assert_eq!(search(&replica, "partition memory links"), vec![a.clone()]);
+    // The link goes down: the writer keeps writing, the replica keeps serving what it has.
+    ip(&["-n", &hosts.b, "link", "set", &hosts.veth_b, "down"]);
+    let b = add_on_a("During the partition, a memory about links");
+    let out = hosts.mcs(&hosts.b, &replica, &url, &["replica", "--once"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unreachable"), "{err}");
+    assert_eq!(search(&replica, "partition memory links"), vec![a.clone()]);
+    // Healed: it catches up.
+    ip(&["-n", &hosts.b, "link", "set", &hosts.veth_b, "up"]);
+    let deadline = Instant::now() + DEADLINE;
+    while !hosts.mcs(&hosts.b, &replica, &url, &["replica", "--once"]).status.success() {
+        assert!(Instant::now() < deadline, "the replica never caught up after the partition");
+        std::thread::sleep(POLL);
+    }
+    let mut found = search(&replica, "partition memory links");
+    found.sort();
+    let mut expected = vec![a, b];
+    expected.sort();
+    assert_eq!(found, expected);
+}
