@@ -405,12 +405,13 @@ fn promotion_replays_the_stream_even_into_an_empty_replica() {
     }
 }
 
-/// Two network namespaces joined by a veth pair (hosts A and B), removed when dropped. Needs
-/// root (CI runs as root), like the brief's partition tests.
+/// Network namespaces as hosts: host A (NATS and the writer) joined to each replica host by its
+/// own veth pair (subnet `10.<net>.<i>.0/24`), all removed when dropped. Needs root (CI runs as
+/// root), as the brief's partition tests do.
 struct Hosts {
     a: String,
-    b: String,
-    veth_b: String,
+    /// Each replica host: its namespace, its end of the veth pair, and NATS's URL from there.
+    replicas: Vec<(String, String, String)>,
     servers: Vec<Child>,
 }
 
@@ -420,19 +421,26 @@ fn ip(args: &[&str]) {
 }
 
 impl Hosts {
-    fn new(net: u32) -> Hosts {
-        let pid = std::process::id();
-        let (a, b) = (format!("mcs{pid}a"), format!("mcs{pid}b"));
-        let (va, vb) = (format!("v{pid}a"), format!("v{pid}b"));
-        let hosts = Hosts { a: a.clone(), b: b.clone(), veth_b: vb.clone(), servers: Vec::new() };
+    /// `tag` tells apart the hosts of tests running at once in one process.
+    fn new(tag: char, net: u32, replicas: usize) -> Hosts {
+        let pid = format!("{}{tag}", std::process::id());
+        let a = format!("mcs{pid}a");
+        let mut hosts = Hosts { a: a.clone(), replicas: Vec::new(), servers: Vec::new() };
         ip(&["netns", "add", &a]);
-        ip(&["netns", "add", &b]);
-        ip(&["link", "add", &va, "netns", &a, "type", "veth", "peer", "name", &vb, "netns", &b]);
-        ip(&["-n", &a, "addr", "add", &format!("10.{net}.0.1/24"), "dev", &va]);
-        ip(&["-n", &b, "addr", "add", &format!("10.{net}.0.2/24"), "dev", &vb]);
-        for (ns, dev) in [(&a, &va), (&b, &vb)] {
-            ip(&["-n", ns, "link", "set", "lo", "up"]);
-            ip(&["-n", ns, "link", "set", dev, "up"]);
+        ip(&["-n", &a, "link", "set", "lo", "up"]);
+        for i in 0..replicas {
+            let ns = format!("mcs{pid}r{i}");
+            let (va, vr) = (format!("v{pid}a{i}"), format!("v{pid}r{i}"));
+            ip(&["netns", "add", &ns]);
+            hosts.replicas.push((ns.clone(), vr.clone(), format!("nats://10.{net}.{i}.1:4222")));
+            ip(&[
+                "link", "add", &va, "netns", &a, "type", "veth", "peer", "name", &vr, "netns", &ns,
+            ]);
+            ip(&["-n", &a, "addr", "add", &format!("10.{net}.{i}.1/24"), "dev", &va]);
+            ip(&["-n", &ns, "addr", "add", &format!("10.{net}.{i}.2/24"), "dev", &vr]);
+            ip(&["-n", &a, "link", "set", &va, "up"]);
+            ip(&["-n", &ns, "link", "set", "lo", "up"]);
+            ip(&["-n", &ns, "link", "set", &vr, "up"]);
         }
         hosts
     }
@@ -448,6 +456,30 @@ impl Hosts {
             .output()
             .unwrap()
     }
+
+    /// Starts NATS on host A, listening on every address of A, and waits until every replica
+    /// host reaches it.
+    fn start_nats(&mut self, store: &Path) {
+        self.servers.push(
+            Command::new("ip")
+                .args(["netns", "exec", &self.a, "nats-server", "-js", "-a", "0.0.0.0"])
+                .args(["-p", "4222", "-sd"])
+                .arg(store)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let probe = store.with_extension("probe");
+        for (ns, _, url) in &self.replicas {
+            // Readiness: a catch-up from the host succeeds once NATS answers across its link.
+            let deadline = Instant::now() + DEADLINE;
+            while !self.mcs(ns, &probe, url, &["replica", "--once"]).status.success() {
+                assert!(Instant::now() < deadline, "NATS on host A never answered host {ns}");
+                std::thread::sleep(POLL);
+            }
+        }
+    }
 }
 
 impl Drop for Hosts {
@@ -456,9 +488,42 @@ impl Drop for Hosts {
             let _ = s.kill();
             let _ = s.wait();
         }
-        for ns in [&self.a, &self.b] {
+        for ns in std::iter::once(&self.a).chain(self.replicas.iter().map(|r| &r.0)) {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
         }
+    }
+}
+
+#[test]
+fn three_hosts_one_writer_two_replicas_with_local_apprentices() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = 100 + (std::process::id() + 7) % 150;
+    let mut hosts = Hosts::new('t', net, 2);
+    hosts.start_nats(&dir.path().join("nats"));
+    let writer = dir.path().join("writer");
+    let url_a = "nats://127.0.0.1:4222";
+    let mut ids = Vec::new();
+    for q in ["How do three hosts share one index?", "Which replica answers the navigator?"] {
+        let out =
+            hosts.mcs(&hosts.a, &writer, url_a, &["add", "--domain", "hosts", "--question", q]);
+        ids.push(ok(out).trim().to_owned());
+    }
+    for (i, (ns, _, url)) in hosts.replicas.iter().enumerate() {
+        let store = dir.path().join(format!("replica{i}"));
+        ok(hosts.mcs(ns, &store, url, &["replica", "--once", "--name", ns]));
+        // An apprentice on the replica host answers from the local mapping.
+        let out = Command::new("ip")
+            .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_mcs"), "--store"])
+            .arg(&store)
+            .args(["invite", "--kind", "navigator", "--task", "three hosts share index", "--json"])
+            .output()
+            .unwrap();
+        let answer = ok(out);
+        assert!(answer.contains(&ids[0]), "host {ns}'s navigator: {answer}");
+    }
+    let stats = ok(hosts.mcs(&hosts.a, &writer, url_a, &["stats"]));
+    for (ns, _, _) in &hosts.replicas {
+        assert!(stats.contains(&format!("replica {ns}: commit 2 (lag 0 commits)")), "{stats}");
     }
 }
 
@@ -466,45 +531,30 @@ impl Drop for Hosts {
 fn a_partitioned_replica_serves_what_it_has_and_catches_up_after() {
     let dir = tempfile::tempdir().unwrap();
     let net = 100 + std::process::id() % 150;
-    let mut hosts = Hosts::new(net);
-    let url = format!("nats://10.{net}.0.1:4222");
-    // NATS and the writer on host A, the replica on host B.
-    hosts.servers.push(
-        Command::new("ip")
-            .args(["netns", "exec", &hosts.a, "nats-server", "-js", "-a", &format!("10.{net}.0.1")])
-            .args(["-p", "4222", "-sd"])
-            .arg(dir.path().join("nats"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let mut hosts = Hosts::new('p', net, 1);
+    hosts.start_nats(&dir.path().join("nats"));
+    let (ns_b, veth_b, url) = hosts.replicas[0].clone();
+    let url_a = "nats://127.0.0.1:4222";
     let (writer, replica) = (dir.path().join("writer"), dir.path().join("replica"));
-    // Readiness: a replica catch-up from host B succeeds once NATS answers across the link.
-    let deadline = Instant::now() + DEADLINE;
-    while !hosts.mcs(&hosts.b, &replica, &url, &["replica", "--once"]).status.success() {
-        assert!(Instant::now() < deadline, "NATS on host A never answered host B");
-        std::thread::sleep(POLL);
-    }
     let add_on_a = |q: &str| {
-        let out = hosts.mcs(&hosts.a, &writer, &url, &["add", "--domain", "d", "--question", q]);
+        let out = hosts.mcs(&hosts.a, &writer, url_a, &["add", "--domain", "d", "--question", q]);
         ok(out).trim().to_owned()
     };
     let a = add_on_a("Before the partition, a memory about links");
-    ok(hosts.mcs(&hosts.b, &replica, &url, &["replica", "--once"]));
+    ok(hosts.mcs(&ns_b, &replica, &url, &["replica", "--once"]));
     assert_eq!(search(&replica, "partition memory links"), vec![a.clone()]);
     // The link goes down: the writer keeps writing, the replica keeps serving what it has.
-    ip(&["-n", &hosts.b, "link", "set", &hosts.veth_b, "down"]);
+    ip(&["-n", &ns_b, "link", "set", &veth_b, "down"]);
     let b = add_on_a("During the partition, a memory about links");
-    let out = hosts.mcs(&hosts.b, &replica, &url, &["replica", "--once"]);
+    let out = hosts.mcs(&ns_b, &replica, &url, &["replica", "--once"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("unreachable"), "{err}");
     assert_eq!(search(&replica, "partition memory links"), vec![a.clone()]);
     // Healed: it catches up.
-    ip(&["-n", &hosts.b, "link", "set", &hosts.veth_b, "up"]);
+    ip(&["-n", &ns_b, "link", "set", &veth_b, "up"]);
     let deadline = Instant::now() + DEADLINE;
-    while !hosts.mcs(&hosts.b, &replica, &url, &["replica", "--once"]).status.success() {
+    while !hosts.mcs(&ns_b, &replica, &url, &["replica", "--once"]).status.success() {
         assert!(Instant::now() < deadline, "the replica never caught up after the partition");
         std::thread::sleep(POLL);
     }
