@@ -14,6 +14,9 @@ use crate::{
 /// The file in a writer's store directory holding its writer token.
 pub const TOKEN_FILE: &str = "replication-writer";
 
+/// Generations between two sweeps of the object store.
+const GC_EVERY: u64 = 16;
+
 /// What a push sent.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Pushed {
@@ -166,8 +169,12 @@ impl Nats {
             }
         }
         pushed.generation = Some(manifest.generation);
-        // Best effort: what neither the new nor the previous head's manifest names goes.
-        pushed.removed = self.collect_objects(&manifest, old_head.as_ref().map(|(h, _)| h)).await;
+        // Best effort, every few generations (listing the bucket costs more than a push): what
+        // neither the new nor the previous head's manifest names goes.
+        if manifest.generation % GC_EVERY == 0 {
+            pushed.removed =
+                self.collect_objects(&manifest, old_head.as_ref().map(|(h, _)| h)).await;
+        }
         Ok(pushed)
     }
 
