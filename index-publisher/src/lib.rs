@@ -81,6 +81,27 @@ pub enum PublishError {
     /// Building a segment failed.
     #[error(transparent)]
     Build(#[from] BuildError),
+    /// A replica's directory belongs to another store.
+    #[error(
+        "{} holds store {found:032x}, not the replicated store {expected:032x}",
+        dir.display()
+    )]
+    ForeignStore {
+        /// The directory.
+        dir: PathBuf,
+        /// Its identity.
+        found: u128,
+        /// The identity replicated.
+        expected: u128,
+    },
+    /// A segment received from elsewhere is not the one its manifest names.
+    #[error("segment {file} refused: {problem}")]
+    BadSegment {
+        /// Its file name.
+        file: String,
+        /// What is wrong.
+        problem: String,
+    },
 }
 
 /// A fresh store identity: 128 bits from the process's random hasher keys, the time and the pid.
@@ -213,6 +234,85 @@ impl Publisher {
             publisher.bump_beacon(m.generation)?;
         }
         Ok((publisher, damage))
+    }
+
+    /// Opens `dir` as a replica of the store `store_id` (another host's): writes that identity
+    /// if the directory has none yet, refuses a directory of another store
+    /// ([`PublishError::ForeignStore`]), and otherwise opens like [`Publisher::recover`]
+    /// (a damaged `HEAD` is simply replaced by the next publication).
+    pub fn open_replica(
+        dir: impl AsRef<Path>,
+        store_id: [u8; 16],
+    ) -> Result<Publisher, PublishError> {
+        let dir = dir.as_ref();
+        create_private_dir(dir)?;
+        match read_store_id(dir) {
+            Ok(Some(found)) if found != store_id => {
+                return Err(PublishError::ForeignStore {
+                    dir: dir.to_owned(),
+                    found: u128::from_be_bytes(found),
+                    expected: u128::from_be_bytes(store_id),
+                })
+            }
+            Ok(Some(_)) => {}
+            Ok(None) | Err(LayoutError::StoreId { .. }) => {
+                write_store_id_as(dir, store_id)?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        Publisher::open_with(dir, true).map(|(publisher, _)| publisher)
+    }
+
+    /// Installs a segment received from elsewhere under `file` after checking it whole: its
+    /// header, its length and its checksum, which must be `checksum` (the manifest's). Nothing
+    /// unverified is ever written where a reader looks. A file already there with that checksum
+    /// in its header is kept (an earlier, interrupted catch-up's). Returns whether it wrote.
+    pub fn install_segment(
+        &mut self,
+        file: &str,
+        bytes: &[u8],
+        checksum: u64,
+    ) -> Result<bool, PublishError> {
+        let bad = |problem: String| PublishError::BadSegment { file: file.to_owned(), problem };
+        if !layout::valid_file_name(file) || !file.ends_with(".seg") {
+            return Err(bad("not a segment file name".into()));
+        }
+        verify_segment(bytes, checksum).map_err(bad)?;
+        let path = segment_path(&self.dir, file);
+        if self.has_segment(file, checksum) {
+            return Ok(false);
+        }
+        atomic_write::Options::new()
+            .mode(PUBLISHED_MODE)
+            .write(&path, bytes)
+            .map_err(|source| PublishError::Write { path, source })?;
+        Ok(true)
+    }
+
+    /// Whether `segments/<file>` exists with `checksum` in its header (only the header is read:
+    /// the file was verified whole before it was written).
+    pub fn has_segment(&self, file: &str, checksum: u64) -> bool {
+        if !layout::valid_file_name(file) {
+            return false;
+        }
+        let path = segment_path(&self.dir, file);
+        read_file_prefix(&path, semantic_index::format::HEADER_LEN)
+            .ok()
+            .and_then(|b| semantic_index::format::Header::decode(&b).ok())
+            .is_some_and(|h| h.checksum == checksum)
+    }
+
+    /// Publishes like [`Publisher::publish`], at generation `at_least` or the next one here if
+    /// that is higher (a replica follows its writer's generation numbers, so that a promoted
+    /// replica never names a file after a generation it already holds). Returns the generation.
+    pub fn publish_at_least(
+        &mut self,
+        at_least: u64,
+        commit_seq: u64,
+        segments: Vec<SegmentEntry>,
+    ) -> Result<u64, PublishError> {
+        self.last_generation = self.last_generation.max(at_least.saturating_sub(1));
+        self.publish(commit_seq, segments)
     }
 
     /// The store directory.
@@ -417,7 +517,39 @@ impl Publisher {
 }
 
 fn write_store_id(dir: &Path) -> Result<[u8; 16], PublishError> {
-    let id = new_store_id();
+    write_store_id_as(dir, new_store_id())
+}
+
+/// Checks a whole segment's bytes: header, length, and checksum equal to `checksum`.
+pub fn verify_segment(bytes: &[u8], checksum: u64) -> Result<(), String> {
+    use semantic_index::format::{self, Header, CHECKSUMMED_HEADER_LEN, HEADER_LEN};
+    let header = Header::decode(bytes).map_err(|e| e.to_string())?;
+    let len = HEADER_LEN as u64 + header.payload_len;
+    if bytes.len() as u64 != len {
+        return Err(format!("{} bytes, its header says {len}", bytes.len()));
+    }
+    if header.checksum != checksum {
+        return Err(format!(
+            "header checksum {:016x}, the manifest names {checksum:016x}",
+            header.checksum
+        ));
+    }
+    let computed = format::checksum(&bytes[..CHECKSUMMED_HEADER_LEN], &bytes[HEADER_LEN..]);
+    if computed != checksum {
+        return Err(format!("content checksum {computed:016x}, expected {checksum:016x}"));
+    }
+    Ok(())
+}
+
+fn read_file_prefix(path: &Path, len: usize) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let file = layout::open_file(path, fs::OpenOptions::new().read(true))?;
+    let mut buf = Vec::with_capacity(len);
+    file.take(len as u64).read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
+fn write_store_id_as(dir: &Path, id: [u8; 16]) -> Result<[u8; 16], PublishError> {
     let path = dir.join(STORE_ID);
     atomic_write::Options::new()
         .mode(PUBLISHED_MODE)

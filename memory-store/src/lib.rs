@@ -43,13 +43,16 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod files;
+mod follower;
 mod memory;
 mod records;
 mod store;
 
+pub use crate::follower::Follower;
 pub use crate::memory::{InvalidMemory, Memory, Perspective};
 pub use crate::records::{
-    get_from_records, DamagedRange, RecordsCheck, RecordsError, RepairReport, QUARANTINE_DIR,
+    get_from_records, Change, DamagedRange, RecordsCheck, RecordsError, RepairReport,
+    QUARANTINE_DIR,
 };
 pub use crate::store::{
     BatchReport, Error, FieldTf, Found, MemoryStore, Result, SearchResults, Stats, VerifyReport,

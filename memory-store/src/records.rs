@@ -61,6 +61,25 @@ pub(crate) enum Entry {
     Forget(Uuid),
 }
 
+/// One change of a commit, as replication carries it: a memory stored or an id forgotten.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub enum Change {
+    /// A memory stored.
+    Put(Box<Memory>),
+    /// A memory forgotten.
+    Forget(Uuid),
+}
+
+impl From<Change> for Entry {
+    fn from(c: Change) -> Entry {
+        match c {
+            Change::Put(m) => Entry::Put(m),
+            Change::Forget(id) => Entry::Forget(id),
+        }
+    }
+}
+
 /// Records that cannot be read, written or trusted.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -110,6 +129,18 @@ pub enum RecordsError {
     /// A reader met a store whose records are in the old format.
     #[error("the records in {} are in the old format; the first writer (`mcs add`, `mcs ingest`, `mcs rebuild` or `mcs repair`) migrates them", .0.display())]
     OldFormat(PathBuf),
+    /// Replication asked for commits after `after`, but a compaction or repair rewrote the
+    /// history from commit `at` on: the commits one by one are gone.
+    #[error(
+        "the records were compacted at commit {at}: the commits after {after} cannot be sent \
+         one by one (replicate into a fresh replica from the object store instead)"
+    )]
+    Compacted {
+        /// The last commit the caller has.
+        after: u64,
+        /// The first commit rewritten.
+        at: u64,
+    },
     /// A memory too large for one record.
     #[error(
         "memory {id} is {bytes} bytes as JSON, more than a record holds ({} bytes)",
@@ -869,6 +900,82 @@ impl Records {
             p(end, end);
         }
         Ok(damaged)
+    }
+
+    /// Visits every commit after `after`, in order, with its changes as the log holds them
+    /// (replication's catch-up). Fails with [`RecordsError::Compacted`] when a compaction or
+    /// repair rewrote the history after `after` (then the commits one by one are gone), and
+    /// with [`RecordsError::Damaged`] on a damaged record of such a commit.
+    pub(crate) fn commits_since(
+        &self,
+        after: u64,
+        visit: &mut dyn FnMut(u64, Vec<Change>) -> Result<bool, crate::store::Error>,
+    ) -> Result<(), crate::store::Error> {
+        let Some(log) = &self.log else { return Ok(()) };
+        if self.seq <= after {
+            return Ok(());
+        }
+        let io = |source| RecordsError::Io { what: "reading", path: self.log_path.clone(), source };
+        let mut failure: Option<crate::store::Error> = None;
+        let mut pending: Vec<Change> = Vec::new();
+        let path = self.log_path.clone();
+        scan::scan(log.try_clone().map_err(io)?, 0, self.end, |item| {
+            let mut step = || -> Result<bool, crate::store::Error> {
+                match item {
+                    Item::Frame { header, .. } if header.seq <= after => Ok(true),
+                    Item::Frame { header, .. } if header.compacted || header.kind == Kind::Base => {
+                        Err(RecordsError::Compacted { after, at: header.seq }.into())
+                    }
+                    Item::Frame { header, payload, offset } => {
+                        match header.kind {
+                            Kind::Put => match serde_json::from_slice::<Memory>(payload) {
+                                Ok(m) if m.id.as_bytes() == &header.id => {
+                                    pending.push(Change::Put(Box::new(m)));
+                                }
+                                _ => {
+                                    return Err(RecordsError::Damaged {
+                                        id: Uuid::from_bytes(header.id),
+                                        path: path.clone(),
+                                        offset,
+                                    }
+                                    .into())
+                                }
+                            },
+                            Kind::Forget => {
+                                pending.push(Change::Forget(Uuid::from_bytes(header.id)))
+                            }
+                            Kind::Base => {}
+                        }
+                        if header.last {
+                            return visit(header.seq, std::mem::take(&mut pending));
+                        }
+                        Ok(true)
+                    }
+                    Item::Damaged { offset, header, .. } => match header {
+                        Some(h) if h.seq <= after => Ok(true),
+                        _ => Err(RecordsError::Damaged {
+                            id: header.map_or(Uuid::nil(), |h| Uuid::from_bytes(h.id)),
+                            path: path.clone(),
+                            offset,
+                        }
+                        .into()),
+                    },
+                    Item::Incomplete { .. } => Ok(false),
+                }
+            };
+            match step() {
+                Ok(go_on) => go_on,
+                Err(e) => {
+                    failure = Some(e);
+                    false
+                }
+            }
+        })
+        .map_err(io)?;
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     /// Every live id, sorted.

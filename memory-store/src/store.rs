@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::files;
 use crate::memory::{InvalidMemory, Memory};
-use crate::records::{self, Entry, Records, RecordsCheck, RecordsError, RepairReport};
+use crate::records::{self, Change, Entry, Records, RecordsCheck, RecordsError, RepairReport};
 
 /// The writer's lock file.
 pub const LOCK_FILE: &str = "LOCK";
@@ -112,6 +112,16 @@ pub enum Error {
         name: &'static str,
         /// Its value.
         value: f64,
+    },
+    /// A replicated commit that is not the next one.
+    #[error("store {} expected commit {expected} next, was given commit {got}", dir.display())]
+    OutOfOrder {
+        /// The store.
+        dir: PathBuf,
+        /// The commit it expected.
+        expected: u64,
+        /// The commit it was given.
+        got: u64,
     },
     /// A write on a store opened read-only.
     #[error("store {} is open read-only", .0.display())]
@@ -835,6 +845,22 @@ impl MemoryStore {
     /// The memory with `id`, as stored.
     pub fn get(&self, id: Uuid) -> Result<Option<Memory>> {
         Ok(self.records()?.get(&id)?)
+    }
+
+    /// The last commit of the records (0: none).
+    pub fn commit_seq(&self) -> Result<u64> {
+        Ok(self.records()?.seq())
+    }
+
+    /// Visits every commit after `after` in order, with its changes, until `visit` returns
+    /// `false` (replication's catch-up). Fails with [`RecordsError::Compacted`] when the log
+    /// no longer holds those commits one by one.
+    pub fn commits_since(
+        &self,
+        after: u64,
+        mut visit: impl FnMut(u64, Vec<Change>) -> Result<bool>,
+    ) -> Result<()> {
+        self.records()?.commits_since(after, &mut visit)
     }
 
     /// Searches the index (refreshing to the newest generation first).

@@ -89,6 +89,16 @@ enum Task {
         #[arg(long, default_value_t = 100_000)]
         n: usize,
     },
+    /// Replication through a real nats-server: acknowledged on the writer → searchable on a
+    /// replica (p50/p99 over single stores), and a large store replicated from scratch.
+    BenchReplication {
+        /// Single stores timed.
+        #[arg(long, default_value_t = 1000)]
+        stores: usize,
+        /// Memories of the store replicated from scratch.
+        #[arg(long, default_value_t = 100_000)]
+        n: usize,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -143,6 +153,12 @@ fn main() -> anyhow::Result<()> {
             run(cargo(&root)
                 .args(["run", "--release", "-q", "-p", "benches", "--bin", "mcp-bench", "--"])
                 .args(["--n", &n.to_string()]))
+        }
+        Task::BenchReplication { stores, n } => {
+            run(cargo(&root).args(["build", "--release", "-p", "memory-store", "--bin", "mcs"]))?;
+            run(cargo(&root)
+                .args(["run", "--release", "-q", "-p", "benches", "--bin", "replication-bench"])
+                .args(["--", "--stores", &stores.to_string(), "--n", &n.to_string()]))
         }
         Task::Relevance { peers, data } => {
             let data = match data {

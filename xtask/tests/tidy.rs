@@ -31,9 +31,11 @@ const ALLOWED_DEPS: &[(&str, &[&str])] = &[
             "apprentice-core",
             "apprentice-kinds",
             "memory-mcp",
+            "replication",
         ],
     ),
     ("memory-mcp", &[]),
+    ("replication", &["atomic-write", "semantic-index", "index-publisher"]),
     ("xtask", &[]),
     (
         "benches",
@@ -45,6 +47,7 @@ const ALLOWED_DEPS: &[(&str, &[&str])] = &[
             "apprentice-core",
             "apprentice-kinds",
             "memory-store",
+            "replication",
         ],
     ),
 ];
@@ -59,6 +62,7 @@ const LIBRARIES: &[&str] = &[
     "apprentice-kinds",
     "memory-store",
     "memory-mcp",
+    "replication",
 ];
 
 /// What `memory-store`'s library must not pull in: only the `cli` feature (the mcs binary) may.
@@ -71,6 +75,7 @@ const CONFINED: &[(&str, &str, &str)] = &[
     ("interprocess", "apprentice-core", "only apprentice-core opens the sockets"),
     ("tantivy", "benches", "peers build only in benches"),
     ("rusqlite", "benches", "peers build only in benches"),
+    ("async-nats", "replication", "only the replication crate speaks to NATS"),
 ];
 
 /// The index's files are written through atomic-write; these files may also write in place.

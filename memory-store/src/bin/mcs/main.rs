@@ -19,6 +19,8 @@ mod help;
 mod ids;
 #[cfg(feature = "mcp")]
 mod mcp;
+#[cfg(feature = "nats")]
+mod nats;
 mod output;
 mod pipe;
 mod records_cmds;
@@ -43,6 +45,11 @@ struct Cli {
     /// How many seconds a writing command waits for another writer's lock.
     #[arg(long, global = true, value_name = "SECONDS", default_value_t = 30)]
     lock_wait: u64,
+    /// Replicate through this NATS server (JetStream): writing commands push after their work
+    /// is durable locally [env: MCS_NATS].
+    #[cfg(feature = "nats")]
+    #[arg(long, global = true, env = "MCS_NATS", hide_env = true, value_name = "URL")]
+    nats: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -129,6 +136,24 @@ enum Command {
     /// Serve the store to AI agents over the Model Context Protocol, on standard input/output.
     #[cfg(feature = "mcp")]
     Mcp,
+    /// Follow the store replicated through --nats into --store: apply its commits, download
+    /// and verify its segments, publish them locally for local readers and apprentices.
+    #[cfg(feature = "nats")]
+    Replica {
+        /// Catch up once, then exit.
+        #[arg(long)]
+        once: bool,
+        /// The name this replica reports (for `mcs stats --nats`) [default: none].
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Make this replica the writer: apply every acknowledged commit, fence the old writer,
+    /// publish (needs --nats).
+    #[cfg(feature = "nats")]
+    Promote,
+    /// Push what NATS lacks of this writer's store (after NATS was unreachable).
+    #[cfg(feature = "nats")]
+    Sync,
     /// Run as an apprentice of KIND (started by `mcs invite`/`mcs circle`, not by hand).
     #[command(hide = true)]
     Apprentice {
@@ -368,7 +393,11 @@ fn run(cli: Cli, store_on_command_line: bool) -> anyhow::Result<ExitCode> {
     let dir = store_dir(&cli.store);
     let _ = LOCK_WAIT.set(std::time::Duration::from_secs(cli.lock_wait));
     match cli.command {
-        Command::Ingest { file } => ingest(&dir, &file)?,
+        Command::Ingest { file } => {
+            ingest(&dir, &file)?;
+            #[cfg(feature = "nats")]
+            nats::push(&open_writer(&dir)?, cli.nats.as_deref())?;
+        }
         Command::Add(a) => {
             let mut m = Memory::new(a.domain, a.question);
             m.insights = a.insights;
@@ -386,7 +415,8 @@ fn run(cli: Cli, store_on_command_line: bool) -> anyhow::Result<ExitCode> {
             if let Some(t) = a.timestamp {
                 m.timestamp = t;
             }
-            let id = match open_writer(&dir)?.store(m) {
+            let mut store = open_writer(&dir)?;
+            let id = match store.store(m) {
                 Ok(id) => id,
                 // Stored durably: print the id (so nobody stores it again) and say what lags.
                 Err(e @ memory_store::Error::Unpublished { .. }) => {
@@ -395,6 +425,8 @@ fn run(cli: Cli, store_on_command_line: bool) -> anyhow::Result<ExitCode> {
                 }
                 Err(e) => return Err(e.into()),
             };
+            #[cfg(feature = "nats")]
+            nats::push(&store, cli.nats.as_deref()).with_context(|| format!("memory {id}"))?;
             println!("{id}");
         }
         Command::Get { id, json } => {
@@ -422,6 +454,8 @@ fn run(cli: Cli, store_on_command_line: bool) -> anyhow::Result<ExitCode> {
                 Err(e @ memory_store::Error::Unpublished { .. }) => eprintln!("mcs: warning: {e}"),
                 Err(e) => return Err(e.into()),
             }
+            #[cfg(feature = "nats")]
+            nats::push(&open_writer(&dir)?, cli.nats.as_deref())?;
             println!("forgot {id}");
         }
         Command::Search(s) => {
@@ -473,6 +507,35 @@ fn run(cli: Cli, store_on_command_line: bool) -> anyhow::Result<ExitCode> {
             } else {
                 output::print_stats(&stats);
             }
+            #[cfg(feature = "nats")]
+            if let Some(url) = cli.nats.as_deref() {
+                nats::print_replicas(url, json)?;
+            }
+        }
+        #[cfg(feature = "nats")]
+        Command::Replica { once, name } => {
+            errors::check_store_path(&dir)?;
+            let url = cli.nats.as_deref().context("mcs replica needs --nats URL (or MCS_NATS)")?;
+            let wait = LOCK_WAIT.get().copied().unwrap_or_default();
+            nats::replica(&dir, url, once, name.as_deref(), wait)?;
+        }
+        #[cfg(feature = "nats")]
+        Command::Promote => {
+            errors::check_store_path(&dir)?;
+            let url = cli.nats.as_deref().context("mcs promote needs --nats URL (or MCS_NATS)")?;
+            let wait = LOCK_WAIT.get().copied().unwrap_or_default();
+            let mut store = nats::promote(&dir, url, wait)?;
+            let seq = store.commit_seq()?;
+            let stats = store.stats()?;
+            println!(
+                "promoted: {} memories, commit {seq}; this store is the writer",
+                stats.memories
+            );
+        }
+        #[cfg(feature = "nats")]
+        Command::Sync => {
+            let url = cli.nats.as_deref().context("mcs sync needs --nats URL (or MCS_NATS)")?;
+            nats::sync(&open_writer(&dir)?, url)?;
         }
         Command::Verify => return records_cmds::verify(&dir, open_reader(&dir)?),
         Command::Repair => return records_cmds::repair(&dir),
@@ -485,6 +548,8 @@ fn run(cli: Cli, store_on_command_line: bool) -> anyhow::Result<ExitCode> {
             if let Some(bar) = bar {
                 bar.finish_and_clear();
             }
+            #[cfg(feature = "nats")]
+            nats::push(&store, cli.nats.as_deref())?;
             println!("rebuilt: generation {}", store.generation());
         }
         Command::Demo => demo::run(cli.store.as_deref().filter(|_| store_on_command_line))?,

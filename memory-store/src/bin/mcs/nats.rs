@@ -1,0 +1,201 @@
+//! `--nats`: replication through NATS JetStream (the replication crate). The writer's commands
+//! push after their work is durable locally; `mcs replica` follows; `mcs promote` takes over.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use memory_store::{Change, Follower, MemoryStore};
+use replication::{BoxError, CommitLog, CommitSink, Nats, Target};
+
+/// How long connecting and each JetStream request may take.
+const TIMEOUT: Duration = Duration::from_secs(3);
+/// How long `mcs replica` waits for a new head before looking again anyway.
+const WAIT: Duration = Duration::from_secs(5);
+
+/// The writer's records, as replication reads them.
+struct Log<'a>(&'a MemoryStore);
+
+impl CommitLog for Log<'_> {
+    fn commit_seq(&self) -> Result<u64, BoxError> {
+        Ok(self.0.commit_seq()?)
+    }
+
+    fn commits_since(
+        &self,
+        after: u64,
+        visit: &mut dyn FnMut(u64, Vec<Vec<u8>>) -> Result<bool, BoxError>,
+    ) -> Result<(), BoxError> {
+        let mut failure: Option<BoxError> = None;
+        self.0.commits_since(after, |seq, changes| {
+            let encoded: Result<Vec<Vec<u8>>, _> = changes.iter().map(serde_json::to_vec).collect();
+            let go_on = encoded.map_err(BoxError::from).and_then(|e| visit(seq, e));
+            match go_on {
+                Ok(go_on) => Ok(go_on),
+                Err(e) => {
+                    failure = Some(e);
+                    Ok(false)
+                }
+            }
+        })?;
+        failure.map_or(Ok(()), Err)
+    }
+}
+
+/// A replica's records, as replication fills them.
+struct Sink<'a>(&'a mut Follower);
+
+impl CommitSink for Sink<'_> {
+    fn seq(&self) -> u64 {
+        self.0.seq()
+    }
+
+    fn apply(&mut self, seq: u64, changes: Vec<Vec<u8>>) -> Result<(), BoxError> {
+        let changes: Vec<Change> =
+            changes.iter().map(|c| serde_json::from_slice(c)).collect::<Result<_, _>>().map_err(
+                |e| format!("commit {seq}: a change is not one this program reads ({e})"),
+            )?;
+        Ok(self.0.apply(seq, changes)?)
+    }
+}
+
+/// Pushes what NATS lacks after a write. NATS unreachable is a warning (the work is durable
+/// locally and the next push catches up); a refusal (another writer, a promoted replica) is an
+/// error.
+pub(crate) fn push(store: &MemoryStore, url: Option<&str>) -> anyhow::Result<()> {
+    let Some(url) = url else { return Ok(()) };
+    let pushed = Nats::connect(url, TIMEOUT).and_then(|n| n.push(store.dir(), &Log(store)));
+    match pushed {
+        Ok(_) => Ok(()),
+        Err(e) if e.is_unavailable() => {
+            eprintln!(
+                "mcs: warning: stored locally, not replicated yet: {e}; the next command with \
+                 --nats (or `mcs sync`) catches up"
+            );
+            Ok(())
+        }
+        Err(e) => Err(anyhow::Error::new(e).context("stored locally, but replication refused it")),
+    }
+}
+
+/// `mcs sync`: pushes what NATS lacks, without writing.
+pub(crate) fn sync(store: &MemoryStore, url: &str) -> anyhow::Result<()> {
+    let nats = Nats::connect(url, TIMEOUT)?;
+    let pushed = nats.push(store.dir(), &Log(store))?;
+    println!(
+        "synced: {} commits, {} segments{}",
+        pushed.commits,
+        pushed.segments,
+        pushed.generation.map(|g| format!(", generation {g}")).unwrap_or_default()
+    );
+    Ok(())
+}
+
+/// `mcs replica`: follows the head into `dir`; with `once`, catches up and returns.
+pub(crate) fn replica(
+    dir: &Path,
+    url: &str,
+    once: bool,
+    name: Option<&str>,
+    lock_wait: Duration,
+) -> anyhow::Result<()> {
+    let mut follower = Follower::open(dir, lock_wait)
+        .with_context(|| format!("opening replica store {}", dir.display()))?;
+    let mut nats: Option<Nats> = None;
+    loop {
+        let connected = match nats.take() {
+            Some(n) => Ok(n),
+            None => Nats::connect(url, TIMEOUT),
+        };
+        let n = match connected {
+            Ok(n) => n,
+            Err(e) if once => return Err(e.into()),
+            Err(e) => {
+                eprintln!("mcs: warning: {e}; retrying");
+                // A daemon's retry interval, not a test's wait.
+                std::thread::sleep(Duration::from_secs(1));
+                continue;
+            }
+        };
+        match n.catch_up(dir, &mut Sink(&mut follower), Target::Head, name) {
+            Ok(done) => {
+                if done.commits > 0 || done.published.is_some() {
+                    println!(
+                        "replica: commit {}, {} segments downloaded{}",
+                        done.commit_seq,
+                        done.segments,
+                        done.published.map(|g| format!(", generation {g}")).unwrap_or_default()
+                    );
+                }
+                if once {
+                    return Ok(());
+                }
+                match n.wait_for_head(done.head_revision, WAIT) {
+                    Ok(_) => nats = Some(n),
+                    Err(e) => eprintln!("mcs: warning: {e}; reconnecting"),
+                }
+            }
+            Err(e) if once => return Err(e.into()),
+            Err(e) if e.is_unavailable() => {
+                eprintln!("mcs: warning: {e}; retrying");
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            Err(e) => {
+                // A corrupt object or a refused segment: said, never published; the writer's
+                // next generation may fix it, so look again later.
+                eprintln!("mcs: error: {e}; nothing of it was published, retrying");
+                std::thread::sleep(Duration::from_secs(1));
+                nats = Some(n);
+            }
+        }
+    }
+}
+
+/// `mcs promote`: applies every acknowledged commit, fences the old writer, opens `dir` as the
+/// writer and pushes.
+pub(crate) fn promote(dir: &Path, url: &str, lock_wait: Duration) -> anyhow::Result<MemoryStore> {
+    let nats = Nats::connect(url, TIMEOUT)
+        .context("promotion needs NATS: only the stream knows every acknowledged commit")?;
+    {
+        let mut follower = Follower::open(dir, lock_wait)
+            .with_context(|| format!("opening replica store {}", dir.display()))?;
+        nats.catch_up(dir, &mut Sink(&mut follower), Target::Everything, None)?;
+    }
+    nats.take_over(dir)?;
+    let store = MemoryStore::open_waiting(dir, lock_wait)
+        .with_context(|| format!("opening store {} as the writer", dir.display()))?;
+    nats.push(dir, &Log(&store))?;
+    Ok(store)
+}
+
+/// `mcs stats --nats`: each replica's lag behind the head.
+pub(crate) fn print_replicas(url: &str, json: bool) -> anyhow::Result<()> {
+    let nats = Nats::connect(url, TIMEOUT)?;
+    let Some((head, _)) = nats.head()? else { bail!("NATS at {url} holds no store yet") };
+    let replicas = nats.replicas()?;
+    if json {
+        let rows: Vec<serde_json::Value> = replicas
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "name": r.name,
+                    "commit_seq": r.commit_seq,
+                    "lag_commits": head.commit_seq.saturating_sub(r.commit_seq),
+                    "reported_ms": r.at_ms,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::json!({ "head_commit": head.commit_seq, "replicas": rows }));
+    } else {
+        println!("replication head: commit {}, generation {}", head.commit_seq, head.generation);
+        for r in &replicas {
+            println!(
+                "  replica {}: commit {} (lag {} commits)",
+                r.name,
+                r.commit_seq,
+                head.commit_seq.saturating_sub(r.commit_seq)
+            );
+        }
+    }
+    Ok(())
+}
