@@ -44,6 +44,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use semantic_index::content::{content_file_name, ContentBuilder, CONTENT_EXTENSION};
 use semantic_index::layout::{
     beacon_path, head_path, manifest_file_name, manifest_path, read_file, read_head, read_store_id,
     segment_path, LayoutError, Manifest, SegmentEntry, BEACON_LEN, MANIFESTS_DIR, PRIVATE_MODE,
@@ -262,6 +263,23 @@ impl Publisher {
         Ok(SegmentEntry { file, doc_count: builder.len() as u32, checksum, deleted: Vec::new() })
     }
 
+    /// Writes the content file of the segment `segment` (returned by
+    /// [`Publisher::write_segment`]) from `content`, durably, mode 0400: each memory's full text
+    /// for readers that quote it (`semantic_index::content`). Named after the segment and bound
+    /// to it by its checksum; like the segment, nothing names it until it is published, and it is
+    /// collected with its segment.
+    pub fn write_content(
+        &mut self,
+        segment: &SegmentEntry,
+        content: &ContentBuilder,
+    ) -> Result<(), PublishError> {
+        let path = segment_path(&self.dir, &content_file_name(&segment.file));
+        atomic_write::Options::new()
+            .mode(PUBLISHED_MODE)
+            .write(&path, &content.to_bytes(segment.checksum))
+            .map_err(|source| PublishError::Write { path, source })
+    }
+
     /// Publishes `segments` as the next generation: manifest, then `HEAD`, then the beacon.
     /// Returns the new generation.
     pub fn publish(
@@ -301,10 +319,12 @@ impl Publisher {
     /// interrupted writes left. Never truncates; a file already gone is fine. A file that
     /// cannot be removed does not stop the others; the first such failure is returned.
     pub fn collect_garbage(&mut self) -> Result<GcStats, PublishError> {
-        let mut keep_segments: Vec<&str> = Vec::new();
+        let mut keep_segments: Vec<String> = Vec::new();
         let mut keep_manifests: Vec<String> = Vec::new();
         for m in self.current.iter().map(|(_, m)| m).chain(self.previous.iter()) {
-            keep_segments.extend(m.segments.iter().map(|s| s.file.as_str()));
+            keep_segments.extend(m.segments.iter().map(|s| s.file.clone()));
+            // A segment's content file lives and dies with it.
+            keep_segments.extend(m.segments.iter().map(|s| content_file_name(&s.file)));
             keep_manifests.push(manifest_file_name(m.generation));
         }
         let mut stats = GcStats::default();
@@ -328,13 +348,17 @@ impl Publisher {
                 let name = entry.file_name();
                 let Some(name) = name.to_str() else { continue };
                 let stale_temp = name.starts_with('.') && name.ends_with(".tmp");
-                let unnamed = name.ends_with(ext)
-                    && !keep_segments.contains(&name)
+                let content = sub == SEGMENTS_DIR
+                    && name.strip_suffix(CONTENT_EXTENSION).is_some_and(|s| s.ends_with('.'));
+                let unnamed = (name.ends_with(ext) || content)
+                    && !keep_segments.iter().any(|k| k == name)
                     && !keep_manifests.iter().any(|m| m == name);
                 if stale_temp || unnamed {
                     // A file a reader still maps on Windows stays until a later collection.
                     match removal::remove_unless_mapped(&entry.path()) {
-                        Ok(removal::Removal::Removed) => *count += usize::from(!stale_temp),
+                        Ok(removal::Removal::Removed) => {
+                            *count += usize::from(!stale_temp && !content);
+                        }
                         Ok(removal::Removal::Gone | removal::Removal::Deferred) => {}
                         Err(source) => {
                             // Go on with the other files; report the first failure at the end.
@@ -400,6 +424,55 @@ fn create_private_dir(dir: &Path) -> Result<(), PublishError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn content_files_are_written_beside_their_segment_and_collected_with_it() {
+        use semantic_index::content::{ContentFields, ContentView};
+        use semantic_index::Document;
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = Publisher::open(dir.path()).unwrap();
+        let mut entries = Vec::new();
+        for n in 0..2u8 {
+            let mut builder = SegmentBuilder::new().generation(p.generation() + 1);
+            let doc = Document { id: [n; 16], question: format!("q{n}"), ..Default::default() };
+            builder.add(&doc).unwrap();
+            let entry = p.write_segment(&builder).unwrap();
+            let mut content = ContentBuilder::new();
+            let insights = vec![format!("insight {n}")];
+            content.add(
+                [n; 16],
+                &ContentFields {
+                    question: &doc.question,
+                    insights: &insights,
+                    ..Default::default()
+                },
+            );
+            p.write_content(&entry, &content).unwrap();
+            entries.push(entry);
+        }
+        let first = entries[0].clone();
+        p.publish(1, vec![first.clone()]).unwrap();
+        let path = segment_path(dir.path(), &content_file_name(&first.file));
+        let bytes = fs::read(&path).unwrap();
+        let view = ContentView::new(&bytes).unwrap();
+        assert_eq!(view.segment_checksum(), first.checksum);
+        let got = view.get(&[0; 16]).unwrap().unwrap();
+        assert_eq!(got.insights().collect::<Vec<_>>(), ["insight 0"]);
+        // The second segment and its content were never published: collected together.
+        let stats = p.collect_garbage().unwrap();
+        assert_eq!(stats, GcStats { segments: 1, manifests: 0 });
+        let mut left: Vec<String> = fs::read_dir(dir.path().join(SEGMENTS_DIR))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, [content_file_name(&first.file), first.file.clone()]);
+        // Two publications later neither manifest names the first segment: both files go.
+        p.publish(2, Vec::new()).unwrap();
+        p.publish(3, Vec::new()).unwrap();
+        p.collect_garbage().unwrap();
+        assert_eq!(fs::read_dir(dir.path().join(SEGMENTS_DIR)).unwrap().count(), 0);
+    }
 
     #[test]
     fn recover_starts_over_a_damaged_head_without_reusing_generations() {

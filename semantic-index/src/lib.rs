@@ -66,6 +66,7 @@
 
 mod analyzer;
 mod builder;
+pub mod content;
 mod cost;
 mod document;
 pub mod format;

@@ -63,11 +63,13 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod check;
+mod content;
 mod rank;
 mod reader;
 mod search;
 mod segment;
 
+pub use crate::content::{Content, ContentOpenError};
 pub use crate::rank::{ranked_score, IDF_SCALE, MAX_QUERY_TERMS, TIE_BREAK};
 pub use crate::reader::{Reader, ReaderError, Snapshot};
 pub use crate::search::{
@@ -77,3 +79,4 @@ pub use crate::search::{
 pub use crate::segment::{
     aligned, map_file, Aligned, Check, DocRef, Mapped, OpenError, Segment, Storage,
 };
+pub use semantic_index::content::{ContentError, ContentRef};
