@@ -31,6 +31,7 @@
 mod curator;
 mod memory;
 mod navigator;
+mod quotes;
 mod stream;
 mod synthesizer;
 mod witness;

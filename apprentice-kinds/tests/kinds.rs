@@ -442,3 +442,111 @@ fn the_curator_finds_duplicates_and_contradictions() {
         "task requires semantic memory navigation expertise; I specialize in memory curation and hygiene"
     );
 }
+
+/// A corpus with insights and syntheses, published with its content file.
+fn content_corpus(dir: &Path) {
+    use semantic_index::content::{ContentBuilder, ContentFields};
+    let memories: [(u8, &str, &str, &[&str], &str); 3] = [
+        (
+            1,
+            "storage",
+            "Why did fsync of the file alone not make writes durable?",
+            &[
+                "The rename lives in the directory, which needs its own fsync",
+                "fsync the file before the rename",
+            ],
+            "Durable replace: write, fsync the file, rename, fsync the directory",
+        ),
+        (
+            2,
+            "storage",
+            "How do we replace a file atomically?",
+            &[
+                "Write a temp file in the same directory, then rename it",
+                "The rename lives in the directory, which needs its own fsync.",
+            ],
+            "",
+        ),
+        (
+            3,
+            "search",
+            "Why map the index instead of copying it?",
+            &["Mapped pages are shared between readers"],
+            "Map read-only; the page cache holds one copy",
+        ),
+    ];
+    let mut p = Publisher::open(dir).unwrap();
+    let mut b = SegmentBuilder::new();
+    let mut content = ContentBuilder::new();
+    for (n, domain, question, insights, synthesis) in memories {
+        let insights: Vec<String> = insights.iter().map(|s| s.to_string()).collect();
+        let d = Document {
+            insights: insights.clone(),
+            synthesis: synthesis.into(),
+            ..doc(n, domain, question, 0.5, false)
+        };
+        b.add(&d).unwrap();
+        content.add(
+            d.id,
+            &ContentFields { question, synthesis, insights: &insights, ..Default::default() },
+        );
+    }
+    let e = p.write_segment(&b).unwrap();
+    p.write_content(&e, &content).unwrap();
+    p.publish(1, vec![e]).unwrap();
+}
+
+#[test]
+fn the_navigator_quotes_memories_own_insights_with_their_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    content_corpus(dir.path());
+    let mut reader = MappedStore::open(dir.path()).unwrap();
+    let r = answer(
+        &mut MemoryNavigator::new(),
+        &invitation("fsync rename directory", "semantic memory navigation"),
+        &mut reader,
+    );
+    // Each memory's heading, then its own insights and synthesis; memory 2's copy of memory 1's
+    // first insight is quoted once, with both ids.
+    assert_eq!(
+        r.insights,
+        [
+            "[storage] Why did fsync of the file alone not make writes durable? (score 0.828; matched fsync, renam, directori) [01010101]",
+            "  insight: \"The rename lives in the directory, which needs its own fsync\" (01010101, 02020202)",
+            "  insight: \"fsync the file before the rename\" (01010101)",
+            "  synthesis: \"Durable replace: write, fsync the file, rename, fsync the directory\" (01010101)",
+            "[storage] How do we replace a file atomically? (score 0.551; matched fsync, renam, directori) [02020202]",
+            "  insight: \"Write a temp file in the same directory, then rename it\" (02020202)",
+        ]
+    );
+    assert_eq!(
+        r.reason,
+        "found 2 memories for [fsync, rename, directory] among 3 (generation 1), 0 of them sacred, and 0 memories related; quoting 4 insights from 2 memories (1 said by more than one)"
+    );
+    assert_eq!(ids(&r), [id(1), id(2)]);
+}
+
+#[test]
+fn the_synthesizer_quotes_the_insights_it_combines() {
+    let dir = tempfile::tempdir().unwrap();
+    content_corpus(dir.path());
+    let mut reader = MappedStore::open(dir.path()).unwrap();
+    let r = answer(
+        &mut Synthesizer::new(),
+        &invitation("file", "insight synthesis across memories"),
+        &mut reader,
+    );
+    // The theme is what both memories share; each is quoted by its own insight on it.
+    assert_eq!(
+        r.insights,
+        [
+            "Synthesis of 2 memories on [file]: 2 of 2 on directory + fsync + lives + needs + rename + replace + write.",
+            "On directory + fsync + lives + needs + rename + replace + write: \"Write a temp file in the same directory, then rename it\" (02020202); \"The rename lives in the directory, which needs its own fsync\" (01010101).",
+        ]
+    );
+    assert_eq!(
+        r.reason,
+        "combined 2 memories matching [file] into 1 theme; 2 quotes in the memories' own insights; confidence is the share in the largest theme"
+    );
+    assert_eq!(ids(&r), [id(2), id(1)]);
+}
