@@ -42,11 +42,16 @@
 #![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
+mod access;
 mod files;
 mod memory;
 mod records;
 mod store;
 
+pub use crate::access::{
+    access_log_path, compute_access_metrics, decode_events, read_events, AccessEvent,
+    AccessMetrics, CoAccess, DayLinks, MemoryAccess, ACCESS_DIR, ACCESS_LOG,
+};
 pub use crate::memory::{InvalidMemory, Memory, Perspective};
 pub use crate::records::{
     get_from_records, DamagedRange, RecordsCheck, RecordsError, RepairReport, QUARANTINE_DIR,

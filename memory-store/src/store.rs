@@ -576,6 +576,17 @@ impl MemoryStore {
         &self.dir
     }
 
+    /// Whether this store holds the writer lock.
+    pub(crate) fn is_writable(&self) -> bool {
+        self.writer.is_some()
+    }
+
+    /// The index, refreshed and checked against the records (as searches are).
+    pub(crate) fn snapshot_checked(&mut self) -> Result<std::sync::Arc<shm_reader::Snapshot>> {
+        self.refresh_checked()?;
+        Ok(self.reader.snapshot())
+    }
+
     /// The index generation this store currently sees.
     pub fn generation(&self) -> u64 {
         self.reader.generation()
