@@ -28,6 +28,7 @@
 #![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
+mod access;
 mod curator;
 mod memory;
 mod navigator;

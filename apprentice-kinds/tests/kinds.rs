@@ -550,3 +550,46 @@ fn the_synthesizer_quotes_the_insights_it_combines() {
     );
     assert_eq!(ids(&r), [id(2), id(1)]);
 }
+
+/// Item 4: the witness reports emergence from the access log the writer appends (what
+/// apprentices' responses used), not from words.
+#[test]
+fn the_witness_reports_real_access_patterns() {
+    use semantic_index::access::{access_log_path, encode_frame, AccessFrame};
+    let dir = tempfile::tempdir().unwrap();
+    content_corpus(dir.path());
+    let spec = "consciousness emergence patterns";
+    let mut reader = MappedStore::open(dir.path()).unwrap();
+    let r =
+        answer(&mut ConsciousnessWitness::new(), &invitation("fsync map index", spec), &mut reader);
+    assert_eq!(
+        r.insights.last().unwrap(),
+        "Access patterns: no apprentice use recorded yet (`mcs invite` and `mcs circle` record it)."
+    );
+    // Days 1-2: 1 and 2 used together twice; day 4: 1 and 3 once; day 5: 3 alone; 9 is not
+    // among the matches. The span's middle is day 3. Ties go to the better match (3 before 2).
+    let frames = [(1, vec![1u8, 2]), (2, vec![2, 1, 9]), (4, vec![1, 3]), (5, vec![3])];
+    let mut log = Vec::new();
+    for (day, ids) in frames {
+        log.extend(encode_frame(&AccessFrame {
+            time_micros: day * DAY,
+            kind: "navigator".into(),
+            ids: ids.iter().map(|&n| [n; 16]).collect(),
+        }));
+    }
+    log.extend_from_slice(b"torn");
+    let path = access_log_path(dir.path());
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, &log).unwrap();
+    let r =
+        answer(&mut ConsciousnessWitness::new(), &invitation("fsync map index", spec), &mut reader);
+    let n = r.insights.len();
+    assert_eq!(
+        r.insights[n - 3..],
+        [
+            "Access patterns: apprentices used 3 of the 3 matching memories 7 times in 4 responses (4 responses recorded, 4 damaged bytes skipped); most used: \"Why did fsync of the file alone not make writes durable?\" [01010101] (3 uses), \"Why map the index instead of copying it?\" [03030303] (2 uses), \"How do we replace a file atomically?\" [02020202] (2 uses).",
+            "Used together: [01010101] + [02020202] 2 times; [03030303] + [01010101] 1 time, search ↔ storage; 1 of 2 pairs cross domains.",
+            "Rising: [03030303] 0 → 2; fading: [02020202] 2 → 0, [01010101] 2 → 1 (uses in the older half of the span, then the newer).",
+        ]
+    );
+}

@@ -25,14 +25,8 @@ use uuid::Uuid;
 
 use crate::store::{Error, MemoryStore, Result};
 
-/// The directory of the access log, inside the store.
-pub const ACCESS_DIR: &str = "access";
-/// The access log's file name.
-pub const ACCESS_LOG: &str = "events.log";
-const MAGIC: u32 = u32::from_le_bytes(*b"MCAE");
-const FRAME_HEADER: usize = 16;
-/// The most ids one event holds (a response lists far fewer).
-const MAX_IDS: usize = 4096;
+use semantic_index::access::{decode_frames, encode_frame, AccessFrame};
+pub use semantic_index::access::{ACCESS_DIR, ACCESS_LOG};
 /// Time buckets of the cross-domain series.
 const DAY_MICROS: i64 = 86_400_000_000;
 
@@ -49,7 +43,7 @@ pub struct AccessEvent {
 
 /// The access log's path in store `dir`.
 pub fn access_log_path(dir: &Path) -> PathBuf {
-    dir.join(ACCESS_DIR).join(ACCESS_LOG)
+    semantic_index::access::access_log_path(dir)
 }
 
 fn io_error<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Error + 'a {
@@ -57,72 +51,24 @@ fn io_error<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) ->
 }
 
 fn encode(event: &AccessEvent) -> Vec<u8> {
-    let kind = &event.kind.as_bytes()[..event.kind.len().min(255)];
-    let ids = &event.ids[..event.ids.len().min(MAX_IDS)];
-    let mut payload = Vec::with_capacity(8 + 1 + kind.len() + 4 + 16 * ids.len());
-    payload.extend_from_slice(&event.time_micros.to_le_bytes());
-    payload.push(kind.len() as u8);
-    payload.extend_from_slice(kind);
-    payload.extend_from_slice(&(ids.len() as u32).to_le_bytes());
-    for id in ids {
-        payload.extend_from_slice(id.as_bytes());
-    }
-    let mut frame = Vec::with_capacity(FRAME_HEADER + payload.len());
-    frame.extend_from_slice(&MAGIC.to_le_bytes());
-    frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    frame.extend_from_slice(&twox_hash::XxHash3_64::oneshot(&payload).to_le_bytes());
-    frame.extend_from_slice(&payload);
-    frame
-}
-
-fn decode_payload(p: &[u8]) -> Option<AccessEvent> {
-    let time_micros = i64::from_le_bytes(p.get(..8)?.try_into().ok()?);
-    let kind_len = usize::from(*p.get(8)?);
-    let kind = std::str::from_utf8(p.get(9..9 + kind_len)?).ok()?.to_owned();
-    let at = 9 + kind_len;
-    let n = u32::from_le_bytes(p.get(at..at + 4)?.try_into().ok()?) as usize;
-    let ids_bytes = p.get(at + 4..)?;
-    if n > MAX_IDS || ids_bytes.len() != 16 * n {
-        return None;
-    }
-    let ids = ids_bytes
-        .chunks_exact(16)
-        .map(|c| Uuid::from_bytes(c.try_into().unwrap_or_default()))
-        .collect();
-    Some(AccessEvent { time_micros, kind, ids })
+    encode_frame(&AccessFrame {
+        time_micros: event.time_micros,
+        kind: event.kind.clone(),
+        ids: event.ids.iter().map(|id| *id.as_bytes()).collect(),
+    })
 }
 
 /// Decodes every intact frame of `bytes`; returns the events and how many bytes were skipped
 /// as damaged or torn. Never panics, whatever the bytes.
 pub fn decode_events(bytes: &[u8]) -> (Vec<AccessEvent>, u64) {
     let mut events = Vec::new();
-    let mut skipped = 0u64;
-    let mut at = 0usize;
-    while at < bytes.len() {
-        let frame = (|| {
-            let h = bytes.get(at..at + FRAME_HEADER)?;
-            if u32::from_le_bytes(h[..4].try_into().ok()?) != MAGIC {
-                return None;
-            }
-            let len = u32::from_le_bytes(h[4..8].try_into().ok()?) as usize;
-            let sum = u64::from_le_bytes(h[8..16].try_into().ok()?);
-            let payload = bytes.get(at + FRAME_HEADER..(at + FRAME_HEADER).checked_add(len)?)?;
-            if twox_hash::XxHash3_64::oneshot(payload) != sum {
-                return None;
-            }
-            Some((decode_payload(payload)?, FRAME_HEADER + len))
-        })();
-        match frame {
-            Some((event, len)) => {
-                events.push(event);
-                at += len;
-            }
-            None => {
-                skipped += 1;
-                at += 1;
-            }
-        }
-    }
+    let skipped = decode_frames(bytes, |f| {
+        events.push(AccessEvent {
+            time_micros: f.time_micros,
+            kind: f.kind,
+            ids: f.ids.into_iter().map(Uuid::from_bytes).collect(),
+        });
+    });
     (events, skipped)
 }
 
@@ -363,19 +309,10 @@ mod tests {
     }
 
     #[test]
-    fn frames_round_trip_and_damage_costs_only_its_frame() {
-        let events = [event(1, &[1, 2]), event(2, &[3]), event(3, &[])];
-        let mut bytes: Vec<u8> = events.iter().flat_map(encode).collect();
+    fn events_round_trip_through_frames() {
+        let events = [event(1, &[1, 2]), event(2, &[3])];
+        let bytes: Vec<u8> = events.iter().flat_map(encode).collect();
         assert_eq!(decode_events(&bytes), (events.to_vec(), 0));
-        let second = encode(&events[0]).len();
-        bytes[second + FRAME_HEADER + 2] ^= 1;
-        let (got, skipped) = decode_events(&bytes);
-        assert_eq!(got, [events[0].clone(), events[2].clone()]);
-        assert_eq!(skipped, encode(&events[1]).len() as u64);
-        // A torn tail.
-        let (got, skipped) = decode_events(&bytes[..bytes.len() - 3]);
-        let torn = encode(&events[1]).len() + encode(&events[2]).len() - 3;
-        assert_eq!((got.len(), skipped), (1, torn as u64));
     }
 
     #[test]

@@ -64,6 +64,7 @@
 #![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
+pub mod access;
 mod analyzer;
 mod builder;
 pub mod content;
