@@ -15,6 +15,9 @@
 //! - [`Reader`] follows a whole store directory: it maps the segments its current manifest
 //!   names, notices a new generation with one atomic load of the beacon, and searches every
 //!   live segment with deletions honoured.
+//! - [`Content`] is a segment's content file (each memory's whole text), mapped beside it;
+//!   [`Snapshot::content`] reads a hit's insights and synthesis zero-copy, each entry checked
+//!   as it is read.
 //!
 //! # Example
 //!
