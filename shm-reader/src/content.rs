@@ -12,7 +12,7 @@ use semantic_index::layout;
 
 use crate::reader::Snapshot;
 use crate::search::Hit;
-use crate::segment::{map_file, Mapped, Storage};
+use crate::segment::{map_sparse, Mapped, Storage};
 
 /// Why a content file could not be opened or read.
 #[derive(Debug, thiserror::Error)]
@@ -67,10 +67,9 @@ impl Content<Mapped> {
     /// Store content files are written once through atomic-write and never touched again.
     pub unsafe fn map(path: &Path, segment_checksum: u64) -> Result<Content, ContentOpenError> {
         let io = |source| ContentOpenError::Io { path: path.to_owned(), source };
-        // Opened through the layout's rules first: no link followed, regular files only.
-        drop(layout::open_file(path, std::fs::OpenOptions::new().read(true)).map_err(io)?);
-        // SAFETY: this function's contract.
-        let mapped = unsafe { map_file(path) }.map_err(io)?;
+        // SAFETY: this function's contract. Sparse: invitations read a few entries, so the
+        // process should hold only their pages (no huge pages, no readahead).
+        let mapped = unsafe { map_sparse(path) }.map_err(io)?;
         Content::from_bytes(mapped, segment_checksum)
             .map_err(|source| ContentOpenError::Check { path: path.to_owned(), source })
     }

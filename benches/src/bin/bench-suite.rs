@@ -507,6 +507,18 @@ fn private_kib(pid: u32) -> anyhow::Result<f64> {
     Ok(field("Private_Dirty:") + field("Private_Clean:"))
 }
 
+/// Anonymous memory of process `pid` (KiB): what it holds beyond its file mappings.
+fn anonymous_kib(pid: u32) -> anyhow::Result<f64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+        .with_context(|| format!("reading /proc/{pid}/smaps_rollup"))?;
+    Ok(text
+        .lines()
+        .find(|l| l.starts_with("Anonymous:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0))
+}
+
 /// Writes the content file of `entry` from the corpus (what the writer does for a store);
 /// returns its size in MiB.
 fn write_content(
@@ -547,6 +559,7 @@ fn invitation_rows(n: usize, report: &mut Report) -> anyhow::Result<()> {
     drop(builder);
     let content_bytes = write_content(&mut publisher, &entry, &corpus)?;
     report.put("content file size (MiB; insights, syntheses, questions)", &c, content_bytes);
+    let entry_file = entry.file.clone();
     publisher.publish(1, vec![entry])?;
     // Content open: header and table checks, in this process (median of 15).
     let mut opens = Vec::new();
@@ -557,7 +570,42 @@ fn invitation_rows(n: usize, report: &mut Report) -> anyhow::Result<()> {
         opens.push(t.elapsed().as_secs_f64() * 1e3);
     }
     report.put("reader open with content file (ms, median; same process)", &c, median(opens));
-    apprentice_metrics(&store, &corpus, &c, report)
+    apprentice_metrics(&store, &corpus, &c, report)?;
+    // The same navigator without the content file (gists only): the cost of quoting, measured
+    // in the same run.
+    let content = semantic_index::layout::segment_path(
+        &store,
+        &semantic_index::content::content_file_name(&entry_file),
+    );
+    std::fs::remove_file(&content)?;
+    let exe = benches::sibling_exe("apprentice")?;
+    let mut cmd = Command::new(&exe);
+    cmd.arg("navigator");
+    let a =
+        apprentice_core::Apprentice::spawn(cmd, &store, &apprentice_core::SpawnOptions::default())?;
+    let mut trips = Vec::new();
+    for q in corpus.queries.iter().take(300) {
+        let invitation = apprentice_core::Invitation {
+            task: q.join(" "),
+            specialization: a.specialization().to_owned(),
+            ..apprentice_core::Invitation::default()
+        };
+        let t = Instant::now();
+        let r = a.invite(&invitation, Duration::from_secs(10))?;
+        trips.push(t.elapsed().as_secs_f64() * 1e3);
+        anyhow::ensure!(r.accepted, "navigator declined: {}", r.reason);
+        anyhow::ensure!(
+            !r.insights.iter().any(|i| i.starts_with("  insight: ")),
+            "quoted without content"
+        );
+    }
+    report.put(
+        "invitation round trip, navigator without content file (ms, median; gists only)",
+        &c,
+        median(trips),
+    );
+    a.terminate()?;
+    Ok(())
 }
 
 fn apprentice_metrics(
@@ -613,6 +661,11 @@ fn apprentice_metrics(
         "apprentice private memory after 300 invitations (MiB; Private_Dirty + Private_Clean)",
         c,
         private_kib(navigator.pid())? / 1024.0,
+    );
+    report.put(
+        "apprentice anonymous memory after 300 invitations (MiB; beyond file mappings)",
+        c,
+        anonymous_kib(navigator.pid())? / 1024.0,
     );
     navigator.terminate()?;
 
