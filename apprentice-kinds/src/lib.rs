@@ -28,9 +28,11 @@
 #![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
+mod access;
 mod curator;
 mod memory;
 mod navigator;
+mod quotes;
 mod stream;
 mod synthesizer;
 mod witness;

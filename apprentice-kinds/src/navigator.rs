@@ -3,6 +3,7 @@
 use apprentice_core::{Invitation, Kind, MemoryUsed, Response};
 use shm_reader::{Hits, Ranking};
 
+use crate::quotes::{content_of, short_id, Quotes};
 use crate::stream::Watcher;
 
 use crate::{clip, context_note, id_text, limit_of, plural, search_invitation, Found, MappedStore};
@@ -22,9 +23,14 @@ const FOLLOW: usize = 3;
 const RELATED_PER_HIT: usize = 3;
 /// Characters of a gist quoted in an insight.
 const QUOTE: usize = 160;
+/// Insights quoted per memory (and its synthesis).
+const INSIGHTS_PER_MEMORY: usize = 3;
 
 /// "Semantic memory navigation": searches by the invitation's keywords and task text, follows
-/// the related memories of its best hits, and answers with insights that quote what it found.
+/// the related memories of its best hits, and answers with insights that quote what it found:
+/// each matching memory's heading (domain, question, score, matched words, id), then its own
+/// insights (up to three) and synthesis read from the store's content files, each sentence
+/// once with the ids of every memory that said it.
 ///
 /// Its confidence is the match quality: the mean share of query keywords that its best
 /// (up to three) hits contain, so a response built on memories that match every keyword has
@@ -108,7 +114,9 @@ impl Kind for MemoryNavigator {
             };
         }
 
-        let mut insights = Vec::new();
+        let snapshot = memory.snapshot();
+        let mut quotes = Quotes::default();
+        let mut unreadable = 0;
         let mut used = Vec::new();
         let mut quality = 0.0;
         // The words the ranking searched for: a hit's overlap counts those.
@@ -126,12 +134,16 @@ impl Kind for MemoryNavigator {
                 quality += f64::from(hit.overlap) / q_len;
             }
             let sacred = if doc.sacred() { "sacred moment, " } else { "" };
-            insights.push(format!(
-                "[{}] {} ({sacred}score {:.3}; matched {matched})",
+            quotes.group(format!(
+                "[{}] {} ({sacred}score {:.3}; matched {matched}) [{}]",
                 doc.domain(),
                 clip(doc.gist(), QUOTE),
-                hit.score
+                hit.score,
+                short_id(&hit.id)
             ));
+            if let Some(content) = content_of(&snapshot, hit, &mut unreadable) {
+                quotes.say_content(&content, INSIGHTS_PER_MEMORY);
+            }
             used.push(MemoryUsed { id: id_text(&hit.id), score: hit.score });
         }
         let followed = hits.len().min(FOLLOW);
@@ -144,6 +156,8 @@ impl Kind for MemoryNavigator {
             .take(FOLLOW)
             .filter_map(|h| memory.doc(h).map(|d| (h.id, clip(d.gist(), 60))))
             .collect();
+        let (quoted, distinct, shared) = (quotes.quoted, quotes.len(), quotes.shared());
+        let mut insights = quotes.into_lines();
         let mut related_options = options.clone();
         related_options.limit = RELATED_PER_HIT;
         for (id, gist) in best {
@@ -158,10 +172,11 @@ impl Kind for MemoryNavigator {
                 }
                 let Some(doc) = memory.doc(hit) else { continue };
                 insights.push(format!(
-                    "Related to \"{gist}\": [{}] {} (score {:.3})",
+                    "Related to \"{gist}\": [{}] {} (score {:.3}) [{}]",
                     doc.domain(),
                     clip(doc.gist(), QUOTE),
-                    hit.score
+                    hit.score,
+                    short_id(&hit.id)
                 ));
                 used.push(MemoryUsed { id: id_text(&hit.id), score: hit.score });
             }
@@ -169,10 +184,24 @@ impl Kind for MemoryNavigator {
 
         let direct = hits.len();
         let sacred = hits.iter().filter(|h| memory.doc(h).is_some_and(|d| d.sacred())).count();
+        let quoting = match (distinct, unreadable) {
+            (0, 0) => String::new(),
+            (_, 0) => format!(
+                "; quoting {} from {} ({shared} said by more than one)",
+                plural(distinct as u64, "insight", "insights"),
+                plural(quoted as u64, "memory", "memories")
+            ),
+            (_, u) => format!(
+                "; quoting {} from {}, {} unreadable",
+                plural(distinct as u64, "insight", "insights"),
+                plural(quoted as u64, "memory", "memories"),
+                plural(u as u64, "memory's content", "memories' content")
+            ),
+        };
         Response {
             accepted: true,
             reason: format!(
-                "found {} for [{asked}] among {} (generation {generation}), {sacred} of them sacred, and {} related{note}",
+                "found {} for [{asked}] among {} (generation {generation}), {sacred} of them sacred, and {} related{quoting}{note}",
                 plural(direct as u64, "memory", "memories"),
                 memory.len(),
                 plural((used.len() - direct) as u64, "memory", "memories"),

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use apprentice_core::{Invitation, Kind, MemoryUsed, Response};
 use shm_reader::Hits;
 
+use crate::quotes::{content_of, QUOTE as INSIGHT_QUOTE};
 use crate::witness::STOP;
 use crate::{clip, context_note, id_text, limit_of, plural, search_invitation, Found, MappedStore};
 
@@ -27,7 +28,10 @@ const QUOTE: usize = 100;
 /// that at least two of them share; keywords shared by exactly the same memories form one
 /// theme. The answer says how many memories agree on each theme (largest first), quotes each
 /// theme's memories with their ids, and names the memories that stand alone, so agreement and
-/// sources stay visible.
+/// sources stay visible. Under a theme each memory is quoted by its own words on it: its first
+/// insight (else its synthesis) that holds a theme keyword, read from the store's content
+/// files; the same sentence from several memories is quoted once with all their ids; a memory
+/// with no such sentence (or no content file) is quoted by its question.
 ///
 /// Its confidence is the agreement: the share of the matching memories in the largest theme
 /// (0 when no two memories share a theme).
@@ -131,24 +135,55 @@ impl Kind for Synthesizer {
                 agreements.join("; ")
             ));
         }
+        let snapshot = memory.snapshot();
+        let mut unreadable = 0;
+        let mut from_insights = 0;
         for (ranks, words) in &themes {
-            let quotes: Vec<String> = ranks
-                .iter()
-                .filter_map(|&r| {
-                    memory
-                        .doc(&hits[r])
-                        .map(|d| format!("\"{}\" ({})", clip(d.gist(), QUOTE), short(r)))
-                })
-                .collect();
+            // (quote, short ids) in first-sayer order; the same sentence once.
+            let mut quotes: Vec<(String, Vec<String>)> = Vec::new();
+            for &r in ranks {
+                let hit = &hits[r];
+                let own = content_of(&snapshot, hit, &mut unreadable).and_then(|c| {
+                    c.insights().chain([c.synthesis()]).find(|text| {
+                        semantic_index::keywords(text).iter().any(|k| words.contains(&k.as_str()))
+                    })
+                });
+                let quote = match own {
+                    Some(text) => {
+                        from_insights += 1;
+                        clip(text.trim(), INSIGHT_QUOTE)
+                    }
+                    None => match memory.doc(hit) {
+                        Some(d) => clip(d.gist(), QUOTE),
+                        None => continue,
+                    },
+                };
+                match quotes.iter_mut().find(|(q, _)| q.eq_ignore_ascii_case(&quote)) {
+                    Some((_, ids)) => ids.push(short(r)),
+                    None => quotes.push((quote, vec![short(r)])),
+                }
+            }
+            let quotes: Vec<String> =
+                quotes.iter().map(|(q, ids)| format!("\"{q}\" ({})", ids.join(", "))).collect();
             insights.push(format!("On {}: {}.", words.join(" + "), quotes.join("; ")));
         }
+        let own_words = match (from_insights, unreadable) {
+            (0, 0) => String::new(),
+            (k, 0) => {
+                format!("; {} in the memories' own insights", plural(k as u64, "quote", "quotes"))
+            }
+            (k, u) => format!(
+                "; {} in the memories' own insights, {u} unreadable",
+                plural(k as u64, "quote", "quotes")
+            ),
+        };
         let largest = themes.first().map_or(0, |(ranks, _)| ranks.len());
         let memories =
             hits.iter().map(|h| MemoryUsed { id: id_text(&h.id), score: h.score }).collect();
         Response {
             accepted: true,
             reason: format!(
-                "combined {} matching [{asked}] into {}; confidence is the share in the largest theme{note}",
+                "combined {} matching [{asked}] into {}{own_words}; confidence is the share in the largest theme{note}",
                 plural(n as u64, "memory", "memories"),
                 plural(themes.len() as u64, "theme", "themes")
             ),

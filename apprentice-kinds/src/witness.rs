@@ -25,19 +25,26 @@ const ENOUGH: f64 = 10.0;
 /// the patterns across them with their numbers: how they spread over domains, the share of
 /// sacred moments, how the consciousness score moved over time (older half against newer half,
 /// by timestamp, among memories that carry a score), and the content keywords that co-occur
-/// with the query (a stop list leaves out function words).
+/// with the query (a stop list leaves out function words). Then emergence from real use: how
+/// apprentices used those memories, as the store's access log records (the writer appends what
+/// each response used): the most used, the pairs used together and how many of them cross
+/// domains, and what is rising or fading between the older and newer half of the span.
 ///
 /// Its confidence is the sample size and only that: `min(1, matching / 10)`, and its reason
 /// says so.
 #[derive(Debug)]
 pub struct ConsciousnessWitness {
     hits: Hits,
+    access: crate::access::AccessTail,
 }
 
 impl ConsciousnessWitness {
     /// A witness that samples up to 200 matching memories.
     pub fn new() -> ConsciousnessWitness {
-        ConsciousnessWitness { hits: Hits::with_capacity(SAMPLE) }
+        ConsciousnessWitness {
+            hits: Hits::with_capacity(SAMPLE),
+            access: crate::access::AccessTail::default(),
+        }
     }
 }
 
@@ -48,6 +55,8 @@ impl Default for ConsciousnessWitness {
 }
 
 struct Seen<'a> {
+    id: [u8; 16],
+    gist: &'a str,
     domain: &'a str,
     sacred: bool,
     score: f32,
@@ -89,6 +98,8 @@ impl Kind for ConsciousnessWitness {
                 }
             }
             seen.push(Seen {
+                id: hit.id,
+                gist: doc.gist(),
                 domain: doc.domain(),
                 sacred: doc.sacred(),
                 score: doc.score(),
@@ -205,6 +216,12 @@ impl Kind for ConsciousnessWitness {
         if !shown.is_empty() {
             insights.push(format!("Keywords that co-occur with [{asked}]: {}.", shown.join(", ")));
         }
+
+        let matched: Vec<crate::access::Matched<'_>> = seen
+            .iter()
+            .map(|s| crate::access::Matched { id: s.id, domain: s.domain, gist: s.gist })
+            .collect();
+        insights.extend(self.access.patterns(memory.dir(), &matched));
 
         let memories = hits
             .iter()

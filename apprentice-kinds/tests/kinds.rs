@@ -442,3 +442,154 @@ fn the_curator_finds_duplicates_and_contradictions() {
         "task requires semantic memory navigation expertise; I specialize in memory curation and hygiene"
     );
 }
+
+/// A corpus with insights and syntheses, published with its content file.
+fn content_corpus(dir: &Path) {
+    use semantic_index::content::{ContentBuilder, ContentFields};
+    let memories: [(u8, &str, &str, &[&str], &str); 3] = [
+        (
+            1,
+            "storage",
+            "Why did fsync of the file alone not make writes durable?",
+            &[
+                "The rename lives in the directory, which needs its own fsync",
+                "fsync the file before the rename",
+            ],
+            "Durable replace: write, fsync the file, rename, fsync the directory",
+        ),
+        (
+            2,
+            "storage",
+            "How do we replace a file atomically?",
+            &[
+                "Write a temp file in the same directory, then rename it",
+                "The rename lives in the directory, which needs its own fsync.",
+            ],
+            "",
+        ),
+        (
+            3,
+            "search",
+            "Why map the index instead of copying it?",
+            &["Mapped pages are shared between readers"],
+            "Map read-only; the page cache holds one copy",
+        ),
+    ];
+    let mut p = Publisher::open(dir).unwrap();
+    let mut b = SegmentBuilder::new();
+    let mut content = ContentBuilder::new();
+    for (n, domain, question, insights, synthesis) in memories {
+        let insights: Vec<String> = insights.iter().map(|s| s.to_string()).collect();
+        let d = Document {
+            insights: insights.clone(),
+            synthesis: synthesis.into(),
+            ..doc(n, domain, question, 0.5, false)
+        };
+        b.add(&d).unwrap();
+        content.add(
+            d.id,
+            &ContentFields { question, synthesis, insights: &insights, ..Default::default() },
+        );
+    }
+    let e = p.write_segment(&b).unwrap();
+    p.write_content(&e, &content).unwrap();
+    p.publish(1, vec![e]).unwrap();
+}
+
+#[test]
+fn the_navigator_quotes_memories_own_insights_with_their_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    content_corpus(dir.path());
+    let mut reader = MappedStore::open(dir.path()).unwrap();
+    let r = answer(
+        &mut MemoryNavigator::new(),
+        &invitation("fsync rename directory", "semantic memory navigation"),
+        &mut reader,
+    );
+    // Each memory's heading, then its own insights and synthesis; memory 2's copy of memory 1's
+    // first insight is quoted once, with both ids.
+    assert_eq!(
+        r.insights,
+        [
+            "[storage] Why did fsync of the file alone not make writes durable? (score 0.828; matched fsync, renam, directori) [01010101]",
+            "  insight: \"The rename lives in the directory, which needs its own fsync\" (01010101, 02020202)",
+            "  insight: \"fsync the file before the rename\" (01010101)",
+            "  synthesis: \"Durable replace: write, fsync the file, rename, fsync the directory\" (01010101)",
+            "[storage] How do we replace a file atomically? (score 0.551; matched fsync, renam, directori) [02020202]",
+            "  insight: \"Write a temp file in the same directory, then rename it\" (02020202)",
+        ]
+    );
+    assert_eq!(
+        r.reason,
+        "found 2 memories for [fsync, rename, directory] among 3 (generation 1), 0 of them sacred, and 0 memories related; quoting 4 insights from 2 memories (1 said by more than one)"
+    );
+    assert_eq!(ids(&r), [id(1), id(2)]);
+}
+
+#[test]
+fn the_synthesizer_quotes_the_insights_it_combines() {
+    let dir = tempfile::tempdir().unwrap();
+    content_corpus(dir.path());
+    let mut reader = MappedStore::open(dir.path()).unwrap();
+    let r = answer(
+        &mut Synthesizer::new(),
+        &invitation("file", "insight synthesis across memories"),
+        &mut reader,
+    );
+    // The theme is what both memories share; each is quoted by its own insight on it.
+    assert_eq!(
+        r.insights,
+        [
+            "Synthesis of 2 memories on [file]: 2 of 2 on directory + fsync + lives + needs + rename + replace + write.",
+            "On directory + fsync + lives + needs + rename + replace + write: \"Write a temp file in the same directory, then rename it\" (02020202); \"The rename lives in the directory, which needs its own fsync\" (01010101).",
+        ]
+    );
+    assert_eq!(
+        r.reason,
+        "combined 2 memories matching [file] into 1 theme; 2 quotes in the memories' own insights; confidence is the share in the largest theme"
+    );
+    assert_eq!(ids(&r), [id(2), id(1)]);
+}
+
+/// Item 4: the witness reports emergence from the access log the writer appends (what
+/// apprentices' responses used), not from words.
+#[test]
+fn the_witness_reports_real_access_patterns() {
+    use semantic_index::access::{access_log_path, encode_frame, AccessFrame};
+    let dir = tempfile::tempdir().unwrap();
+    content_corpus(dir.path());
+    let spec = "consciousness emergence patterns";
+    let mut reader = MappedStore::open(dir.path()).unwrap();
+    let r =
+        answer(&mut ConsciousnessWitness::new(), &invitation("fsync map index", spec), &mut reader);
+    assert_eq!(
+        r.insights.last().unwrap(),
+        "Access patterns: no apprentice use recorded yet (`mcs invite` and `mcs circle` record it)."
+    );
+    // Days 1-2: 1 and 2 used together twice; day 4: 1 and 3 once; day 5: 3 alone; 9 is not
+    // among the matches. The span's middle is day 3. Ties go to the better match (3 before 2).
+    let frames = [(1, vec![1u8, 2]), (2, vec![2, 1, 9]), (4, vec![1, 3]), (5, vec![3])];
+    let mut log = Vec::new();
+    for (day, ids) in frames {
+        log.extend(encode_frame(&AccessFrame {
+            time_micros: day * DAY,
+            kind: "navigator".into(),
+            ids: ids.iter().map(|&n| [n; 16]).collect(),
+        }));
+    }
+    log.extend_from_slice(b"torn");
+    let path = access_log_path(dir.path());
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, &log).unwrap();
+    let r =
+        answer(&mut ConsciousnessWitness::new(), &invitation("fsync map index", spec), &mut reader);
+    let n = r.insights.len();
+    assert_eq!(
+        r.insights[n - 3..],
+        [
+            "Access patterns: apprentices used 3 of the 3 matching memories 7 times in 4 responses (4 responses recorded, 4 damaged bytes skipped); most used: \"Why did fsync of the file alone not make writes durable?\" [01010101] (3 uses), \"Why map the index instead of copying it?\" [03030303] (2 uses), \"How do we replace a file atomically?\" [02020202] (2 uses).",
+            "Used together: [01010101] + [02020202] 2 times; [03030303] + [01010101] 1 time, search ↔ storage; 1 of 2 pairs cross domains.",
+            "Rising: [03030303] 0 → 2; fading: [02020202] 2 → 0, [01010101] 2 → 1 (uses in the older half of the span, then the newer).",
+        ]
+    );
+}

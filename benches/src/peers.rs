@@ -186,7 +186,8 @@ pub fn single_field_overlap(corpus: &crate::corpus::Corpus, dir: &Path) -> anyho
             s
         })
         .collect();
-    let mut builder = semantic_index::SegmentBuilder::new().rank_params(semantic_index::Bm25fParams::CLASSIC)?;
+    let mut builder =
+        semantic_index::SegmentBuilder::new().rank_params(semantic_index::Bm25fParams::CLASSIC)?;
     let docs: Vec<semantic_index::Document> = texts
         .iter()
         .enumerate()

@@ -17,7 +17,23 @@ const WORDS: [&str; 12] = [
     "apprentice", "search", "generation",
 ];
 
+/// The content file and access log readers (issue 19) on the same bytes.
+fn exercise_content(bytes: &[u8]) {
+    use semantic_index::content::ContentView;
+    if let Ok(view) = ContentView::new(bytes) {
+        let _ = view.verify();
+        for row in 0..view.len().min(64) {
+            if let Ok(c) = view.entry(row) {
+                let _ = (c.question(), c.synthesis(), c.sacred_reason(), c.insights().count());
+                let _ = view.get(&c.id());
+            }
+        }
+    }
+    let _ = semantic_index::access::decode_frames(bytes, |_| {});
+}
+
 fn exercise(bytes: &[u8]) {
+    exercise_content(bytes);
     let Ok(segment) = Segment::from_bytes(shm_reader::aligned(bytes)) else { return };
     let _ = segment.verify();
     let mut hits = Hits::with_capacity(10);

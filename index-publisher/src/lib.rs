@@ -44,6 +44,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use semantic_index::content::{content_file_name, ContentBuilder, CONTENT_EXTENSION};
 use semantic_index::layout::{
     beacon_path, head_path, manifest_file_name, manifest_path, read_file, read_head, read_store_id,
     segment_path, LayoutError, Manifest, SegmentEntry, BEACON_LEN, MANIFESTS_DIR, PRIVATE_MODE,
@@ -362,6 +363,23 @@ impl Publisher {
         Ok(SegmentEntry { file, doc_count: builder.len() as u32, checksum, deleted: Vec::new() })
     }
 
+    /// Writes the content file of the segment `segment` (returned by
+    /// [`Publisher::write_segment`]) from `content`, durably, mode 0400: each memory's full text
+    /// for readers that quote it (`semantic_index::content`). Named after the segment and bound
+    /// to it by its checksum; like the segment, nothing names it until it is published, and it is
+    /// collected with its segment.
+    pub fn write_content(
+        &mut self,
+        segment: &SegmentEntry,
+        content: &ContentBuilder,
+    ) -> Result<(), PublishError> {
+        let path = segment_path(&self.dir, &content_file_name(&segment.file));
+        atomic_write::Options::new()
+            .mode(PUBLISHED_MODE)
+            .write(&path, &content.to_bytes(segment.checksum))
+            .map_err(|source| PublishError::Write { path, source })
+    }
+
     /// Publishes `segments` as the next generation: manifest, then `HEAD`, then the beacon.
     /// Returns the new generation.
     pub fn publish(
@@ -392,6 +410,7 @@ impl Publisher {
         commit_seq: u64,
         mut segments: Vec<SegmentEntry>,
         builder: &SegmentBuilder,
+        content: Option<&ContentBuilder>,
     ) -> Result<u64, PublishError> {
         let file = self.fresh_segment_name();
         let segment = segment_path(&self.dir, &file);
@@ -401,6 +420,8 @@ impl Publisher {
             // The builder always writes a whole header; this is a bug, not bad input.
             Err(e) => return Err(PublishError::Build(BuildError::Serialize(e.to_string()))),
         };
+        let content = content
+            .map(|c| (segment_path(&self.dir, &content_file_name(&file)), c.to_bytes(checksum)));
         segments.push(SegmentEntry {
             file,
             doc_count: builder.len() as u32,
@@ -418,12 +439,16 @@ impl Publisher {
                 .write(path, bytes)
                 .map_err(|source| PublishError::Write { path: path.to_owned(), source })
         };
-        let (segment_written, manifest_written) = std::thread::scope(|s| {
+        let (segment_written, manifest_written, content_written) = std::thread::scope(|s| {
             let segment_written = s.spawn(|| write(&segment, &bytes));
+            let content_written = s.spawn(|| match &content {
+                Some((path, bytes)) => write(path, bytes),
+                None => Ok(()),
+            });
             let manifest_written = write(&path, &manifest_bytes);
-            match segment_written.join() {
-                Ok(done) => (done, manifest_written),
-                Err(panic) => std::panic::resume_unwind(panic),
+            match (segment_written.join(), content_written.join()) {
+                (Ok(done), Ok(content)) => (done, manifest_written, content),
+                (Err(panic), _) | (_, Err(panic)) => std::panic::resume_unwind(panic),
             }
         });
         if manifest_written.is_ok() {
@@ -431,6 +456,7 @@ impl Publisher {
             self.last_generation = generation;
         }
         segment_written?;
+        content_written?;
         manifest_written?;
         self.point_head(name, manifest)
     }
@@ -462,10 +488,12 @@ impl Publisher {
     /// interrupted writes left. Never truncates; a file already gone is fine. A file that
     /// cannot be removed does not stop the others; the first such failure is returned.
     pub fn collect_garbage(&mut self) -> Result<GcStats, PublishError> {
-        let mut keep_segments: Vec<&str> = Vec::new();
+        let mut keep_segments: Vec<String> = Vec::new();
         let mut keep_manifests: Vec<String> = Vec::new();
         for m in self.current.iter().map(|(_, m)| m).chain(self.previous.iter()) {
-            keep_segments.extend(m.segments.iter().map(|s| s.file.as_str()));
+            keep_segments.extend(m.segments.iter().map(|s| s.file.clone()));
+            // A segment's content file lives and dies with it.
+            keep_segments.extend(m.segments.iter().map(|s| content_file_name(&s.file)));
             keep_manifests.push(manifest_file_name(m.generation));
         }
         let mut stats = GcStats::default();
@@ -489,13 +517,17 @@ impl Publisher {
                 let name = entry.file_name();
                 let Some(name) = name.to_str() else { continue };
                 let stale_temp = name.starts_with('.') && name.ends_with(".tmp");
-                let unnamed = name.ends_with(ext)
-                    && !keep_segments.contains(&name)
+                let content = sub == SEGMENTS_DIR
+                    && name.strip_suffix(CONTENT_EXTENSION).is_some_and(|s| s.ends_with('.'));
+                let unnamed = (name.ends_with(ext) || content)
+                    && !keep_segments.iter().any(|k| k == name)
                     && !keep_manifests.iter().any(|m| m == name);
                 if stale_temp || unnamed {
                     // A file a reader still maps on Windows stays until a later collection.
                     match removal::remove_unless_mapped(&entry.path()) {
-                        Ok(removal::Removal::Removed) => *count += usize::from(!stale_temp),
+                        Ok(removal::Removal::Removed) => {
+                            *count += usize::from(!stale_temp && !content);
+                        }
                         Ok(removal::Removal::Gone | removal::Removal::Deferred) => {}
                         Err(source) => {
                             // Go on with the other files; report the first failure at the end.
@@ -608,7 +640,7 @@ mod tests {
         let entry = one.write_segment(&build(1)).unwrap();
         let g1 = one.publish(7, vec![entry]).unwrap();
         let mut two = Publisher::open(b.path()).unwrap();
-        let g2 = two.publish_with_segment(7, Vec::new(), &build(1)).unwrap();
+        let g2 = two.publish_with_segment(7, Vec::new(), &build(1), None).unwrap();
         assert_eq!(g1, g2);
         let (m1, m2) = (one.current().unwrap(), two.current().unwrap());
         assert_eq!(m1.segments, m2.segments);
@@ -619,8 +651,57 @@ mod tests {
         assert_eq!(seg(a.path()), seg(b.path()));
         // A later publication keeps the segment and adds the next.
         let segments = two.current().unwrap().segments.clone();
-        two.publish_with_segment(8, segments, &build(2)).unwrap();
+        two.publish_with_segment(8, segments, &build(2), None).unwrap();
         assert_eq!(read_head(b.path()).unwrap().unwrap().1.segments.len(), 2);
+    }
+
+    #[test]
+    fn content_files_are_written_beside_their_segment_and_collected_with_it() {
+        use semantic_index::content::{ContentFields, ContentView};
+        use semantic_index::Document;
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = Publisher::open(dir.path()).unwrap();
+        let mut entries = Vec::new();
+        for n in 0..2u8 {
+            let mut builder = SegmentBuilder::new().generation(p.generation() + 1);
+            let doc = Document { id: [n; 16], question: format!("q{n}"), ..Default::default() };
+            builder.add(&doc).unwrap();
+            let entry = p.write_segment(&builder).unwrap();
+            let mut content = ContentBuilder::new();
+            let insights = vec![format!("insight {n}")];
+            content.add(
+                [n; 16],
+                &ContentFields {
+                    question: &doc.question,
+                    insights: &insights,
+                    ..Default::default()
+                },
+            );
+            p.write_content(&entry, &content).unwrap();
+            entries.push(entry);
+        }
+        let first = entries[0].clone();
+        p.publish(1, vec![first.clone()]).unwrap();
+        let path = segment_path(dir.path(), &content_file_name(&first.file));
+        let bytes = fs::read(&path).unwrap();
+        let view = ContentView::new(&bytes).unwrap();
+        assert_eq!(view.segment_checksum(), first.checksum);
+        let got = view.get(&[0; 16]).unwrap().unwrap();
+        assert_eq!(got.insights().collect::<Vec<_>>(), ["insight 0"]);
+        // The second segment and its content were never published: collected together.
+        let stats = p.collect_garbage().unwrap();
+        assert_eq!(stats, GcStats { segments: 1, manifests: 0 });
+        let mut left: Vec<String> = fs::read_dir(dir.path().join(SEGMENTS_DIR))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, [content_file_name(&first.file), first.file.clone()]);
+        // Two publications later neither manifest names the first segment: both files go.
+        p.publish(2, Vec::new()).unwrap();
+        p.publish(3, Vec::new()).unwrap();
+        p.collect_garbage().unwrap();
+        assert_eq!(fs::read_dir(dir.path().join(SEGMENTS_DIR)).unwrap().count(), 0);
     }
 
     #[test]

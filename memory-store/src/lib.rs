@@ -42,12 +42,17 @@
 #![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
+mod access;
 mod files;
 mod follower;
 mod memory;
 mod records;
 mod store;
 
+pub use crate::access::{
+    access_log_path, compute_access_metrics, decode_events, read_events, AccessEvent,
+    AccessMetrics, CoAccess, DayLinks, MemoryAccess, ACCESS_DIR, ACCESS_LOG,
+};
 pub use crate::follower::Follower;
 pub use crate::memory::{InvalidMemory, Memory, Perspective};
 pub use crate::records::{

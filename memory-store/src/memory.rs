@@ -179,6 +179,19 @@ impl Memory {
             timestamp_micros: self.timestamp.timestamp_micros(),
         }
     }
+
+    /// Adds this memory's text to a content file being built (what readers quote).
+    pub(crate) fn add_content(&self, content: &mut semantic_index::content::ContentBuilder) {
+        content.add(
+            *self.id.as_bytes(),
+            &semantic_index::content::ContentFields {
+                question: &self.question,
+                synthesis: &self.synthesis,
+                sacred_reason: self.sacred_reason.as_deref().unwrap_or_default(),
+                insights: &self.insights,
+            },
+        );
+    }
 }
 
 /// Refuses a line that is not a JSON object, naming what it is instead (serde's message for an

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use index_publisher::{PublishError, Publisher};
+use semantic_index::content::ContentBuilder;
 use semantic_index::layout::{LayoutError, SegmentEntry};
 use semantic_index::{BuildError, SegmentBuilder};
 use serde::Serialize;
@@ -371,16 +372,19 @@ impl Writer {
         let generation = publisher.generation() + 1;
         let mut segments = Vec::new();
         let mut builder = SegmentBuilder::new().generation(generation);
+        let mut content = ContentBuilder::new();
         let size = Batcher::BATCH.min(SEGMENT_DOCS_MAX);
         let mut batch = Vec::with_capacity(size);
         records.for_each_live(progress, &mut |m| {
+            m.add_content(&mut content);
             batch.push(m.to_document());
             if batch.len() == size {
                 builder.add_batch(&batch)?;
                 batch.clear();
                 if builder.len() + size > SEGMENT_DOCS_MAX {
-                    segments.push(publisher.write_segment(&builder)?);
+                    segments.push(write_segment(publisher, &builder, &content)?);
                     builder = SegmentBuilder::new().generation(generation);
+                    content = ContentBuilder::new();
                 }
             }
             Ok(true)
@@ -388,10 +392,11 @@ impl Writer {
         builder.add_batch(&batch)?;
         drop(batch);
         if !builder.is_empty() {
-            segments.push(self.publisher.write_segment(&builder)?);
+            segments.push(write_segment(publisher, &builder, &content)?);
         }
         drop(builder);
-        self.publisher.publish(self.records.seq(), segments)?;
+        drop(content);
+        publisher.publish(records.seq(), segments)?;
         self.index_behind = false;
         // Best effort: files left behind are removed by a later collection.
         let _ = self.publisher.collect_garbage();
@@ -399,20 +404,33 @@ impl Writer {
     }
 }
 
+/// Writes a segment and its content file (each memory's text, what readers quote).
+fn write_segment(
+    publisher: &mut Publisher,
+    builder: &SegmentBuilder,
+    content: &ContentBuilder,
+) -> Result<SegmentEntry> {
+    let entry = publisher.write_segment(builder)?;
+    publisher.write_content(&entry, content)?;
+    Ok(entry)
+}
+
 /// Feeds memories to a builder in batches of documents, as [`add_all`] does, one at a time.
 struct Batcher<'a> {
     builder: &'a mut SegmentBuilder,
+    content: &'a mut ContentBuilder,
     batch: Vec<semantic_index::Document>,
 }
 
 impl<'a> Batcher<'a> {
     const BATCH: usize = 16_384;
 
-    fn new(builder: &'a mut SegmentBuilder) -> Batcher<'a> {
-        Batcher { builder, batch: Vec::with_capacity(Self::BATCH) }
+    fn new(builder: &'a mut SegmentBuilder, content: &'a mut ContentBuilder) -> Batcher<'a> {
+        Batcher { builder, content, batch: Vec::with_capacity(Self::BATCH) }
     }
 
     fn push(&mut self, m: &Memory) -> Result<()> {
+        m.add_content(self.content);
         self.batch.push(m.to_document());
         if self.batch.len() == Self::BATCH {
             self.builder.add_batch(&self.batch)?;
@@ -430,11 +448,13 @@ impl<'a> Batcher<'a> {
 /// most one batch of documents is held at a time.
 fn add_all<'a>(
     builder: &mut SegmentBuilder,
+    content: &mut ContentBuilder,
     memories: impl Iterator<Item = &'a Memory>,
 ) -> std::result::Result<(), BuildError> {
     const BATCH: usize = 16_384;
     let mut batch = Vec::with_capacity(BATCH);
     for m in memories {
+        m.add_content(content);
         batch.push(m.to_document());
         if batch.len() == BATCH {
             builder.add_batch(&batch)?;
@@ -536,7 +556,14 @@ impl MemoryStore {
                 ),
             }));
         }
-        if snapshot.commit_seq() != seq || snapshot.len() != *records {
+        let without_content = snapshot.segments_without_content();
+        if without_content > 0 && store.repaired.is_none() {
+            // Segments of a build without content files: rebuilt, so readers can quote.
+            store.rebuild()?;
+            store.repaired = Some(format!(
+                "{without_content} segment(s) had no content file (written by an older build)"
+            ));
+        } else if snapshot.commit_seq() != seq || snapshot.len() != *records {
             store.rebuild()?;
             if store.repaired.is_none() && (snapshot.generation() != 0 || *records != 0) {
                 store.repaired = Some(format!(
@@ -617,6 +644,17 @@ impl MemoryStore {
         &self.dir
     }
 
+    /// Whether this store holds the writer lock.
+    pub(crate) fn is_writable(&self) -> bool {
+        self.writer.is_some()
+    }
+
+    /// The index, refreshed and checked against the records (as searches are).
+    pub(crate) fn snapshot_checked(&mut self) -> Result<std::sync::Arc<shm_reader::Snapshot>> {
+        self.refresh_checked()?;
+        Ok(self.reader.snapshot())
+    }
+
     /// The index generation this store currently sees.
     pub fn generation(&self) -> u64 {
         self.reader.generation()
@@ -653,16 +691,22 @@ impl MemoryStore {
             return Ok(report);
         }
         let mut builder = SegmentBuilder::new().generation(writer.publisher.generation() + 1);
-        add_all(&mut builder, fresh.iter())?;
+        let mut content = ContentBuilder::new();
+        add_all(&mut builder, &mut content, fresh.iter())?;
         let seq =
             writer.records.commit(fresh.into_iter().map(|m| Entry::Put(Box::new(m))).collect())?;
         // Durable from here on: a failure is reported as such, never as "not stored".
-        let published = self.publish_batch(seq, &builder);
+        let published = self.publish_batch(seq, &builder, &content);
         self.after_commit(published, &report.stored, false)?;
         Ok(report)
     }
 
-    fn publish_batch(&mut self, seq: u64, builder: &SegmentBuilder) -> Result<()> {
+    fn publish_batch(
+        &mut self,
+        seq: u64,
+        builder: &SegmentBuilder,
+        content: &ContentBuilder,
+    ) -> Result<()> {
         let writer = self.writer()?;
         if writer.index_behind {
             writer.rebuild_index(None)?;
@@ -670,7 +714,7 @@ impl MemoryStore {
             return Ok(());
         }
         let segments = writer.publisher.current().map(|m| m.segments.clone()).unwrap_or_default();
-        writer.publisher.publish_with_segment(seq, segments, builder)?;
+        writer.publisher.publish_with_segment(seq, segments, builder, Some(content))?;
         self.after_publish(seq)
     }
 
@@ -778,8 +822,9 @@ impl MemoryStore {
         let writer = self.writer.as_mut().ok_or_else(|| Error::ReadOnly(self.dir.clone()))?;
         let Some(current) = writer.publisher.current() else { return Ok(()) };
         let mut builder = SegmentBuilder::new().generation(current.generation + 1);
+        let mut content = ContentBuilder::new();
         let members = group.iter().flat_map(|&i| snapshot.segment_ids(i));
-        let mut batch = Batcher::new(&mut builder);
+        let mut batch = Batcher::new(&mut builder, &mut content);
         writer.records.visit_ids(members, &mut |m| batch.push(&m))?;
         batch.finish()?;
         let segments: Vec<SegmentEntry> = current
@@ -792,7 +837,7 @@ impl MemoryStore {
         if builder.is_empty() {
             writer.publisher.publish(seq, segments)?;
         } else {
-            writer.publisher.publish_with_segment(seq, segments, &builder)?;
+            writer.publisher.publish_with_segment(seq, segments, &builder, Some(&content))?;
         }
         self.reader.refresh()?;
         Ok(())

@@ -416,3 +416,77 @@ fn circle_watch_pushes_new_matching_memories_as_they_are_stored() {
     watch.kill().unwrap();
     watch.wait().unwrap();
 }
+
+/// Item 4: `mcs invite` and `mcs circle` hand the memories apprentices used to the writer,
+/// which appends them to the access log; `mcs metrics` shows counts, pairs and links from it
+/// (table, JSON, Prometheus); the navigator quotes the memories' own insights with their ids.
+#[test]
+fn invitations_record_access_and_metrics_show_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s");
+    assert!(mcs_stdin(&store, &["ingest", "-"], GOOD).status.success());
+    let out = mcs(&store, &["metrics"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).starts_with("0 responses used 0 memories"), "{}", text(&out.stdout));
+
+    let out =
+        mcs(&store, &["invite", "--kind", "navigator", "--task", "share the index", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let insights: Vec<&str> =
+        v["insights"].as_array().unwrap().iter().map(|i| i.as_str().unwrap()).collect();
+    assert!(insights.contains(&"  insight: \"they map it\" (11111111)"), "{insights:?}");
+    assert!(insights.contains(&"  synthesis: \"one mapped segment\" (11111111)"), "{insights:?}");
+    assert!(insights.contains(&"  synthesis: \"memory is scarce\" (33333333)"), "{insights:?}");
+    let used = v["memories"].as_array().unwrap().len() as u64;
+    assert!(used >= 2, "{v}");
+    assert!(mcs(&store, &["invite", "--kind", "navigator", "--task", "share the index"])
+        .status
+        .success());
+
+    let out = mcs(&store, &["metrics", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(m["events"], 2);
+    assert_eq!(m["accesses"], 2 * used);
+    assert_eq!(m["by_kind"]["navigator"], 2);
+    assert_eq!(m["top"][0]["id"], "11111111-1111-4111-8111-111111111111");
+    assert_eq!(m["top"][0]["count"], 2);
+    assert_eq!(m["top"][0]["domain"], "design");
+    let pair = m["pairs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| {
+            p["a"] == "11111111-1111-4111-8111-111111111111"
+                && p["b"] == "33333333-3333-4333-8333-333333333333"
+        })
+        .unwrap_or_else(|| panic!("{m}"));
+    assert_eq!((pair["count"].as_u64(), pair["cross_domain"].as_bool()), (Some(2), Some(false)));
+
+    let out = mcs(&store, &["metrics", "--prometheus"]);
+    let p = text(&out.stdout);
+    assert!(
+        p.contains("# TYPE mcs_access_events_total counter\nmcs_access_events_total 2\n"),
+        "{p}"
+    );
+    assert!(
+        p.contains(
+            "mcs_memory_uses_total{id=\"11111111-1111-4111-8111-111111111111\",domain=\"design\"} 2"
+        ),
+        "{p}"
+    );
+    let out = mcs(&store, &["metrics"]);
+    let t = text(&out.stdout);
+    assert!(t.starts_with(&format!("2 responses used {used} memories")), "{t}");
+    assert!(t.contains("by kind: navigator 2"), "{t}");
+
+    // The log is checksummed frames: a torn tail costs only itself.
+    let log = store.join("access").join("events.log");
+    let bytes = std::fs::read(&log).unwrap();
+    std::fs::write(&log, &bytes[..bytes.len() - 5]).unwrap();
+    let out = mcs(&store, &["metrics", "--json"]);
+    let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(m["events"], 1);
+    assert!(m["skipped_bytes"].as_u64().unwrap() > 0);
+}

@@ -79,8 +79,11 @@ fn manifests(store: &Path) -> Vec<PathBuf> {
 }
 
 fn segments(store: &Path) -> Vec<PathBuf> {
-    let mut names: Vec<PathBuf> =
-        fs::read_dir(store.join("segments")).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut names: Vec<PathBuf> = fs::read_dir(store.join("segments"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
     names.sort();
     names
 }

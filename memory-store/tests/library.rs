@@ -143,6 +143,44 @@ fn a_lost_index_is_rebuilt_at_open() {
     assert!(store.verify().unwrap().is_ok());
 }
 
+/// Every segment the writer publishes (single stores, merges, rebuilds) has its content file,
+/// and a store whose segments have none (an older build's) gains them at the next writer open.
+#[test]
+fn content_files_follow_every_publication_and_old_stores_gain_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = MemoryStore::open(dir.path()).unwrap();
+    let ids: Vec<_> =
+        (0..40).map(|i| store.store(memory(i, "d", "content merge", false)).unwrap()).collect();
+    let check = |expect_without: usize| {
+        let snapshot = shm_reader::Reader::open(dir.path()).unwrap().snapshot();
+        assert_eq!(snapshot.segments_without_content(), expect_without);
+        for (i, id) in ids.iter().enumerate() {
+            let content = snapshot.content_of(id.as_bytes()).unwrap();
+            if expect_without == 0 {
+                let content = content.unwrap();
+                assert_eq!(content.question(), format!("content merge number {i}"));
+                assert_eq!(content.insights().collect::<Vec<_>>(), ["insight about content merge"]);
+            }
+        }
+    };
+    check(0);
+    drop(store);
+    for entry in std::fs::read_dir(dir.path().join("segments")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "cnt") {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    check(shm_reader::Reader::open(dir.path()).unwrap().snapshot().segment_count());
+    let store = MemoryStore::open(dir.path()).unwrap();
+    assert!(
+        store.repaired().is_some_and(|r| r.contains("no content file")),
+        "{:?}",
+        store.repaired()
+    );
+    check(0);
+}
+
 /// Makes a published (mode 0444) file writable again so a test can damage it.
 fn writable(path: &std::path::Path) {
     let mut perms = std::fs::metadata(path).unwrap().permissions();

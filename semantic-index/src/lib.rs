@@ -64,8 +64,10 @@
 #![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
+pub mod access;
 mod analyzer;
 mod builder;
+pub mod content;
 mod cost;
 mod document;
 pub mod format;

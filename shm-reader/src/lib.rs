@@ -15,6 +15,9 @@
 //! - [`Reader`] follows a whole store directory: it maps the segments its current manifest
 //!   names, notices a new generation with one atomic load of the beacon, and searches every
 //!   live segment with deletions honoured.
+//! - [`Content`] is a segment's content file (each memory's whole text), mapped beside it;
+//!   [`Snapshot::content`] reads a hit's insights and synthesis zero-copy, each entry checked
+//!   as it is read.
 //!
 //! # Example
 //!
@@ -63,11 +66,13 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod check;
+mod content;
 mod rank;
 mod reader;
 mod search;
 mod segment;
 
+pub use crate::content::{Content, ContentOpenError};
 pub use crate::rank::{ranked_score, IDF_SCALE, MAX_QUERY_TERMS, TIE_BREAK};
 pub use crate::reader::{Reader, ReaderError, Snapshot};
 pub use crate::search::{
@@ -77,3 +82,4 @@ pub use crate::search::{
 pub use crate::segment::{
     aligned, map_file, Aligned, Check, DocRef, Mapped, OpenError, Segment, Storage,
 };
+pub use semantic_index::content::{ContentError, ContentRef};

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use semantic_index::layout::{self, LayoutError, Manifest};
 
+use crate::content::{Content, ContentOpenError};
 use crate::search::{DeletedSet, Explanation, Hit, Hits, Query, Ranking, SearchOptions};
 use crate::segment::{Check, DocRef, OpenError, Segment};
 
@@ -50,6 +51,9 @@ pub enum ReaderError {
         /// The manifest's file name.
         manifest: String,
     },
+    /// A segment's content file failed a check (a missing one is not an error).
+    #[error(transparent)]
+    Content(#[from] ContentOpenError),
     /// A manifest's document count disagrees with its segment file.
     #[error("segment {file}: manifest says {expected} documents, file holds {found}")]
     DocCount {
@@ -76,6 +80,7 @@ fn head_name(dir: &Path) -> Option<Vec<u8>> {
 fn vanished(e: &ReaderError) -> bool {
     match e {
         ReaderError::Layout(l) => l.is_not_found(),
+        ReaderError::Content(c) => c.is_not_found(),
         ReaderError::Segment(OpenError { check: Check::Io(io), .. }) => {
             io.kind() == std::io::ErrorKind::NotFound
         }
@@ -87,6 +92,8 @@ struct Live {
     file: String,
     segment: Arc<Segment>,
     deleted: DeletedSet,
+    /// The segment's content file, if it has one (`content.rs`).
+    content: Option<Arc<Content>>,
 }
 
 /// One generation of a store's index: its live segments and their deletions, immutable.
@@ -112,6 +119,11 @@ impl std::fmt::Debug for Snapshot {
 impl Snapshot {
     fn empty() -> Snapshot {
         Snapshot { generation: 0, commit_seq: 0, manifest: None, segments: Vec::new() }
+    }
+
+    /// The content file of live segment `index`, if it has one.
+    pub(crate) fn content_file(&self, index: usize) -> Option<&Content> {
+        self.segments.get(index)?.content.as_deref()
     }
 
     /// The generation (0 before the first publication).
@@ -413,15 +425,15 @@ impl Reader {
                 .segments
                 .iter()
                 .find(|l| l.file == entry.file)
-                .map(|l| l.segment.clone());
-            let segment = match reused {
-                Some(s) => s,
+                .map(|l| (l.segment.clone(), l.content.clone()));
+            let (segment, reused_content) = match reused {
+                Some((segment, content)) => (segment, Some(content)),
                 None => {
                     let path = layout::segment_path(&self.dir, &entry.file);
                     // SAFETY: segment files named by a published manifest are immutable: written
                     // once through atomic-write, renamed into place, never modified or truncated,
                     // only unlinked once no manifest names them (ARCHITECTURE.md).
-                    Arc::new(unsafe { Segment::map(&path) }?)
+                    (Arc::new(unsafe { Segment::map(&path) }?), None)
                 }
             };
             if segment.checksum() != entry.checksum {
@@ -431,6 +443,10 @@ impl Reader {
                     found: segment.checksum(),
                 });
             }
+            let content = match reused_content {
+                Some(content) => content,
+                None => crate::content::open_for(&self.dir, &entry.file, entry.checksum)?,
+            };
             if segment.len() != entry.doc_count {
                 return Err(ReaderError::DocCount {
                     file: entry.file.clone(),
@@ -443,7 +459,7 @@ impl Reader {
             } else {
                 DeletedSet::from_sorted(&entry.deleted, entry.doc_count)
             };
-            segments.push(Live { file: entry.file.clone(), segment, deleted });
+            segments.push(Live { file: entry.file.clone(), segment, deleted, content });
         }
         Ok(Snapshot {
             generation: manifest.generation,

@@ -170,6 +170,21 @@ impl Segment<Mapped> {
     }
 }
 
+/// Maps the file at `path` read-only for sparse random reads (content files): 4 KiB pages, no
+/// readahead beyond the page touched, so a process holds only the pages it read.
+///
+/// # Safety
+///
+/// As [`map_file`]: the file must not be modified or truncated while mapped.
+pub(crate) unsafe fn map_sparse(path: &Path) -> std::io::Result<Mapped> {
+    let file = semantic_index::layout::open_file(path, std::fs::OpenOptions::new().read(true))?;
+    // SAFETY: this function's contract; the mapping is read-only.
+    let mmap = unsafe { memmap2::MmapOptions::new().map(&file) }?;
+    #[cfg(unix)]
+    let _ = mmap.advise(memmap2::Advice::Random);
+    Ok(Mapped(mmap))
+}
+
 /// Maps the file at `path` read-only as [`Segment::map`] does, huge-page advice included, and
 /// checks nothing: for tools that measure or inspect segment files (the bench's floor of what
 /// reading a segment costs). Searching needs a [`Segment`], which validates.

@@ -1,5 +1,7 @@
 //! Integration tests of shm-reader: exactness against brute force, hostile bytes, generations.
 
+#[cfg(unix)]
+mod content;
 mod errors;
 mod golden;
 mod hostile;

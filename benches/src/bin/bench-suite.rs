@@ -1,7 +1,8 @@
 //! `bench-suite`: the measurements behind `cargo xtask bench`, run in one process (plus the
 //! fresh child processes some metrics need). Build it in release; `cargo xtask bench` does.
 //!
-//! Usage: `bench-suite [--peers] [--large] [--quick] [--records-only] [--out DIR]`.
+//! Usage: `bench-suite [--peers] [--large] [--quick] [--records-only] [--invitations-only]
+//! [--out DIR]`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeMap;
@@ -157,6 +158,14 @@ fn main() -> anyhow::Result<()> {
         write_report(&out, &report, peers)?;
         return Ok(());
     }
+    if args.iter().any(|a| a == "--invitations-only") {
+        // Only the apprentice rows (issue 19: invitations with content reading).
+        for &n in &sizes {
+            invitation_rows(n, &mut report)?;
+        }
+        write_report(&out, &report, peers)?;
+        return Ok(());
+    }
     for &n in &sizes {
         run_size(n, peers, quick, &mut report)?;
     }
@@ -207,6 +216,8 @@ fn run_size(n: usize, peers: bool, quick: bool, report: &mut Report) -> anyhow::
     let store = dir.path().join("index");
     let mut publisher = Publisher::open(&store)?;
     let entry = publisher.write_segment(&batched)?;
+    let content_bytes = write_content(&mut publisher, &entry, &corpus)?;
+    report.put("content file size (MiB; insights, syntheses, questions)", &c, content_bytes);
     publisher.publish(1, vec![entry.clone()])?;
     let seg_path = semantic_index::layout::segment_path(&store, &entry.file);
     drop(batched);
@@ -445,6 +456,107 @@ fn private_kib(pid: u32) -> anyhow::Result<f64> {
     Ok(field("Private_Dirty:") + field("Private_Clean:"))
 }
 
+/// Anonymous memory of process `pid` (KiB): what it holds beyond its file mappings.
+fn anonymous_kib(pid: u32) -> anyhow::Result<f64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+        .with_context(|| format!("reading /proc/{pid}/smaps_rollup"))?;
+    Ok(text
+        .lines()
+        .find(|l| l.starts_with("Anonymous:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0))
+}
+
+/// Writes the content file of `entry` from the corpus (what the writer does for a store);
+/// returns its size in MiB.
+fn write_content(
+    publisher: &mut Publisher,
+    entry: &semantic_index::layout::SegmentEntry,
+    corpus: &Corpus,
+) -> anyhow::Result<f64> {
+    use semantic_index::content::{content_file_name, ContentBuilder, ContentFields};
+    let mut content = ContentBuilder::new();
+    for m in &corpus.memories {
+        let fields = ContentFields {
+            question: &m.question,
+            synthesis: &m.synthesis,
+            insights: &m.insights,
+            ..ContentFields::default()
+        };
+        content.add(m.id, &fields);
+    }
+    publisher.write_content(entry, &content)?;
+    let path =
+        semantic_index::layout::segment_path(publisher.dir(), &content_file_name(&entry.file));
+    Ok(std::fs::metadata(path)?.len() as f64 / (1024.0 * 1024.0))
+}
+
+/// The apprentice rows alone, over a published index with its content file.
+fn invitation_rows(n: usize, report: &mut Report) -> anyhow::Result<()> {
+    println!("\n== N = {n} (invitations only) ==");
+    let c = col(n);
+    let corpus = corpus::generate(n, SEED);
+    let docs: Vec<_> = corpus.memories.iter().map(|m| m.to_document()).collect();
+    let dir = tempfile::tempdir()?;
+    let store = dir.path().join("index");
+    let mut builder = SegmentBuilder::new().generation(1);
+    builder.add_batch(&docs)?;
+    drop(docs);
+    let mut publisher = Publisher::open(&store)?;
+    let entry = publisher.write_segment(&builder)?;
+    drop(builder);
+    let content_bytes = write_content(&mut publisher, &entry, &corpus)?;
+    report.put("content file size (MiB; insights, syntheses, questions)", &c, content_bytes);
+    let entry_file = entry.file.clone();
+    publisher.publish(1, vec![entry])?;
+    // Content open: header and table checks, in this process (median of 15).
+    let mut opens = Vec::new();
+    for _ in 0..15 {
+        let t = Instant::now();
+        let reader = Reader::open(&store)?;
+        anyhow::ensure!(reader.snapshot().segments_without_content() == 0, "no content file");
+        opens.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    report.put("reader open with content file (ms, median; same process)", &c, median(opens));
+    apprentice_metrics(&store, &corpus, &c, report)?;
+    // The same navigator without the content file (gists only): the cost of quoting, measured
+    // in the same run.
+    let content = semantic_index::layout::segment_path(
+        &store,
+        &semantic_index::content::content_file_name(&entry_file),
+    );
+    std::fs::remove_file(&content)?;
+    let exe = benches::sibling_exe("apprentice")?;
+    let mut cmd = Command::new(&exe);
+    cmd.arg("navigator");
+    let a =
+        apprentice_core::Apprentice::spawn(cmd, &store, &apprentice_core::SpawnOptions::default())?;
+    let mut trips = Vec::new();
+    for q in corpus.queries.iter().take(300) {
+        let invitation = apprentice_core::Invitation {
+            task: q.join(" "),
+            specialization: a.specialization().to_owned(),
+            ..apprentice_core::Invitation::default()
+        };
+        let t = Instant::now();
+        let r = a.invite(&invitation, Duration::from_secs(10))?;
+        trips.push(t.elapsed().as_secs_f64() * 1e3);
+        anyhow::ensure!(r.accepted, "navigator declined: {}", r.reason);
+        anyhow::ensure!(
+            !r.insights.iter().any(|i| i.starts_with("  insight: ")),
+            "quoted without content"
+        );
+    }
+    report.put(
+        "invitation round trip, navigator without content file (ms, median; gists only)",
+        &c,
+        median(trips),
+    );
+    a.terminate()?;
+    Ok(())
+}
+
 fn apprentice_metrics(
     store: &Path,
     corpus: &Corpus,
@@ -471,6 +583,7 @@ fn apprentice_metrics(
     // The median round trip of 300 invitations built from the bench queries.
     let round_trips = |a: &Apprentice| -> anyhow::Result<f64> {
         let mut trips = Vec::new();
+        let mut quoted = 0usize;
         for q in corpus.queries.iter().take(300) {
             let invitation = Invitation {
                 task: q.join(" "),
@@ -481,7 +594,9 @@ fn apprentice_metrics(
             let r = a.invite(&invitation, Duration::from_secs(10))?;
             trips.push(t.elapsed().as_secs_f64() * 1e3);
             anyhow::ensure!(r.accepted, "{} declined: {}", a.kind(), r.reason);
+            quoted += r.insights.iter().filter(|i| i.starts_with("  insight: ")).count();
         }
+        println!("  {}: {quoted} insights quoted from content files", a.kind());
         Ok(median(trips))
     };
     let (navigator, _) = spawn("navigator")?;
@@ -495,6 +610,11 @@ fn apprentice_metrics(
         "apprentice private memory after 300 invitations (MiB; Private_Dirty + Private_Clean)",
         c,
         private_kib(navigator.pid())? / 1024.0,
+    );
+    report.put(
+        "apprentice anonymous memory after 300 invitations (MiB; beyond file mappings)",
+        c,
+        anonymous_kib(navigator.pid())? / 1024.0,
     );
     navigator.terminate()?;
 

@@ -3,6 +3,7 @@
 //! then rebuild from the records again and again (issue 17: at a million memories, the merges
 //! re-read and re-tokenized every memory about three times).
 
+use semantic_index::content::ContentBuilder;
 use semantic_index::SegmentBuilder;
 use uuid::Uuid;
 
@@ -13,6 +14,8 @@ use crate::records::Entry;
 /// Documents of durable commits that the index does not show yet.
 pub(crate) struct Pending {
     builder: SegmentBuilder,
+    /// The documents' content file (what readers quote), built beside the segment.
+    content: ContentBuilder,
     /// The last commit whose documents are in `builder`.
     seq: u64,
     /// Their ids, for [`Error::Unpublished`](crate::Error::Unpublished).
@@ -47,12 +50,13 @@ impl MemoryStore {
         let generation = writer.publisher.generation() + 1;
         let pending = writer.pending.get_or_insert_with(|| Pending {
             builder: SegmentBuilder::new().generation(generation),
+            content: ContentBuilder::new(),
             seq: 0,
             ids: Vec::new(),
         });
         // Tokenized before the commit, as `store_batch` does: a memory the builder refuses is
         // not stored.
-        if let Err(e) = add_all(&mut pending.builder, fresh.iter()) {
+        if let Err(e) = add_all(&mut pending.builder, &mut pending.content, fresh.iter()) {
             // Part of the batch may be in the builder: start over from the records.
             writer.pending = None;
             writer.index_behind = true;
@@ -90,7 +94,7 @@ impl MemoryStore {
         if pending.builder.is_empty() {
             return Ok(());
         }
-        let published = self.publish_batch(pending.seq, &pending.builder);
+        let published = self.publish_batch(pending.seq, &pending.builder, &pending.content);
         drop(pending.builder);
         self.after_commit(published, &pending.ids, false)
     }

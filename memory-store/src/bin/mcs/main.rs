@@ -19,6 +19,7 @@ mod help;
 mod ids;
 #[cfg(feature = "mcp")]
 mod mcp;
+mod metrics;
 #[cfg(feature = "nats")]
 mod nats;
 mod output;
@@ -129,6 +130,19 @@ enum Command {
     /// Invite every kind of apprentice at once (one process each) and print all responses;
     /// with --watch, stay up and print the new matching memories apprentices push.
     Circle(CircleArgs),
+    /// Access patterns: which memories apprentices used (recorded by `mcs invite`/`circle`),
+    /// which were used together, cross-domain links per day, what is rising and fading.
+    Metrics {
+        /// Rows per list.
+        #[arg(long, default_value_t = 10, value_parser = parse_limit)]
+        top: usize,
+        /// Print JSON.
+        #[arg(long, conflicts_with = "prometheus")]
+        json: bool,
+        /// Print the Prometheus text exposition format.
+        #[arg(long)]
+        prometheus: bool,
+    },
     /// The tour: a fresh temporary store, sample memories, searches, and two apprentice
     /// processes answering an invitation. Only an explicit --store on the command line makes it
     /// use (and write 37 sample memories into) a real store; MCS_STORE is ignored here.
@@ -552,10 +566,19 @@ fn run(cli: Cli, store_on_command_line: bool) -> anyhow::Result<ExitCode> {
             nats::push(&store, cli.nats.as_deref())?;
             println!("rebuilt: generation {}", store.generation());
         }
+        Command::Metrics { top, json, prometheus } => {
+            let format = match (json, prometheus) {
+                (true, _) => metrics::Format::Json,
+                (_, true) => metrics::Format::Prometheus,
+                _ => metrics::Format::Table,
+            };
+            metrics::run(&mut open_reader(&dir)?, top, format)?;
+        }
         Command::Demo => demo::run(cli.store.as_deref().filter(|_| store_on_command_line))?,
         Command::Invite(a) => {
             open_reader(&dir)?;
             let outcomes = apprentices::invite(&[a.kind], &dir, &a.task.ask()?);
+            metrics::record(&dir, &outcomes);
             return report(&outcomes, a.task.json, false);
         }
         Command::Circle(a) if a.watch => {
@@ -566,6 +589,7 @@ fn run(cli: Cli, store_on_command_line: bool) -> anyhow::Result<ExitCode> {
             open_reader(&dir)?;
             let kinds = apprentice_kinds::BuiltIn::ALL;
             let outcomes = apprentices::invite(kinds, &dir, &a.task.ask()?);
+            metrics::record(&dir, &outcomes);
             return report(&outcomes, a.task.json, true);
         }
         #[cfg(feature = "mcp")]
