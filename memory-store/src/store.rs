@@ -16,6 +16,8 @@ use uuid::Uuid;
 use crate::memory::{InvalidMemory, Memory};
 use crate::records::{Entry, Records, RecordsError};
 
+pub(crate) mod hybrid;
+
 /// The writer's lock file.
 pub const LOCK_FILE: &str = "LOCK";
 /// How many times a held writer lock is tried again, [`LOCK_RETRY_PAUSE`] apart, before the
@@ -70,6 +72,9 @@ pub enum Error {
     /// Reading the index failed.
     #[error(transparent)]
     Reader(#[from] ReaderError),
+    /// Embedding memories failed (the model, or what it returned).
+    #[error("embedding: {0}")]
+    Embed(String),
 }
 
 /// `Result` with the store's [`Error`].
@@ -86,6 +91,9 @@ pub struct Why {
     pub score_boost: f64,
     /// `w_sacred · [sacred]`.
     pub sacred_boost: f64,
+    /// What the lexical and vector rankings contributed (hybrid and vector searches only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hybrid: Option<hybrid::HybridWhy>,
 }
 
 /// One memory found, with what a listing shows.
@@ -193,6 +201,7 @@ pub struct MemoryStore {
     writer: Option<Writer>,
     read_records: OnceCell<Records>,
     repaired: Option<String>,
+    vectors: hybrid::VectorCache,
 }
 
 impl std::fmt::Debug for MemoryStore {
@@ -325,6 +334,7 @@ impl MemoryStore {
             writer: Some(writer),
             read_records: OnceCell::new(),
             repaired,
+            vectors: hybrid::VectorCache::default(),
         };
         let snapshot = store.reader.snapshot();
         let records = &store.writer.as_ref().map_or(0, |w| w.records.len());
@@ -351,7 +361,14 @@ impl MemoryStore {
     pub fn open_read_only(dir: impl AsRef<Path>) -> Result<MemoryStore> {
         let dir = dir.as_ref().to_owned();
         let reader = Reader::open(&dir)?;
-        Ok(MemoryStore { dir, reader, writer: None, read_records: OnceCell::new(), repaired: None })
+        Ok(MemoryStore {
+            dir,
+            reader,
+            writer: None,
+            read_records: OnceCell::new(),
+            repaired: None,
+            vectors: hybrid::VectorCache::default(),
+        })
     }
 
     /// The store directory.
@@ -541,6 +558,7 @@ impl MemoryStore {
                     jaccard: e.jaccard,
                     score_boost: e.score_boost,
                     sacred_boost: e.sacred_boost,
+                    hybrid: None,
                 });
                 Some(found(&doc, h.score, why))
             })

@@ -68,6 +68,7 @@ mod document;
 pub mod format;
 mod keywords;
 pub mod layout;
+pub mod vectors;
 
 pub use crate::builder::{BuildError, SegmentBuilder};
 pub use crate::document::Document;

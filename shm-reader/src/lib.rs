@@ -65,6 +65,7 @@
 mod reader;
 mod search;
 mod segment;
+pub mod vectors;
 
 pub use crate::reader::{Reader, ReaderError, Snapshot};
 pub use crate::search::{

@@ -215,6 +215,38 @@ impl Snapshot {
         Ok(())
     }
 
+    /// The deleted ordinals of live segment `index` (for scans beside the segment, such as
+    /// vector search).
+    pub fn deleted(&self, index: usize) -> Option<&DeletedSet> {
+        self.segments.get(index).map(|l| &l.deleted)
+    }
+
+    /// Documents (deleted included) of live segment `index`.
+    pub fn segment_doc_count(&self, index: usize) -> Option<u32> {
+        self.segments.get(index).map(|l| l.segment.len())
+    }
+
+    /// The id of document `ordinal` of live segment `index`, deleted or not.
+    pub fn segment_doc_id(&self, index: usize, ordinal: u32) -> Option<[u8; 16]> {
+        Some(self.segments.get(index)?.segment.doc(ordinal)?.id())
+    }
+
+    /// Document `ordinal` of live segment `index`, unless deleted.
+    pub fn segment_doc(&self, index: usize, ordinal: u32) -> Option<DocRef<'_>> {
+        let live = self.segments.get(index)?;
+        if live.deleted.contains(ordinal) {
+            return None;
+        }
+        live.segment.doc(ordinal)
+    }
+
+    /// Live documents of segment `index` (0 past the end).
+    pub fn segment_live_count(&self, index: usize) -> u64 {
+        self.segments.get(index).map_or(0, |l| {
+            u64::from(l.segment.len() - l.deleted.len().min(l.segment.len()))
+        })
+    }
+
     /// The segments' files and sizes, for statistics.
     pub fn segment_files(&self) -> impl Iterator<Item = (&str, usize)> + '_ {
         self.segments.iter().map(|l| (l.file.as_str(), l.segment.size_bytes()))
