@@ -43,7 +43,9 @@ mod store;
 
 pub use crate::memory::{InvalidMemory, Memory, Perspective};
 pub use crate::records::RecordsError;
-pub use crate::store::hybrid::{embedding_text, Embed, EmbedError, Fusion, HybridWhy, FUSION_DEPTH};
+pub use crate::store::hybrid::{
+    embedding_text, Embed, EmbedError, Fusion, HybridWhy, FUSION_DEPTH,
+};
 pub use crate::store::{
     BatchReport, Error, Found, MemoryStore, Result, SearchResults, Stats, VerifyReport, Why,
     LOCK_FILE,

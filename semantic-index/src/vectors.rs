@@ -107,7 +107,8 @@ pub fn encode(
         return Err(VectorsError::ModelTag(model.to_owned()));
     }
     let count = vectors.len() / dim;
-    let count32 = u32::try_from(count).map_err(|_| VectorsError::Shape { len: vectors.len(), dim })?;
+    let count32 =
+        u32::try_from(count).map_err(|_| VectorsError::Shape { len: vectors.len(), dim })?;
     let dim32 = u32::try_from(dim).map_err(|_| VectorsError::Shape { len: vectors.len(), dim })?;
     let mut out = vec![0u8; file_len(count32, dim32)];
     let codes_at = codes_offset(count32);
@@ -171,7 +172,8 @@ pub fn decode_header(bytes: &[u8]) -> Result<VectorsHeader, VectorsCheck> {
     if bytes[..8] != VECTORS_MAGIC {
         return Err(VectorsCheck::Magic);
     }
-    let u32_at = |at: usize| u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+    let u32_at =
+        |at: usize| u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
     let version = u32_at(8);
     if version != VECTORS_VERSION {
         return Err(VectorsCheck::Version(version));

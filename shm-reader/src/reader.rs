@@ -242,9 +242,9 @@ impl Snapshot {
 
     /// Live documents of segment `index` (0 past the end).
     pub fn segment_live_count(&self, index: usize) -> u64 {
-        self.segments.get(index).map_or(0, |l| {
-            u64::from(l.segment.len() - l.deleted.len().min(l.segment.len()))
-        })
+        self.segments
+            .get(index)
+            .map_or(0, |l| u64::from(l.segment.len() - l.deleted.len().min(l.segment.len())))
     }
 
     /// The segments' files and sizes, for statistics.

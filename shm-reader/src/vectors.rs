@@ -86,7 +86,8 @@ impl Vectors {
         // SAFETY: this function's contract is `map_file`'s.
         let mmap = unsafe { crate::segment::map_file(path) }
             .map_err(|source| VectorsError::Io { path: path.into(), source })?;
-        Vectors::new(Bytes::Mapped(mmap)).map_err(|check| VectorsError::Check { path: path.into(), check })
+        Vectors::new(Bytes::Mapped(mmap))
+            .map_err(|check| VectorsError::Check { path: path.into(), check })
     }
 
     /// Checks vector file bytes held in memory.
@@ -174,7 +175,13 @@ impl Vectors {
 
     /// Scans every vector not deleted and offers it to `hits` (tagged `segment`). Exact; no
     /// allocation. Does nothing when the dimensions differ from the query's.
-    pub fn scan(&self, query: &QueryVector, deleted: &DeletedSet, segment: u32, hits: &mut VectorHits) {
+    pub fn scan(
+        &self,
+        query: &QueryVector,
+        deleted: &DeletedSet,
+        segment: u32,
+        hits: &mut VectorHits,
+    ) {
         if query.codes.len() != self.dim || self.dim == 0 {
             return;
         }
@@ -457,7 +464,9 @@ mod tests {
     fn scan_finds_the_nearest_and_skips_deleted() {
         let dim = 32;
         let docs: Vec<Vec<f32>> = (0..50)
-            .map(|i| unit(&(0..dim).map(|d| ((i * 7 + d * 3) as f32 * 0.11).sin()).collect::<Vec<_>>()))
+            .map(|i| {
+                unit(&(0..dim).map(|d| ((i * 7 + d * 3) as f32 * 0.11).sin()).collect::<Vec<_>>())
+            })
             .collect();
         let flat: Vec<f32> = docs.concat();
         let ids: Vec<[u8; 16]> = (0..50u8).map(|i| [i; 16]).collect();

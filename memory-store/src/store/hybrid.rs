@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use semantic_index::vectors::{encode, vectors_path, VECTORS_DIR};
-use shm_reader::vectors::{rrf, QueryVector, SnapshotVectors, Vectors, VectorHits};
+use shm_reader::vectors::{rrf, QueryVector, SnapshotVectors, VectorHits, Vectors};
 use shm_reader::{Hits, Query, SearchOptions};
 
 use super::{found, Error, MemoryStore, Result, SearchResults, Why};
@@ -280,7 +280,11 @@ impl MemoryStore {
         }
         let mut lexical = Hits::with_capacity(depth);
         if fusion == Fusion::Hybrid {
-            snapshot.search(query, &SearchOptions { limit: depth, ..options.clone() }, &mut lexical);
+            snapshot.search(
+                query,
+                &SearchOptions { limit: depth, ..options.clone() },
+                &mut lexical,
+            );
         }
         // (segment, ordinal) → (lexical rank, vector rank, similarity).
         let mut fused: HashMap<(u32, u32), Ranks> = HashMap::new();
