@@ -46,7 +46,7 @@ pub(crate) struct Bert {
 
 impl Bert {
     pub(crate) fn load(vb: VarBuilder<'_>, c: &Config) -> Result<Bert> {
-        if c.hidden_act != "gelu" || c.hidden_size % c.num_attention_heads != 0 {
+        if c.hidden_act != "gelu" || !c.hidden_size.is_multiple_of(c.num_attention_heads) {
             candle_core::bail!(
                 "unsupported config: hidden_act {:?}, {} wide with {} heads",
                 c.hidden_act,
