@@ -1,11 +1,11 @@
 //! A circle: several apprentices invited at once, with an optional restart policy.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::protocol::{Invitation, Response};
+use crate::protocol::{Invitation, Push, Response};
 use crate::supervisor::{Apprentice, SpawnOptions};
 use crate::Error;
 
@@ -46,6 +46,10 @@ struct Member {
     restarts: VecDeque<Instant>,
     backoff: Duration,
     failed: Option<String>,
+    /// The standing interest, re-sent to each restarted process.
+    interest: Option<(Invitation, i64)>,
+    /// The ids delivered from this member's pushes.
+    seen: BTreeSet<String>,
 }
 
 /// Several apprentices over one store, invited concurrently.
@@ -54,6 +58,7 @@ pub struct Circle {
     options: SpawnOptions,
     policy: RestartPolicy,
     members: Vec<Member>,
+    duplicates: u64,
 }
 
 impl std::fmt::Debug for Circle {
@@ -68,7 +73,7 @@ impl std::fmt::Debug for Circle {
 impl Circle {
     /// An empty circle for the store at `store`.
     pub fn new(store: impl Into<PathBuf>, options: SpawnOptions, policy: RestartPolicy) -> Circle {
-        Circle { store: store.into(), options, policy, members: Vec::new() }
+        Circle { store: store.into(), options, policy, members: Vec::new(), duplicates: 0 }
     }
 
     /// Spawns a member named `name` from `make` (called again for each restart).
@@ -86,6 +91,8 @@ impl Circle {
             restarts: VecDeque::new(),
             backoff: self.policy.initial_backoff,
             failed: None,
+            interest: None,
+            seen: BTreeSet::new(),
         });
         Ok(pid)
     }
@@ -154,6 +161,94 @@ impl Circle {
         }
     }
 
+    /// Gives member `name` a standing interest (see [`Apprentice::watch`]); the circle keeps it
+    /// and gives it again, with the ids already delivered, to every restarted process, which
+    /// resumes from there. Returns the generation the member read.
+    pub fn watch(
+        &mut self,
+        name: &str,
+        interest: &Invitation,
+        after_micros: i64,
+        timeout: Duration,
+    ) -> Result<u64, Error> {
+        let member = self
+            .members
+            .iter_mut()
+            .find(|m| m.name == name)
+            .ok_or_else(|| Error::Failed(format!("no member named {name}")))?;
+        member.interest = Some((interest.clone(), after_micros));
+        let seen: Vec<String> = member.seen.iter().cloned().collect();
+        match &member.apprentice {
+            Some(a) => a.watch(interest, after_micros, &seen, timeout),
+            None => Err(Error::Failed(format!("{name} is not running"))),
+        }
+    }
+
+    /// Waits at most `timeout` for the next push of any member and returns it with the
+    /// member's name, keeping only memories this member had not delivered before (a repeat
+    /// is counted in [`Circle::duplicates`], never returned).
+    pub fn next_push(&mut self, timeout: Duration) -> Option<(String, Push)> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let live: Vec<usize> =
+                (0..self.members.len()).filter(|&i| self.members[i].apprentice.is_some()).collect();
+            if live.is_empty() {
+                return None;
+            }
+            let receivers: Vec<crossbeam_channel::Receiver<Push>> = live
+                .iter()
+                .filter_map(|&i| self.members[i].apprentice.as_ref().map(|a| a.pushes().clone()))
+                .collect();
+            let mut select = crossbeam_channel::Select::new();
+            for r in &receivers {
+                select.recv(r);
+            }
+            let op = select.select_deadline(deadline).ok()?;
+            let index = op.index();
+            let received = op.recv(&receivers[index]);
+            let member = &mut self.members[live[index]];
+            let Ok(mut push) = received else {
+                // That apprentice's connection is gone; heal() restarts it.
+                member.apprentice = None;
+                continue;
+            };
+            let mut kept_memories = Vec::new();
+            let mut kept_insights = Vec::new();
+            for (m, line) in push.memories.into_iter().zip(push.insights) {
+                if member.seen.insert(m.id.clone()) {
+                    kept_memories.push(m);
+                    kept_insights.push(line);
+                } else {
+                    self.duplicates += 1;
+                }
+            }
+            if !kept_memories.is_empty() {
+                push.memories = kept_memories;
+                push.insights = kept_insights;
+                return Some((member.name.clone(), push));
+            }
+        }
+    }
+
+    /// How many pushed memories were repeats of ones already delivered (dropped).
+    pub fn duplicates(&self) -> u64 {
+        self.duplicates
+    }
+
+    /// The pid of member `name`, if it runs.
+    pub fn pid(&self, name: &str) -> Option<u32> {
+        self.members.iter().find(|m| m.name == name)?.apprentice.as_ref().map(Apprentice::pid)
+    }
+
+    /// Terminates member `name` and forgets it.
+    pub fn remove(&mut self, name: &str) {
+        if let Some(i) = self.members.iter().position(|m| m.name == name) {
+            if let Some(a) = self.members.remove(i).apprentice {
+                let _ = a.terminate();
+            }
+        }
+    }
+
     /// Why a member failed for good, if it did.
     pub fn failure(&self, name: &str) -> Option<&str> {
         self.members.iter().find(|m| m.name == name).and_then(|m| m.failed.as_deref())
@@ -198,6 +293,12 @@ fn restart(
         member.restarts.push_back(Instant::now());
         match Apprentice::spawn((member.make)(), store, options) {
             Ok(a) => {
+                if let Some((interest, after)) = &member.interest {
+                    let seen: Vec<String> = member.seen.iter().cloned().collect();
+                    if a.watch(interest, *after, &seen, options.hello_timeout).is_err() {
+                        continue;
+                    }
+                }
                 member.apprentice = Some(a);
                 return;
             }

@@ -1,24 +1,65 @@
-//! What an apprentice is: a kind with a specialization that considers invitations.
+//! What an apprentice is: a kind with a specialization that considers invitations, from a
+//! [`Memory`] it reads.
 
 use std::collections::BTreeSet;
+use std::path::Path;
 
-use shm_reader::Reader;
+use crate::protocol::{Invitation, MemoryUsed, Response};
 
-use crate::protocol::{Invitation, Response};
-
-/// Alignment below which an apprentice declines (DESIGN.md).
+/// [`alignment`] below which an apprentice declines.
 pub const ALIGNMENT_THRESHOLD: f64 = 0.3;
 
+/// What a kind reads: opened once by the worker from the store path the supervisor passed, and
+/// refreshed before each invitation so a newer generation is seen. The runtime knows nothing
+/// else about it; `apprentice-kinds` implements it over `shm_reader::Reader`.
+pub trait Memory: Sized {
+    /// Why opening or refreshing failed.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// Opens the store at `store` read-only.
+    fn open(store: &Path) -> Result<Self, Self::Error>;
+
+    /// Looks for a newer generation and switches to it.
+    fn refresh(&mut self) -> Result<(), Self::Error>;
+
+    /// The generation currently read (grows with each publication of the store).
+    fn generation(&self) -> u64;
+}
+
 /// A kind of apprentice: it names itself, states its specialization, and answers invitations
-/// from the memories it can read. Testable in-process: hand it a [`Reader`] on any store.
+/// from the [`Memory`] it reads. Testable in-process: hand it its memory on any store.
 pub trait Kind {
+    /// What it reads.
+    type Memory: Memory;
+
     /// The kind's name ("navigator").
     fn kind(&self) -> &str;
     /// Its specialization, in words ("semantic memory navigation").
     fn specialization(&self) -> &str;
     /// Answers an invitation it is aligned with. [`answer`] calls this only after the
     /// alignment check passed.
-    fn consider(&mut self, invitation: &Invitation, memory: &mut Reader) -> Response;
+    fn consider(&mut self, invitation: &Invitation, memory: &mut Self::Memory) -> Response;
+
+    /// Takes a standing interest (memory streams): from now on [`Kind::notice`] reports the
+    /// memories stamped at or after `after_micros` that match `interest`, except the `seen`
+    /// ids. Returns whether this kind watches at all (the default: it does not).
+    fn watch(
+        &mut self,
+        interest: &Invitation,
+        after_micros: i64,
+        seen: &[String],
+        memory: &mut Self::Memory,
+    ) -> bool {
+        let _ = (interest, after_micros, seen, memory);
+        false
+    }
+
+    /// After the memory moved to a new generation: the memories new to the standing interest
+    /// since the last call, each once ever, with a line describing each.
+    fn notice(&mut self, memory: &mut Self::Memory) -> Vec<(MemoryUsed, String)> {
+        let _ = memory;
+        Vec::new()
+    }
 }
 
 fn words(s: &str) -> BTreeSet<String> {
@@ -45,7 +86,7 @@ pub fn alignment(required: &str, own: &str) -> f64 {
 pub fn answer<K: Kind + ?Sized>(
     kind: &mut K,
     invitation: &Invitation,
-    memory: &mut Reader,
+    memory: &mut K::Memory,
 ) -> Response {
     let a = alignment(&invitation.specialization, kind.specialization());
     if a < ALIGNMENT_THRESHOLD {

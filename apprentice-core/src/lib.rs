@@ -9,12 +9,14 @@
 //!   only module that derives serde. [`transport`] frames them: a `u32` length checked against
 //!   an 8 MiB cap before anything is allocated, then msgpack nested at most 64 deep.
 //! - [`Apprentice::spawn`] starts any [`std::process::Command`] as an apprentice: a private
-//!   socket (0600, in a 0700 directory, peer uid checked), a Hello within a timeout,
+//!   socket (0600, in a 0700 directory removed once the child connected; only the spawned
+//!   child's pid is accepted), a Hello within a timeout,
 //!   [`Apprentice::invite`] with a timeout (busy apprentices decline), [`Apprentice::terminate`],
 //!   and a `Drop` that kills and reaps. [`Circle`] invites several at once and restarts the
 //!   ones that crash, with backoff.
-//! - [`run_worker`] is the loop a child runs: connect, Hello, map the store read-only
-//!   (`shm_reader::Reader`), answer invitations through a [`Kind`], exit on Shutdown or when
+//! - [`run_worker`] is the loop a child runs: connect, Hello, open the kind's [`Memory`] on the
+//!   store (for the shipped kinds, `shm_reader::Reader` mapping it read-only; the runtime does
+//!   not depend on the reader), answer invitations through a [`Kind`], exit on Shutdown or when
 //!   the supervisor goes away (on Linux also through a parent-death signal).
 //!
 //! # Example
@@ -52,8 +54,8 @@ use std::process::ExitStatus;
 use std::time::Duration;
 
 pub use crate::circle::{Circle, RestartPolicy};
-pub use crate::kind::{alignment, answer, Kind, ALIGNMENT_THRESHOLD};
-pub use crate::protocol::{Invitation, MemoryUsed, Message, Response};
+pub use crate::kind::{alignment, answer, Kind, Memory, ALIGNMENT_THRESHOLD};
+pub use crate::protocol::{Context, Invitation, MemoryUsed, Message, Push, Response};
 pub use crate::supervisor::{Apprentice, SpawnOptions, BUSY_REASON};
 pub use crate::transport::FrameError;
 pub use crate::worker::{run_worker, WorkerArgs};
@@ -109,7 +111,7 @@ pub enum Error {
         cause: Option<FrameError>,
     },
     /// The peer speaks another protocol version.
-    #[error("apprentice speaks protocol {got}, this supervisor speaks {expected}")]
+    #[error("apprentice speaks protocol {got}, this supervisor speaks {expected}: run an apprentice built with this supervisor")]
     Protocol {
         /// Ours.
         expected: u32,
@@ -122,6 +124,14 @@ pub enum Error {
         /// Our uid.
         expected: u32,
         /// Theirs.
+        got: Option<u32>,
+    },
+    /// A process other than the spawned child connected to its socket (it was refused).
+    #[error("peer is process {got:?}, not the apprentice {expected} that was spawned")]
+    Impostor {
+        /// The child's pid.
+        expected: u32,
+        /// The peer's, if the platform says.
         got: Option<u32>,
     },
     /// The other side reported an error.
@@ -138,7 +148,7 @@ pub enum Error {
     Orphaned,
     /// The worker could not open the store.
     #[error("opening the memory store")]
-    Store(#[source] shm_reader::ReaderError),
+    Store(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// A circle member failed for good (restart limit) or is down.
     #[error("{0}")]
     Failed(String),

@@ -4,52 +4,76 @@
 //! Compatibility rule: [`Message::Hello`] is the first variant and never changes shape; new
 //! variants are added at the end and name the version that introduced them.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// Protocol versions.
 pub mod version {
     /// The first protocol: Hello, Invite, Respond, Ping, Pong, Shutdown, Error.
     pub const V1: u32 = 1;
+    /// The invitation's context became a typed [`Context`](super::Context) (it was a string;
+    /// `sacred_only` and `limit` moved into it); streams: Watch, Watching, Push.
+    pub const V2: u32 = 2;
     /// The version this build speaks.
-    pub const CURRENT: u32 = V1;
+    pub const CURRENT: u32 = V2;
 }
 
-/// A task offered to an apprentice. `Invitation::default()` has a limit of 10, like a
-/// decoded invitation that omits it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// A task offered to an apprentice.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Invitation {
     /// What to do, in words.
     pub task: String,
-    /// Background for the task.
-    #[serde(default)]
-    pub context: String,
     /// The expertise the task needs, in words ("semantic memory navigation").
     pub specialization: String,
     /// Keywords to search memories with (passed through the keyword rule).
     #[serde(default)]
     pub keywords: Vec<String>,
-    /// Only sacred memories.
+    /// What the answer must keep to; every kind honors every field. Since v2.
     #[serde(default)]
+    pub context: Context,
+}
+
+/// The limit when a context gives none.
+pub const DEFAULT_LIMIT: u32 = 10;
+
+/// An invitation's context: the bounds every kind keeps its answer within, and free-form
+/// background. `Context::default()` bounds nothing (limit 10).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Context {
+    /// Only memories of this domain.
+    pub domain: Option<String>,
+    /// Only sacred memories.
     pub sacred_only: bool,
-    /// At most this many memories.
-    #[serde(default = "default_limit")]
-    pub limit: u32,
+    /// Only memories stored at or after this time (unix microseconds).
+    pub since_micros: Option<i64>,
+    /// Only memories stored before this time (unix microseconds).
+    pub until_micros: Option<i64>,
+    /// At most this many memories per answer ([`DEFAULT_LIMIT`] when absent).
+    pub limit: Option<u32>,
+    /// The ranking to search with, by name; a kind that does not know it declines.
+    pub ranking: Option<String>,
+    /// Free-form background, `key → value`: kinds search with the values' keywords too and
+    /// name every entry in their reason.
+    pub entries: BTreeMap<String, String>,
 }
 
-fn default_limit() -> u32 {
-    10
-}
+impl Context {
+    /// The limit, [`DEFAULT_LIMIT`] when absent.
+    pub fn limit(&self) -> u32 {
+        self.limit.unwrap_or(DEFAULT_LIMIT)
+    }
 
-impl Default for Invitation {
-    fn default() -> Invitation {
-        Invitation {
-            task: String::new(),
-            context: String::new(),
-            specialization: String::new(),
-            keywords: Vec::new(),
-            sacred_only: false,
-            limit: default_limit(),
-        }
+    /// Whether a memory stored at `micros` is within the time range.
+    pub fn in_time_range(&self, micros: i64) -> bool {
+        self.since_micros.is_none_or(|s| micros >= s)
+            && self.until_micros.is_none_or(|u| micros < u)
+    }
+
+    /// Whether nothing bounds the answer and there is no background.
+    pub fn is_empty(&self) -> bool {
+        *self == Context::default()
     }
 }
 
@@ -129,4 +153,36 @@ pub enum Message {
         /// What.
         message: String,
     },
+    /// Supervisor → worker: hold this standing interest and push the memories that match it
+    /// as they are published, unasked. Replaces any earlier interest. Since v2.
+    Watch {
+        /// What to watch for: its keywords, task words and context, as for an invitation.
+        interest: Invitation,
+        /// Only memories stamped at or after this time (unix microseconds) are new.
+        after_micros: i64,
+        /// Ids already pushed (a restarted worker resumes without repeating them).
+        seen: Vec<String>,
+    },
+    /// Worker → supervisor: the answer to Watch; from `generation` on, new matching memories
+    /// are pushed. `accepted` is false for a kind that does not watch. Since v2.
+    Watching {
+        /// Whether the kind holds the interest.
+        accepted: bool,
+        /// The generation the worker read when it took the interest.
+        generation: u64,
+    },
+    /// Worker → supervisor, unasked: memories new in `generation` that match the interest.
+    /// Since v2.
+    Push(Push),
+}
+
+/// New memories matching a standing interest, pushed by a watching worker.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Push {
+    /// The generation they were noticed in.
+    pub generation: u64,
+    /// The memories (id and search score).
+    pub memories: Vec<MemoryUsed>,
+    /// One line per memory, in the same order: its domain and gist.
+    pub insights: Vec<String>,
 }

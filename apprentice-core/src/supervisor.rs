@@ -13,7 +13,7 @@ use interprocess::local_socket::{
     GenericFilePath, ListenerNonblockingMode, ListenerOptions, Stream, ToFsName,
 };
 
-use crate::protocol::{version, Invitation, Message, Response};
+use crate::protocol::{version, Invitation, Message, Push, Response};
 use crate::transport::{read_frame, write_frame, FrameError};
 use crate::{Error, SOCKET_ENV, STORE_ENV};
 
@@ -50,6 +50,8 @@ struct SocketDir {
 }
 
 static NEXT_DIR: AtomicU64 = AtomicU64::new(0);
+/// The socket's name inside its directory.
+const SOCKET_NAME: &str = "s.sock";
 
 impl SocketDir {
     fn create(base: Option<&Path>) -> io::Result<SocketDir> {
@@ -60,6 +62,8 @@ impl SocketDir {
                 .filter(|p| p.is_dir())
                 .unwrap_or_else(std::env::temp_dir),
         };
+        remove_stale(&base);
+        #[cfg_attr(not(unix), allow(unused_mut))]
         let mut builder = std::fs::DirBuilder::new();
         #[cfg(unix)]
         std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
@@ -68,10 +72,10 @@ impl SocketDir {
             let nanos = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.subsec_nanos());
-            let dir = base.join(format!("mcs-apprentice-{}-{n}-{nanos:x}", std::process::id()));
+            let dir = base.join(format!("{DIR_PREFIX}{}-{n}-{nanos:x}", std::process::id()));
             match builder.create(&dir) {
                 Ok(()) => {
-                    let socket = dir.join("s.sock");
+                    let socket = dir.join(SOCKET_NAME);
                     return Ok(SocketDir { dir, socket });
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
@@ -89,6 +93,49 @@ impl Drop for SocketDir {
     }
 }
 
+/// The prefix of every socket directory's name; the rest is `{pid}-{n}-{nanos:x}`.
+const DIR_PREFIX: &str = "mcs-apprentice-";
+
+/// Removes the socket directories in `base` that a supervisor killed mid-handshake (SIGKILL,
+/// or a signal with no handler) left behind: those named after a process that no longer
+/// exists, owned by us, holding nothing but their socket. A live process's directory, another
+/// user's, a symlink or a directory with anything else in it is left alone. Best-effort: a
+/// failure here never fails a spawn.
+fn remove_stale(base: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(entries) = std::fs::read_dir(base) else { return };
+        let ours = rustix::process::geteuid().as_raw();
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(pid) = name
+                .to_str()
+                .and_then(|n| n.strip_prefix(DIR_PREFIX))
+                .and_then(|rest| rest.split('-').next())
+                .and_then(|pid| pid.parse::<i32>().ok())
+                .and_then(rustix::process::Pid::from_raw)
+            else {
+                continue;
+            };
+            // ESRCH: no such process. EPERM means it exists (as another user): keep.
+            if rustix::process::test_kill_process(pid) != Err(rustix::io::Errno::SRCH) {
+                continue;
+            }
+            let dir = entry.path();
+            match std::fs::symlink_metadata(&dir) {
+                Ok(m) if m.is_dir() && m.uid() == ours => {}
+                _ => continue,
+            }
+            let _ = std::fs::remove_file(dir.join(SOCKET_NAME));
+            // Fails, and leaves the directory, if it holds anything else.
+            let _ = std::fs::remove_dir(&dir);
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = base;
+}
+
 /// A running apprentice process and the connection to it.
 ///
 /// [`Apprentice::invite`] takes `&self`: one thread may invite while others find the
@@ -103,10 +150,10 @@ pub struct Apprentice {
     stream: std::sync::Arc<Stream>,
     send: Mutex<()>,
     inbox: Receiver<Result<Message, FrameError>>,
+    pushes: Receiver<Push>,
     busy: AtomicBool,
     next_id: AtomicU64,
     grace: Duration,
-    _dir: SocketDir,
 }
 
 impl std::fmt::Debug for Apprentice {
@@ -162,10 +209,16 @@ impl Apprentice {
         command.env(SOCKET_ENV, &dir.socket).env(STORE_ENV, store).stdin(Stdio::null());
         let mut child =
             command.spawn().map_err(|e| Error::Io { what: "spawning apprentice", source: e })?;
+        let child_pid = child.id();
         let deadline = Instant::now() + options.hello_timeout;
         let stream = loop {
             match listener.accept() {
-                Ok(stream) => break stream,
+                // Anyone running as us can connect to the socket first; only the process we
+                // spawned is accepted, the others are dropped (they see the connection close).
+                Ok(stream) => match check_peer(&stream, child_pid) {
+                    Ok(()) => break stream,
+                    Err(_) => continue,
+                },
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     if let Ok(Some(status)) = child.try_wait() {
                         return Err(Error::Exited { status });
@@ -182,19 +235,24 @@ impl Apprentice {
                 }
             }
         };
+        // The connection outlives its name: the socket and its directory go now, so a
+        // supervisor killed from here on leaves nothing in the temp directory.
         drop(listener);
-        let _ = std::fs::remove_file(&dir.socket);
-        if let Err(e) = check_peer(&stream) {
-            kill_and_reap(&mut child);
-            return Err(e);
-        }
+        drop(dir);
         let stream = std::sync::Arc::new(stream);
         let recv = stream.clone();
         let (tx, inbox) = crossbeam_channel::unbounded();
+        let (push_tx, pushes) = crossbeam_channel::unbounded();
         std::thread::Builder::new()
             .name(format!("apprentice-{}-reader", child.id()))
             .spawn(move || loop {
                 let frame = read_frame(&*recv);
+                if let Ok(Message::Push(push)) = frame {
+                    // Pushes have their own channel; a supervisor that does not read them
+                    // still gets its answers.
+                    let _ = push_tx.send(push);
+                    continue;
+                }
                 let stop = frame.is_err();
                 if tx.send(frame).is_err() || stop {
                     break;
@@ -212,11 +270,17 @@ impl Apprentice {
                 return Err(Error::HelloTimeout { after: options.hello_timeout });
             }
         };
-        let (pid, kind, specialization) = match hello {
+        let (kind, specialization) = match hello {
             Message::Hello { pid, kind, specialization, protocol }
-                if protocol == version::CURRENT =>
+                if protocol == version::CURRENT && pid == child_pid =>
             {
-                (pid, kind, specialization)
+                (kind, specialization)
+            }
+            Message::Hello { pid, protocol, .. } if protocol == version::CURRENT => {
+                kill_and_reap(&mut child);
+                return Err(Error::Unexpected(format!(
+                    "Hello claims pid {pid}; the apprentice is {child_pid}"
+                )));
             }
             Message::Hello { protocol, .. } => {
                 kill_and_reap(&mut child);
@@ -234,16 +298,16 @@ impl Apprentice {
         Ok(Apprentice {
             child: Mutex::new(child),
             reaped: AtomicBool::new(false),
-            pid,
+            pid: child_pid,
             kind,
             specialization,
             stream,
             send: Mutex::new(()),
             inbox,
+            pushes,
             busy: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
             grace: options.grace,
-            _dir: dir,
         })
     }
 
@@ -309,6 +373,48 @@ impl Apprentice {
                 Err(RecvTimeoutError::Disconnected) => return Err(self.lost(FrameError::Closed)),
             }
         }
+    }
+
+    /// Gives the apprentice a standing interest (memory streams): from then on it pushes the
+    /// memories stamped at or after `after_micros` that match `interest` as they are published,
+    /// except the `seen` ids, on [`Apprentice::pushes`]. Returns the generation it read when it
+    /// took the interest; a kind that does not watch is [`Error::Worker`].
+    pub fn watch(
+        &self,
+        interest: &Invitation,
+        after_micros: i64,
+        seen: &[String],
+        timeout: Duration,
+    ) -> Result<u64, Error> {
+        if self.busy.swap(true, Ordering::AcqRel) {
+            return Err(Error::Failed(BUSY_REASON.into()));
+        }
+        let _guard = BusyGuard(&self.busy);
+        let watch =
+            Message::Watch { interest: interest.clone(), after_micros, seen: seen.to_vec() };
+        self.send(&watch)?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.inbox.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(Ok(Message::Watching { accepted: true, generation })) => return Ok(generation),
+                Ok(Ok(Message::Watching { accepted: false, .. })) => {
+                    return Err(Error::Worker(format!("the {} kind does not watch", self.kind)))
+                }
+                Ok(Ok(Message::Respond { .. } | Message::Pong { .. })) => continue,
+                Ok(Ok(Message::Error { message })) => return Err(Error::Worker(message)),
+                Ok(Ok(other)) => {
+                    return Err(Error::Unexpected(format!("{other:?} instead of Watching")))
+                }
+                Ok(Err(e)) => return Err(self.lost(e)),
+                Err(RecvTimeoutError::Timeout) => return Err(Error::Timeout { after: timeout }),
+                Err(RecvTimeoutError::Disconnected) => return Err(self.lost(FrameError::Closed)),
+            }
+        }
+    }
+
+    /// The memories a watching apprentice pushed, in the order it sent them.
+    pub fn pushes(&self) -> &Receiver<Push> {
+        &self.pushes
     }
 
     /// Checks the apprentice answers a Ping within `timeout`.
@@ -377,20 +483,37 @@ impl Drop for Apprentice {
     }
 }
 
+/// Accepts only the process we spawned: the peer's pid from the socket's credentials
+/// (`SO_PEERCRED`, recorded by the kernel at connect time) must be the child's, and on Unix it
+/// must run as our user.
 #[cfg(unix)]
-fn check_peer(stream: &Stream) -> Result<(), Error> {
+fn check_peer(stream: &Stream, child: u32) -> Result<(), Error> {
     let creds = stream
         .peer_creds()
         .map_err(|e| Error::Io { what: "reading peer credentials", source: e })?;
     let ours = rustix::process::geteuid().as_raw();
     match creds.euid() {
-        Some(uid) if uid == ours => Ok(()),
-        other => Err(Error::Peer { expected: ours, got: other }),
+        Some(uid) if uid == ours => {}
+        other => return Err(Error::Peer { expected: ours, got: other }),
+    }
+    let pid = creds.pid().and_then(|p| u32::try_from(p).ok());
+    if pid == Some(child) {
+        Ok(())
+    } else {
+        Err(Error::Impostor { expected: child, got: pid })
     }
 }
 
 #[cfg(not(unix))]
-fn check_peer(_stream: &Stream) -> Result<(), Error> {
+fn check_peer(stream: &Stream, child: u32) -> Result<(), Error> {
     // Named pipes are created with a default DACL granting the creator's account access.
-    Ok(())
+    let pid = stream
+        .peer_creds()
+        .map_err(|e| Error::Io { what: "reading peer credentials", source: e })?
+        .pid();
+    if pid == Some(child) {
+        Ok(())
+    } else {
+        Err(Error::Impostor { expected: child, got: pid })
+    }
 }

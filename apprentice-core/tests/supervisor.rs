@@ -9,8 +9,6 @@ use std::time::{Duration, Instant};
 use apprentice_core::{
     Apprentice, Circle, Error, Invitation, RestartPolicy, SpawnOptions, BUSY_REASON,
 };
-use semantic_index::layout::Publisher;
-use semantic_index::{Document, SegmentBuilder};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_apprentice-core-test-worker");
 
@@ -20,25 +18,18 @@ fn worker(mode: &str) -> Command {
     c
 }
 
-fn store_with(dir: &Path, n: u8) -> Publisher {
-    let mut p = Publisher::open(dir).unwrap();
+/// A store for the test worker: its state file says how many memories it holds.
+struct Store(std::path::PathBuf);
+
+fn store_with(dir: &Path, n: u8) -> Store {
+    let mut p = Store(dir.to_owned());
     publish(&mut p, n);
     p
 }
 
-fn publish(p: &mut Publisher, n: u8) {
-    let mut b = SegmentBuilder::new();
-    for i in 0..n {
-        b.add(&Document {
-            id: [i; 16],
-            domain: "d".into(),
-            question: format!("memory {i}"),
-            ..Default::default()
-        })
-        .unwrap();
-    }
-    let e = p.write_segment(&b).unwrap();
-    p.publish(u64::from(n), vec![e]).unwrap();
+/// Replaces the state the test worker reads (its next generation).
+fn publish(p: &mut Store, n: u8) {
+    std::fs::write(p.0.join("state"), format!("{n} memories")).unwrap();
 }
 
 fn invitation(task: &str) -> Invitation {
@@ -116,20 +107,36 @@ fn mismatched_specialization_declines_with_the_expertise_named() {
     assert_eq!(r.confidence, 0.0);
 }
 
+/// Polls `done` (a condition another process makes true) until it holds, for at most a minute.
+fn wait_until(mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    done()
+}
+
 #[test]
 fn a_busy_apprentice_declines() {
     let dir = tempfile::tempdir().unwrap();
     let _p = store_with(dir.path(), 1);
-    let a = Arc::new(Apprentice::spawn(worker("slow"), dir.path(), &quick()).unwrap());
+    let a = Arc::new(Apprentice::spawn(worker("gate"), dir.path(), &quick()).unwrap());
     let first = std::thread::spawn({
         let a = a.clone();
-        move || a.invite(&invitation("long"), Duration::from_secs(10))
+        move || a.invite(&invitation("long"), Duration::from_secs(120))
     });
-    std::thread::sleep(Duration::from_millis(100));
+    // The worker has the first invitation once it creates `entered`.
+    assert!(wait_until(|| dir.path().join("entered").exists()), "first invitation arrived");
     let second = a.invite(&invitation("short"), Duration::from_secs(10)).unwrap();
     assert!(!second.accepted);
     assert_eq!(second.reason, BUSY_REASON);
-    assert!(first.join().unwrap().unwrap().accepted);
+    std::fs::write(dir.path().join("release"), b"").unwrap();
+    let first = first.join().unwrap().unwrap();
+    assert!(first.accepted);
+    assert_eq!(first.reason, "echo of long");
 }
 
 #[test]
@@ -138,10 +145,9 @@ fn a_child_killed_mid_invitation_is_an_error_not_a_hang() {
     let _p = store_with(dir.path(), 1);
     let a = Apprentice::spawn(worker("crash"), dir.path(), &quick()).unwrap();
     let pid = a.pid();
-    let t = Instant::now();
+    // Lost, not TimedOut: the supervisor noticed the death instead of waiting out the 30 s.
     let err = a.invite(&invitation("boom"), Duration::from_secs(30)).unwrap_err();
     assert!(matches!(err, Error::Lost { .. }), "{err}");
-    assert!(t.elapsed() < Duration::from_secs(30), "returned before the timeout");
     assert!(err.to_string().contains("outcome is unknown"), "{err}");
     drop(a);
     assert!(gone(pid), "reaped");
@@ -185,6 +191,18 @@ fn garbage_and_oversized_frames_are_errors() {
 }
 
 #[test]
+fn a_worker_of_another_protocol_version_is_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let _p = store_with(dir.path(), 1);
+    let err = Apprentice::spawn(worker("v1"), dir.path(), &quick()).unwrap_err();
+    assert!(matches!(err, Error::Protocol { expected: 2, got: 1 }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "apprentice speaks protocol 1, this supervisor speaks 2: run an apprentice built with this supervisor"
+    );
+}
+
+#[test]
 fn a_missing_store_is_reported_by_the_child() {
     let dir = tempfile::tempdir().unwrap();
     let err = Apprentice::spawn(worker("echo"), &dir.path().join("nowhere"), &quick()).unwrap_err();
@@ -197,17 +215,23 @@ fn a_circle_of_eight_answers_concurrently() {
     let _p = store_with(dir.path(), 2);
     let mut circle = Circle::new(dir.path(), quick(), RestartPolicy::default());
     for i in 0..8 {
-        circle.add(format!("echo-{i}"), || worker("slow")).unwrap();
+        circle
+            .add(format!("echo-{i}"), || {
+                let mut c = worker("barrier");
+                c.env("TEST_WORKER_BARRIER", "8");
+                c
+            })
+            .unwrap();
     }
     let pids: Vec<u32> = circle.members().iter().filter_map(|m| m.1).collect();
     assert_eq!(pids.len(), 8);
-    let t = Instant::now();
-    let results = circle.invite_all(&invitation("together"), Duration::from_secs(20));
-    let took = t.elapsed();
+    // Each member answers only once all eight hold an invitation at the same time.
+    let results = circle.invite_all(&invitation("together"), Duration::from_secs(180));
     assert_eq!(results.len(), 8);
-    assert!(results.iter().all(|(_, r)| r.as_ref().is_ok_and(|r| r.accepted)));
-    // Eight 400 ms answers in parallel take far less than eight in a row (3.2 s).
-    assert!(took < Duration::from_millis(3000), "not concurrent: {took:?}");
+    for (name, r) in &results {
+        let r = r.as_ref().unwrap();
+        assert_eq!(r.reason, "echo of together", "{name} was not invited concurrently");
+    }
     circle.terminate();
     assert!(pids.iter().all(|&p| gone(p)));
 }
@@ -237,44 +261,105 @@ fn crashing_members_restart_with_backoff_then_fail() {
     assert!(matches!(results[0].1, Err(Error::Failed(_))));
 }
 
-const SUPERVISOR_ENV: &str = "APPRENTICE_CORE_TEST_SUPERVISOR";
-
-/// Child: a supervisor that spawns three apprentices, prints their pids, and waits to be killed.
 #[test]
-fn supervisor_child() {
-    let Ok(store) = std::env::var(SUPERVISOR_ENV) else { return };
-    let apprentices: Vec<Apprentice> = (0..3)
-        .map(|_| Apprentice::spawn(worker("echo"), Path::new(&store), &quick()).unwrap())
-        .collect();
-    let pids: Vec<String> = apprentices.iter().map(|a| a.pid().to_string()).collect();
-    println!("pids {}", pids.join(" "));
-    std::thread::sleep(Duration::from_secs(3600));
+fn only_the_spawned_child_is_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let _p = store_with(dir.path(), 1);
+    // The worker first starts an impostor (same user) that connects to the socket before it,
+    // claims the worker's pid in a forged Hello, and answers any invitation with "forged".
+    let a = Apprentice::spawn(worker("impostor-first"), dir.path(), &quick()).unwrap();
+    assert_eq!(a.kind(), "echo");
+    let r = a.invite(&invitation("who"), Duration::from_secs(10)).unwrap();
+    assert_eq!(r.reason, "echo of who; the impostor was refused");
 }
 
 #[test]
-fn no_apprentice_outlives_a_sigkilled_supervisor() {
+fn an_oversized_answer_is_cut_to_fit_and_the_worker_stays_up() {
     let dir = tempfile::tempdir().unwrap();
     let _p = store_with(dir.path(), 1);
-    let mut sup = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "supervisor::supervisor_child", "--nocapture", "--test-threads=1"])
-        .env(SUPERVISOR_ENV, dir.path())
+    let a = Apprentice::spawn(worker("huge"), dir.path(), &quick()).unwrap();
+    let r = a.invite(&invitation("big"), Duration::from_secs(60)).unwrap();
+    assert!(r.accepted);
+    assert!(
+        r.reason.starts_with(
+            "echo of big (reply cut to fit the 8388608-byte frame cap: 9 insights, 0 memories)"
+        ),
+        "{}",
+        r.reason
+    );
+    assert_eq!(r.insights.len(), 9);
+    assert!(r.insights.iter().all(|i| i.chars().count() == 4097 && i.ends_with('…')));
+    a.ping(Duration::from_secs(10)).unwrap();
+    assert!(a.is_alive());
+}
+
+/// The `mcs-apprentice-*` directories in `base`.
+fn socket_dirs(base: &Path) -> Vec<String> {
+    std::fs::read_dir(base)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("mcs-apprentice-"))
+        .collect()
+}
+
+const SUPERVISOR: &str = env!("CARGO_BIN_EXE_apprentice-core-test-supervisor");
+
+/// Starts the test supervisor (two echo apprentices up, a third in its handshake), kills it
+/// with `signal`, and checks what it leaves: no process, and only the half-made socket
+/// directory, which the next spawn in the same place removes.
+fn kill_supervisor_with(signal: rustix::process::Signal) {
+    let dir = tempfile::tempdir().unwrap();
+    let base = tempfile::tempdir().unwrap();
+    let _p = store_with(dir.path(), 1);
+    let mut sup = Command::new(SUPERVISOR)
+        .arg(WORKER)
+        .arg(dir.path())
+        .arg(base.path())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let mut lines = std::io::BufReader::new(sup.stdout.take().unwrap()).lines();
-    let pids: Vec<u32> = loop {
-        let line = lines.next().expect("supervisor printed pids").unwrap();
-        // libtest prints "test name ... " on the same line before the test's own output.
-        if let Some((_, rest)) = line.split_once("pids ") {
-            break rest.split_whitespace().map(|p| p.parse().unwrap()).collect();
+    let mut pids: Vec<u32> = Vec::new();
+    let mut silent: Option<u32> = None;
+    while pids.is_empty() || silent.is_none() {
+        let line = lines.next().expect("the supervisor and its silent worker report").unwrap();
+        if let Some(rest) = line.strip_prefix("pids ") {
+            pids = rest.split_whitespace().map(|p| p.parse().unwrap()).collect();
+        } else if let Some(pid) = line.strip_prefix("silent ") {
+            silent = Some(pid.parse().unwrap());
         }
-    };
-    assert_eq!(pids.len(), 3);
-    assert!(pids.iter().all(|&p| !gone(p)), "apprentices running before the kill");
-    sup.kill().unwrap(); // SIGKILL: no Drop runs in the supervisor
-    sup.wait().unwrap();
-    for p in pids {
-        assert!(wait_gone(p, Duration::from_secs(2)), "apprentice {p} outlived its supervisor");
     }
+    assert_eq!(pids.len(), 2);
+    pids.extend(silent);
+    assert!(pids.iter().all(|&p| !gone(p)), "apprentices running before the kill");
+    // Two handshakes done (their directories are gone already), one in progress.
+    assert_eq!(socket_dirs(base.path()).len(), 1, "{:?}", socket_dirs(base.path()));
+
+    let pid = rustix::process::Pid::from_raw(sup.id() as i32).unwrap();
+    rustix::process::kill_process(pid, signal).unwrap();
+    let status = sup.wait().unwrap();
+    assert!(!status.success(), "{status}");
+    for p in pids {
+        assert!(wait_gone(p, Duration::from_secs(60)), "apprentice {p} outlived its supervisor");
+    }
+
+    let options = SpawnOptions { socket_base: Some(base.path().to_owned()), ..quick() };
+    let a = Apprentice::spawn(worker("echo"), dir.path(), &options).unwrap();
+    assert_eq!(socket_dirs(base.path()), Vec::<String>::new(), "the dead supervisor's directory");
+    assert!(a.terminate().unwrap().success());
+}
+
+#[test]
+fn a_sigkilled_supervisor_leaves_no_process_and_no_directory() {
+    kill_supervisor_with(rustix::process::Signal::KILL);
+}
+
+#[test]
+fn a_sigtermed_supervisor_leaves_no_process_and_no_directory() {
+    kill_supervisor_with(rustix::process::Signal::TERM);
+}
+
+#[test]
+fn a_siginted_supervisor_leaves_no_process_and_no_directory() {
+    kill_supervisor_with(rustix::process::Signal::INT);
 }

@@ -2,17 +2,18 @@
 //! [`ConsciousnessWitness`] reads patterns across them, and [`worker_main`] is what the
 //! `apprentice` binary (or any host program, such as `mcs`) runs in the child process.
 //!
-//! Every kind is testable in-process: open a [`shm_reader::Reader`] on a store and call
-//! [`apprentice_core::answer`], which applies DESIGN.md's alignment rule before the kind's own
+//! Every kind is testable in-process: open a [`MappedStore`] (a `shm_reader::Reader`) on a
+//! store and call
+//! [`apprentice_core::answer`], which applies the alignment rule before the kind's own
 //! `consider`. This crate does not spawn or talk to processes; `apprentice-core` does.
 //!
 //! # Example
 //!
 //! ```no_run
 //! use apprentice_core::{answer, Invitation};
-//! use apprentice_kinds::MemoryNavigator;
+//! use apprentice_kinds::{MappedStore, MemoryNavigator};
 //!
-//! let mut reader = shm_reader::Reader::open("mcs-store")?;
+//! let mut reader = MappedStore::open("mcs-store")?;
 //! let invitation = Invitation {
 //!     task: "what did we learn about crash safety".into(),
 //!     specialization: "semantic memory navigation".into(),
@@ -27,7 +28,11 @@
 #![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
+mod curator;
+mod memory;
 mod navigator;
+mod stream;
+mod synthesizer;
 mod witness;
 
 use std::process::ExitCode;
@@ -35,49 +40,71 @@ use std::process::ExitCode;
 use apprentice_core::{Invitation, Kind, WorkerArgs};
 use shm_reader::{Query, SearchOptions};
 
+pub use crate::curator::Curator;
+pub use crate::memory::MappedStore;
 pub use crate::navigator::MemoryNavigator;
+pub use crate::synthesizer::Synthesizer;
 pub use crate::witness::ConsciousnessWitness;
 
-/// The kinds this crate ships, by name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum BuiltIn {
-    /// [`MemoryNavigator`].
-    Navigator,
-    /// [`ConsciousnessWitness`].
-    Witness,
+/// Every kind this crate ships, in the order `mcs circle` invites them. Adding a kind is its
+/// module (with a `REGISTRATION`) and one line here.
+const REGISTRY: &[BuiltIn] = &[
+    navigator::REGISTRATION,
+    witness::REGISTRATION,
+    synthesizer::REGISTRATION,
+    curator::REGISTRATION,
+];
+
+/// A kind this crate ships: its name, its specialization, and how to make one.
+#[derive(Clone, Copy)]
+pub struct BuiltIn {
+    name: &'static str,
+    specialization: &'static str,
+    create: fn() -> Box<dyn Kind<Memory = MappedStore> + Send>,
 }
 
 impl BuiltIn {
     /// Every built-in kind.
-    pub const ALL: [BuiltIn; 2] = [BuiltIn::Navigator, BuiltIn::Witness];
+    pub const ALL: &'static [BuiltIn] = REGISTRY;
 
     /// The name used on command lines and in Hello ("navigator", "witness").
     pub fn name(self) -> &'static str {
-        match self {
-            BuiltIn::Navigator => navigator::NAME,
-            BuiltIn::Witness => witness::NAME,
-        }
+        self.name
     }
 
     /// The kind's specialization in words.
     pub fn specialization(self) -> &'static str {
-        match self {
-            BuiltIn::Navigator => navigator::SPECIALIZATION,
-            BuiltIn::Witness => witness::SPECIALIZATION,
-        }
+        self.specialization
     }
 
     /// The kind with this name, if there is one.
     pub fn from_name(name: &str) -> Option<BuiltIn> {
-        BuiltIn::ALL.into_iter().find(|k| k.name() == name)
+        BuiltIn::ALL.iter().copied().find(|k| k.name() == name)
     }
 
     /// A fresh instance.
-    pub fn create(self) -> Box<dyn Kind + Send> {
-        match self {
-            BuiltIn::Navigator => Box::new(MemoryNavigator::new()),
-            BuiltIn::Witness => Box::new(ConsciousnessWitness::new()),
-        }
+    pub fn create(self) -> Box<dyn Kind<Memory = MappedStore> + Send> {
+        (self.create)()
+    }
+}
+
+impl PartialEq for BuiltIn {
+    fn eq(&self, other: &BuiltIn) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for BuiltIn {}
+
+impl std::hash::Hash for BuiltIn {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
+    }
+}
+
+impl std::fmt::Debug for BuiltIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("BuiltIn").field(&self.name).finish()
     }
 }
 
@@ -120,30 +147,45 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-/// The query an invitation asks for: its keywords and the keywords of its task text, each
-/// through the keyword rule, first occurrence first.
+/// The query an invitation asks for: the keywords of its task text, its keywords, then those
+/// of its context's free-form values, each through the keyword rule, first occurrence first.
+/// The task comes first: a ranked query keeps only its first terms, and an invitation's
+/// keywords must not crowd its task out.
 pub fn invitation_query(invitation: &Invitation) -> Query {
     Query::from_keywords(
-        invitation
-            .keywords
-            .iter()
-            .map(String::as_str)
-            .chain(std::iter::once(invitation.task.as_str())),
+        std::iter::once(invitation.task.as_str())
+            .chain(invitation.keywords.iter().map(String::as_str))
+            .chain(invitation.context.entries.values().map(String::as_str)),
     )
 }
 
-/// The first step of every kind: the invitation's query, searched with `limit` into `hits`.
-/// Returns the query and its keywords joined for messages, or the declining response when the
-/// invitation has no keywords (`purpose` says what for) or the index cannot be read.
+/// What [`search_invitation`] found: the query, the options it searched with, its keywords for
+/// messages, and the hits the context admits (time range applied), best first.
+pub(crate) struct Found {
+    pub(crate) query: Query,
+    pub(crate) options: SearchOptions,
+    pub(crate) asked: String,
+    pub(crate) hits: Vec<shm_reader::Hit>,
+}
+
+/// The first step of every kind: the invitation's query, searched under its context, keeping at
+/// most `limit` hits. With a time range the search fills all of `hits` (its capacity) and keeps
+/// those in range, so a range is applied among the best `hits.capacity()` matches. Returns the
+/// declining response when the invitation has no keywords (`purpose` says what for), names an
+/// unknown ranking, or the index cannot be read.
 pub(crate) fn search_invitation(
     invitation: &Invitation,
     purpose: &str,
     limit: usize,
-    memory: &mut shm_reader::Reader,
+    memory: &mut MappedStore,
     hits: &mut shm_reader::Hits,
-) -> Result<(Query, SearchOptions, String), apprentice_core::Response> {
+) -> Result<Found, apprentice_core::Response> {
     let query = invitation_query(invitation);
-    if query.is_empty() {
+    let context = &invitation.context;
+    let ranged = context.since_micros.is_some() || context.until_micros.is_some();
+    let mut options = options_for(invitation, if ranged { hits.capacity() } else { limit })
+        .map_err(|why| apprentice_core::Response::declined(why, 0.0))?;
+    if query.is_empty_for(options.ranking) {
         return Err(apprentice_core::Response::declined(
             format!(
                 "the invitation has no keywords {purpose} (its task and keywords are all stop words or empty)"
@@ -151,15 +193,35 @@ pub(crate) fn search_invitation(
             0.0,
         ));
     }
-    let asked = query.keywords().join(", ");
-    let options = options_for(invitation, limit);
+    // Messages name the query's words as the user gave them (BM25F searches their stems).
+    let asked = keyword_list(query.keywords());
     if let Err(e) = memory.search(&query, &options, hits) {
         return Err(apprentice_core::Response::declined(
             format!("could not read the memory index: {e}"),
             0.0,
         ));
     }
-    Ok((query, options, asked))
+    options.limit = limit;
+    let hits = hits
+        .iter()
+        .filter(|h| context.in_time_range(h.timestamp_micros))
+        .take(limit)
+        .copied()
+        .collect();
+    Ok(Found { query, options, asked, hits })
+}
+
+/// How many of a query's keywords messages name; the rest are counted.
+const NAMED_KEYWORDS: usize = 20;
+
+/// A query's keywords for messages: the first 20 joined, then how many more (an invitation may
+/// carry hundreds of thousands, which a reply must not echo back).
+pub(crate) fn keyword_list(keywords: &[String]) -> String {
+    let named = keywords[..keywords.len().min(NAMED_KEYWORDS)].join(", ");
+    match keywords.len().saturating_sub(NAMED_KEYWORDS) {
+        0 => named,
+        more => format!("{named} and {more} more"),
+    }
 }
 
 /// The memory id as UUID text.
@@ -167,14 +229,83 @@ pub(crate) fn id_text(id: &[u8; 16]) -> String {
     uuid::Uuid::from_bytes(*id).hyphenated().to_string()
 }
 
-/// Search options for an invitation: its limit (at least 1, at most 100) and sacred filter.
-pub(crate) fn options_for(invitation: &Invitation, limit: usize) -> SearchOptions {
-    SearchOptions { limit, sacred_only: invitation.sacred_only, ..SearchOptions::default() }
+/// The rankings kinds know, by name: `default` (keywords, the memory's score and the sacred
+/// boost) and `keywords` (keyword matches alone).
+pub const RANKINGS: [&str; 4] = ["default", "bm25f", "jaccard", "keywords"];
+
+/// Search options for an invitation's context: `limit`, its domain, sacred filter and ranking;
+/// an unknown ranking is an error naming the known ones.
+pub(crate) fn options_for(invitation: &Invitation, limit: usize) -> Result<SearchOptions, String> {
+    let context = &invitation.context;
+    let mut options = SearchOptions {
+        limit,
+        domain: context.domain.clone(),
+        sacred_only: context.sacred_only,
+        ..SearchOptions::default()
+    };
+    match context.ranking.as_deref() {
+        None | Some("default") => {}
+        Some("bm25f") => options.ranking = shm_reader::Ranking::Bm25f,
+        Some("jaccard") => options.ranking = shm_reader::Ranking::Jaccard,
+        Some("keywords") => {
+            // The seed's keyword overlap alone, without the score and sacred boosts.
+            options.ranking = shm_reader::Ranking::Jaccard;
+            options.w_score = 0.0;
+            options.w_sacred = 0.0;
+        }
+        Some(other) => {
+            return Err(format!(
+                "the context asks for ranking {other:?}; I know {}",
+                RANKINGS.join(", ")
+            ))
+        }
+    }
+    Ok(options)
 }
 
-/// The invitation's limit, clamped to 1..=100.
+/// The invitation's limit (its context's), clamped to 1..=100.
 pub(crate) fn limit_of(invitation: &Invitation) -> usize {
-    (invitation.limit as usize).clamp(1, 100)
+    (invitation.context.limit() as usize).clamp(1, 100)
+}
+
+/// What of a context bounded an answer, for its reason: "" when nothing did, else
+/// "; context: domain storage, sacred only, since 2023-11-14T22:13:20Z, team=infra".
+pub(crate) fn context_note(context: &apprentice_core::Context) -> String {
+    let time = |micros: i64| {
+        chrono::DateTime::from_timestamp_micros(micros).map_or_else(
+            || format!("{micros} µs"),
+            |t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+        )
+    };
+    let mut parts = Vec::new();
+    if let Some(d) = &context.domain {
+        parts.push(format!("domain {d}"));
+    }
+    if context.sacred_only {
+        parts.push("sacred only".to_owned());
+    }
+    if let Some(s) = context.since_micros {
+        parts.push(format!("since {}", time(s)));
+    }
+    if let Some(u) = context.until_micros {
+        parts.push(format!("until {}", time(u)));
+    }
+    if let Some(r) = &context.ranking {
+        parts.push(format!("ranking {r}"));
+    }
+    for (k, v) in &context.entries {
+        parts.push(format!("{k}={}", clip(v, 60)));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("; context: {}", parts.join(", "))
+    }
+}
+
+/// `n` with the noun in the form the number takes: "1 memory", "2 memories", "0 memories".
+pub(crate) fn plural(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// Shortens text to at most `max` characters, on a char boundary, with an ellipsis.
@@ -191,7 +322,7 @@ mod tests {
 
     #[test]
     fn builtins_round_trip_their_names() {
-        for k in BuiltIn::ALL {
+        for &k in BuiltIn::ALL {
             assert_eq!(BuiltIn::from_name(k.name()), Some(k));
             assert_eq!(k.create().kind(), k.name());
             assert_eq!(k.create().specialization(), k.specialization());
@@ -200,14 +331,21 @@ mod tests {
     }
 
     #[test]
-    fn invitation_query_merges_keywords_and_task() {
+    fn invitation_query_merges_task_and_keywords() {
         let inv = Invitation {
             task: "Find crash-safety lessons".into(),
             keywords: vec!["Memory-Mapped".into(), "crash".into()],
+            context: apprentice_core::Context {
+                entries: [("team".to_owned(), "storage crew".to_owned())].into(),
+                ..Default::default()
+            },
             ..Invitation::default()
         };
         let q = invitation_query(&inv);
-        assert_eq!(q.keywords(), ["memory", "mapped", "crash", "find", "safety", "lessons"]);
+        assert_eq!(
+            q.keywords(),
+            ["find", "crash", "safety", "lessons", "memory", "mapped", "storage", "crew"]
+        );
     }
 
     #[test]

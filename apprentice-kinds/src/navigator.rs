@@ -1,11 +1,19 @@
 //! The navigator: finds the memories an invitation is about and the ones related to them.
 
 use apprentice_core::{Invitation, Kind, MemoryUsed, Response};
-use shm_reader::{Hits, Reader};
+use shm_reader::{Hits, Ranking};
 
-use crate::{clip, id_text, limit_of, options_for, search_invitation};
+use crate::stream::Watcher;
+
+use crate::{clip, context_note, id_text, limit_of, plural, search_invitation, Found, MappedStore};
 
 pub(crate) const NAME: &str = "navigator";
+/// How the crate's registry knows this kind.
+pub(crate) const REGISTRATION: crate::BuiltIn = crate::BuiltIn {
+    name: NAME,
+    specialization: SPECIALIZATION,
+    create: || Box::new(MemoryNavigator::new()),
+};
 pub(crate) const SPECIALIZATION: &str = "semantic memory navigation";
 
 /// How many of the best hits the navigator follows to their related memories.
@@ -25,6 +33,7 @@ const QUOTE: usize = 160;
 pub struct MemoryNavigator {
     hits: Hits,
     related: Hits,
+    watcher: Option<Watcher>,
 }
 
 impl MemoryNavigator {
@@ -33,6 +42,7 @@ impl MemoryNavigator {
         MemoryNavigator {
             hits: Hits::with_capacity(100),
             related: Hits::with_capacity(RELATED_PER_HIT),
+            watcher: None,
         }
     }
 }
@@ -44,6 +54,8 @@ impl Default for MemoryNavigator {
 }
 
 impl Kind for MemoryNavigator {
+    type Memory = MappedStore;
+
     fn kind(&self) -> &str {
         NAME
     }
@@ -52,25 +64,45 @@ impl Kind for MemoryNavigator {
         SPECIALIZATION
     }
 
-    fn consider(&mut self, invitation: &Invitation, memory: &mut Reader) -> Response {
+    /// Watches: new memories that share a keyword with the interest and fit its context are
+    /// pushed once each (see the crate's stream module).
+    fn watch(
+        &mut self,
+        interest: &Invitation,
+        after_micros: i64,
+        seen: &[String],
+        _memory: &mut MappedStore,
+    ) -> bool {
+        self.watcher = Watcher::new(interest, after_micros, seen);
+        self.watcher.is_some()
+    }
+
+    fn notice(&mut self, memory: &mut MappedStore) -> Vec<(MemoryUsed, String)> {
+        self.watcher.as_mut().map(|w| w.notice(memory)).unwrap_or_default()
+    }
+
+    fn consider(&mut self, invitation: &Invitation, memory: &mut MappedStore) -> Response {
         let limit = limit_of(invitation);
-        let (query, options, asked) =
+        let found =
             match search_invitation(invitation, "to navigate by", limit, memory, &mut self.hits) {
                 Ok(found) => found,
                 Err(declined) => return declined,
             };
+        let Found { query, options, asked, hits } = found;
+        let context = &invitation.context;
+        let note = context_note(context);
         let generation = memory.generation();
-        if self.hits.is_empty() {
+        if hits.is_empty() {
             return Response {
                 accepted: true,
                 reason: format!(
-                    "searched {} memories (generation {generation}) for [{asked}]",
-                    memory.len()
+                    "searched {} (generation {generation}) for [{asked}]{note}",
+                    plural(memory.len(), "memory", "memories")
                 ),
                 confidence: 0.0,
                 insights: vec![format!(
                     "No memory mentions any of [{asked}]{}.",
-                    if invitation.sacred_only { " among the sacred moments" } else { "" }
+                    if context.is_empty() { "" } else { " within the context" }
                 )],
                 memories: Vec::new(),
             };
@@ -79,8 +111,12 @@ impl Kind for MemoryNavigator {
         let mut insights = Vec::new();
         let mut used = Vec::new();
         let mut quality = 0.0;
-        let q_len = query.keywords().len() as f64;
-        for (rank, hit) in self.hits.iter().enumerate() {
+        // The words the ranking searched for: a hit's overlap counts those.
+        let q_len = match options.ranking {
+            Ranking::Jaccard => query.keywords().len(),
+            _ => query.terms().len(),
+        } as f64;
+        for (rank, hit) in hits.iter().enumerate() {
             let Some(doc) = memory.doc(hit) else { continue };
             let matched = memory
                 .explain(&query, hit, &options)
@@ -98,24 +134,26 @@ impl Kind for MemoryNavigator {
             ));
             used.push(MemoryUsed { id: id_text(&hit.id), score: hit.score });
         }
-        let followed = self.hits.len().min(FOLLOW);
+        let followed = hits.len().min(FOLLOW);
         quality /= followed as f64;
 
-        // Follow the best hits to memories that share their keywords but not the query's.
-        let best: Vec<([u8; 16], String)> = self
-            .hits
+        // Follow the best hits to memories that share their keywords but not the query's, within
+        // the same context.
+        let best: Vec<([u8; 16], String)> = hits
             .iter()
             .take(FOLLOW)
             .filter_map(|h| memory.doc(h).map(|d| (h.id, clip(d.gist(), 60))))
             .collect();
-        let mut related_options = options_for(invitation, RELATED_PER_HIT);
-        related_options.sacred_only = false;
+        let mut related_options = options.clone();
+        related_options.limit = RELATED_PER_HIT;
         for (id, gist) in best {
             if memory.related(&id, &related_options, &mut self.related).is_err() {
                 break;
             }
             for hit in self.related.iter() {
-                if used.iter().any(|u| u.id == id_text(&hit.id)) {
+                if !context.in_time_range(hit.timestamp_micros)
+                    || used.iter().any(|u| u.id == id_text(&hit.id))
+                {
                     continue;
                 }
                 let Some(doc) = memory.doc(hit) else { continue };
@@ -129,14 +167,15 @@ impl Kind for MemoryNavigator {
             }
         }
 
-        let direct = self.hits.len();
-        let sacred = self.hits.iter().filter(|h| memory.doc(h).is_some_and(|d| d.sacred())).count();
+        let direct = hits.len();
+        let sacred = hits.iter().filter(|h| memory.doc(h).is_some_and(|d| d.sacred())).count();
         Response {
             accepted: true,
             reason: format!(
-                "found {direct} memories for [{asked}] among {} (generation {generation}), {sacred} of them sacred, and {} related ones",
+                "found {} for [{asked}] among {} (generation {generation}), {sacred} of them sacred, and {} related{note}",
+                plural(direct as u64, "memory", "memories"),
                 memory.len(),
-                used.len() - direct
+                plural((used.len() - direct) as u64, "memory", "memories"),
             ),
             confidence: (quality * 1000.0).round() / 1000.0,
             insights,

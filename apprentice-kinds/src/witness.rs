@@ -3,11 +3,17 @@
 use std::collections::{BTreeMap, HashMap};
 
 use apprentice_core::{Invitation, Kind, MemoryUsed, Response};
-use shm_reader::{Hits, Reader};
+use shm_reader::Hits;
 
-use crate::{id_text, search_invitation};
+use crate::{context_note, id_text, plural, search_invitation, Found, MappedStore};
 
 pub(crate) const NAME: &str = "witness";
+/// How the crate's registry knows this kind.
+pub(crate) const REGISTRATION: crate::BuiltIn = crate::BuiltIn {
+    name: NAME,
+    specialization: SPECIALIZATION,
+    create: || Box::new(ConsciousnessWitness::new()),
+};
 pub(crate) const SPECIALIZATION: &str = "consciousness emergence patterns";
 
 /// How many matching memories the witness reads patterns from.
@@ -18,9 +24,11 @@ const ENOUGH: f64 = 10.0;
 /// "Consciousness emergence patterns": reads the memories that match an invitation and reports
 /// the patterns across them with their numbers: how they spread over domains, the share of
 /// sacred moments, how the consciousness score moved over time (older half against newer half,
-/// by timestamp), and the keywords that co-occur with the query.
+/// by timestamp, among memories that carry a score), and the content keywords that co-occur
+/// with the query (a stop list leaves out function words).
 ///
-/// Its confidence grows with the evidence: `min(1, matching / 10)`.
+/// Its confidence is the sample size and only that: `min(1, matching / 10)`, and its reason
+/// says so.
 #[derive(Debug)]
 pub struct ConsciousnessWitness {
     hits: Hits,
@@ -47,6 +55,8 @@ struct Seen<'a> {
 }
 
 impl Kind for ConsciousnessWitness {
+    type Memory = MappedStore;
+
     fn kind(&self) -> &str {
         NAME
     }
@@ -55,8 +65,8 @@ impl Kind for ConsciousnessWitness {
         SPECIALIZATION
     }
 
-    fn consider(&mut self, invitation: &Invitation, memory: &mut Reader) -> Response {
-        let (query, _, asked) = match search_invitation(
+    fn consider(&mut self, invitation: &Invitation, memory: &mut MappedStore) -> Response {
+        let found = match search_invitation(
             invitation,
             "to read patterns around",
             SAMPLE,
@@ -66,10 +76,12 @@ impl Kind for ConsciousnessWitness {
             Ok(found) => found,
             Err(declined) => return declined,
         };
-        let mut seen = Vec::with_capacity(self.hits.len());
+        let Found { query, asked, hits, .. } = found;
+        let note = context_note(&invitation.context);
+        let mut seen = Vec::with_capacity(hits.len());
         let mut co: HashMap<&str, usize, foldhash::fast::RandomState> =
             HashMap::with_capacity_and_hasher(4096, foldhash::fast::RandomState::default());
-        for hit in self.hits.iter() {
+        for hit in &hits {
             let Some(doc) = memory.doc(hit) else { continue };
             for k in doc.keywords() {
                 if !query.keywords().iter().any(|q| q == k) {
@@ -88,30 +100,46 @@ impl Kind for ConsciousnessWitness {
         if n == 0 {
             return Response {
                 accepted: true,
-                reason: format!("no memory among {} matches [{asked}]", memory.len()),
+                reason: format!(
+                    "no memory among {} matches [{asked}]{note}",
+                    plural(memory.len(), "memory", "memories")
+                ),
                 confidence: 0.0,
                 insights: vec![format!("Nothing to witness: no memory mentions any of [{asked}].")],
                 memories: Vec::new(),
             };
         }
+        let memories_n = plural(n as u64, "memory", "memories");
         let mut insights = Vec::new();
 
-        // Domain spread.
+        // Domain spread: the four largest, then the rest counted, so the numbers add up to n.
         let mut domains: BTreeMap<&str, usize> = BTreeMap::new();
         for s in &seen {
             *domains.entry(s.domain).or_default() += 1;
         }
         let mut by_count: Vec<(&str, usize)> = domains.into_iter().collect();
         by_count.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-        let top: Vec<String> = by_count
+        let mut top: Vec<String> = by_count
             .iter()
             .take(4)
             .map(|(d, c)| format!("{d} {c} ({:.0}%)", 100.0 * *c as f64 / n as f64))
             .collect();
-        let sampled = if n == SAMPLE { format!("the best {SAMPLE}") } else { n.to_string() };
+        if by_count.len() > 4 {
+            let rest: usize = by_count[4..].iter().map(|(_, c)| c).sum();
+            top.push(format!(
+                "{} {rest} ({:.0}%)",
+                plural((by_count.len() - 4) as u64, "other domain", "other domains"),
+                100.0 * rest as f64 / n as f64
+            ));
+        }
+        let sampled = if n == SAMPLE {
+            format!("the best {SAMPLE} matching memories")
+        } else {
+            format!("{memories_n} matching")
+        };
         insights.push(format!(
-            "Domain spread: {sampled} matching memories across {} domains; {}.",
-            by_count.len(),
+            "Domain spread: {sampled} across {}; {}.",
+            plural(by_count.len() as u64, "domain", "domains"),
             top.join(", ")
         ));
 
@@ -122,15 +150,24 @@ impl Kind for ConsciousnessWitness {
             100.0 * sacred as f64 / n as f64
         ));
 
-        // Score trend: older half against newer half.
-        if n >= 2 {
-            let mut by_time: Vec<&Seen<'_>> = seen.iter().collect();
-            by_time.sort_by_key(|s| s.timestamp);
-            let half = n / 2;
+        // Score trend over the memories that carry a score (0 means none was given): the
+        // older half against the newer half by timestamp, the middle one of an odd count in
+        // neither, so the halves and the middle add up.
+        let mut scored: Vec<&Seen<'_>> = seen.iter().filter(|s| s.score > 0.0).collect();
+        let unscored = n - scored.len();
+        let unscored_note = if unscored == 0 {
+            String::new()
+        } else {
+            format!("; {unscored} of {n} carry no score and are left out")
+        };
+        if scored.len() >= 2 {
+            scored.sort_by_key(|s| s.timestamp);
+            let m = scored.len();
+            let half = m / 2;
             let mean = |xs: &[&Seen<'_>]| {
                 xs.iter().map(|s| f64::from(s.score)).sum::<f64>() / xs.len() as f64
             };
-            let (older, newer) = (mean(&by_time[..half]), mean(&by_time[n - half..]));
+            let (older, newer) = (mean(&scored[..half]), mean(&scored[m - half..]));
             let direction = if newer > older + 0.02 {
                 "rose"
             } else if newer + 0.02 < older {
@@ -138,18 +175,25 @@ impl Kind for ConsciousnessWitness {
             } else {
                 "held steady"
             };
+            let middle = if m % 2 == 1 { ", the middle one in neither" } else { "" };
             insights.push(format!(
-                "Score trend: the mean consciousness score {direction} from {older:.2} (older {half}) to {newer:.2} (newer {half})."
+                "Score trend: the mean consciousness score {direction} from {older:.2} (older {half}) to {newer:.2} (newer {half}){middle}{unscored_note}."
+            ));
+        } else if let [only] = scored[..] {
+            insights.push(format!(
+                "Score trend: one scored memory (score {:.2}); no trend yet{unscored_note}.",
+                only.score
             ));
         } else {
             insights.push(format!(
-                "Score trend: one memory, score {:.2}; no trend yet.",
-                seen[0].score
+                "Score trend: none of the {memories_n} carries a consciousness score; no trend."
             ));
         }
 
-        // Co-occurring keywords.
-        let mut pairs: Vec<(&str, usize)> = co.into_iter().collect();
+        // Co-occurring keywords: content words (not on the stop list) in at least two memories.
+        // The stop list is checked once per distinct keyword, not per occurrence.
+        let mut pairs: Vec<(&str, usize)> =
+            co.into_iter().filter(|&(k, c)| c >= 2 && STOP.binary_search(&k).is_err()).collect();
         let by_count = |a: &(&str, usize), b: &(&str, usize)| b.1.cmp(&a.1).then(a.0.cmp(b.0));
         if pairs.len() > 5 {
             pairs.select_nth_unstable_by(4, by_count);
@@ -162,8 +206,7 @@ impl Kind for ConsciousnessWitness {
             insights.push(format!("Keywords that co-occur with [{asked}]: {}.", shown.join(", ")));
         }
 
-        let memories = self
-            .hits
+        let memories = hits
             .iter()
             .take(crate::limit_of(invitation))
             .map(|h| MemoryUsed { id: id_text(&h.id), score: h.score })
@@ -172,11 +215,34 @@ impl Kind for ConsciousnessWitness {
         Response {
             accepted: true,
             reason: format!(
-                "read patterns across {n} memories matching [{asked}] (generation {generation})"
+                "read patterns across {memories_n} matching [{asked}] (generation {generation}); confidence is the sample size, min(1, matching / {ENOUGH}){note}"
             ),
             confidence,
             insights,
             memories,
         }
+    }
+}
+
+/// Words too common to be a pattern: the witness never reports them as co-occurring. Sorted
+/// (binary search; a unit test checks it).
+pub(crate) const STOP: &[&str] = &[
+    "about", "after", "again", "all", "also", "always", "and", "any", "are", "because", "been",
+    "before", "being", "both", "but", "can", "could", "did", "does", "doing", "done", "each",
+    "even", "ever", "every", "for", "from", "get", "got", "had", "has", "have", "her", "here",
+    "him", "his", "how", "into", "its", "just", "like", "made", "make", "many", "may", "might",
+    "more", "most", "much", "must", "never", "new", "not", "now", "off", "often", "old", "once",
+    "one", "only", "onto", "other", "our", "out", "over", "own", "same", "shall", "she", "should",
+    "some", "still", "such", "than", "that", "the", "their", "them", "then", "there", "these",
+    "they", "thing", "things", "this", "those", "through", "too", "two", "under", "until", "upon",
+    "use", "used", "using", "very", "was", "way", "were", "what", "when", "where", "which",
+    "while", "who", "whom", "why", "will", "with", "would", "yet", "you", "your",
+];
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_stop_list_is_sorted_and_unique() {
+        assert!(super::STOP.windows(2).all(|w| w[0] < w[1]));
     }
 }

@@ -2,28 +2,20 @@
 //! kill the file is absent or one complete version, and at most one temp file is left.
 
 use std::fs;
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-const CHILD_ENV: &str = "ATOMIC_WRITE_CRASH_CHILD";
+/// Rewrites a file in a loop until killed (tests/bin/crash_child.rs).
+const CHILD: &str = env!("CARGO_BIN_EXE_atomic-write-test-crash-child");
 const KILLS: usize = 200;
 
-/// FNV-1a, enough to tell a complete version from a torn one.
+/// FNV-1a, as the child computes it, to tell a complete version from a torn one.
 fn fnv(bytes: &[u8]) -> u64 {
     bytes
         .iter()
         .fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
-}
-
-/// `[len: u64][body][fnv(body): u64]`, body length varying with the version.
-fn version(n: u64) -> Vec<u8> {
-    let len = 1000 + (n * 7919 % 200_000) as usize;
-    let body: Vec<u8> = (0..len).map(|i| (i as u64 ^ n) as u8).collect();
-    let mut out = (len as u64).to_le_bytes().to_vec();
-    out.extend_from_slice(&body);
-    out.extend_from_slice(&fnv(&body).to_le_bytes());
-    out
 }
 
 fn valid(bytes: &[u8]) -> bool {
@@ -45,35 +37,23 @@ fn temps(dir: &Path) -> usize {
         .count()
 }
 
-/// The child's body: runs only when the parent re-executes this test binary.
-#[test]
-fn crash_child() {
-    let Ok(path) = std::env::var(CHILD_ENV) else { return };
-    let path = Path::new(&path);
-    // The next writer cleans up what a killed one left.
-    atomic_write::remove_stale_temps(path).unwrap();
-    let mut n = std::process::id() as u64 * 1000;
-    loop {
-        atomic_write::write(path, &version(n)).unwrap();
-        n += 1;
-    }
-}
-
 #[test]
 fn sigkill_never_leaves_a_torn_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("victim.bin");
-    let exe = std::env::current_exe().unwrap();
     let mut seed = 0x9e37_79b9_7f4a_7c15u64;
     let mut seen_present = 0;
     for kill in 0..KILLS {
-        let mut child = Command::new(&exe)
-            .args(["--exact", "crash::crash_child", "--test-threads=1", "--nocapture"])
-            .env(CHILD_ENV, &path)
-            .stdout(Stdio::null())
+        let mut child = Command::new(CHILD)
+            .arg(&path)
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
+        // Kill at a random point once the child runs its write loop.
+        let mut ready = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut ready).unwrap();
+        assert_eq!(ready, "ready\n", "kill {kill}: the child did not start");
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;

@@ -110,7 +110,7 @@ impl CorpusMemory {
         uuid_string(&self.id)
     }
 
-    /// The memory as one line of `mcs ingest` JSON (DESIGN.md's fields), no newline.
+    /// The memory as one line of `mcs ingest` JSON (`memory_store::Memory`'s fields), no newline.
     pub fn to_json_line(&self) -> String {
         let mut s = String::with_capacity(512);
         s.push_str("{\"id\":\"");

@@ -1,7 +1,8 @@
 //! The Cranfield collection (documents, queries, graded judgements) and the ranking metrics
 //! `cargo xtask relevance` reports.
 //!
-//! The files are read where they are (`../shared/data/cranfield/`), never copied. The query
+//! The files are read where they are (the directory `cargo xtask relevance --data` names; the
+//! collection is not part of the repository), never copied. The query
 //! labels in `cran.qry` are not the query numbers of `cranqrel`: the k-th query in the file is
 //! query k there.
 

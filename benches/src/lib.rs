@@ -6,6 +6,7 @@
 //! - [`corpus`] generates the bench corpus and queries from a seed, byte for byte the same on
 //!   every machine ([`corpus::generate`]).
 //! - [`cranfield`] reads the Cranfield relevance collection and computes nDCG@10, MAP and P@10.
+//! - [`records_rows`] measures the records (ingest, single store, open, get, rebuild) at scale.
 //! - [`naive::NaiveScan`] is the original design's search: score every memory, sort.
 //! - `peers` (feature `peers`) wraps tantivy and SQLite FTS5 on the same corpus; it is off for
 //!   `cargo test --workspace`, so the workspace builds without them.
@@ -25,8 +26,10 @@
 pub mod corpus;
 pub mod cranfield;
 pub mod naive;
+pub mod os;
 #[cfg(feature = "peers")]
 pub mod peers;
+pub mod records_rows;
 
 use std::path::PathBuf;
 

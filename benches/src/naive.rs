@@ -31,7 +31,7 @@ impl NaiveScan {
         }
     }
 
-    /// The top `k` (id, score) for `query`, DESIGN.md's default weights and order.
+    /// The top `k` (id, score) for `query`, the default weights and order of `shm_reader::SearchOptions` and `Hit::cmp_rank`.
     pub fn search(&self, query: &[String], k: usize) -> Vec<([u8; 16], f64)> {
         let q: HashSet<&String> = query.iter().collect();
         let mut scored: Vec<(f64, i64, [u8; 16])> = Vec::new();

@@ -10,7 +10,7 @@
 use libfuzzer_sys::fuzz_target;
 use semantic_index::format::{self, HEADER_LEN};
 use semantic_index::{Document, SegmentBuilder};
-use shm_reader::{DeletedSet, Hits, Query, SearchOptions, Segment};
+use shm_reader::{DeletedSet, Hits, Query, Ranking, SearchOptions, Segment};
 
 const WORDS: [&str; 12] = [
     "memory", "index", "crash", "segment", "reader", "writer", "sacred", "insight", "durable",
@@ -27,6 +27,9 @@ fn exercise(bytes: &[u8]) {
         ("segment", SearchOptions { sacred_only: true, ..SearchOptions::default() }),
         ("reader writer durable search", SearchOptions { limit: 3, ..SearchOptions::default() }),
         ("insight", SearchOptions { domain: Some("d1".into()), ..SearchOptions::default() }),
+        // The same walks under Jaccard (BM25F is the default above).
+        ("memory index crash", SearchOptions { ranking: Ranking::Jaccard, ..Default::default() }),
+        ("segment", SearchOptions { ranking: Ranking::Jaccard, limit: 3, ..Default::default() }),
     ] {
         let query = Query::from_text(text);
         hits.clear();

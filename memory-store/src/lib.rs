@@ -5,13 +5,18 @@
 //!
 //! # Overview
 //!
-//! - [`Memory`] is the record a user stores (DESIGN.md's fields; JSON in, JSON out; unknown
+//! - [`Memory`] is the record a user stores (JSON in, JSON out, its fields documented there; unknown
 //!   fields refused with the field named).
 //! - [`MemoryStore`] owns a store directory: [`MemoryStore::store`] and
-//!   [`MemoryStore::store_batch`] are durable when they return (one atomic commit file each)
+//!   [`MemoryStore::store_batch`] are durable when they return (one append and one `fdatasync`
+//!   to the records log each)
 //!   and publish a new index generation that readers in other processes see at their next
 //!   search; [`MemoryStore::search`], [`MemoryStore::related`], [`MemoryStore::sacred`] read it.
-//! - Records are the truth; the index is derived. At open the store checks that the published
+//! - Records (an append-only log of checksummed frames with an id index, so open, store and
+//!   [`MemoryStore::get`] never read every record) are the truth; damage costs only the damaged
+//!   records, [`MemoryStore::verify`] names them ([`RecordsCheck`]), [`MemoryStore::repair`]
+//!   keeps every intact record and quarantines the rest ([`RepairReport`]);
+//!   [`get_from_records`] reads one memory without opening the index. The index is derived. At open the store checks that the published
 //!   index covers exactly the records and rebuilds it otherwise; [`MemoryStore::verify`]
 //!   compares them id by id.
 //! - Appends become small segments; a tiered merge policy keeps at most three segments per size
@@ -37,17 +42,21 @@
 #![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
+mod files;
 mod memory;
 mod records;
 mod store;
 
 pub use crate::memory::{InvalidMemory, Memory, Perspective};
-pub use crate::records::RecordsError;
-pub use crate::store::hybrid::{
-    embedding_text, Embed, EmbedError, Fusion, HybridWhy, FUSION_DEPTH,
+pub use crate::records::{
+    get_from_records, DamagedRange, RecordsCheck, RecordsError, RepairReport, QUARANTINE_DIR,
 };
+pub use crate::store::hybrid::{embedding_text, Embed, EmbedError, HybridWhy};
 pub use crate::store::{
-    BatchReport, Error, Found, MemoryStore, Result, SearchResults, Stats, VerifyReport, Why,
-    LOCK_FILE,
+    BatchReport, Error, FieldTf, Found, MemoryStore, Result, SearchResults, Stats, VerifyReport,
+    Why, WhyTerm, LOCK_FILE,
 };
-pub use shm_reader::{Query, SearchOptions};
+pub use shm_reader::{Query, Ranking, SearchOptions, FUSION_DEPTH};
+/// The type of memory ids ([`Memory::id`]), re-exported so that callers need not depend on
+/// `uuid` themselves; it displays as the usual hyphenated lowercase form.
+pub use uuid::Uuid;

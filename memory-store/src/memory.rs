@@ -1,4 +1,4 @@
-//! The record a user stores (DESIGN.md, "Data"), its validation and its JSON form.
+//! The record a user stores, its validation and its JSON form.
 
 use std::collections::BTreeMap;
 
@@ -26,8 +26,11 @@ pub struct Perspective {
 
 /// A memory: what an agent learned, with its question, insights and synthesis.
 ///
-/// JSON in, JSON out; unknown fields are refused. `id` is generated when absent, `timestamp`
-/// defaults to now; `domain` must not be empty and `score` must lie in `0..=1`.
+/// JSON in, JSON out; unknown fields are refused. `domain` (not empty) and `question` are
+/// required; `timestamp` is RFC 3339 and defaults to now; `score` must lie in `0..=1`. When `id`
+/// is absent, [`Memory::from_json`] derives it from the text (so the same line read twice is the
+/// same memory); deserialized through serde directly, or made with [`Memory::new`], a memory
+/// without an id gets a random one.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Memory {
@@ -107,16 +110,42 @@ impl Memory {
     }
 
     /// Parses one JSON object (a line of JSON Lines) and validates it. Errors name the field.
+    ///
+    /// Without an `id` field the id is derived from `text` (trimmed): the same line gives the
+    /// same id every time, so reading a file twice stores its memories once.
+    ///
+    /// ```
+    /// use memory_store::Memory;
+    ///
+    /// let line = r#"{"domain":"ops","question":"What survives a crash?"}"#;
+    /// assert_eq!(Memory::from_json(line)?.id, Memory::from_json(line)?.id);
+    /// # Ok::<(), memory_store::InvalidMemory>(())
+    /// ```
     pub fn from_json(text: &str) -> Result<Memory, InvalidMemory> {
+        not_an_object(text)?;
         let de = &mut serde_json::Deserializer::from_str(text);
-        let memory: Memory = serde_path_to_error::deserialize(de).map_err(|e| {
+        let mut memory: Memory = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner();
-            let message = strip_position(&inner.to_string());
+            let mut message = strip_position(&inner.to_string());
+            let syntax = matches!(
+                inner.classify(),
+                serde_json::error::Category::Syntax | serde_json::error::Category::Eof
+            );
+            if matches!(inner.classify(), serde_json::error::Category::Syntax) {
+                message = format!("not valid JSON: {message} at column {}", inner.column());
+            } else if matches!(inner.classify(), serde_json::error::Category::Eof) {
+                message = format!("not valid JSON: {message} (the object is not closed)");
+            } else if path == "timestamp" {
+                message.push_str(" (expected an RFC 3339 date-time, e.g. 2026-11-30T04:15:00Z)");
+            }
             // serde names unknown fields in its message; the path then points at the parent.
-            let field = if path == "." || path.is_empty() { None } else { Some(path) };
+            let field = if syntax || path == "." || path.is_empty() { None } else { Some(path) };
             InvalidMemory { line: None, field, message }
         })?;
+        if !id_given(text, &memory.id) {
+            memory.id = derived_id(text.trim());
+        }
         memory.validate()?;
         Ok(memory)
     }
@@ -150,6 +179,59 @@ impl Memory {
             timestamp_micros: self.timestamp.timestamp_micros(),
         }
     }
+}
+
+/// Refuses a line that is not a JSON object, naming what it is instead (serde's message for an
+/// array, "invalid type: map, expected a formatted UUID string", says nothing useful).
+fn not_an_object(text: &str) -> Result<(), InvalidMemory> {
+    let found = match text.trim_start().chars().next() {
+        Some('{') | None => return Ok(()),
+        Some('[') => "an array (one memory per line, not a list of them)",
+        Some('"') => "a string",
+        Some('t' | 'f') => "a boolean",
+        Some('n') => "null",
+        Some(c) if c == '-' || c.is_ascii_digit() => "a number",
+        Some(_) => "text that is not JSON",
+    };
+    Err(InvalidMemory {
+        line: None,
+        field: None,
+        message: format!("expected a JSON object (one memory per line), found {found}"),
+    })
+}
+
+/// Whether `text` holds an `id` field (else `parsed` is the random default).
+fn id_given(text: &str, parsed: &Uuid) -> bool {
+    // A key is spelled `"id"`, or with escapes (`"\u0069d"`), which the probe below decodes.
+    if !text.contains("\"id\"") && !text.contains("\\u") {
+        return false;
+    }
+    // Fast path: the id as uuid writes it (a random default cannot appear in the text).
+    if text.contains(parsed.hyphenated().encode_lower(&mut Uuid::encode_buffer()) as &str) {
+        return true;
+    }
+    #[derive(Deserialize)]
+    struct Probe {
+        #[serde(default)]
+        id: Option<serde::de::IgnoredAny>,
+    }
+    serde_json::from_str::<Probe>(text).is_ok_and(|p| p.id.is_some())
+}
+
+/// A UUID (version 8, "custom") made of two 64-bit XXH3 hashes of `text`: the same text always
+/// gives the same id. Not a cryptographic hash: it keeps honest re-runs idempotent, it does not
+/// stop someone who crafts a colliding line on purpose.
+fn derived_id(text: &str) -> Uuid {
+    use twox_hash::XxHash3_64;
+    let a = XxHash3_64::oneshot_with_seed(0x6d63_735f_6964_5f31, text.as_bytes());
+    let b = XxHash3_64::oneshot_with_seed(0x6d63_735f_6964_5f32, text.as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&a.to_le_bytes());
+    bytes[8..].copy_from_slice(&b.to_le_bytes());
+    uuid::Builder::from_bytes(bytes)
+        .with_variant(uuid::Variant::RFC4122)
+        .with_version(uuid::Version::Custom)
+        .into_uuid()
 }
 
 /// serde_json appends " at line 1 column 17"; in JSON Lines the caller names the line.
@@ -191,6 +273,48 @@ mod tests {
         assert_eq!(e.field.as_deref(), Some("insights[1]"), "{e}");
         let e = Memory::from_json(r#"{"question":"q"}"#).unwrap_err();
         assert!(e.to_string().contains("missing field `domain`"), "{e}");
+    }
+
+    #[test]
+    fn a_line_without_id_always_gets_the_same_id() {
+        let line = r#"{"domain":"ops","question":"why?"}"#;
+        let (a, b) = (Memory::from_json(line).unwrap(), Memory::from_json(line).unwrap());
+        assert_eq!(a.id, b.id);
+        assert_eq!(a.id.get_version(), Some(uuid::Version::Custom));
+        let other = Memory::from_json(r#"{"domain":"ops","question":"why not?"}"#).unwrap();
+        assert_ne!(a.id, other.id);
+        // A given id is kept, however it is written.
+        for given in [
+            r#"{"id":"11111111-1111-4111-8111-111111111111","domain":"d","question":"q"}"#,
+            r#"{"id":"11111111111141118111111111111111","domain":"d","question":"q"}"#,
+            r#"{"\u0069d":"11111111-1111-4111-8111-111111111111","domain":"d","question":"q"}"#,
+        ] {
+            let m = Memory::from_json(given).unwrap();
+            assert_eq!(m.id.to_string(), "11111111-1111-4111-8111-111111111111", "{given}");
+        }
+        // An "id" inside the context is not the memory's id.
+        let m = Memory::from_json(r#"{"domain":"d","question":"q","context":{"id":"x"}}"#).unwrap();
+        assert_eq!(m.id.get_version(), Some(uuid::Version::Custom));
+    }
+
+    #[test]
+    fn errors_say_what_was_expected() {
+        let e = Memory::from_json(r#"[{"domain":"d","question":"q"}]"#).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "expected a JSON object (one memory per line), found an array (one memory per line, \
+             not a list of them)"
+        );
+        let e = Memory::from_json("domain: ops").unwrap_err();
+        assert!(e.to_string().contains("found text that is not JSON"), "{e}");
+        let e = Memory::from_json(r#"{"domain":"d", question:"q"}"#).unwrap_err();
+        assert!(e.to_string().starts_with("not valid JSON: key must be a string at column"), "{e}");
+        let e = Memory::from_json(r#"{"domain":"d","question":"q""#).unwrap_err();
+        assert!(e.to_string().contains("not valid JSON"), "{e}");
+        let e = Memory::from_json(r#"{"domain":"d","question":"q","timestamp":"yesterday"}"#)
+            .unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("timestamp"));
+        assert!(e.to_string().contains("expected an RFC 3339 date-time"), "{e}");
     }
 
     #[test]

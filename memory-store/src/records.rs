@@ -1,51 +1,67 @@
-//! Records, the store's truth: immutable commit files under `records/`.
+//! Records, the store's truth: an append-only log of checksummed frames and an id index.
 //!
-//! Each commit is one file `records/<seq>.rec`, written once through atomic-write: JSON Lines,
-//! one entry per line (`{"put":{…memory…}}` or `{"forget":"<uuid>"}`), then a footer line
-//! `{"commit":{"seq":N,"entries":M,"xxh3":"…"}}` whose checksum covers every byte before it.
-//! A commit is in the store exactly when its file is (the rename is atomic), so a crash never
-//! leaves half a batch. From time to time all live memories are written to
-//! `records/<seq>.snap` (same format) and the commits it covers are deleted.
+//! - `records/<generation>.log` holds frames ([`frame`]): one per memory put or forgotten, the
+//!   last frame of each commit flagged. A commit appends its frames in one write and one
+//!   `fdatasync`; it is in the store exactly when its last frame is intact. Each frame checks
+//!   its own header and payload, so a damaged byte costs the one record it is in; a scan finds
+//!   the next intact frame after damage by its magic and header checksum.
+//! - `records/ids` ([`ids`]) maps every live id to its frame, sorted by id, as of one point of
+//!   the log; the commits after it (a few MiB at most) are replayed at open. Open, store-one and
+//!   get-by-id read the index's footer, O(log n) entries and that tail, never the whole log.
+//! - Commit sequence numbers are consecutive: a gap, a log shorter than its index covers, or a
+//!   missing log is reported as loss, with the ids where the index knows them.
+//! - A compaction or a repair ([`salvage`]) writes the live records to the next generation's
+//!   log (atomically, then the old one is removed); a repair also writes what it dropped to
+//!   `quarantine/`.
+//! - Stores in the old format (one JSON Lines file per commit) are migrated by the first writer.
 
-use std::collections::HashMap;
-use std::fs;
-use std::io;
+mod frame;
+mod ids;
+mod legacy;
+mod scan;
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use uuid::Uuid;
 
+use self::frame::{Header, Kind, COMPACTED, LAST};
+use self::ids::{Footer, IdEntry, IdTable, Unusable};
+use self::scan::Item;
 use crate::memory::Memory;
 
 pub(crate) const RECORDS_DIR: &str = "records";
-const COMMIT_EXT: &str = "rec";
-const SNAPSHOT_EXT: &str = "snap";
-/// Commits after the last snapshot before the writer compacts.
-const COMPACT_AFTER: usize = 256;
+const IDS_FILE: &str = "ids";
+const LOG_EXT: &str = "log";
+/// Where a repair puts what it dropped (in the store directory).
+pub const QUARANTINE_DIR: &str = "quarantine";
+/// Replayed log bytes after which a commit rewrites the id index (or a quarter of the index's
+/// size, if larger: the rewrite then costs at most about what replaying costs at open).
+const CHECKPOINT_BYTES: u64 = 4 << 20;
+/// Dead put frames (forgotten memories' records) above which a commit compacts the log, when
+/// they also outnumber the live ones: the log stays within about twice the live records.
+const COMPACT_DEAD: u64 = if cfg!(test) { 32 } else { 1 << 16 };
+/// Lookups in one call above which the whole id index is read into memory once.
+const BULK_LOOKUPS: usize = 64;
+
+/// Where a frame is in the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Loc {
+    pub(crate) offset: u64,
+    pub(crate) len: u32,
+}
 
 /// One change.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[derive(Clone, Debug)]
 pub(crate) enum Entry {
     Put(Box<Memory>),
     Forget(Uuid),
 }
 
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Footer {
-    commit: FooterBody,
-}
-
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FooterBody {
-    seq: u64,
-    entries: u64,
-    xxh3: String,
-}
-
-/// A records file that cannot be read.
+/// Records that cannot be read, written or trusted.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RecordsError {
@@ -64,104 +80,618 @@ pub enum RecordsError {
     #[error("writing records")]
     Write(#[from] atomic_write::Error),
     /// A file's content is damaged.
-    #[error("records file {} is damaged at line {line}: {problem}", path.display())]
+    #[error("records file {} is damaged at byte {offset}: {problem}", path.display())]
     Corrupt {
         /// The file.
         path: PathBuf,
-        /// The line (1-based).
-        line: usize,
+        /// Where.
+        offset: u64,
         /// What is wrong.
         problem: String,
     },
+    /// One memory's record fails its checksum.
+    #[error("the record of memory {id} (records file {}, byte {offset}) is damaged; `mcs repair` keeps every intact record and quarantines it", path.display())]
+    Damaged {
+        /// The memory.
+        id: Uuid,
+        /// The log.
+        path: PathBuf,
+        /// Where its frame starts.
+        offset: u64,
+    },
+    /// Records the store acknowledged are gone (a missing or cut log).
+    #[error("records of {count} memories are lost: {detail}; `mcs repair` keeps what is intact and records the loss")]
+    Lost {
+        /// How many memories (as far as the id index knows).
+        count: u64,
+        /// What is missing.
+        detail: String,
+    },
+    /// A reader met a store whose records are in the old format.
+    #[error("the records in {} are in the old format; the first writer (`mcs add`, `mcs ingest`, `mcs rebuild` or `mcs repair`) migrates them", .0.display())]
+    OldFormat(PathBuf),
+    /// A memory too large for one record.
+    #[error(
+        "memory {id} is {bytes} bytes as JSON, more than a record holds ({} bytes)",
+        frame::MAX_PAYLOAD
+    )]
+    TooLarge {
+        /// The memory.
+        id: Uuid,
+        /// Its JSON size.
+        bytes: usize,
+    },
 }
 
-/// All memories, as the records say, and where the next commit goes.
-#[derive(Debug)]
-pub(crate) struct Records {
-    dir: PathBuf,
-    memories: HashMap<Uuid, Memory>,
-    seq: u64,
-    since_snapshot: usize,
+/// A stretch of a records log that is not an intact record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DamagedRange {
+    /// The log file (name inside `records/`).
+    pub file: String,
+    /// Its first byte.
+    pub offset: u64,
+    /// Its length in bytes.
+    pub len: u64,
+    /// The memory whose record it was, when the frame's header survived.
+    pub id: Option<Uuid>,
+    /// The commit it belonged to, when the header survived.
+    pub seq: Option<u64>,
 }
 
-fn file_seq(name: &str) -> Option<(u64, bool)> {
-    let (stem, ext) = name.split_once('.')?;
-    let seq = stem.parse().ok()?;
-    match ext {
-        COMMIT_EXT => Some((seq, false)),
-        SNAPSHOT_EXT => Some((seq, true)),
-        _ => None,
+/// What checking every record found.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct RecordsCheck {
+    /// Live memories whose record is intact.
+    pub intact: u64,
+    /// Live memories whose record is damaged or gone.
+    pub lost: Vec<Uuid>,
+    /// Damaged stretches of the log.
+    pub damaged: Vec<DamagedRange>,
+    /// Commit sequence numbers missing from the log (first, last).
+    pub missing_commits: Vec<(u64, u64)>,
+    /// Bytes after the last complete commit (offset, length): an append a crash cut short,
+    /// never acknowledged; the next write discards them.
+    pub unacknowledged_tail: Option<(u64, u64)>,
+}
+
+impl RecordsCheck {
+    /// Whether every record is intact and no commit is missing.
+    pub fn is_clean(&self) -> bool {
+        self.lost.is_empty() && self.damaged.is_empty() && self.missing_commits.is_empty()
     }
 }
 
-fn file_name(seq: u64, snapshot: bool) -> String {
-    format!("{seq:016}.{}", if snapshot { SNAPSHOT_EXT } else { COMMIT_EXT })
+/// What a repair kept and dropped.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct RepairReport {
+    /// Memories kept (every intact live record).
+    pub kept: u64,
+    /// Memories lost: their record was damaged or gone.
+    pub lost: Vec<Uuid>,
+    /// Damaged stretches, copied to the quarantine file.
+    pub damaged: Vec<DamagedRange>,
+    /// Commit sequence numbers that were missing.
+    pub missing_commits: Vec<(u64, u64)>,
+    /// The quarantine report (JSON; the damaged bytes sit beside it as `.bin`), if anything
+    /// was dropped.
+    pub quarantine: Option<PathBuf>,
 }
 
-impl Records {
-    /// Loads every record. With `clean`, also deletes files a snapshot made redundant (writer only).
-    pub(crate) fn load(store: &Path, clean: bool) -> Result<Records, RecordsError> {
-        let dir = store.join(RECORDS_DIR);
-        if clean && !dir.is_dir() {
-            fs::create_dir_all(&dir).map_err(|source| RecordsError::Io {
-                what: "creating",
-                path: dir.clone(),
-                source,
-            })?;
+/// Progress of a whole-store pass: bytes done, bytes in all.
+pub(crate) type Progress<'a> = &'a mut dyn FnMut(u64, u64);
+
+/// The live memories, as the records say, and where the next commit goes.
+#[derive(Debug)]
+pub(crate) struct Records {
+    dir: PathBuf,
+    generation: u64,
+    log_path: PathBuf,
+    log: Option<File>,
+    ids: Option<IdTable>,
+    /// Changes after the id index's covered end: `None` for forgotten.
+    delta: HashMap<[u8; 16], Option<Loc>>,
+    count: u64,
+    /// Put frames in the log (live or not), for the compaction policy.
+    puts: u64,
+    seq: u64,
+    /// End of the last complete commit.
+    end: u64,
+    /// Bytes after `end` (a torn append) the next commit removes first.
+    torn: Option<(u64, u64)>,
+}
+
+pub(crate) fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+    }
+    #[cfg(windows)]
+    {
+        let mut done = 0;
+        while done < buf.len() {
+            let n = std::os::windows::fs::FileExt::seek_read(
+                file,
+                &mut buf[done..],
+                offset + done as u64,
+            )?;
+            if n == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            done += n;
         }
-        let mut files: Vec<(u64, bool, PathBuf)> = Vec::new();
-        match fs::read_dir(&dir) {
-            Ok(entries) => {
-                for entry in entries {
-                    let entry = entry.map_err(|source| RecordsError::Io {
-                        what: "listing",
-                        path: dir.clone(),
-                        source,
-                    })?;
-                    if let Some((seq, snap)) = entry.file_name().to_str().and_then(file_seq) {
-                        files.push((seq, snap, entry.path()));
+        Ok(())
+    }
+}
+
+fn write_at(file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::FileExt::write_all_at(file, buf, offset)
+    }
+    #[cfg(windows)]
+    {
+        let mut done = 0;
+        while done < buf.len() {
+            done += std::os::windows::fs::FileExt::seek_write(
+                file,
+                &buf[done..],
+                offset + done as u64,
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Opens a regular file (refusing anything else: no link followed, no FIFO waited on) for
+/// reading, or reading and writing.
+pub(crate) fn open_regular(path: &Path, write: bool) -> io::Result<File> {
+    semantic_index::layout::open_file(path, fs::OpenOptions::new().read(true).write(write))
+}
+
+/// Creates `dir` if needed and makes it owner-only, whatever the umask.
+pub(crate) fn private_dir(dir: &Path) -> Result<(), RecordsError> {
+    let io = |what| move |source| RecordsError::Io { what, path: dir.to_owned(), source };
+    match fs::create_dir(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(io("creating")(e)),
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = fs::symlink_metadata(dir).map_err(io("reading"))?;
+        if !meta.is_dir() {
+            return Err(io("opening")(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a directory",
+            )));
+        }
+        if meta.permissions().mode() & 0o777 != 0o700 {
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+                .map_err(io("restricting"))?;
+        }
+    }
+    Ok(())
+}
+
+fn log_name(generation: u64) -> String {
+    format!("{generation:016}.{LOG_EXT}")
+}
+
+fn log_generations(dir: &Path) -> Result<Vec<u64>, RecordsError> {
+    let mut found = Vec::new();
+    match fs::read_dir(dir) {
+        Ok(entries) => {
+            for entry in entries {
+                let entry = entry.map_err(|source| RecordsError::Io {
+                    what: "listing",
+                    path: dir.to_owned(),
+                    source,
+                })?;
+                let name = entry.file_name();
+                let Some((stem, ext)) = name.to_str().and_then(|n| n.split_once('.')) else {
+                    continue;
+                };
+                if ext == LOG_EXT {
+                    if let Ok(g) = stem.parse::<u64>() {
+                        found.push(g);
                     }
                 }
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(source) => {
-                return Err(RecordsError::Io { what: "listing", path: dir.clone(), source })
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(source) => {
+            return Err(RecordsError::Io { what: "listing", path: dir.to_owned(), source })
+        }
+    }
+    found.sort_unstable();
+    Ok(found)
+}
+
+/// What a replay of part of the log found, in commit order.
+#[derive(Debug, Default)]
+struct Replay {
+    seq: u64,
+    end: u64,
+    changes: Vec<([u8; 16], Option<Loc>)>,
+    puts: u64,
+    forgets: u64,
+    damaged: Vec<DamagedRange>,
+    gaps: Vec<(u64, u64)>,
+    torn: Option<(u64, u64)>,
+    /// Offsets of intact put frames (only when asked for).
+    intact: Option<HashSet<u64>>,
+    pending: Vec<(u64, Header)>,
+}
+
+impl Replay {
+    fn apply_pending(&mut self) {
+        for (offset, h) in std::mem::take(&mut self.pending) {
+            let loc = Loc { offset, len: h.frame_len() as u32 };
+            match h.kind {
+                Kind::Put => {
+                    self.changes.push((h.id, Some(loc)));
+                    self.puts += 1;
+                }
+                Kind::Forget => {
+                    self.changes.push((h.id, None));
+                    self.forgets += 1;
+                }
+                Kind::Base => {}
+            }
+            self.seq = self.seq.max(h.seq);
+            self.end = offset + h.frame_len();
+        }
+    }
+
+    fn frame(&mut self, offset: u64, h: Header, file: &str) {
+        if h.kind == Kind::Base {
+            self.apply_pending();
+            self.seq = self.seq.max(h.seq);
+            self.end = offset + h.frame_len();
+            return;
+        }
+        if h.compacted {
+            self.pending.push((offset, h));
+            self.apply_pending();
+            return;
+        }
+        if let Some((_, first)) = self.pending.first() {
+            if first.seq != h.seq {
+                // The previous commit's last frame was lost to damage (reported as such).
+                self.apply_pending();
             }
         }
-        files.sort_by_key(|(seq, snap, _)| (*seq, !*snap));
-        let base = files.iter().filter(|f| f.1).map(|f| f.0).max();
-        let mut records = Records { dir, memories: HashMap::new(), seq: 0, since_snapshot: 0 };
-        for (seq, snap, path) in &files {
-            let redundant = match base {
-                Some(b) => *seq < b || (*seq == b && !*snap),
-                None => false,
-            };
-            if redundant {
-                if clean {
-                    let _ = fs::remove_file(path);
+        if self.pending.is_empty() {
+            if h.seq <= self.seq {
+                self.damaged.push(DamagedRange {
+                    file: file.to_owned(),
+                    offset,
+                    len: h.frame_len(),
+                    id: Some(Uuid::from_bytes(h.id)),
+                    seq: Some(h.seq),
+                });
+                return;
+            }
+            if h.seq > self.seq + 1 {
+                self.gaps.push((self.seq + 1, h.seq - 1));
+            }
+        }
+        self.pending.push((offset, h));
+        if h.last {
+            self.apply_pending();
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn replay(
+    log: &File,
+    file: &str,
+    path: &Path,
+    from: u64,
+    to: u64,
+    seq: u64,
+    want_intact: bool,
+    progress: Option<Progress<'_>>,
+) -> Result<Replay, RecordsError> {
+    let io = |source| RecordsError::Io { what: "reading", path: path.to_owned(), source };
+    let mut r = Replay { seq, end: from, ..Replay::default() };
+    if want_intact {
+        r.intact = Some(HashSet::new());
+    }
+    let mut progress = progress;
+    let mut last_report = from;
+    scan::scan(log.try_clone().map_err(io)?, from, to, |item| {
+        match item {
+            Item::Frame { offset, header, .. } => {
+                if header.kind == Kind::Put {
+                    if let Some(set) = &mut r.intact {
+                        set.insert(offset);
+                    }
                 }
-                continue;
+                r.frame(offset, header, file);
+                if let Some(p) = progress.as_mut() {
+                    if offset - last_report > 1 << 22 {
+                        last_report = offset;
+                        p(offset - from, to - from);
+                    }
+                }
             }
-            for entry in read_file(path, *seq)? {
-                records.apply(entry);
+            Item::Damaged { offset, len, header } => {
+                r.damaged.push(DamagedRange {
+                    file: file.to_owned(),
+                    offset,
+                    len,
+                    id: header.map(|h| Uuid::from_bytes(h.id)),
+                    seq: header.map(|h| h.seq),
+                });
+                if let Some(h) = header {
+                    r.frame(offset, h, file);
+                }
             }
-            records.seq = *seq;
-            if !*snap {
-                records.since_snapshot += 1;
+            Item::Incomplete { offset, len } => r.torn = Some((offset, len)),
+        }
+        true
+    })
+    .map_err(io)?;
+    if let Some((first, _)) = r.pending.first() {
+        let first = *first;
+        r.pending.clear();
+        r.torn = Some((first, to - first));
+    }
+    if let Some(p) = progress.as_mut() {
+        p(to - from, to - from);
+    }
+    Ok(r)
+}
+
+fn sorted_live(changes: Vec<([u8; 16], Option<Loc>)>) -> Vec<IdEntry> {
+    let mut map: HashMap<[u8; 16], Option<Loc>> = HashMap::with_capacity(changes.len());
+    for (id, loc) in changes {
+        map.insert(id, loc);
+    }
+    let mut live: Vec<IdEntry> =
+        map.into_iter().filter_map(|(id, loc)| Some(IdEntry { id, loc: loc? })).collect();
+    live.sort_unstable_by_key(|e| e.id);
+    live
+}
+
+/// Writes one copied frame into a new log.
+type Emit<'a> = &'a mut dyn FnMut(&Header, &[u8]) -> io::Result<()>;
+
+/// Writes a log of generation `generation` holding a base frame at `base_seq` and `frames`
+/// (copied as compacted frames). Returns the id entries of the copies and the log's length.
+fn write_log(
+    dir: &Path,
+    generation: u64,
+    base_seq: u64,
+    frames: &mut dyn FnMut(Emit<'_>) -> Result<(), RecordsError>,
+) -> Result<(Vec<IdEntry>, u64), RecordsError> {
+    let path = dir.join(log_name(generation));
+    let file = atomic_write::Options::new().mode(0o600).open(&path)?;
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    let mut buf = Vec::new();
+    frame::encode(&mut buf, Kind::Base, LAST, base_seq, [0; 16], &[]);
+    let io = |source| RecordsError::Io { what: "writing", path: path.clone(), source };
+    out.write_all(&buf).map_err(io)?;
+    let mut at = buf.len() as u64;
+    let mut entries = Vec::new();
+    frames(&mut |h, payload| {
+        buf.clear();
+        frame::encode(&mut buf, h.kind, LAST | COMPACTED, h.seq, h.id, payload);
+        out.write_all(&buf)?;
+        entries.push(IdEntry { id: h.id, loc: Loc { offset: at, len: buf.len() as u32 } });
+        at += buf.len() as u64;
+        Ok(())
+    })?;
+    let file = out.into_inner().map_err(|e| io(e.into_error()))?;
+    file.commit()?;
+    entries.sort_unstable_by_key(|e| e.id);
+    Ok((entries, at))
+}
+
+fn encode_memory(m: &Memory) -> Result<Vec<u8>, RecordsError> {
+    // Serializing our own plain data to a Vec cannot fail (no maps with non-string keys).
+    let json = serde_json::to_vec(m).unwrap_or_default();
+    if json.len() > frame::MAX_PAYLOAD as usize {
+        return Err(RecordsError::TooLarge { id: m.id, bytes: json.len() });
+    }
+    Ok(json)
+}
+
+impl Records {
+    /// Opens the records of the store in `store`. A writer (`writable`) creates them, migrates
+    /// the old format, removes a log a finished compaction replaced, and rewrites a missing or
+    /// damaged id index from the log. Never reads the whole log when the id index is sound.
+    pub(crate) fn open(store: &Path, writable: bool) -> Result<Records, RecordsError> {
+        let dir = store.join(RECORDS_DIR);
+        if writable {
+            private_dir(&dir)?;
+        }
+        let mut gens = log_generations(&dir)?;
+        let ids_path = dir.join(IDS_FILE);
+        if gens.is_empty() {
+            let table = IdTable::open(&ids_path).ok();
+            if let Some(t) = table.filter(|t| t.footer.count > 0 || t.footer.last_seq > 0) {
+                return Err(RecordsError::Lost {
+                    count: t.footer.count,
+                    detail: format!(
+                        "the records log of {} is missing (its id index names {} memories, up to commit {})",
+                        dir.display(),
+                        t.footer.count,
+                        t.footer.last_seq
+                    ),
+                });
+            }
+            if !writable {
+                if legacy::load_exists(&dir) {
+                    return Err(RecordsError::OldFormat(dir));
+                }
+                return Ok(Records::empty(dir));
+            }
+            let (base, memories) = legacy::load(&dir)?.unwrap_or_default();
+            let mut payloads = Vec::with_capacity(memories.len());
+            for m in &memories {
+                payloads.push((m.id, encode_memory(m)?));
+            }
+            drop(memories);
+            let (entries, end) = write_log(&dir, 1, base, &mut |emit| {
+                for (id, json) in &payloads {
+                    let h = Header {
+                        kind: Kind::Put,
+                        last: true,
+                        compacted: true,
+                        len: json.len() as u32,
+                        seq: base,
+                        id: *id.as_bytes(),
+                        payload_sum: 0,
+                    };
+                    emit(&h, json).map_err(|source| RecordsError::Io {
+                        what: "writing",
+                        path: dir.join(log_name(1)),
+                        source,
+                    })?;
+                }
+                Ok(())
+            })?;
+            let footer = Footer {
+                generation: 1,
+                count: 0,
+                last_seq: base,
+                covered_end: end,
+                puts: entries.len() as u64,
+            };
+            ids::write(&ids_path, footer, entries.into_iter())?;
+            legacy::remove(&dir)?;
+            gens.push(1);
+        }
+        let generation = *gens.last().unwrap_or(&1);
+        let log_path = dir.join(log_name(generation));
+        if writable {
+            for old in &gens[..gens.len() - 1] {
+                let _ = fs::remove_file(dir.join(log_name(*old)));
+            }
+        }
+        let log = open_regular(&log_path, writable).map_err(|source| RecordsError::Io {
+            what: "opening",
+            path: log_path.clone(),
+            source,
+        })?;
+        let len = log
+            .metadata()
+            .map_err(|source| RecordsError::Io { what: "reading", path: log_path.clone(), source })?
+            .len();
+        let mut records = Records {
+            dir: dir.clone(),
+            generation,
+            log_path: log_path.clone(),
+            log: Some(log),
+            ids: None,
+            delta: HashMap::new(),
+            count: 0,
+            puts: 0,
+            seq: 0,
+            end: 0,
+            torn: None,
+        };
+        let name = log_name(generation);
+        let table = match IdTable::open(&ids_path) {
+            Ok(t) if t.footer.generation == generation => Ok(t),
+            Ok(t) => Err(Unusable::Damaged(format!(
+                "it indexes log generation {}, not {generation}",
+                t.footer.generation
+            ))),
+            Err(e) => Err(e),
+        };
+        match table {
+            Ok(t) if t.footer.covered_end > len => {
+                let lost = match t.all() {
+                    Ok(all) => {
+                        all.iter().filter(|e| e.loc.offset + u64::from(e.loc.len) > len).count()
+                            as u64
+                    }
+                    Err(_) => t.footer.count,
+                };
+                return Err(RecordsError::Lost {
+                    count: lost,
+                    detail: format!(
+                        "records log {} is {len} bytes, its id index covers {} (cut after commit {} or earlier)",
+                        log_path.display(),
+                        t.footer.covered_end,
+                        t.footer.last_seq
+                    ),
+                });
+            }
+            Ok(t) => {
+                let log = records.log()?;
+                let r = replay(
+                    log,
+                    &name,
+                    &log_path,
+                    t.footer.covered_end,
+                    len,
+                    t.footer.last_seq,
+                    false,
+                    None,
+                )?;
+                records.count = (t.footer.count + r.puts).saturating_sub(r.forgets);
+                records.puts = t.footer.puts + r.puts;
+                records.seq = r.seq;
+                records.end = r.end;
+                records.torn = r.torn;
+                records.delta = r.changes.into_iter().collect();
+                records.ids = Some(t);
+            }
+            Err(_) => {
+                let log = records.log()?;
+                let r = replay(log, &name, &log_path, 0, len, 0, false, None)?;
+                records.seq = r.seq;
+                records.end = r.end;
+                records.torn = r.torn;
+                records.puts = r.puts;
+                let live = sorted_live(r.changes);
+                records.count = live.len() as u64;
+                if writable {
+                    let footer = Footer {
+                        generation,
+                        count: 0,
+                        last_seq: r.seq,
+                        covered_end: r.end,
+                        puts: r.puts,
+                    };
+                    ids::write(&ids_path, footer, live.into_iter())?;
+                    records.ids = IdTable::open(&ids_path).ok();
+                } else {
+                    records.delta = live.into_iter().map(|e| (e.id, Some(e.loc))).collect();
+                }
             }
         }
         Ok(records)
     }
 
-    fn apply(&mut self, entry: Entry) {
-        match entry {
-            Entry::Put(m) => {
-                self.memories.insert(m.id, *m);
-            }
-            Entry::Forget(id) => {
-                self.memories.remove(&id);
-            }
+    fn empty(dir: PathBuf) -> Records {
+        Records {
+            log_path: dir.join(log_name(1)),
+            dir,
+            generation: 1,
+            log: None,
+            ids: None,
+            delta: HashMap::new(),
+            count: 0,
+            puts: 0,
+            seq: 0,
+            end: 0,
+            torn: None,
         }
+    }
+
+    fn log(&self) -> Result<&File, RecordsError> {
+        self.log.as_ref().ok_or_else(|| RecordsError::Io {
+            what: "opening",
+            path: self.log_path.clone(),
+            source: io::ErrorKind::NotFound.into(),
+        })
     }
 
     /// The sequence number of the last commit.
@@ -169,169 +699,559 @@ impl Records {
         self.seq
     }
 
-    pub(crate) fn get(&self, id: &Uuid) -> Option<&Memory> {
-        self.memories.get(id)
+    /// Live memories.
+    pub(crate) fn len(&self) -> u64 {
+        self.count
     }
 
-    pub(crate) fn contains(&self, id: &Uuid) -> bool {
-        self.memories.contains_key(id)
+    /// Bytes a crash left after the last complete commit, if any (offset, length).
+    pub(crate) fn torn_tail(&self) -> Option<(u64, u64)> {
+        self.torn
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.memories.len()
-    }
-
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &Memory> {
-        self.memories.values()
-    }
-
-    /// Writes `entries` as the next commit, durably, then applies them. Returns its sequence.
-    pub(crate) fn commit(&mut self, entries: Vec<Entry>) -> Result<u64, RecordsError> {
-        let seq = self.seq + 1;
-        let bytes = encode(seq, &entries);
-        atomic_write::Options::new()
-            .mode(0o444)
-            .write(self.dir.join(file_name(seq, false)), &bytes)?;
-        for entry in entries {
-            self.apply(entry);
+    fn lookup(&self, id: &[u8; 16]) -> Result<Option<Loc>, RecordsError> {
+        if let Some(d) = self.delta.get(id) {
+            return Ok(*d);
         }
-        self.seq = seq;
-        self.since_snapshot += 1;
-        if self.since_snapshot >= COMPACT_AFTER {
-            self.compact()?;
+        match &self.ids {
+            Some(t) => t.lookup(id),
+            None => Ok(None),
         }
-        Ok(seq)
     }
 
-    /// Writes all live memories as a snapshot at the current sequence and deletes the commits it
-    /// covers. A crash in between leaves both; the next load ignores (and removes) the commits.
-    pub(crate) fn compact(&mut self) -> Result<(), RecordsError> {
-        let mut all: Vec<&Memory> = self.memories.values().collect();
-        all.sort_by(|a, b| a.timestamp.cmp(&b.timestamp).then(a.id.cmp(&b.id)));
-        let entries: Vec<Entry> =
-            all.into_iter().map(|m| Entry::Put(Box::new(m.clone()))).collect();
-        let bytes = encode(self.seq, &entries);
-        atomic_write::Options::new()
-            .mode(0o444)
-            .write(self.dir.join(file_name(self.seq, true)), &bytes)?;
-        let listing = fs::read_dir(&self.dir).map_err(|source| RecordsError::Io {
-            what: "listing",
-            path: self.dir.clone(),
-            source,
-        })?;
-        for entry in listing.flatten() {
-            if let Some((seq, snap)) = entry.file_name().to_str().and_then(file_seq) {
-                if seq < self.seq || (seq == self.seq && !snap) {
-                    let _ = fs::remove_file(entry.path());
+    pub(crate) fn contains(&self, id: &Uuid) -> Result<bool, RecordsError> {
+        Ok(self.lookup(id.as_bytes())?.is_some())
+    }
+
+    /// Whether each id is stored; reads the whole id index once for many ids.
+    pub(crate) fn contains_many(&self, ids: &[Uuid]) -> Result<Vec<bool>, RecordsError> {
+        if ids.len() > BULK_LOOKUPS {
+            if let Some(t) = &self.ids {
+                t.all()?;
+            }
+        }
+        ids.iter().map(|id| self.contains(id)).collect()
+    }
+
+    fn read_frame(&self, id: &[u8; 16], loc: Loc) -> Result<Memory, RecordsError> {
+        let damaged = || RecordsError::Damaged {
+            id: Uuid::from_bytes(*id),
+            path: self.log_path.clone(),
+            offset: loc.offset,
+        };
+        if u64::from(loc.len) > (frame::HEADER as u64) + u64::from(frame::MAX_PAYLOAD) {
+            return Err(damaged());
+        }
+        let mut buf = vec![0u8; loc.len as usize];
+        match read_at(self.log()?, &mut buf, loc.offset) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Err(damaged()),
+            Err(source) => {
+                return Err(RecordsError::Io {
+                    what: "reading",
+                    path: self.log_path.clone(),
+                    source,
+                })
+            }
+        }
+        let h = frame::decode(&buf).ok_or_else(damaged)?;
+        let payload = &buf[frame::HEADER.min(buf.len())..];
+        if h.kind != Kind::Put || h.id != *id || !frame::payload_ok(&h, payload) {
+            return Err(damaged());
+        }
+        let m: Memory = serde_json::from_slice(payload).map_err(|_| damaged())?;
+        if m.id.as_bytes() != id {
+            return Err(damaged());
+        }
+        Ok(m)
+    }
+
+    /// The memory with `id`: one id-index lookup and one read.
+    pub(crate) fn get(&self, id: &Uuid) -> Result<Option<Memory>, RecordsError> {
+        match self.lookup(id.as_bytes())? {
+            Some(loc) => self.read_frame(id.as_bytes(), loc).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Visits the memories with these ids (those stored and intact), in log order. Returns how
+    /// many were stored but damaged.
+    pub(crate) fn visit_ids(
+        &self,
+        ids: impl Iterator<Item = [u8; 16]>,
+        visit: &mut dyn FnMut(Memory) -> Result<(), crate::store::Error>,
+    ) -> Result<u64, crate::store::Error> {
+        if let Some(t) = &self.ids {
+            t.all()?;
+        }
+        let mut locs = Vec::new();
+        for id in ids {
+            if let Some(loc) = self.lookup(&id)? {
+                locs.push((loc, id));
+            }
+        }
+        locs.sort_unstable_by_key(|(loc, _)| loc.offset);
+        let mut damaged = 0;
+        for (loc, id) in locs {
+            match self.read_frame(&id, loc) {
+                Ok(m) => visit(m)?,
+                Err(RecordsError::Damaged { .. }) => damaged += 1,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(damaged)
+    }
+
+    /// Visits every live memory, in log order, reading the log once with a bounded buffer.
+    /// Returns how many live records were damaged (and skipped).
+    pub(crate) fn for_each_live(
+        &self,
+        mut progress: Option<Progress<'_>>,
+        visit: &mut dyn FnMut(Memory) -> Result<bool, crate::store::Error>,
+    ) -> Result<u64, crate::store::Error> {
+        let Some(log) = &self.log else { return Ok(0) };
+        if let Some(t) = &self.ids {
+            t.all()?;
+        }
+        let io = |source| RecordsError::Io { what: "reading", path: self.log_path.clone(), source };
+        let mut failure: Option<crate::store::Error> = None;
+        let mut damaged = 0u64;
+        let mut last_report = 0u64;
+        let end = self.end;
+        scan::scan(log.try_clone().map_err(io)?, 0, end, |item| {
+            let mut step = || -> Result<bool, crate::store::Error> {
+                match item {
+                    Item::Frame { offset, header, payload } if header.kind == Kind::Put => {
+                        if self.lookup(&header.id)?.map(|l| l.offset) != Some(offset) {
+                            return Ok(true);
+                        }
+                        match serde_json::from_slice::<Memory>(payload) {
+                            Ok(m) if m.id.as_bytes() == &header.id => visit(m),
+                            _ => {
+                                damaged += 1;
+                                Ok(true)
+                            }
+                        }
+                    }
+                    Item::Damaged { header: Some(h), offset, .. } => {
+                        if self.lookup(&h.id)?.map(|l| l.offset) == Some(offset) {
+                            damaged += 1;
+                        }
+                        Ok(true)
+                    }
+                    _ => Ok(true),
+                }
+            };
+            let offset = match &item {
+                Item::Frame { offset, .. }
+                | Item::Damaged { offset, .. }
+                | Item::Incomplete { offset, .. } => *offset,
+            };
+            if let Some(p) = progress.as_mut() {
+                if offset - last_report > 1 << 22 {
+                    last_report = offset;
+                    p(offset, end);
+                }
+            }
+            match step() {
+                Ok(go_on) => go_on,
+                Err(e) => {
+                    failure = Some(e);
+                    false
+                }
+            }
+        })
+        .map_err(io)?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        if let Some(p) = progress.as_mut() {
+            p(end, end);
+        }
+        Ok(damaged)
+    }
+
+    /// Every live id, sorted.
+    pub(crate) fn live_ids(&self) -> Result<Vec<Uuid>, RecordsError> {
+        let mut out = Vec::new();
+        if let Some(t) = &self.ids {
+            for e in t.all()? {
+                if !self.delta.contains_key(&e.id) {
+                    out.push(Uuid::from_bytes(e.id));
                 }
             }
         }
-        self.since_snapshot = 0;
+        out.extend(
+            self.delta.iter().filter(|(_, l)| l.is_some()).map(|(id, _)| Uuid::from_bytes(*id)),
+        );
+        out.sort_unstable();
+        Ok(out)
+    }
+
+    /// Reads every record and checks it: checksums, the commit sequence, and that every live
+    /// memory's record is intact.
+    pub(crate) fn check(
+        &self,
+        progress: Option<Progress<'_>>,
+    ) -> Result<RecordsCheck, RecordsError> {
+        let Some(log) = &self.log else { return Ok(RecordsCheck::default()) };
+        let name = log_name(self.generation);
+        let len = log
+            .metadata()
+            .map_err(|source| RecordsError::Io {
+                what: "reading",
+                path: self.log_path.clone(),
+                source,
+            })?
+            .len();
+        let r = replay(log, &name, &self.log_path, 0, len, 0, true, progress)?;
+        let intact = r.intact.unwrap_or_default();
+        let mut check = RecordsCheck {
+            damaged: r.damaged,
+            missing_commits: r.gaps,
+            unacknowledged_tail: r.torn,
+            ..RecordsCheck::default()
+        };
+        let mut judge = |id: &[u8; 16], loc: &Loc| {
+            if intact.contains(&loc.offset) {
+                check.intact += 1;
+            } else {
+                check.lost.push(Uuid::from_bytes(*id));
+            }
+        };
+        if let Some(t) = &self.ids {
+            for e in t.all()? {
+                if !self.delta.contains_key(&e.id) {
+                    judge(&e.id, &e.loc);
+                }
+            }
+        }
+        for (id, loc) in &self.delta {
+            if let Some(loc) = loc {
+                judge(id, loc);
+            }
+        }
+        check.lost.sort_unstable();
+        Ok(check)
+    }
+
+    /// Appends `entries` as the next commit, durably (one write, one `fdatasync`). Returns its
+    /// sequence number.
+    pub(crate) fn commit(&mut self, entries: Vec<Entry>) -> Result<u64, RecordsError> {
+        let seq = self.seq + 1;
+        let mut buf = Vec::new();
+        let mut locs = Vec::with_capacity(entries.len());
+        let n = entries.len();
+        for (i, e) in entries.iter().enumerate() {
+            let flags = if i + 1 == n { LAST } else { 0 };
+            let at = self.end + buf.len() as u64;
+            match e {
+                Entry::Put(m) => {
+                    let json = encode_memory(m)?;
+                    frame::encode(&mut buf, Kind::Put, flags, seq, *m.id.as_bytes(), &json);
+                    locs.push((
+                        *m.id.as_bytes(),
+                        Some(Loc { offset: at, len: (frame::HEADER + json.len()) as u32 }),
+                    ));
+                }
+                Entry::Forget(id) => {
+                    frame::encode(&mut buf, Kind::Forget, flags, seq, *id.as_bytes(), &[]);
+                    locs.push((*id.as_bytes(), None));
+                }
+            }
+        }
+        let path = self.log_path.clone();
+        let log = self.log()?.try_clone().map_err(|source| RecordsError::Io {
+            what: "opening",
+            path: path.clone(),
+            source,
+        })?;
+        let log = &log;
+        let io = |source| RecordsError::Io { what: "appending to", path: path.clone(), source };
+        if self.torn.is_some() {
+            log.set_len(self.end).map_err(io)?;
+            log.sync_data().map_err(io)?;
+            self.torn = None;
+        }
+        let written = write_at(log, &buf, self.end).and_then(|()| log.sync_data());
+        if let Err(e) = written {
+            // Not acknowledged: take the bytes back so the next commit starts clean; if even
+            // that fails, the next commit cuts them first.
+            if log.set_len(self.end).is_err() {
+                self.torn = Some((self.end, buf.len() as u64));
+            }
+            return Err(io(e));
+        }
+        for (id, loc) in locs {
+            if loc.is_some() {
+                self.count += 1;
+                self.puts += 1;
+            } else {
+                self.count = self.count.saturating_sub(1);
+            }
+            self.delta.insert(id, loc);
+        }
+        self.seq = seq;
+        self.end += buf.len() as u64;
+        // The commit is durable; a failed index rewrite only leaves more to replay at open,
+        // a failed compaction a longer log.
+        let _ = self.maybe_checkpoint();
+        let _ = self.maybe_compact();
+        Ok(seq)
+    }
+
+    /// Compacts when dead records outnumber live ones (and [`COMPACT_DEAD`]): the intact live
+    /// records are copied into the next log generation (the same path as a repair). A log with
+    /// any damage is left alone: dropping records is for `mcs repair`, never silent.
+    fn maybe_compact(&mut self) -> Result<(), RecordsError> {
+        let dead = self.puts.saturating_sub(self.count);
+        if dead <= COMPACT_DEAD || dead <= self.count {
+            return Ok(());
+        }
+        let check = self.check(None)?;
+        if !check.is_clean() || check.unacknowledged_tail.is_some() {
+            return Ok(());
+        }
+        let Some(store) = self.dir.parent().map(Path::to_owned) else { return Ok(()) };
+        // Close our handles first (Windows cannot remove an open file), and reopen from what
+        // is on disk whatever the outcome: the highest complete log generation is the truth.
+        self.log = None;
+        self.ids = None;
+        let done = salvage(&store, self.seq, None);
+        *self = Records::open(&store, true)?;
+        done.map(|_| ())
+    }
+
+    fn maybe_checkpoint(&mut self) -> Result<(), RecordsError> {
+        let (covered, table_bytes) = self
+            .ids
+            .as_ref()
+            .map_or((0, 0), |t| (t.footer.covered_end, t.footer.count * ids::ENTRY as u64));
+        if self.end - covered <= CHECKPOINT_BYTES.max(table_bytes / 4) {
+            return Ok(());
+        }
+        self.checkpoint()
+    }
+
+    /// Rewrites the id index to cover the whole log: the old index merged with the changes.
+    pub(crate) fn checkpoint(&mut self) -> Result<(), RecordsError> {
+        let mut delta: Vec<([u8; 16], Option<Loc>)> =
+            self.delta.iter().map(|(k, v)| (*k, *v)).collect();
+        delta.sort_unstable_by_key(|(id, _)| *id);
+        let old: &[IdEntry] = match &self.ids {
+            Some(t) => t.all()?,
+            None => &[],
+        };
+        let merged = MergeLive { old: old.iter().peekable(), delta: delta.into_iter().peekable() };
+        let footer = Footer {
+            generation: self.generation,
+            count: 0,
+            last_seq: self.seq,
+            covered_end: self.end,
+            puts: self.puts,
+        };
+        let path = self.dir.join(IDS_FILE);
+        ids::write(&path, footer, merged)?;
+        self.ids = None;
+        self.ids = Some(IdTable::open(&path).map_err(|e| RecordsError::Corrupt {
+            path: path.clone(),
+            offset: 0,
+            problem: format!("{e} right after writing it"),
+        })?);
+        self.delta.clear();
         Ok(())
     }
 }
 
-fn encode(seq: u64, entries: &[Entry]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(entries.len() * 512);
-    for e in entries {
-        // Serializing our own plain data to a Vec cannot fail (no maps with non-string keys).
-        if serde_json::to_writer(&mut out, e).is_ok() {
-            out.push(b'\n');
-        }
-    }
-    let footer = Footer {
-        commit: FooterBody {
-            seq,
-            entries: entries.len() as u64,
-            xxh3: format!("{:016x}", twox_hash::XxHash3_64::oneshot(&out)),
-        },
-    };
-    if serde_json::to_writer(&mut out, &footer).is_ok() {
-        out.push(b'\n');
-    }
-    out
+/// The old id index's entries updated by the changes after it (both sorted by id).
+struct MergeLive<'a, D: Iterator<Item = ([u8; 16], Option<Loc>)>> {
+    old: std::iter::Peekable<std::slice::Iter<'a, IdEntry>>,
+    delta: std::iter::Peekable<D>,
 }
 
-fn read_file(path: &Path, seq: u64) -> Result<Vec<Entry>, RecordsError> {
-    let bytes = fs::read(path).map_err(|source| RecordsError::Io {
-        what: "reading",
-        path: path.to_owned(),
-        source,
-    })?;
-    let corrupt = |line: usize, problem: String| RecordsError::Corrupt {
-        path: path.to_owned(),
-        line,
-        problem,
+impl<D: Iterator<Item = ([u8; 16], Option<Loc>)>> Iterator for MergeLive<'_, D> {
+    type Item = IdEntry;
+    fn next(&mut self) -> Option<IdEntry> {
+        loop {
+            let take_old = match (self.old.peek(), self.delta.peek()) {
+                (None, None) => return None,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (Some(o), Some((d, _))) => o.id < *d,
+            };
+            if take_old {
+                return self.old.next().copied();
+            }
+            let (id, loc) = self.delta.next()?;
+            if self.old.peek().is_some_and(|o| o.id == id) {
+                self.old.next();
+            }
+            if let Some(loc) = loc {
+                return Some(IdEntry { id, loc });
+            }
+        }
+    }
+}
+
+/// The last committed sequence number of the store in `store`, cheaply: the id index's footer
+/// and the commits after it.
+pub(crate) fn last_seq(store: &Path) -> Result<u64, RecordsError> {
+    Ok(Records::open(store, false)?.seq())
+}
+
+/// The memory with `id` in the store in `store`, read from the records alone (the index is not
+/// opened): the id index's footer, O(log n) of its entries, the replayed tail and one record.
+pub fn get_from_records(store: &Path, id: Uuid) -> Result<Option<Memory>, RecordsError> {
+    Records::open(store, false)?.get(&id)
+}
+
+/// Keeps every intact live record of the store in `store` (the caller holds the writer lock):
+/// writes them as the next log generation with a base at least `min_seq`, a new id index, and
+/// what was dropped to `quarantine/`. Works on a store whose log is damaged, cut or missing.
+pub(crate) fn salvage(
+    store: &Path,
+    min_seq: u64,
+    progress: Option<Progress<'_>>,
+) -> Result<RepairReport, RecordsError> {
+    let dir = store.join(RECORDS_DIR);
+    private_dir(&dir)?;
+    if log_generations(&dir)?.is_empty() && legacy::load_exists(&dir) {
+        // Migrate first: the old format's records are the truth until then.
+        drop(Records::open(store, true)?);
+    }
+    let ids_path = dir.join(IDS_FILE);
+    let gens = log_generations(&dir)?;
+    let generation = gens.last().copied();
+    let table = IdTable::open(&ids_path).ok();
+    // What the id index says was live (if it is readable and of this log or a lost one).
+    let known: Vec<IdEntry> = match &table {
+        Some(t) if generation.is_none_or(|g| g == t.footer.generation) => {
+            t.all().map(<[IdEntry]>::to_vec).unwrap_or_default()
+        }
+        _ => Vec::new(),
     };
-    let body_end = bytes[..bytes.len().saturating_sub(1)]
-        .iter()
-        .rposition(|&b| b == b'\n')
-        .map_or(0, |p| p + 1);
-    let (body, footer) = bytes.split_at(body_end);
-    let lines = body.iter().filter(|&&b| b == b'\n').count();
-    let footer: Footer = serde_json::from_slice(footer)
-        .map_err(|e| corrupt(lines + 1, format!("bad footer: {e}")))?;
-    let sum = format!("{:016x}", twox_hash::XxHash3_64::oneshot(body));
-    if footer.commit.xxh3 != sum {
-        return Err(corrupt(
-            lines + 1,
-            format!("checksum {} does not match content {sum}", footer.commit.xxh3),
-        ));
+    let mut report = RepairReport::default();
+    let mut base_seq = min_seq.max(table.as_ref().map_or(0, |t| t.footer.last_seq));
+    let mut raw: Vec<(u64, u64)> = Vec::new();
+    let mut forgotten: HashSet<[u8; 16]> = HashSet::new();
+    let new_gen = generation.unwrap_or(0) + 1;
+    let (entries, end, old) = if let Some(g) = generation {
+        let name = log_name(g);
+        let path = dir.join(&name);
+        let log = open_regular(&path, false).map_err(|source| RecordsError::Io {
+            what: "opening",
+            path: path.clone(),
+            source,
+        })?;
+        let len = log
+            .metadata()
+            .map_err(|source| RecordsError::Io { what: "reading", path: path.clone(), source })?
+            .len();
+        let r = replay(&log, &name, &path, 0, len, 0, false, progress)?;
+        base_seq = base_seq.max(r.seq);
+        report.missing_commits = r.gaps;
+        raw.extend(r.damaged.iter().map(|d| (d.offset, d.len)));
+        if let Some((o, l)) = r.torn {
+            raw.push((o, l));
+        }
+        report.damaged = r.damaged;
+        let mut last: HashMap<[u8; 16], Option<Loc>> = HashMap::new();
+        for (id, loc) in r.changes {
+            last.insert(id, loc);
+        }
+        let live: HashMap<[u8; 16], Loc> =
+            last.iter().filter_map(|(id, loc)| Some((*id, (*loc)?))).collect();
+        forgotten.extend(last.iter().filter(|(_, loc)| loc.is_none()).map(|(id, _)| *id));
+        let io = |source| RecordsError::Io { what: "reading", path: path.clone(), source };
+        let (entries, end) = write_log(&dir, new_gen, base_seq, &mut |emit| {
+            let mut failure = None;
+            scan::scan(log.try_clone().map_err(io)?, 0, len, |item| {
+                if let Item::Frame { offset, header, payload } = item {
+                    if header.kind == Kind::Put
+                        && live.get(&header.id).map(|l| l.offset) == Some(offset)
+                    {
+                        if let Err(e) = emit(&header, payload) {
+                            failure = Some(e);
+                            return false;
+                        }
+                    }
+                }
+                true
+            })
+            .map_err(io)?;
+            match failure {
+                Some(source) => Err(RecordsError::Io {
+                    what: "writing",
+                    path: dir.join(log_name(new_gen)),
+                    source,
+                }),
+                None => Ok(()),
+            }
+        })?;
+        (entries, end, Some((path, log, live)))
+    } else {
+        let (entries, end) = write_log(&dir, new_gen, base_seq, &mut |_| Ok(()))?;
+        (entries, end, None)
+    };
+    // Lost: live per the id index or per the log, but not copied.
+    let kept: HashSet<[u8; 16]> = entries.iter().map(|e| e.id).collect();
+    let mut lost: HashSet<[u8; 16]> = HashSet::new();
+    if let Some((_, _, live)) = &old {
+        lost.extend(live.keys().filter(|id| !kept.contains(*id)));
     }
-    if footer.commit.seq != seq || footer.commit.entries != lines as u64 {
-        return Err(corrupt(lines + 1, "footer disagrees with file name or line count".into()));
+    lost.extend(
+        known.iter().map(|e| e.id).filter(|id| !kept.contains(id) && !forgotten.contains(id)),
+    );
+    report.kept = entries.len() as u64;
+    report.lost = lost.into_iter().map(Uuid::from_bytes).collect();
+    report.lost.sort_unstable();
+    let footer = Footer {
+        generation: new_gen,
+        count: 0,
+        last_seq: base_seq,
+        covered_end: end,
+        puts: entries.len() as u64,
+    };
+    // Quarantine before the old log goes.
+    if !report.lost.is_empty()
+        || !report.damaged.is_empty()
+        || !raw.is_empty()
+        || !report.missing_commits.is_empty()
+    {
+        let qdir = store.join(QUARANTINE_DIR);
+        private_dir(&qdir)?;
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let stem = format!("{stamp}-{:016}", generation.unwrap_or(0));
+        if let Some((path, log, _)) = &old {
+            let mut bytes = Vec::new();
+            for (o, l) in &raw {
+                let mut b = vec![0u8; (*l).min(64 << 20) as usize];
+                if read_at(log, &mut b, *o).is_ok() {
+                    bytes.extend_from_slice(&b);
+                }
+            }
+            let _ = path;
+            atomic_write::Options::new()
+                .mode(0o600)
+                .write(qdir.join(format!("{stem}.bin")), &bytes)?;
+        }
+        let json = qdir.join(format!("{stem}.json"));
+        report.quarantine = Some(json.clone());
+        let text = serde_json::to_vec_pretty(&report).unwrap_or_default();
+        atomic_write::Options::new().mode(0o600).write(&json, &text)?;
     }
-    let mut entries = Vec::with_capacity(lines);
-    for (i, line) in body.split(|&b| b == b'\n').filter(|l| !l.is_empty()).enumerate() {
-        let entry: Entry =
-            serde_json::from_slice(line).map_err(|e| corrupt(i + 1, e.to_string()))?;
-        entries.push(entry);
+    ids::write(&ids_path, footer, entries.into_iter())?;
+    if let Some((path, _, _)) = old {
+        fs::remove_file(&path).map_err(|source| RecordsError::Io {
+            what: "removing",
+            path,
+            source,
+        })?;
     }
-    Ok(entries)
+    Ok(report)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn commits_survive_reload_and_compaction() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut r = Records::load(dir.path(), true).unwrap();
-        let a = Memory::new("d", "first");
-        let b = Memory::new("d", "second");
-        r.commit(vec![Entry::Put(Box::new(a.clone())), Entry::Put(Box::new(b.clone()))]).unwrap();
-        r.commit(vec![Entry::Forget(a.id)]).unwrap();
-        let again = Records::load(dir.path(), true).unwrap();
-        assert_eq!(again.seq(), 2);
-        assert_eq!(again.len(), 1);
-        assert_eq!(again.get(&b.id), Some(&b));
-        let mut r = again;
-        r.compact().unwrap();
-        let names: Vec<String> = fs::read_dir(dir.path().join(RECORDS_DIR))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
-        assert_eq!(names, vec![file_name(2, true)]);
-        let again = Records::load(dir.path(), true).unwrap();
-        assert_eq!((again.seq(), again.len()), (2, 1));
-    }
-
-    #[test]
-    fn damage_is_reported_with_file_and_line() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut r = Records::load(dir.path(), true).unwrap();
-        r.commit(vec![Entry::Put(Box::new(Memory::new("d", "q")))]).unwrap();
-        let path = dir.path().join(RECORDS_DIR).join(file_name(1, false));
-        let mut bytes = fs::read(&path).unwrap();
-        bytes[5] ^= 0x20;
-        fs::remove_file(&path).unwrap();
-        fs::write(&path, &bytes).unwrap();
-        let err = Records::load(dir.path(), true).unwrap_err();
-        assert!(
-            err.to_string().contains("0000000000000001.rec")
-                && err.to_string().contains("checksum"),
-            "{err}"
-        );
-    }
-}
+mod tests;

@@ -2,29 +2,31 @@
 
 use std::cell::OnceCell;
 use std::collections::{BTreeMap, HashSet};
-use std::fs::{self, File};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use semantic_index::layout::{LayoutError, Publisher, SegmentEntry};
+use index_publisher::{PublishError, Publisher};
+use semantic_index::layout::{LayoutError, SegmentEntry};
 use semantic_index::{BuildError, SegmentBuilder};
 use serde::Serialize;
 use shm_reader::{DocRef, Hits, Query, Reader, ReaderError, SearchOptions};
 use uuid::Uuid;
 
+use crate::files;
 use crate::memory::{InvalidMemory, Memory};
-use crate::records::{Entry, Records, RecordsError};
+use crate::records::{self, Entry, Records, RecordsCheck, RecordsError, RepairReport};
 
 pub(crate) mod hybrid;
 
 /// The writer's lock file.
 pub const LOCK_FILE: &str = "LOCK";
-/// How many times a held writer lock is tried again, [`LOCK_RETRY_PAUSE`] apart, before the
-/// store is reported locked (about 100 ms in all).
-const LOCK_RETRIES: u32 = 50;
-/// The pause between two tries of a held writer lock.
-const LOCK_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(2);
+/// How long [`MemoryStore::open`] waits for a writer lock another process holds.
+const LOCK_WAIT: Duration = Duration::from_millis(100);
+/// How many times a read-only load of the records starts again because the writer's
+/// compaction removed a file between the listing and the read.
+const RECORDS_LOAD_ATTEMPTS: u32 = 16;
 /// Segments of one size tier that trigger a merge.
 const MERGE_FACTOR: usize = 4;
 
@@ -46,6 +48,61 @@ pub enum Error {
     /// A memory with this id is already stored.
     #[error("a memory with id {0} is already stored")]
     Duplicate(Uuid),
+    /// Memories were stored (or forgotten) durably, but the index could not be updated after
+    /// the commit (a full disk, say). Nothing is lost and nothing must be stored again: the
+    /// index catches up at the next write to the store, or with [`MemoryStore::rebuild`].
+    #[error(
+        "{} durably, but the index was not updated ({source}); it catches up at the next write \
+         to the store (or `mcs rebuild`)",
+        committed(.ids, *.forgotten)
+    )]
+    Unpublished {
+        /// The ids stored (or the one forgotten).
+        ids: Vec<Uuid>,
+        /// Whether the commit forgot `ids[0]` rather than storing `ids`.
+        forgotten: bool,
+        /// Why the index was not updated.
+        #[source]
+        source: Box<Error>,
+    },
+    /// The index is missing or older than the records, and no writer is catching it up.
+    #[error(
+        "the index of {} covers commit {index_seq} but the records reach commit {records_seq}: \
+         it is missing or stale, so reads would miss memories; `mcs rebuild` (or any write) \
+         rebuilds it",
+        dir.display()
+    )]
+    IndexBehind {
+        /// The store.
+        dir: PathBuf,
+        /// The commit the index covers (0: no index).
+        index_seq: u64,
+        /// The records' last commit.
+        records_seq: u64,
+    },
+    /// A store directory others may write: another user may have planted files in it.
+    #[error(
+        "{} is writable by other users (mode {mode:o}): check that nobody planted files in it, \
+         then `chmod 700` it",
+        path.display()
+    )]
+    WritableByOthers {
+        /// The directory.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// A path of the store that must be a directory is something else (a link, a file).
+    #[error("{} is not a directory (store directories are never followed through links)", .0.display())]
+    NotADirectory(PathBuf),
+    /// A search option out of its domain.
+    #[error("search option {name} must be a finite number, got {value}")]
+    InvalidOption {
+        /// The option.
+        name: &'static str,
+        /// Its value.
+        value: f64,
+    },
     /// A write on a store opened read-only.
     #[error("store {} is open read-only", .0.display())]
     ReadOnly(PathBuf),
@@ -63,9 +120,12 @@ pub enum Error {
     /// The records could not be read or written.
     #[error(transparent)]
     Records(#[from] RecordsError),
-    /// Publishing the index failed.
+    /// Reading the index's `HEAD`, a manifest or the store identity failed.
     #[error(transparent)]
     Layout(#[from] LayoutError),
+    /// Writing the index failed.
+    #[error(transparent)]
+    Publish(#[from] PublishError),
     /// Building a segment failed.
     #[error(transparent)]
     Build(#[from] BuildError),
@@ -77,16 +137,33 @@ pub enum Error {
     Embed(String),
 }
 
+fn committed(ids: &[Uuid], forgotten: bool) -> String {
+    match (ids, forgotten) {
+        ([id], true) => format!("forgot memory {id}"),
+        ([id], false) => format!("stored memory {id}"),
+        (ids, _) => {
+            let shown: Vec<String> = ids.iter().take(3).map(Uuid::to_string).collect();
+            let more = if ids.len() > 3 { ", ..." } else { "" };
+            format!("stored {} memories ({}{more})", ids.len(), shown.join(", "))
+        }
+    }
+}
+
 /// `Result` with the store's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Why a hit scored what it did (DESIGN.md's score, part by part).
+/// Why a hit scored what it did, part by part.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Why {
-    /// The query keywords the memory has.
+    /// The ranking: `bm25f` or `jaccard`.
+    pub ranking: &'static str,
+    /// The query keywords (Jaccard) or ranked terms (BM25F) the memory has.
     pub matched: Vec<String>,
-    /// overlap / |Q ∪ D|.
-    pub jaccard: f64,
+    /// Jaccard: overlap / |Q ∪ D|. BM25F: the relevance (the sum of the terms' contributions).
+    pub relevance: f64,
+    /// BM25F: each matched term's contribution, with its frequency in each field.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub terms: Vec<WhyTerm>,
     /// `w_score · score`.
     pub score_boost: f64,
     /// `w_sacred · [sacred]`.
@@ -94,6 +171,32 @@ pub struct Why {
     /// What the lexical and vector rankings contributed (hybrid and vector searches only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hybrid: Option<hybrid::HybridWhy>,
+}
+
+/// One ranked term's part of a BM25F relevance.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct WhyTerm {
+    /// The term (stemmed).
+    pub term: String,
+    /// Its idf over the live segments.
+    pub idf: f64,
+    /// Its saturated, length-normalized frequency in the memory, in [0, 1).
+    pub impact: f64,
+    /// `idf · impact`.
+    pub contribution: f64,
+    /// Its occurrences in the question, the insights and the synthesis (from the records).
+    pub tf: FieldTf,
+}
+
+/// A term's occurrences per field.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct FieldTf {
+    /// In the question.
+    pub question: u32,
+    /// In the first five insights.
+    pub insights: u32,
+    /// In the synthesis.
+    pub synthesis: u32,
 }
 
 /// One memory found, with what a listing shows.
@@ -123,7 +226,7 @@ pub struct SearchResults {
     pub keywords: Vec<String>,
     /// The index generation searched.
     pub generation: u64,
-    /// The hits, in DESIGN.md's order.
+    /// The hits, best first ([`shm_reader::Hit::cmp_rank`]'s order).
     pub hits: Vec<Found>,
 }
 
@@ -172,6 +275,9 @@ pub struct VerifyReport {
     pub unknown_in_index: Vec<Uuid>,
     /// A segment that failed its deep checks.
     pub damaged_segment: Option<String>,
+    /// What reading every record found: damaged records (with ids where known), lost
+    /// memories, missing commits.
+    pub records_check: RecordsCheck,
 }
 
 impl VerifyReport {
@@ -181,6 +287,7 @@ impl VerifyReport {
             && self.unknown_in_index.is_empty()
             && self.damaged_segment.is_none()
             && self.records_seq == self.index_seq
+            && self.records_check.is_clean()
     }
 }
 
@@ -188,6 +295,8 @@ struct Writer {
     _lock: File,
     publisher: Publisher,
     records: Records,
+    /// A commit the index missed (its publication failed): the next publication rebuilds.
+    index_behind: bool,
 }
 
 /// A store of memories in one directory: durable records and a published, shared index.
@@ -202,6 +311,9 @@ pub struct MemoryStore {
     read_records: OnceCell<Records>,
     repaired: Option<String>,
     vectors: hybrid::VectorCache,
+    /// The generation a read-only store last found in step with the records.
+    checked_generation: Option<u64>,
+    progress: Option<Box<dyn FnMut(u64, u64) + Send>>,
 }
 
 impl std::fmt::Debug for MemoryStore {
@@ -216,57 +328,48 @@ impl std::fmt::Debug for MemoryStore {
 impl Writer {
     /// Builds one segment from every record and publishes it alone, then removes the files no
     /// manifest names. Reads nothing of the old index, so it works whatever state that is in.
-    fn rebuild_index(&mut self) -> Result<()> {
+    fn rebuild_index(&mut self, progress: Option<records::Progress<'_>>) -> Result<()> {
         let mut builder = SegmentBuilder::new().generation(self.publisher.generation() + 1);
-        add_all(&mut builder, self.records.iter())?;
+        let mut batch = Batcher::new(&mut builder);
+        self.records.for_each_live(progress, &mut |m| batch.push(&m).map(|()| true))?;
+        batch.finish()?;
         let mut segments = Vec::new();
         if !builder.is_empty() {
             segments.push(self.publisher.write_segment(&builder)?);
         }
         self.publisher.publish(self.records.seq(), segments)?;
-        self.publisher.collect_garbage()?;
+        self.index_behind = false;
+        // Best effort: files left behind are removed by a later collection.
+        let _ = self.publisher.collect_garbage();
         Ok(())
     }
 }
 
-fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
-    move |source| Error::Io { what, path: path.to_owned(), source }
+/// Feeds memories to a builder in batches of documents, as [`add_all`] does, one at a time.
+struct Batcher<'a> {
+    builder: &'a mut SegmentBuilder,
+    batch: Vec<semantic_index::Document>,
 }
 
-fn lock(dir: &Path) -> Result<File> {
-    let path = dir.join(LOCK_FILE);
-    let mut file = fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(io_err("opening lock", &path))?;
-    // A lock can outlive its store for a moment: a process that is starting another program
-    // holds a copy of every descriptor until the program replaces it (close-on-exec), so a store
-    // closed and reopened while another thread of the process spawns a child finds its own old
-    // lock still held. Retry for a bounded moment before calling the store locked.
-    let mut attempt = 0;
-    loop {
-        match file.try_lock() {
-            Ok(()) => break,
-            Err(fs::TryLockError::WouldBlock) if attempt < LOCK_RETRIES => {
-                attempt += 1;
-                std::thread::sleep(LOCK_RETRY_PAUSE);
-            }
-            Err(fs::TryLockError::WouldBlock) => {
-                let mut text = String::new();
-                let pid =
-                    file.read_to_string(&mut text).ok().and_then(|_| text.trim().parse().ok());
-                return Err(Error::Locked { dir: dir.to_owned(), pid });
-            }
-            Err(fs::TryLockError::Error(e)) => return Err(io_err("locking", &path)(e)),
-        }
+impl<'a> Batcher<'a> {
+    const BATCH: usize = 16_384;
+
+    fn new(builder: &'a mut SegmentBuilder) -> Batcher<'a> {
+        Batcher { builder, batch: Vec::with_capacity(Self::BATCH) }
     }
-    file.set_len(0).map_err(io_err("writing lock", &path))?;
-    file.seek(SeekFrom::Start(0)).map_err(io_err("writing lock", &path))?;
-    writeln!(file, "{}", std::process::id()).map_err(io_err("writing lock", &path))?;
-    Ok(file)
+
+    fn push(&mut self, m: &Memory) -> Result<()> {
+        self.batch.push(m.to_document());
+        if self.batch.len() == Self::BATCH {
+            self.builder.add_batch(&self.batch)?;
+            self.batch.clear();
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<()> {
+        Ok(self.builder.add_batch(&self.batch)?)
+    }
 }
 
 /// Adds memories to a builder in batches, so that they are tokenized on every core while at
@@ -285,6 +388,16 @@ fn add_all<'a>(
         }
     }
     builder.add_batch(&batch)
+}
+
+/// Refuses weights that are not finite: a NaN or infinite weight makes every score NaN.
+fn check_options(options: &SearchOptions) -> Result<()> {
+    for (name, value) in [("w_score", options.w_score), ("w_sacred", options.w_sacred)] {
+        if !value.is_finite() {
+            return Err(Error::InvalidOption { name, value });
+        }
+    }
+    Ok(())
 }
 
 fn uuid(bytes: [u8; 16]) -> Uuid {
@@ -310,20 +423,31 @@ impl MemoryStore {
     /// behind, or when it cannot be read at all: a damaged `HEAD`, manifest or segment, a
     /// missing file, or a segment format version this build does not read (how a store moves to
     /// a new format).
+    ///
+    /// The store directory and its subdirectories are made owner-only (0700); one that other
+    /// users may write is refused. If another process holds the writer lock, waits about
+    /// 100 ms for it ([`MemoryStore::open_waiting`] waits longer).
     pub fn open(dir: impl AsRef<Path>) -> Result<MemoryStore> {
+        MemoryStore::open_waiting(dir, LOCK_WAIT)
+    }
+
+    /// Opens like [`MemoryStore::open`], waiting up to `wait` for a writer lock another process
+    /// holds (concurrent writers then take turns instead of failing).
+    pub fn open_waiting(dir: impl AsRef<Path>, wait: Duration) -> Result<MemoryStore> {
         let dir = dir.as_ref().to_owned();
+        files::prepare_writable(&dir)?;
+        // The lock first: everything after it (the publisher's recovery writes the beacon and
+        // names files after the newest generation) must see the previous writer's last word.
+        let lock = files::lock(&dir, wait)?;
         let (publisher, damaged_head) = Publisher::recover(&dir)?;
-        let lock = lock(&dir)?;
-        let records = Records::load(&dir, true)?;
-        let mut writer = Writer { _lock: lock, publisher, records };
+        let records = Records::open(&dir, true)?;
+        let mut writer = Writer { _lock: lock, publisher, records, index_behind: false };
         let mut repaired = None;
         let reader = match damaged_head.map_or_else(|| Reader::open(&dir), |e| Err(e.into())) {
             Ok(reader) => reader,
-            Err(
-                e @ (ReaderError::Store { .. } | ReaderError::Layout(LayoutError::Write { .. })),
-            ) => return Err(e.into()),
+            Err(e @ ReaderError::Store { .. }) => return Err(e.into()),
             Err(damage) => {
-                writer.rebuild_index()?;
+                writer.rebuild_index(None)?;
                 repaired = Some(format!("the index could not be read ({damage})"));
                 Reader::open(&dir)?
             }
@@ -335,11 +459,30 @@ impl MemoryStore {
             read_records: OnceCell::new(),
             repaired,
             vectors: hybrid::VectorCache::default(),
+            checked_generation: None,
+            progress: None,
         };
         let snapshot = store.reader.snapshot();
         let records = &store.writer.as_ref().map_or(0, |w| w.records.len());
         let seq = store.writer.as_ref().map_or(0, |w| w.records.seq());
-        if snapshot.commit_seq() != seq || snapshot.len() != *records as u64 {
+        if snapshot.commit_seq() > seq {
+            // The index is only published after its commit is durable: records that end
+            // before it lost acknowledged commits (a cut or replaced log).
+            return Err(Error::Records(RecordsError::Lost {
+                count: snapshot.len().saturating_sub(*records),
+                detail: format!(
+                    "the index was published at commit {} but the records end at commit {seq}{}",
+                    snapshot.commit_seq(),
+                    store
+                        .writer
+                        .as_ref()
+                        .and_then(|w| w.records.torn_tail())
+                        .map(|(at, len)| format!(" ({len} damaged bytes at byte {at} of the log)"))
+                        .unwrap_or_default()
+                ),
+            }));
+        }
+        if snapshot.commit_seq() != seq || snapshot.len() != *records {
             store.rebuild()?;
             if store.repaired.is_none() && (snapshot.generation() != 0 || *records != 0) {
                 store.repaired = Some(format!(
@@ -357,9 +500,13 @@ impl MemoryStore {
         self.repaired.as_deref()
     }
 
-    /// Opens the store in `dir` for reading only; takes no lock.
+    /// Opens the store in `dir` for reading only; takes no lock. Refuses a store other users
+    /// may write. Searches, [`MemoryStore::stats`] and the other index reads fail with
+    /// [`Error::IndexBehind`] when the index is missing or older than the records and no writer
+    /// holds the lock to catch it up.
     pub fn open_read_only(dir: impl AsRef<Path>) -> Result<MemoryStore> {
         let dir = dir.as_ref().to_owned();
+        files::check_readable(&dir)?;
         let reader = Reader::open(&dir)?;
         Ok(MemoryStore {
             dir,
@@ -368,7 +515,47 @@ impl MemoryStore {
             read_records: OnceCell::new(),
             repaired: None,
             vectors: hybrid::VectorCache::default(),
+            checked_generation: None,
+            progress: None,
         })
+    }
+
+    /// Refreshes the index, then checks that it is not behind the records (see
+    /// [`Error::IndexBehind`]). A writer's own index is caught up first if a publication failed.
+    fn refresh_checked(&mut self) -> Result<()> {
+        if let Some(w) = self.writer.as_mut() {
+            if w.index_behind {
+                w.rebuild_index(None)?;
+            }
+            self.reader.refresh()?;
+            return Ok(());
+        }
+        self.reader.refresh()?;
+        if self.checked_generation == Some(self.reader.snapshot().generation()) {
+            return Ok(());
+        }
+        // The records first, then the index: a writer publishes after it commits and releases
+        // its lock after it publishes, so an index that is still behind the commit read here
+        // once no writer holds the lock (checked, then the index read again) is really behind,
+        // not merely a moment late.
+        let records_seq = records::last_seq(&self.dir)?;
+        self.reader.refresh()?;
+        if self.reader.snapshot().commit_seq() < records_seq {
+            if files::writer_active(&self.dir) {
+                return Ok(());
+            }
+            self.reader.refresh()?;
+        }
+        let snapshot = self.reader.snapshot();
+        if snapshot.commit_seq() < records_seq {
+            return Err(Error::IndexBehind {
+                dir: self.dir.clone(),
+                index_seq: snapshot.commit_seq(),
+                records_seq,
+            });
+        }
+        self.checked_generation = Some(snapshot.generation());
+        Ok(())
     }
 
     /// The store directory.
@@ -407,8 +594,10 @@ impl MemoryStore {
         let mut report = BatchReport::default();
         let mut seen = HashSet::new();
         let mut fresh = Vec::with_capacity(memories.len());
-        for m in memories {
-            if writer.records.contains(&m.id) || !seen.insert(m.id) {
+        let ids: Vec<Uuid> = memories.iter().map(|m| m.id).collect();
+        let stored = writer.records.contains_many(&ids)?;
+        for (m, stored) in memories.into_iter().zip(stored) {
+            if stored || !seen.insert(m.id) {
                 report.skipped.push(m.id);
             } else {
                 report.stored.push(m.id);
@@ -422,22 +611,56 @@ impl MemoryStore {
         add_all(&mut builder, fresh.iter())?;
         let seq =
             writer.records.commit(fresh.into_iter().map(|m| Entry::Put(Box::new(m))).collect())?;
-        let entry = writer.publisher.write_segment(&builder)?;
+        // Durable from here on: a failure is reported as such, never as "not stored".
+        let published = self.publish_batch(seq, &builder);
+        self.after_commit(published, &report.stored, false)?;
+        Ok(report)
+    }
+
+    fn publish_batch(&mut self, seq: u64, builder: &SegmentBuilder) -> Result<()> {
+        let writer = self.writer()?;
+        if writer.index_behind {
+            writer.rebuild_index(None)?;
+            self.reader.refresh()?;
+            return Ok(());
+        }
+        let entry = writer.publisher.write_segment(builder)?;
         let mut segments =
             writer.publisher.current().map(|m| m.segments.clone()).unwrap_or_default();
         segments.push(entry);
-        self.publish(seq, segments)?;
-        Ok(report)
+        self.publish(seq, segments)
+    }
+
+    /// Turns a failure after a durable commit into [`Error::Unpublished`], and remembers that
+    /// the index missed the commit.
+    fn after_commit(&mut self, published: Result<()>, ids: &[Uuid], forgotten: bool) -> Result<()> {
+        let Err(source) = published else { return Ok(()) };
+        if let Some(w) = self.writer.as_mut() {
+            w.index_behind = true;
+        }
+        Err(Error::Unpublished { ids: ids.to_vec(), forgotten, source: Box::new(source) })
     }
 
     /// Forgets a memory: a durable tombstone, and the index stops returning it. `false` if no
     /// memory has that id.
     pub fn forget(&mut self, id: Uuid) -> Result<bool> {
         let writer = self.writer()?;
-        if !writer.records.contains(&id) {
+        if !writer.records.contains(&id)? {
             return Ok(false);
         }
         let seq = writer.records.commit(vec![Entry::Forget(id)])?;
+        let published = self.publish_forget(seq, id);
+        self.after_commit(published, &[id], true)?;
+        Ok(true)
+    }
+
+    fn publish_forget(&mut self, seq: u64, id: Uuid) -> Result<()> {
+        let writer = self.writer()?;
+        if writer.index_behind {
+            writer.rebuild_index(None)?;
+            self.reader.refresh()?;
+            return Ok(());
+        }
         let mut segments =
             writer.publisher.current().map(|m| m.segments.clone()).unwrap_or_default();
         if let Some((index, ordinal)) = self.reader.snapshot().locate(id.as_bytes()) {
@@ -447,8 +670,7 @@ impl MemoryStore {
                 }
             }
         }
-        self.publish(seq, segments)?;
-        Ok(true)
+        self.publish(seq, segments)
     }
 
     /// Publishes `segments` at commit `seq`, merges per the policy, collects garbage, refreshes.
@@ -460,7 +682,9 @@ impl MemoryStore {
             self.merge(seq, &group)?;
         }
         if let Some(w) = self.writer.as_mut() {
-            w.publisher.collect_garbage()?;
+            // Best effort: a file that cannot be removed now is removed by a later collection,
+            // and never fails a store whose record is durable.
+            let _ = w.publisher.collect_garbage();
         }
         Ok(())
     }
@@ -496,12 +720,10 @@ impl MemoryStore {
         let writer = self.writer.as_mut().ok_or_else(|| Error::ReadOnly(self.dir.clone()))?;
         let Some(current) = writer.publisher.current() else { return Ok(()) };
         let mut builder = SegmentBuilder::new().generation(current.generation + 1);
-        let records = &writer.records;
-        let members = group
-            .iter()
-            .flat_map(|&i| snapshot.segment_ids(i))
-            .filter_map(|id| records.get(&uuid(id)));
-        add_all(&mut builder, members)?;
+        let members = group.iter().flat_map(|&i| snapshot.segment_ids(i));
+        let mut batch = Batcher::new(&mut builder);
+        writer.records.visit_ids(members, &mut |m| batch.push(&m))?;
+        batch.finish()?;
         let mut segments: Vec<SegmentEntry> = current
             .segments
             .iter()
@@ -518,8 +740,21 @@ impl MemoryStore {
     }
 
     /// Recreates the index from the records as one segment and publishes it.
+    ///
+    /// The old segment files stay in `segments/` until the next publication: the previous
+    /// generation is kept for readers that are switching to the new one. Which files are live is
+    /// what `HEAD`'s manifest names, not what the directory holds: [`MemoryStore::stats`] counts
+    /// the live segments and `shm_reader::Reader::segment_files` lists them.
     pub fn rebuild(&mut self) -> Result<()> {
-        self.writer()?.rebuild_index()?;
+        let mut progress = self.progress.take();
+        let done = match self.writer.as_mut() {
+            Some(w) => {
+                w.rebuild_index(progress.as_mut().map(|p| p.as_mut() as records::Progress<'_>))
+            }
+            None => Err(Error::ReadOnly(self.dir.clone())),
+        };
+        self.progress = progress;
+        done?;
         self.reader.refresh()?;
         Ok(())
     }
@@ -531,18 +766,44 @@ impl MemoryStore {
         if let Some(r) = self.read_records.get() {
             return Ok(r);
         }
-        let loaded = Records::load(&self.dir, false)?;
+        // The writer's compaction may delete a log generation between our look at the directory
+        // and our read: the generation that replaced it is then in place, so look again.
+        let mut attempt = 0;
+        let loaded = loop {
+            match Records::open(&self.dir, false) {
+                Err(RecordsError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound
+                        && attempt < RECORDS_LOAD_ATTEMPTS =>
+                {
+                    attempt += 1;
+                }
+                other => break other?,
+            }
+        };
         Ok(self.read_records.get_or_init(|| loaded))
     }
 
     /// The memory with `id`, as stored.
     pub fn get(&self, id: Uuid) -> Result<Option<Memory>> {
-        Ok(self.records()?.get(&id).cloned())
+        Ok(self.records()?.get(&id)?)
     }
 
     /// Searches the index (refreshing to the newest generation first).
+    /// [`Ranking::Hybrid`](shm_reader::Ranking::Hybrid) and
+    /// [`Ranking::Vector`](shm_reader::Ranking::Vector) rank by the query's
+    /// [embedding](Query::with_embedding) when the store has vectors of its dimensions (each
+    /// hit's `why.hybrid` says what each side gave); without them the search is BM25F.
     pub fn search(&mut self, query: &Query, options: &SearchOptions) -> Result<SearchResults> {
-        let mut hits = Hits::with_capacity(options.limit);
+        check_options(options)?;
+        self.refresh_checked()?;
+        if options.ranking.is_semantic() {
+            if let Some(results) = self.search_semantic(query, options)? {
+                return Ok(results);
+            }
+        }
+        // Never more room than there are memories, whatever limit was asked for.
+        let mut hits =
+            Hits::with_capacity(options.limit.min(self.reader.snapshot().len() as usize));
         self.reader.search(query, options, &mut hits)?;
         Ok(self.results(query, options, &hits))
     }
@@ -553,42 +814,86 @@ impl MemoryStore {
             .iter()
             .filter_map(|h| {
                 let doc = snapshot.doc(h)?;
-                let why = snapshot.explain(query, h, options).map(|e| Why {
-                    matched: e.matched,
-                    jaccard: e.jaccard,
-                    score_boost: e.score_boost,
-                    sacred_boost: e.sacred_boost,
-                    hybrid: None,
+                let why = snapshot.explain(query, h, options).map(|e| {
+                    // Per-field frequencies come from the memory itself: the segment keeps
+                    // only the combined impact.
+                    let memory = if e.terms.is_empty() {
+                        None
+                    } else {
+                        self.records().ok().and_then(|r| r.get(&uuid(doc.id())).ok().flatten())
+                    };
+                    let fields = memory.map(|m| {
+                        let d = m.to_document();
+                        let insights: Vec<String> = d
+                            .insights
+                            .iter()
+                            .take(semantic_index::DOCUMENT_INSIGHTS)
+                            .flat_map(|i| semantic_index::analyze(i))
+                            .collect();
+                        [
+                            semantic_index::analyze(&d.question),
+                            insights,
+                            semantic_index::analyze(&d.synthesis),
+                        ]
+                    });
+                    let tf = |term: &str| {
+                        let count = |f: usize| {
+                            fields
+                                .as_ref()
+                                .map_or(0, |x| x[f].iter().filter(|t| *t == term).count() as u32)
+                        };
+                        FieldTf { question: count(0), insights: count(1), synthesis: count(2) }
+                    };
+                    Why {
+                        ranking: e.ranking.name(),
+                        matched: e.matched,
+                        relevance: e.jaccard,
+                        terms: e
+                            .terms
+                            .iter()
+                            .map(|t| WhyTerm {
+                                term: t.term.clone(),
+                                idf: t.idf,
+                                impact: t.impact,
+                                contribution: t.contribution,
+                                tf: tf(&t.term),
+                            })
+                            .collect(),
+                        score_boost: e.score_boost,
+                        sacred_boost: e.sacred_boost,
+                        hybrid: None,
+                    }
                 });
                 Some(found(&doc, h.score, why))
             })
             .collect();
-        SearchResults {
-            keywords: query.keywords().to_vec(),
-            generation: snapshot.generation(),
-            hits,
-        }
+        let keywords = match options.ranking {
+            shm_reader::Ranking::Jaccard => query.keywords(),
+            _ => query.terms(),
+        };
+        SearchResults { keywords: keywords.to_vec(), generation: snapshot.generation(), hits }
     }
 
     /// Memories related to `id` (its own keywords as the query, itself excluded); `None` if no
     /// memory has that id.
     pub fn related(&mut self, id: Uuid, options: &SearchOptions) -> Result<Option<SearchResults>> {
-        self.reader.refresh()?;
+        check_options(options)?;
+        self.refresh_checked()?;
         let snapshot = self.reader.snapshot();
         let Some(doc) = snapshot.get(id.as_bytes()) else { return Ok(None) };
         let query = Query::from_keywords(doc.keywords());
         let options = SearchOptions { exclude: Some(*id.as_bytes()), ..options.clone() };
-        let mut hits = Hits::with_capacity(options.limit);
+        let mut hits = Hits::with_capacity(options.limit.min(snapshot.len() as usize));
         snapshot.search(&query, &options, &mut hits);
         Ok(Some(self.results(&query, &options, &hits)))
     }
 
     /// Sacred memories, newest first, optionally of one domain.
     pub fn sacred(&mut self, domain: Option<&str>, limit: usize) -> Result<Vec<Found>> {
-        self.reader.refresh()?;
+        self.refresh_checked()?;
         let snapshot = self.reader.snapshot();
         Ok(snapshot
-            .sacred(domain, limit)
+            .sacred(domain, limit.min(snapshot.len() as usize))
             .iter()
             .map(|d| found(d, f64::from(d.score()), None))
             .collect())
@@ -596,7 +901,7 @@ impl MemoryStore {
 
     /// Counts of the current generation.
     pub fn stats(&mut self) -> Result<Stats> {
-        self.reader.refresh()?;
+        self.refresh_checked()?;
         let snapshot = self.reader.snapshot();
         let mut domains = BTreeMap::new();
         let mut sacred = 0;
@@ -615,28 +920,110 @@ impl MemoryStore {
         })
     }
 
-    /// Compares the index with the records, id by id, and runs the segments' deep checks.
+    /// Compares the index with the records, id by id, reads every record to check it, and
+    /// runs the segments' deep checks.
     pub fn verify(&mut self) -> Result<VerifyReport> {
         self.reader.refresh()?;
         let snapshot = self.reader.snapshot();
-        let records = self.records()?;
-        let indexed: HashSet<Uuid> = snapshot.docs().map(|d| uuid(d.id())).collect();
+        let mut indexed: Vec<Uuid> = snapshot.docs().map(|d| uuid(d.id())).collect();
+        indexed.sort_unstable();
+        let mut progress = self.progress.take();
+        let checked = self.records().and_then(|records| {
+            let check =
+                records.check(progress.as_mut().map(|p| p.as_mut() as records::Progress<'_>))?;
+            Ok((records.len(), records.seq(), records.live_ids()?, check))
+        });
+        self.progress = progress;
+        let (count, seq, live, records_check) = checked?;
         let mut report = VerifyReport {
-            records: records.len(),
+            records: usize::try_from(count).unwrap_or(usize::MAX),
             indexed: snapshot.len(),
-            records_seq: records.seq(),
+            records_seq: seq,
             index_seq: snapshot.commit_seq(),
+            records_check,
             ..VerifyReport::default()
         };
-        report.missing_from_index =
-            records.iter().map(|m| m.id).filter(|id| !indexed.contains(id)).collect();
-        report.unknown_in_index =
-            indexed.iter().copied().filter(|id| records.get(id).is_none()).collect();
-        report.missing_from_index.sort_unstable();
-        report.unknown_in_index.sort_unstable();
+        let (mut i, mut j) = (0, 0);
+        while i < live.len() || j < indexed.len() {
+            match (live.get(i), indexed.get(j)) {
+                (Some(a), Some(b)) if a == b => {
+                    i += 1;
+                    j += 1;
+                }
+                (Some(a), Some(b)) if a < b => {
+                    report.missing_from_index.push(*a);
+                    i += 1;
+                }
+                (Some(a), None) => {
+                    report.missing_from_index.push(*a);
+                    i += 1;
+                }
+                (_, Some(b)) => {
+                    report.unknown_in_index.push(*b);
+                    j += 1;
+                }
+                (None, None) => break,
+            }
+        }
         if let Err(e) = snapshot.verify() {
             report.damaged_segment = Some(e.to_string());
         }
         Ok(report)
+    }
+
+    /// Calls `progress(done, total)` (bytes) during whole-store passes: rebuild, verify, list.
+    pub fn set_progress(&mut self, progress: impl FnMut(u64, u64) + Send + 'static) {
+        self.progress = Some(Box::new(progress));
+    }
+
+    /// Visits every live memory in the order it was stored (log order), reading the records
+    /// once with bounded memory; stops when `visit` returns `false`. Damaged records are
+    /// skipped (`verify` reports them); returns how many were.
+    pub fn for_each_memory(&mut self, mut visit: impl FnMut(Memory) -> bool) -> Result<u64> {
+        let mut progress = self.progress.take();
+        let done = self.records().and_then(|r| {
+            r.for_each_live(
+                progress.as_mut().map(|p| p.as_mut() as records::Progress<'_>),
+                &mut |m| Ok(visit(m)),
+            )
+        });
+        self.progress = progress;
+        done
+    }
+
+    /// Repairs the store in `dir`: keeps every intact record (as a new log), writes what it
+    /// dropped to `quarantine/` with the ids lost, and rebuilds the index. Works on records a
+    /// normal open refuses (a cut or missing log, missing commits, damaged records).
+    pub fn repair(dir: impl AsRef<Path>) -> Result<(RepairReport, MemoryStore)> {
+        let dir = dir.as_ref().to_owned();
+        let (mut report, index_ids, short) = {
+            files::prepare_writable(&dir)?;
+            let _lock = files::lock(&dir, LOCK_WAIT)?;
+            let (index_seq, index_ids) = match Reader::open(&dir) {
+                Ok(r) => {
+                    let snapshot = r.snapshot();
+                    let ids: Vec<Uuid> = snapshot.docs().map(|d| uuid(d.id())).collect();
+                    (snapshot.commit_seq(), ids)
+                }
+                Err(_) => (0, Vec::new()),
+            };
+            // Records that end before the published index lost commits the index still shows.
+            let short = records::last_seq(&dir).map_or(true, |seq| seq < index_seq);
+            (records::salvage(&dir, index_seq, None)?, index_ids, short)
+        };
+        let mut store = MemoryStore::open(&dir)?;
+        store.rebuild()?;
+        if short {
+            let records = store.records()?;
+            let mut lost: HashSet<Uuid> = report.lost.iter().copied().collect();
+            for id in index_ids {
+                if !records.contains(&id)? {
+                    lost.insert(id);
+                }
+            }
+            report.lost = lost.into_iter().collect();
+            report.lost.sort_unstable();
+        }
+        Ok((report, store))
     }
 }

@@ -55,9 +55,22 @@ fn ingest_search_related_get_forget_verify() {
     for key in ["id", "score", "domain", "sacred", "timestamp", "gist", "why"] {
         assert!(hits[0].get(key).is_some(), "missing {key}");
     }
-    for key in ["matched", "jaccard", "score_boost", "sacred_boost"] {
+    for key in ["ranking", "matched", "relevance", "terms", "score_boost", "sacred_boost"] {
         assert!(hits[0]["why"].get(key).is_some(), "missing why.{key}");
     }
+    // BM25F explains each term: its field frequencies, idf and part of the relevance.
+    let share = &hits[0]["why"]["terms"][0];
+    assert_eq!(share["term"], "share");
+    assert_eq!(share["tf"], serde_json::json!({"question": 1, "insights": 0, "synthesis": 0}));
+    assert!(share["idf"].as_f64().unwrap() > 0.0 && share["contribution"].as_f64().unwrap() > 0.0);
+
+    let out = mcs(&store, &["search", "share the index", "--ranking", "jaccard", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["hits"][0]["why"]["ranking"], "jaccard");
+    assert!(v["hits"][0]["why"].get("terms").is_none(), "Jaccard has no per-term parts");
+    let out = mcs(&store, &["search", "share", "--ranking", "tfidf"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("unknown ranking"), "{}", text(&out.stderr));
 
     let out = mcs(&store, &["search", "--keywords", "crash,truth", "--domain", "ops"]);
     assert!(text(&out.stdout).contains("What survives a crash?"), "{}", text(&out.stdout));
@@ -123,7 +136,6 @@ fn an_index_this_build_cannot_read_is_named_and_rebuilt_by_the_writer() {
 fn bad_input_names_line_and_field_and_keeps_what_came_before() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("s");
-    let ok = r#"{"domain":"d","question":"first good memory"}"#;
     let cases = [
         ("{not json", "line 2", ""),
         (r#"{"domain":"d","question":"q","colour":"red"}"#, "line 2", "unknown field `colour`"),
@@ -138,13 +150,15 @@ fn bad_input_names_line_and_field_and_keeps_what_came_before() {
         (r#"{"domain":"d","question":"q","insights":"not a list"}"#, "line 2", "field `insights`"),
     ];
     let mut stored = 0;
-    for (bad, line, field) in cases {
+    for (n, (bad, line, field)) in cases.into_iter().enumerate() {
+        // A line without an id gets one derived from its text: each case's good line differs.
+        let ok = format!(r#"{{"domain":"d","question":"good memory {n}"}}"#);
         let out = mcs_stdin(&store, &["ingest", "-"], &format!("{ok}\n{bad}\n{ok}\n"));
         assert_eq!(out.status.code(), Some(1), "{bad}");
         let err = text(&out.stderr);
         assert_eq!(err.lines().count(), 1, "{err}");
         assert!(err.contains(line) && err.contains(field), "{bad}: {err}");
-        assert!(err.contains("1 memories stored before it"), "{err}");
+        assert!(err.contains("1 memory stored before it"), "{err}");
         stored += 1;
         let out = mcs(&store, &["stats", "--json"]);
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -164,7 +178,7 @@ fn usage_errors_exit_2_and_locked_store_is_named() {
     assert!(text(&out.stderr).contains("no store at"), "{}", text(&out.stderr));
 
     let _writer = memory_store::MemoryStore::open(&store).unwrap();
-    let out = mcs(&store, &["add", "--domain", "d", "--question", "q"]);
+    let out = mcs(&store, &["--lock-wait", "0", "add", "--domain", "d", "--question", "q"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out.stderr).contains(&format!("locked by pid {}", std::process::id())),
@@ -252,6 +266,15 @@ fn demo_runs_on_a_temporary_store() {
     let s = text(&out.stdout);
     assert!(s.contains("Stored 37 sample memories"), "{s}");
     assert!(s.contains("Should apprentices copy the memory index or map it?"), "{s}");
+    // The first search's first hit (the line after the table header) is the memory that
+    // answers "how do apprentices share memory without copying it": map, never copy.
+    let first_search = &s[s.find("2. Search").unwrap()..];
+    let first_hit = first_search.lines().skip_while(|l| !l.contains("matched / question")).nth(1);
+    assert!(
+        first_hit
+            .is_some_and(|l| l.contains("Should apprentices copy the memory index or map it?")),
+        "{first_search}"
+    );
     assert!(s.contains("Sacred memories, newest first"), "{s}");
     assert!(s.contains("navigator (pid "), "{s}");
     assert!(s.contains("witness (pid "), "{s}");
@@ -314,10 +337,10 @@ fn invite_and_circle_run_real_apprentice_processes() {
         json(&mcs(&store, &["circle", "--task", "share index", "--keywords", "readers", "--json"]));
     let all = v.as_array().unwrap();
     let kinds: Vec<&str> = all.iter().map(|r| r["apprentice"]["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["navigator", "witness"]);
+    assert_eq!(kinds, ["navigator", "witness", "synthesizer", "curator"]);
     assert!(all.iter().all(|r| r["accepted"] == true), "{v}");
     assert!(
-        all[1]["insights"][0].as_str().unwrap().contains("across 1 domains; design 2 (100%)"),
+        all[1]["insights"][0].as_str().unwrap().contains("across 1 domain; design 2 (100%)"),
         "{v}"
     );
 
@@ -325,8 +348,71 @@ fn invite_and_circle_run_real_apprentice_processes() {
     assert!(human.status.success());
     assert!(text(&human.stdout).contains("witness (pid"), "{}", text(&human.stdout));
 
+    // A structured context: same task, other answer.
+    let v = json(&mcs(
+        &store,
+        &[
+            "invite",
+            "--kind",
+            "navigator",
+            "--task",
+            "share index readers",
+            "--context",
+            "domain=ops",
+            "--context",
+            "team=crash",
+            "--json",
+        ],
+    ));
+    assert_eq!(v["memories"][0]["id"], "22222222-2222-4222-8222-222222222222", "{v}");
+    assert_eq!(v["memories"].as_array().unwrap().len(), 1, "{v}");
+    assert!(v["reason"].as_str().unwrap().ends_with("; context: domain ops, team=crash"), "{v}");
+    let out = mcs(
+        &store,
+        &["invite", "--kind", "navigator", "--task", "x", "--context", "since=yesterday"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr)
+            .contains("--context since=yesterday: expected an RFC 3339 time or YYYY-MM-DD"),
+        "{}",
+        text(&out.stderr)
+    );
+
     // No store: a clear error, not a hanging apprentice.
     let out = mcs(&dir.path().join("none"), &["invite", "--kind", "navigator", "--task", "x"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("no store at"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn circle_watch_pushes_new_matching_memories_as_they_are_stored() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s");
+    assert!(mcs_stdin(&store, &["ingest", "-"], GOOD).status.success());
+    let mut watch = Command::new(env!("CARGO_BIN_EXE_mcs"))
+        .arg("--store")
+        .arg(&store)
+        .args(["circle", "--watch", "--task", "zebra migration"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(watch.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.starts_with("watching for [zebra migration]: navigator (pid "), "{first}");
+    assert!(!first.contains("witness"), "the witness does not watch: {first}");
+    for (domain, question) in
+        [("ops", "What survives a disk fill?"), ("wild", "Where does the zebra herd go?")]
+    {
+        let out = mcs(&store, &["add", "--domain", domain, "--question", question]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    // Only the matching memory is pushed.
+    let pushed = lines.next().unwrap().unwrap();
+    assert!(pushed.starts_with("navigator (generation "), "{pushed}");
+    assert!(pushed.contains("[wild] Where does the zebra herd go?"), "{pushed}");
+    watch.kill().unwrap();
+    watch.wait().unwrap();
 }

@@ -1,4 +1,4 @@
-use memory_store::{Error, Memory, MemoryStore, Query, SearchOptions};
+use memory_store::{Error, Memory, MemoryStore, Query, Ranking, SearchOptions};
 
 fn memory(i: usize, domain: &str, text: &str, sacred: bool) -> Memory {
     let mut m = Memory::new(domain, format!("{text} number {i}"));
@@ -16,16 +16,36 @@ fn store_search_get_related_forget_verify_round_trip() {
     let b = store.store(memory(2, "design", "shared memory readers", false)).unwrap();
     let c = store.store(memory(3, "ops", "crash recovery", false)).unwrap();
 
+    let jaccard = SearchOptions { ranking: Ranking::Jaccard, ..SearchOptions::default() };
     let q = Query::from_text("shared memory");
-    let r = store.search(&q, &SearchOptions::default()).unwrap();
+    let r = store.search(&q, &jaccard).unwrap();
     assert_eq!(r.hits.iter().map(|h| h.id).collect::<Vec<_>>(), [a, b]);
     assert_eq!(r.keywords, ["shared", "memory"]);
     let why = r.hits[0].why.as_ref().unwrap();
     assert_eq!(why.matched, ["shared", "memory"]);
-    assert!((why.jaccard + why.score_boost + why.sacred_boost - r.hits[0].score).abs() < 1e-9);
+    assert!((why.relevance + why.score_boost + why.sacred_boost - r.hits[0].score).abs() < 1e-9);
     assert_eq!(why.sacred_boost, 0.3);
 
-    let related = store.related(a, &SearchOptions::default()).unwrap().unwrap();
+    // BM25F (the default): stemmed terms, per-term contributions with per-field frequencies.
+    let q = Query::from_text("How are memories shared?");
+    let r = store.search(&q, &SearchOptions::default()).unwrap();
+    assert_eq!(r.keywords, ["memori", "share"]);
+    let mut ids: Vec<_> = r.hits.iter().map(|h| h.id).collect();
+    ids.sort();
+    let mut want = vec![a, b];
+    want.sort();
+    assert_eq!(ids, want, "stemming matches 'shared memory' from 'memories shared'");
+    let why = r.hits[0].why.as_ref().unwrap();
+    assert_eq!(why.ranking, "bm25f");
+    assert_eq!(why.terms.len(), 2);
+    let sum: f64 = why.terms.iter().map(|t| t.contribution).sum();
+    assert!((sum - why.relevance).abs() < 1e-9);
+    for t in &why.terms {
+        assert_eq!((t.tf.question, t.tf.insights, t.tf.synthesis), (1, 1, 0), "{t:?}");
+        assert!(t.idf > 0.0 && t.impact > 0.0 && t.impact < 1.0, "{t:?}");
+    }
+
+    let related = store.related(a, &jaccard).unwrap().unwrap();
     // b shares "shared memory" and the filler words; c only the filler words; a itself never.
     assert_eq!(related.hits.iter().map(|h| h.id).collect::<Vec<_>>(), [b, c]);
     assert_eq!(store.get(c).unwrap().unwrap().domain, "ops");

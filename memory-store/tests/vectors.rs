@@ -2,7 +2,7 @@
 //! hashed bag of words): the store's embedding, publication, resumption and fusion, without the
 //! real model (its own tests live in the embeddings crate).
 
-use memory_store::{Embed, EmbedError, Fusion, Memory, MemoryStore, Query, SearchOptions};
+use memory_store::{Embed, EmbedError, Memory, MemoryStore, Query, Ranking, SearchOptions};
 
 const DIM: usize = 64;
 
@@ -87,20 +87,33 @@ fn vectors_wait_then_publish_and_hybrid_finds_by_either_side() {
     // The vector side alone finds `a` for words only its text has ("power nodes"), which the
     // lexical side also finds; a hybrid hit says what each side gave.
     let v = BagOfWords::vector("power nodes cluster");
-    let q = Query::from_text("power nodes cluster");
-    let options = SearchOptions::default();
-    let by_vector = reader.search_hybrid(&q, Some(&v), &options, Fusion::Vector).unwrap();
+    let q = Query::from_text("power nodes cluster").with_embedding(&v);
+    let vector = SearchOptions { ranking: Ranking::Vector, ..SearchOptions::default() };
+    let by_vector = reader.search(&q, &vector).unwrap();
     assert_eq!(by_vector.hits[0].id, a);
-    let hybrid = reader.search_hybrid(&q, Some(&v), &options, Fusion::Hybrid).unwrap();
+    assert_eq!(by_vector.hits[0].why.as_ref().unwrap().ranking, "vector");
+    let options = SearchOptions { ranking: Ranking::Hybrid, ..SearchOptions::default() };
+    let hybrid = reader.search(&q, &options).unwrap();
     assert_eq!(hybrid.hits[0].id, a);
-    let why = hybrid.hits[0].why.as_ref().and_then(|w| w.hybrid.as_ref()).unwrap();
-    assert_eq!(why.lexical_rank, Some(1));
-    assert_eq!(why.vector_rank, Some(1));
+    let why = hybrid.hits[0].why.as_ref().unwrap();
+    assert_eq!(why.ranking, "hybrid");
+    let parts = why.hybrid.as_ref().unwrap();
+    assert_eq!(parts.lexical_rank, Some(1));
+    assert_eq!(parts.vector_rank, Some(1));
     assert!((hybrid.hits[0].score - 2.0 / 61.0).abs() < 1e-9);
-    assert!(why.similarity.unwrap() > 0.5);
+    assert!(parts.similarity.unwrap() > 0.5);
+    // `b` shares no word with the query: only the vector side ranks it.
+    let b_hit = hybrid.hits.iter().find(|h| h.id == b).unwrap();
+    let b_parts = b_hit.why.as_ref().unwrap().hybrid.as_ref().unwrap();
+    assert_eq!((b_parts.lexical_rank, b_parts.vector_rank), (None, Some(2)));
     // Filters hold on the vector side too.
-    let other = SearchOptions { domain: Some("none".into()), ..SearchOptions::default() };
-    assert!(reader.search_hybrid(&q, Some(&v), &other, Fusion::Vector).unwrap().hits.is_empty());
+    let other = SearchOptions { domain: Some("none".into()), ..vector.clone() };
+    assert!(reader.search(&q, &other).unwrap().hits.is_empty());
+    // Without an embedding, a hybrid search is the lexical one.
+    let plain = Query::from_text("power nodes cluster");
+    let lexical = reader.search(&plain, &options).unwrap();
+    assert_eq!(lexical.hits.len(), 1);
+    assert!(lexical.hits[0].why.as_ref().unwrap().hybrid.is_none());
 }
 
 #[test]

@@ -6,17 +6,20 @@
 //! private tables and merges them. [`SegmentBuilder::data`] sorts documents and terms, then
 //! builds postings on one thread while another builds the per-document arrays.
 
-use std::hash::Hasher as _;
 use std::io::{self, Write};
 use std::ops::Range;
+#[cfg(feature = "write")]
 use std::path::{Path, PathBuf};
 
-use hashbrown::HashTable;
-use rustc_hash::{FxHashMap, FxHashSet, FxHasher};
+use rustc_hash::{FxHashMap, FxHashSet};
 
+use crate::analyzer::Bm25fParams;
+use crate::cost;
 use crate::document::Document;
 use crate::format::{self, Header, SegmentData, GIST_MAX_BYTES, HEADER_LEN, VERSION};
+use crate::intern::{hash_term, Terms};
 use crate::keywords::{for_each_token, DOCUMENT_INSIGHTS};
+use crate::rank::RankPart;
 
 /// Why a document or a segment could not be built or written.
 #[derive(Debug, thiserror::Error)]
@@ -42,10 +45,17 @@ pub enum BuildError {
         /// What overflowed.
         what: &'static str,
     },
+    /// BM25F parameters out of range (see [`Bm25fParams::is_valid`]).
+    #[error("BM25F parameters out of range: {params:?}")]
+    RankParams {
+        /// The parameters given.
+        params: Bm25fParams,
+    },
     /// rkyv could not serialize the payload.
     #[error("serializing the segment payload: {0}")]
     Serialize(String),
     /// Writing the segment file failed.
+    #[cfg(feature = "write")]
     #[error("writing segment {}", path.display())]
     Write {
         /// The file.
@@ -58,77 +68,6 @@ pub enum BuildError {
 
 pub(crate) fn hex(id: &[u8; 16]) -> String {
     id.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The hash of a keyword's bytes (FxHash: a multiply per eight bytes).
-fn hash_term(term: &[u8]) -> u64 {
-    let mut h = FxHasher::default();
-    h.write(term);
-    h.finish()
-}
-
-/// Interned keywords: ids in order of first sight, their bytes in one arena.
-///
-/// A table slot holds the term's span in the arena beside its id, so that a lookup goes from
-/// the slot straight to the bytes it compares.
-struct Terms {
-    /// `[start, end, id]` per term: `bytes[start..end]` is term `id`.
-    table: HashTable<[u32; 3]>,
-    hashes: Vec<u64>,
-    bytes: Vec<u8>,
-    /// Term `i` is `bytes[offsets[i]..offsets[i + 1]]`.
-    offsets: Vec<u32>,
-}
-
-impl Default for Terms {
-    fn default() -> Terms {
-        Terms { table: HashTable::new(), hashes: Vec::new(), bytes: Vec::new(), offsets: vec![0] }
-    }
-}
-
-impl Terms {
-    fn len(&self) -> usize {
-        self.hashes.len()
-    }
-
-    fn get(&self, id: u32) -> &[u8] {
-        let i = id as usize;
-        &self.bytes[self.offsets[i] as usize..self.offsets[i + 1] as usize]
-    }
-
-    /// The id of `term` (with its `hash`), and whether it is new.
-    ///
-    /// Callers keep the number of terms and the arena below `u32::MAX` (see `Part::add`).
-    fn intern(&mut self, term: &[u8], hash: u64) -> (u32, bool) {
-        let Terms { table, hashes, bytes, offsets } = self;
-        let found = table
-            .find(hash, |&[start, end, _]| same_bytes(&bytes[start as usize..end as usize], term));
-        if let Some(&[_, _, id]) = found {
-            return (id, false);
-        }
-        let id = hashes.len() as u32;
-        let start = bytes.len() as u32;
-        bytes.extend_from_slice(term);
-        let end = bytes.len() as u32;
-        table.insert_unique(hash, [start, end, id], |&[_, _, id]| hashes[id as usize]);
-        hashes.push(hash);
-        offsets.push(end);
-        (id, true)
-    }
-}
-
-/// Byte equality for short strings, eight bytes at a time, without a call to memcmp.
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let (mut a8, mut b8) = (a.chunks_exact(8), b.chunks_exact(8));
-    for (x, y) in (&mut a8).zip(&mut b8) {
-        if x != y {
-            return false;
-        }
-    }
-    a8.remainder() == b8.remainder()
 }
 
 /// A document's fixed-size facts; its terms and gist live in the flat arrays of its [`Part`].
@@ -167,6 +106,8 @@ struct Part {
     /// Parallel to `doc_terms`: the term's occurrences in the document, saturating.
     doc_freqs: Vec<u8>,
     gists: Vec<u8>,
+    /// The documents' ranked (BM25F) terms.
+    rank: RankPart,
 }
 
 impl Part {
@@ -196,7 +137,9 @@ impl Part {
         if self.docs.len().saturating_add(docs) >= limit {
             return Err(BuildError::TooLarge { what: "document count" });
         }
-        if self.doc_terms.len().saturating_add(postings) >= limit {
+        if self.doc_terms.len().saturating_add(postings) >= limit
+            || self.rank.postings().saturating_add(postings) >= limit
+        {
             return Err(BuildError::TooLarge { what: "postings" });
         }
         if self.gists.len().saturating_add(gist_bytes) >= limit {
@@ -248,6 +191,7 @@ impl Part {
             }
             add_text(&doc.synthesis);
         }
+        self.rank.add(doc);
         let gist_start = self.gists.len() as u32;
         self.gists.extend_from_slice(gist(&doc.question).as_bytes());
         self.docs.push(Prepared {
@@ -268,7 +212,7 @@ impl Part {
         self.check_room(
             other.terms.bytes.len(),
             other.docs.len(),
-            other.doc_terms.len(),
+            other.doc_terms.len().max(other.rank.postings()),
             other.gists.len(),
         )?;
         let mut map = Vec::with_capacity(other.terms.len());
@@ -286,6 +230,7 @@ impl Part {
         self.doc_terms.extend(other.doc_terms.iter().map(|&t| map[t as usize]));
         self.doc_freqs.extend_from_slice(&other.doc_freqs);
         self.gists.extend_from_slice(&other.gists);
+        self.rank.absorb(other.rank);
         self.docs.extend(other.docs.iter().map(|d| Prepared {
             terms: (d.terms.0 + terms_base, d.terms.1),
             gist: (d.gist.0 + gists_base, d.gist.1),
@@ -360,6 +305,7 @@ pub struct SegmentBuilder {
     ids: FxHashSet<[u8; 16]>,
     domains: FxHashMap<String, u32>,
     part: Part,
+    rank_params: Bm25fParams,
 }
 
 impl SegmentBuilder {
@@ -374,6 +320,17 @@ impl SegmentBuilder {
         self
     }
 
+    /// Sets the BM25F parameters the segment's impacts are computed with (default
+    /// [`Bm25fParams::DEFAULT`]). Segments searched together should share them: their scores
+    /// are comparable only then.
+    pub fn rank_params(mut self, params: Bm25fParams) -> Result<SegmentBuilder, BuildError> {
+        if !params.is_valid() {
+            return Err(BuildError::RankParams { params });
+        }
+        self.rank_params = params;
+        Ok(self)
+    }
+
     /// How many documents were added.
     pub fn len(&self) -> usize {
         self.part.docs.len()
@@ -384,7 +341,7 @@ impl SegmentBuilder {
         self.part.docs.is_empty()
     }
 
-    /// Adds a document; its keywords are extracted here (DESIGN.md's rule).
+    /// Adds a document; its keywords are extracted here ([`keywords`](crate::keywords)' rule).
     ///
     /// On error nothing is added.
     pub fn add(&mut self, doc: &Document) -> Result<(), BuildError> {
@@ -419,6 +376,7 @@ impl SegmentBuilder {
         let domains: Vec<u32> = docs.iter().map(|d| self.domain(&d.domain)).collect();
         let threads = threads();
         let before = (self.part.docs.len(), self.part.doc_terms.len(), self.part.gists.len());
+        let rank_mark = self.part.rank.mark();
         let result = if threads < 2 || docs.len() < PARALLEL_MIN_DOCS {
             docs.iter().zip(&domains).try_for_each(|(doc, &domain)| self.part.add(doc, domain))
         } else {
@@ -431,6 +389,7 @@ impl SegmentBuilder {
             self.part.doc_terms.truncate(terms);
             self.part.doc_freqs.truncate(terms);
             self.part.gists.truncate(gists);
+            self.part.rank.truncate(rank_mark);
             self.recount_df();
             self.forget_domains_from(known_domains);
             return Err(e);
@@ -597,7 +556,7 @@ impl SegmentBuilder {
         data.posting_offsets = posting_offsets;
         data.postings = postings;
         let exceptions = frequencies.iter().filter(|&&f| f != 1).count();
-        if format::sparse_frequencies(frequencies.len(), exceptions) {
+        if cost::sparse_frequencies(frequencies.len(), exceptions) {
             let mut at = Vec::with_capacity(exceptions);
             let mut values = Vec::with_capacity(exceptions);
             for (i, &f) in frequencies.iter().enumerate().filter(|(_, &f)| f != 1) {
@@ -609,6 +568,7 @@ impl SegmentBuilder {
         } else {
             data.frequencies = frequencies;
         }
+        part.rank.build(&order, &self.rank_params, &mut data)?;
         Ok(data)
     }
 
@@ -648,6 +608,7 @@ impl SegmentBuilder {
     }
 
     /// Writes the segment durably to `path` through atomic-write, with the given mode.
+    #[cfg(feature = "write")]
     pub fn write_file(&self, path: impl AsRef<Path>, mode: u32) -> Result<u64, BuildError> {
         let path = path.as_ref();
         let bytes = self.to_bytes()?;
@@ -667,7 +628,7 @@ fn check_score(doc: &Document) -> Result<(), BuildError> {
     }
 }
 
-/// The frequent terms (sorted ordinals, ascending): those for which [`format::bitmap_pays`],
+/// The frequent terms (sorted ordinals, ascending): those for which [`cost::bitmap_saving`] is positive,
 /// at most [`format::FREQUENT_MAX`] of them, most frequent first (ties: lower ordinal). None
 /// at all when the bytes they save would not pay for the per-document counts.
 fn frequent_terms(part: &Part, sorted_terms: &[u32], n: u32, narrow: bool) -> Vec<u32> {
@@ -677,7 +638,7 @@ fn frequent_terms(part: &Part, sorted_terms: &[u32], n: u32, narrow: bool) -> Ve
         .enumerate()
         .map(|(new, &old)| {
             let df = part.stats[old as usize].df;
-            (df, new as u32, format::bitmap_saving(df, n, narrow))
+            (df, new as u32, cost::bitmap_saving(df, n, narrow))
         })
         .filter(|&(_, _, saved)| saved > 0)
         .collect();
@@ -907,7 +868,7 @@ fn payload_estimate(data: &SegmentData) -> usize {
     arrays + 512
 }
 
-fn u32_of(n: usize, what: &'static str) -> Result<u32, BuildError> {
+pub(crate) fn u32_of(n: usize, what: &'static str) -> Result<u32, BuildError> {
     u32::try_from(n).map_err(|_| BuildError::TooLarge { what })
 }
 

@@ -7,14 +7,16 @@ use rkyv::{Archive, Serialize};
 pub const MAGIC: [u8; 8] = *b"MCSEGMT\0";
 /// The format version this build writes and the only one it reads.
 ///
-/// Version 4 keeps the documents of the most frequent terms as bitmaps (`frequent_*`) instead
+/// Version 5 adds the BM25F index (`rank_*`): a second vocabulary (stemmed, stop-listed) with
+/// quantized impacts per posting and per block of postings;
+/// version 4 keeps the documents of the most frequent terms as bitmaps (`frequent_*`) instead
 /// of postings and forward-list entries;
 /// version 3 stored frequencies sparsely when few differ from 1 (`frequency_exceptions`) and
 /// derived keyword counts from the forward offsets;
 /// version 2 added the hashed term table (`term_slots`), narrow forward lists, paged `u16`
 /// postings and the chunked checksum. Older segments are refused (a store's writer rebuilds
 /// them from its records).
-pub const VERSION: u32 = 4;
+pub const VERSION: u32 = 5;
 /// The length of the header; a multiple of 16 so that the archive after it stays aligned.
 pub const HEADER_LEN: usize = 64;
 /// The alignment the payload needs in memory (rkyv's archive alignment for this format).
@@ -144,14 +146,6 @@ pub fn checksum(header_prefix: &[u8], payload: &[u8]) -> u64 {
     twox_hash::XxHash3_64::oneshot(&tail)
 }
 
-/// Whether a segment with `postings` postings, `exceptions` of which have a frequency other
-/// than 1, stores frequencies sparsely: an exception costs 5 bytes (its `u32` posting index and
-/// its `u8` value), a dense frequency 1 byte, so sparse wins when fewer than one posting in
-/// five is an exception. Short memories rarely repeat a keyword; long texts often do.
-pub fn sparse_frequencies(postings: usize, exceptions: usize) -> bool {
-    exceptions.saturating_mul(5) < postings
-}
-
 /// Document ordinals per posting page: postings hold an ordinal's offset in its page as `u16`.
 pub const POSTING_PAGE: u32 = 1 << 16;
 
@@ -170,21 +164,6 @@ pub const FREQUENT_MAX: usize = 255;
 /// The `u64` words of one frequent term's bitmap in a segment of `doc_count` documents.
 pub fn bitmap_words(doc_count: u32) -> usize {
     (doc_count as usize).div_ceil(64)
-}
-
-/// The bytes a bitmap saves a term found in `df` of `doc_count` documents (0 when it saves
-/// none): a bitmap costs its words plus eight bytes (its entries in `frequent_terms` and
-/// `frequent_offsets`), and saves a posting (two bytes) and a forward-list entry (two bytes, or
-/// four when forward lists are wide) per document.
-pub fn bitmap_saving(df: u32, doc_count: u32, narrow: bool) -> u64 {
-    let per_document = if narrow { 4 } else { 6 };
-    (u64::from(df) * per_document).saturating_sub(8 * bitmap_words(doc_count) as u64 + 8)
-}
-
-/// Whether a term found in `df` of `doc_count` documents is smaller as a bitmap
-/// ([`bitmap_saving`] is positive): in half the documents at 64, one in 32 past a few thousand.
-pub fn bitmap_pays(df: u32, doc_count: u32, narrow: bool) -> bool {
-    bitmap_saving(df, doc_count, narrow) > 0
 }
 
 /// The hash of a term's bytes that places it in `term_slots`: xxh3-64, seed 0.
@@ -215,6 +194,24 @@ pub fn term_slots(hashes: impl ExactSizeIterator<Item = u64>) -> Vec<u32> {
     slots
 }
 
+/// Postings per block of the BM25F index: each block of a term's postings has its last ordinal
+/// and its largest impact in `rank_block_last` and `rank_block_max`.
+pub const RANK_BLOCK: usize = 64;
+
+/// The BM25F parameters a segment's impacts were computed with, and its mean field lengths
+/// (question, insights, synthesis; in ranked terms).
+#[derive(Archive, Serialize, Debug, Default, Clone, Copy, PartialEq)]
+pub struct RankStats {
+    /// Term-frequency saturation.
+    pub k1: f32,
+    /// Per field weight.
+    pub weights: [f32; 3],
+    /// Per field length normalization.
+    pub b: [f32; 3],
+    /// Per field mean length over the segment's documents.
+    pub avg_len: [f32; 3],
+}
+
 /// The archived body of a segment. Ordinals index the per-document arrays.
 ///
 /// Documents are numbered sacred first, then by score descending, timestamp descending and id
@@ -243,7 +240,7 @@ pub struct SegmentData {
     /// The frequent terms (at most [`FREQUENT_MAX`], ascending ordinals): those whose
     /// documents are a bitmap in `frequent_bits` instead of postings and forward-list entries
     /// (their postings are empty and no forward list names them). The builder picks the terms
-    /// for which [`bitmap_pays`], most frequent first.
+    /// for which a bitmap is smaller, most frequent first.
     pub frequent_terms: Vec<u32>,
     /// One bitmap per frequent term, [`bitmap_words`]`(doc_count)` words each, interleaved
     /// by blocks of 64 documents: with `m` frequent terms, document `o` has frequent term `i`
@@ -256,7 +253,7 @@ pub struct SegmentData {
     /// The term's occurrences in the document, saturating at 255, one per posting: first
     /// parallel to `postings`, then for each frequent term its documents in ordinal order (see
     /// `frequent_offsets`). Empty when the segment stores them sparsely (see
-    /// [`sparse_frequencies`]).
+    /// the builder picks the smaller form).
     pub frequencies: Vec<u8>,
     /// When `frequencies` is empty: the indexes (into the postings, then the frequent terms'
     /// documents, numbered as for `frequencies`), strictly ascending, of the postings whose
@@ -288,6 +285,23 @@ pub struct SegmentData {
     pub sacred_newest: Vec<u32>,
     /// All ordinals sorted by id ascending.
     pub by_id: Vec<u32>,
+    /// How the BM25F impacts were computed.
+    pub rank: RankStats,
+    /// BM25F terms (the ranked analyzer's, stemmed), sorted bytewise, concatenated.
+    pub rank_term_bytes: Vec<u8>,
+    /// The hashed table of the BM25F terms, built like `term_slots`.
+    pub rank_term_slots: Vec<u32>,
+    /// Document ordinals per BM25F term, ascending.
+    pub rank_docs: Vec<u32>,
+    /// Parallel to `rank_docs`: the quantized impact, 1..=255 (see `Bm25fParams::impact`).
+    pub rank_impacts: Vec<u8>,
+    /// Per block of [`RANK_BLOCK`] postings of a term (the last block may be shorter): its last
+    /// ordinal.
+    pub rank_block_last: Vec<u32>,
+    /// Per block: its largest impact.
+    pub rank_block_max: Vec<u8>,
+    /// Per BM25F term: its largest impact.
+    pub rank_term_max: Vec<u8>,
     // The offset tables come last, so they are the last bytes the checksum reads at open: the
     // structure checks that follow (every offset table is monotone) find them in cache.
     /// `n_terms + 1` offsets into `term_bytes`.
@@ -311,6 +325,13 @@ pub struct SegmentData {
     /// postings.len() + frequent_offsets[i + 1]` of the frequencies; the difference is the
     /// term's document count.
     pub frequent_offsets: Vec<u32>,
+    /// `n_rank_terms + 1` offsets into `rank_term_bytes`.
+    pub rank_term_offsets: Vec<u32>,
+    /// `n_rank_terms + 1` offsets into `rank_docs` and `rank_impacts`.
+    pub rank_posting_offsets: Vec<u32>,
+    /// `n_rank_terms + 1` offsets into the block arrays: term `t` has
+    /// `ceil(postings / RANK_BLOCK)` blocks.
+    pub rank_block_offsets: Vec<u32>,
 }
 
 #[cfg(test)]

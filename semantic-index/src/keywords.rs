@@ -1,8 +1,9 @@
-//! Keyword extraction: one function for documents and queries alike (DESIGN.md, "Keywords").
+//! Keyword extraction: one function for documents and queries alike ([`keywords`] states the
+//! rule).
 
 use std::hash::BuildHasher as _;
 
-/// Words never kept as keywords (DESIGN.md's stop list).
+/// Words never kept as keywords (the stop list of the keyword rule).
 pub const STOP_WORDS: [&str; 30] = [
     "the", "is", "at", "which", "on", "and", "a", "an", "as", "are", "was", "were", "be", "have",
     "has", "had", "to", "of", "in", "for", "with", "by", "from", "can", "will", "would", "could",
@@ -71,13 +72,19 @@ static CLASS: [u8; 256] = {
 /// A token made only of ASCII lowercase letters and digits (the common case) is passed as a
 /// slice of `text`, without a copy; others are lowercased into one reused buffer.
 pub(crate) fn for_each_token(text: &str, mut f: impl FnMut(&str)) {
-    let bytes = text.as_bytes();
-    let mut buf = String::new();
-    let mut emit = |token: &str, chars: usize| {
+    for_each_word(text, |token, chars| {
         if chars >= MIN_KEYWORD_CHARS && !is_stop_word(token) {
             f(token);
         }
-    };
+    });
+}
+
+/// Calls `emit` with every maximal run of alphanumeric characters (Unicode) of `text`,
+/// lowercased, and its length in characters, in order: the tokenizer under [`keywords`] and the
+/// BM25F analyzer, which filter the words differently.
+pub(crate) fn for_each_word(text: &str, mut emit: impl FnMut(&str, usize)) {
+    let bytes = text.as_bytes();
+    let mut buf = String::new();
     let mut i = 0;
     while i < bytes.len() {
         if CLASS[usize::from(bytes[i])] == SEPARATOR {

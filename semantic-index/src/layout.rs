@@ -1,30 +1,36 @@
-//! Store-directory layout, manifests and publication.
+//! Store-directory layout: file names, the manifest format, and how store files are read.
+//!
+//! What readers and the writer share. Writing the files (segments, manifests, `HEAD`, the
+//! beacon) and removing old ones is the writer's alone: the `index-publisher` crate.
 //!
 //! ```text
 //! <store>/                 0700
-//!   segments/<name>.seg    immutable segments, 0444
-//!   manifests/<gen>.man    immutable manifests, 0444
-//!   HEAD                   the current manifest's file name, replaced atomically
-//!   beacon                 64 bytes; bytes 0..8 = generation (u64 LE), bumped in place
+//!   store-id               the store's identity (32 hex digits), 0400, written once
+//!   segments/<name>.seg    immutable segments, 0400
+//!   manifests/<gen>.man    immutable manifests, 0400
+//!   HEAD                   the current manifest's file name, 0600, replaced atomically
+//!   beacon                 64 bytes, 0600; bytes 0..8 = generation (u64 LE), bumped in place
 //! ```
 //!
-//! [`Publisher::publish`] writes in this order: segment files (already written by
-//! [`Publisher::write_segment`]), the manifest, `HEAD`, the beacon. Every file but the beacon
-//! goes through atomic-write and is complete before anything names it, so a reader that follows
-//! `HEAD` never meets a half-written file, and a published file is never rewritten or
-//! truncated, so a reader's mapping is never pulled from under it. The beacon is only a change
-//! hint: a reader that sees it move re-reads `HEAD`, which is the truth.
+//! The writer publishes in this order: segment files, the manifest, `HEAD`, the beacon. Every
+//! file but the beacon is complete before anything names it and never rewritten afterwards, so
+//! a reader that follows `HEAD` never meets a half-written file and its mappings are never
+//! pulled from under it. The beacon is only a change hint: a reader that sees it move re-reads
+//! `HEAD`, which is the truth.
 //!
 //! A manifest is a small binary file: a 32-byte header (magic [`MANIFEST_MAGIC`], version
 //! [`MANIFEST_VERSION`], body length, xxh3-64 of the body) and a little-endian body
-//! (generation, commit sequence, then per segment its file name, document count and sorted
-//! deleted ordinals).
+//! (generation, commit sequence, the store's identity, then per segment its file name,
+//! document count, the segment header's checksum and sorted deleted ordinals). The checksum
+//! binds the manifest to the exact segment file it names, and the identity to its store: a
+//! reader refuses a segment or a manifest that came from elsewhere.
+//!
+//! Every store file is opened with [`open_file`]: never through a symbolic link, never a FIFO
+//! or a device (no open can hang), only a regular file.
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-
-use crate::builder::{BuildError, SegmentBuilder};
 
 /// The file naming the current manifest.
 pub const HEAD: &str = "HEAD";
@@ -38,12 +44,20 @@ pub const BEACON: &str = "beacon";
 pub const BEACON_LEN: usize = 64;
 /// The first eight bytes of a manifest.
 pub const MANIFEST_MAGIC: [u8; 8] = *b"MCMANIF\0";
-/// The manifest version this build writes and reads.
-pub const MANIFEST_VERSION: u32 = 1;
+/// The file holding the store's identity.
+pub const STORE_ID: &str = "store-id";
+/// The manifest version this build writes and reads (2: store identity and segment checksums).
+pub const MANIFEST_VERSION: u32 = 2;
 const MANIFEST_HEADER_LEN: usize = 32;
 
-/// Mode of published segment and manifest files.
-pub const PUBLISHED_MODE: u32 = 0o444;
+/// Mode of published segment and manifest files: owner-only, read-only.
+pub const PUBLISHED_MODE: u32 = 0o400;
+/// Mode of `HEAD`, the beacon and other store files the writer replaces: owner-only.
+pub const PRIVATE_MODE: u32 = 0o600;
+/// The longest `HEAD` this build reads (a manifest file name is far shorter).
+const HEAD_MAX_LEN: u64 = 4096;
+/// The longest manifest this build reads (about 256 million deleted ordinals).
+const MANIFEST_MAX_LEN: u64 = 1 << 30;
 /// Mode of the store directory and its subdirectories.
 pub const DIR_MODE: u32 = 0o700;
 
@@ -54,6 +68,8 @@ pub struct Manifest {
     pub generation: u64,
     /// The writer's commit sequence this generation covers (opaque to the index).
     pub commit_seq: u64,
+    /// The identity of the store this manifest belongs to (the `store-id` file).
+    pub store_id: [u8; 16],
     /// The live segments.
     pub segments: Vec<SegmentEntry>,
 }
@@ -65,6 +81,9 @@ pub struct SegmentEntry {
     pub file: String,
     /// How many documents the segment holds.
     pub doc_count: u32,
+    /// The checksum in the segment file's header (over its header fields and payload), which
+    /// a reader compares with the file it maps: the manifest names this exact file.
+    pub checksum: u64,
     /// Ordinals deleted since the segment was written, ascending.
     pub deleted: Vec<u32>,
 }
@@ -91,14 +110,11 @@ pub enum LayoutError {
         #[source]
         source: io::Error,
     },
-    /// A durable write failed.
-    #[error("publishing {}", path.display())]
-    Write {
-        /// The file.
+    /// The manifest `HEAD` names belongs to another store (its identity is not this store's).
+    #[error("{} names a manifest of another store (its store identity differs)", path.display())]
+    Foreign {
+        /// `HEAD`.
         path: PathBuf,
-        /// The cause.
-        #[source]
-        source: atomic_write::Error,
     },
     /// A manifest (or `HEAD`) is malformed.
     #[error("manifest {}: {problem}", path.display())]
@@ -108,15 +124,32 @@ pub enum LayoutError {
         /// What is wrong.
         problem: ManifestError,
     },
-    /// Building or writing a segment failed.
-    #[error(transparent)]
-    Build(#[from] BuildError),
+    /// The `store-id` file does not hold an identity.
+    #[error("store identity {} is malformed (it holds \"{found}\")", path.display())]
+    StoreId {
+        /// The file.
+        path: PathBuf,
+        /// A short excerpt of what it holds.
+        found: String,
+    },
 }
 
 impl LayoutError {
     /// Whether this is a file that does not exist.
-    fn is_not_found(&self) -> bool {
+    pub fn is_not_found(&self) -> bool {
         matches!(self, LayoutError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound)
+    }
+
+    /// Whether this is damage a writer repairs by publishing anew: a file that is missing,
+    /// malformed, or not a regular file (a link, a FIFO).
+    pub fn is_damage(&self) -> bool {
+        match self {
+            LayoutError::Io { source, .. } => {
+                source.kind() == io::ErrorKind::NotFound || is_not_regular(source)
+            }
+            LayoutError::Manifest { .. } => true,
+            _ => false,
+        }
     }
 }
 
@@ -169,11 +202,13 @@ impl Manifest {
         let mut body = Vec::new();
         body.extend_from_slice(&self.generation.to_le_bytes());
         body.extend_from_slice(&self.commit_seq.to_le_bytes());
+        body.extend_from_slice(&self.store_id);
         body.extend_from_slice(&(self.segments.len() as u32).to_le_bytes());
         for s in &self.segments {
             body.extend_from_slice(&(s.file.len() as u32).to_le_bytes());
             body.extend_from_slice(s.file.as_bytes());
             body.extend_from_slice(&s.doc_count.to_le_bytes());
+            body.extend_from_slice(&s.checksum.to_le_bytes());
             body.extend_from_slice(&(s.deleted.len() as u32).to_le_bytes());
             for d in &s.deleted {
                 body.extend_from_slice(&d.to_le_bytes());
@@ -212,6 +247,8 @@ impl Manifest {
         }
         let generation = r.u64()?;
         let commit_seq = r.u64()?;
+        let mut store_id = [0u8; 16];
+        store_id.copy_from_slice(r.take(16)?);
         let count = r.u32()?;
         let mut segments = Vec::new();
         for _ in 0..count {
@@ -219,9 +256,10 @@ impl Manifest {
             let name = std::str::from_utf8(r.take(len)?)
                 .map_err(|_| ManifestError::FileName(String::from("<not utf-8>")))?;
             if !valid_file_name(name) {
-                return Err(ManifestError::FileName(name.to_owned()));
+                return Err(ManifestError::FileName(excerpt(name.as_bytes())));
             }
             let doc_count = r.u32()?;
+            let checksum = r.u64()?;
             let n_deleted = r.u32()? as usize;
             if n_deleted > (bytes.len() - r.at) / 4 {
                 return Err(ManifestError::Length { at: r.at });
@@ -235,12 +273,12 @@ impl Manifest {
             {
                 return Err(ManifestError::Deleted(name.to_owned()));
             }
-            segments.push(SegmentEntry { file: name.to_owned(), doc_count, deleted });
+            segments.push(SegmentEntry { file: name.to_owned(), doc_count, checksum, deleted });
         }
         if r.at != bytes.len() {
             return Err(ManifestError::Length { at: r.at });
         }
-        Ok(Manifest { generation, commit_seq, segments })
+        Ok(Manifest { generation, commit_seq, store_id, segments })
     }
 
     /// Live documents across all segments.
@@ -297,280 +335,125 @@ pub fn beacon_path(store: &Path) -> PathBuf {
     store.join(BEACON)
 }
 
-fn manifest_file_name(generation: u64) -> String {
+/// The file name of generation `generation`'s manifest.
+pub fn manifest_file_name(generation: u64) -> String {
     format!("{generation:016}.man")
+}
+
+/// Opens the store file at `path` with `options`, without following a symbolic link at
+/// `path` and without blocking (a FIFO or a device at `path` cannot make the open hang), and
+/// refuses anything but a regular file. The error says which it found.
+pub fn open_file(path: &Path, options: &mut fs::OpenOptions) -> io::Result<fs::File> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC);
+    }
+    let file = options.open(path).map_err(|e| {
+        #[cfg(unix)]
+        if e.raw_os_error() == Some(libc::ELOOP) {
+            return not_regular("a symbolic link");
+        }
+        #[cfg(unix)]
+        if e.raw_os_error() == Some(libc::ENXIO) {
+            return not_regular("a FIFO or socket");
+        }
+        #[cfg(unix)]
+        if e.raw_os_error() == Some(libc::EISDIR) {
+            return not_regular("a directory");
+        }
+        e
+    })?;
+    let kind = file.metadata()?.file_type();
+    if !kind.is_file() {
+        return Err(not_regular(if kind.is_dir() { "a directory" } else { "a FIFO or device" }));
+    }
+    Ok(file)
+}
+
+fn not_regular(what: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("is {what}, not a regular file (store files are never followed or waited on)"),
+    )
+}
+
+/// Whether `e` is [`open_file`] refusing something that is not a regular file.
+pub fn is_not_regular(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::InvalidInput
+}
+
+/// Reads a whole store file through [`open_file`]; refuses one longer than `limit` bytes.
+pub fn read_file(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let file = open_file(path, fs::OpenOptions::new().read(true))?;
+    let mut bytes = Vec::new();
+    file.take(limit.saturating_add(1)).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("longer than the {limit} bytes this file may hold"),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// A short, escaped excerpt of file content for an error message: never more than a few
+/// dozen characters of whatever a file holds.
+pub fn excerpt(bytes: &[u8]) -> String {
+    const MAX: usize = 24;
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(MAX)]);
+    let mut out: String = text.escape_debug().collect();
+    if bytes.len() > MAX {
+        out.push_str("...");
+    }
+    out
 }
 
 /// Reads `HEAD` and the manifest it names. `Ok(None)` when nothing was published yet.
 pub fn read_head(store: &Path) -> Result<Option<(String, Manifest)>, LayoutError> {
     let head = head_path(store);
-    let name = match fs::read(&head) {
+    let name = match read_file(&head, HEAD_MAX_LEN) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(source) => return Err(LayoutError::Io { what: "reading", path: head, source }),
     };
-    let name = std::str::from_utf8(&name).map(str::trim).unwrap_or("");
-    if !valid_file_name(name) {
+    let trimmed = std::str::from_utf8(&name).map(str::trim).unwrap_or("");
+    if !valid_file_name(trimmed) {
         return Err(LayoutError::Manifest {
             path: head,
-            problem: ManifestError::FileName(name.to_owned()),
+            problem: ManifestError::FileName(excerpt(&name)),
         });
     }
-    let path = manifest_path(store, name);
-    let bytes = fs::read(&path).map_err(|source| LayoutError::Io {
+    let path = manifest_path(store, trimmed);
+    let bytes = read_file(&path, MANIFEST_MAX_LEN).map_err(|source| LayoutError::Io {
         what: "reading",
         path: path.clone(),
         source,
     })?;
     let manifest =
         Manifest::from_bytes(&bytes).map_err(|problem| LayoutError::Manifest { path, problem })?;
-    Ok(Some((name.to_owned(), manifest)))
+    Ok(Some((trimmed.to_owned(), manifest)))
 }
 
-/// What [`Publisher::collect_garbage`] removed.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct GcStats {
-    /// Segment files removed.
-    pub segments: usize,
-    /// Manifest files removed.
-    pub manifests: usize,
+/// Reads the store's identity from `<store>/store-id`; `Ok(None)` if the file does not exist.
+pub fn read_store_id(store: &Path) -> Result<Option<[u8; 16]>, LayoutError> {
+    let path = store.join(STORE_ID);
+    let bytes = match read_file(&path, 64) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(LayoutError::Io { what: "reading", path, source }),
+    };
+    parse_store_id(&bytes).map(Some).ok_or(LayoutError::StoreId { path, found: excerpt(&bytes) })
 }
 
-/// The writer side of a store directory: writes segments and publishes generations.
-///
-/// One publisher per store at a time (the store's lock ensures it).
-#[derive(Debug)]
-pub struct Publisher {
-    dir: PathBuf,
-    current: Option<(String, Manifest)>,
-    previous: Option<Manifest>,
-    next_segment: u32,
-    /// The highest generation ever published here (HEAD, beacon, manifest files): never reused,
-    /// even when HEAD was lost, so that readers never mistake a new generation for an old one.
-    last_generation: u64,
-}
-
-impl Publisher {
-    /// Opens (creating if needed) the store directory `dir` for publishing. Fails if `HEAD` or
-    /// the manifest it names cannot be read (see [`Publisher::recover`]).
-    pub fn open(dir: impl AsRef<Path>) -> Result<Publisher, LayoutError> {
-        Publisher::open_with(dir.as_ref(), false).map(|(publisher, _)| publisher)
+fn parse_store_id(bytes: &[u8]) -> Option<[u8; 16]> {
+    let text = std::str::from_utf8(bytes).ok()?.trim();
+    if text.len() != 32 {
+        return None;
     }
-
-    /// Opens `dir` like [`Publisher::open`], but when `HEAD` or the manifest it names is
-    /// malformed or missing, starts from no current manifest instead of failing, and returns
-    /// what it could not read beside the publisher, so that the caller can publish an index
-    /// rebuilt from elsewhere (the store's records) over the damaged one. Generation numbers are
-    /// still never reused: the beacon and every manifest file name count. Other input/output
-    /// errors still fail.
-    pub fn recover(dir: impl AsRef<Path>) -> Result<(Publisher, Option<LayoutError>), LayoutError> {
-        Publisher::open_with(dir.as_ref(), true)
-    }
-
-    fn open_with(
-        dir: &Path,
-        recover: bool,
-    ) -> Result<(Publisher, Option<LayoutError>), LayoutError> {
-        let dir = dir.to_owned();
-        for d in [dir.clone(), dir.join(SEGMENTS_DIR), dir.join(MANIFESTS_DIR)] {
-            create_private_dir(&d)?;
-        }
-        let beacon = beacon_path(&dir);
-        match fs::metadata(&beacon) {
-            Ok(m) if m.len() >= BEACON_LEN as u64 => {}
-            Ok(_) | Err(_) => {
-                // Created once (or repaired if a crash left a short file nobody can have mapped
-                // usefully); from then on only bumped in place, never truncated.
-                atomic_write::Options::new()
-                    .mode(0o644)
-                    .write(&beacon, &[0u8; BEACON_LEN])
-                    .map_err(|source| LayoutError::Write { path: beacon.clone(), source })?;
-            }
-        }
-        let (current, damage) = match read_head(&dir) {
-            Ok(current) => (current, None),
-            Err(e @ LayoutError::Manifest { .. }) if recover => (None, Some(e)),
-            Err(e @ LayoutError::Io { .. }) if recover && e.is_not_found() => (None, Some(e)),
-            Err(e) => return Err(e),
-        };
-        let mut last_generation = current.as_ref().map_or(0, |(_, m)| m.generation);
-        if let Ok(bytes) = fs::read(&beacon) {
-            if let Some(b) = bytes.get(..8) {
-                let mut g = [0u8; 8];
-                g.copy_from_slice(b);
-                last_generation = last_generation.max(u64::from_le_bytes(g));
-            }
-        }
-        let manifests = dir.join(MANIFESTS_DIR);
-        let listing = fs::read_dir(&manifests).map_err(|source| LayoutError::Io {
-            what: "listing",
-            path: manifests.clone(),
-            source,
-        })?;
-        for entry in listing.flatten() {
-            let name = entry.file_name();
-            if let Some(g) = name
-                .to_str()
-                .and_then(|n| n.strip_suffix(".man"))
-                .and_then(|n| n.parse::<u64>().ok())
-            {
-                last_generation = last_generation.max(g);
-            }
-        }
-        let publisher =
-            Publisher { dir, current, previous: None, next_segment: 0, last_generation };
-        if let Some((_, m)) = &publisher.current {
-            publisher.bump_beacon(m.generation)?;
-        }
-        Ok((publisher, damage))
-    }
-
-    /// The store directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    /// The manifest last published (or found at open), if any.
-    pub fn current(&self) -> Option<&Manifest> {
-        self.current.as_ref().map(|(_, m)| m)
-    }
-
-    /// The highest generation published in this store so far, 0 if none.
-    pub fn generation(&self) -> u64 {
-        self.last_generation
-    }
-
-    fn fresh_segment_name(&mut self) -> String {
-        self.next_segment += 1;
-        format!("{:016}-{:06}.seg", self.generation() + 1, self.next_segment)
-    }
-
-    /// Writes the builder's documents as a new segment file (durably, mode 0444) under a name
-    /// no live manifest uses, and returns its manifest entry. Nothing names it until a
-    /// manifest that lists it is published.
-    pub fn write_segment(&mut self, builder: &SegmentBuilder) -> Result<SegmentEntry, LayoutError> {
-        let file = self.fresh_segment_name();
-        let path = segment_path(&self.dir, &file);
-        builder.write_file(&path, PUBLISHED_MODE)?;
-        Ok(SegmentEntry { file, doc_count: builder.len() as u32, deleted: Vec::new() })
-    }
-
-    /// Publishes `segments` as the next generation: manifest, then `HEAD`, then the beacon.
-    /// Returns the new generation.
-    pub fn publish(
-        &mut self,
-        commit_seq: u64,
-        segments: Vec<SegmentEntry>,
-    ) -> Result<u64, LayoutError> {
-        let generation = self.generation() + 1;
-        let manifest = Manifest { generation, commit_seq, segments };
-        let name = manifest_file_name(generation);
-        let path = manifest_path(&self.dir, &name);
-        atomic_write::Options::new()
-            .mode(PUBLISHED_MODE)
-            .write(&path, &manifest.to_bytes())
-            .map_err(|source| LayoutError::Write { path, source })?;
-        let head = head_path(&self.dir);
-        atomic_write::Options::new()
-            .mode(0o644)
-            .write(&head, format!("{name}\n").as_bytes())
-            .map_err(|source| LayoutError::Write { path: head, source })?;
-        self.previous = self.current.take().map(|(_, m)| m);
-        self.current = Some((name, manifest));
-        self.last_generation = generation;
-        self.bump_beacon(generation)?;
-        Ok(generation)
-    }
-
-    fn bump_beacon(&self, generation: u64) -> Result<(), LayoutError> {
-        let path = beacon_path(&self.dir);
-        let io = |source| LayoutError::Io { what: "bumping beacon", path: path.clone(), source };
-        let file = fs::OpenOptions::new().write(true).open(&path).map_err(io)?;
-        write_at(&file, &generation.to_le_bytes(), 0).map_err(io)
-    }
-
-    /// Removes segment and manifest files that neither the current nor the previous manifest
-    /// names (the previous one stays for readers that are just switching), and temp files that
-    /// interrupted writes left. Never truncates; a file already gone is fine.
-    pub fn collect_garbage(&mut self) -> Result<GcStats, LayoutError> {
-        let mut keep_segments: Vec<&str> = Vec::new();
-        let mut keep_manifests: Vec<String> = Vec::new();
-        for m in self.current.iter().map(|(_, m)| m).chain(self.previous.iter()) {
-            keep_segments.extend(m.segments.iter().map(|s| s.file.as_str()));
-            keep_manifests.push(manifest_file_name(m.generation));
-        }
-        let mut stats = GcStats::default();
-        for (sub, ext, count) in [
-            (SEGMENTS_DIR, ".seg", &mut stats.segments),
-            (MANIFESTS_DIR, ".man", &mut stats.manifests),
-        ] {
-            let dir = self.dir.join(sub);
-            let entries = fs::read_dir(&dir).map_err(|source| LayoutError::Io {
-                what: "listing",
-                path: dir.clone(),
-                source,
-            })?;
-            for entry in entries {
-                let entry = entry.map_err(|source| LayoutError::Io {
-                    what: "listing",
-                    path: dir.clone(),
-                    source,
-                })?;
-                let name = entry.file_name();
-                let Some(name) = name.to_str() else { continue };
-                let stale_temp = name.starts_with('.') && name.ends_with(".tmp");
-                let unnamed = name.ends_with(ext)
-                    && !keep_segments.contains(&name)
-                    && !keep_manifests.iter().any(|m| m == name);
-                if stale_temp || unnamed {
-                    match fs::remove_file(entry.path()) {
-                        Ok(()) => *count += usize::from(!stale_temp),
-                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                        Err(source) => {
-                            return Err(LayoutError::Io {
-                                what: "removing",
-                                path: entry.path(),
-                                source,
-                            })
-                        }
-                    }
-                }
-            }
-        }
-        Ok(stats)
-    }
-}
-
-#[cfg(unix)]
-fn write_at(file: &fs::File, bytes: &[u8], offset: u64) -> io::Result<()> {
-    std::os::unix::fs::FileExt::write_all_at(file, bytes, offset)
-}
-
-#[cfg(windows)]
-fn write_at(file: &fs::File, bytes: &[u8], offset: u64) -> io::Result<()> {
-    let n = std::os::windows::fs::FileExt::seek_write(file, bytes, offset)?;
-    if n == bytes.len() {
-        Ok(())
-    } else {
-        Err(io::Error::new(io::ErrorKind::WriteZero, "short beacon write"))
-    }
-}
-
-fn create_private_dir(dir: &Path) -> Result<(), LayoutError> {
-    let io = |source| LayoutError::Io { what: "creating directory", path: dir.to_owned(), source };
-    if !dir.is_dir() {
-        let mut builder = fs::DirBuilder::new();
-        builder.recursive(true);
-        #[cfg(unix)]
-        std::os::unix::fs::DirBuilderExt::mode(&mut builder, DIR_MODE);
-        builder.create(dir).map_err(io)?;
-        if let Some(parent) = dir.parent() {
-            if let Ok(f) = fs::File::open(parent) {
-                f.sync_all().map_err(io)?;
-            }
-        }
-    }
-    Ok(())
+    let value = u128::from_str_radix(text, 16).ok()?;
+    Some(value.to_be_bytes())
 }
 
 #[cfg(test)]
@@ -581,9 +464,15 @@ mod tests {
         Manifest {
             generation: 3,
             commit_seq: 9,
+            store_id: *b"0123456789abcdef",
             segments: vec![
-                SegmentEntry { file: "a.seg".into(), doc_count: 10, deleted: vec![1, 4] },
-                SegmentEntry { file: "b.seg".into(), doc_count: 2, deleted: vec![] },
+                SegmentEntry {
+                    file: "a.seg".into(),
+                    doc_count: 10,
+                    checksum: 7,
+                    deleted: vec![1, 4],
+                },
+                SegmentEntry { file: "b.seg".into(), doc_count: 2, checksum: 8, deleted: vec![] },
             ],
         }
     }
@@ -610,42 +499,44 @@ mod tests {
         assert!(Manifest::from_bytes(&longer).is_err());
     }
 
+    #[cfg(unix)]
     #[test]
-    fn recover_starts_over_a_damaged_head_without_reusing_generations() {
+    fn open_file_refuses_links_fifos_and_directories_without_blocking() {
         let dir = tempfile::tempdir().unwrap();
-        let mut p = Publisher::open(dir.path()).unwrap();
-        p.publish(1, Vec::new()).unwrap();
-        let g = p.publish(2, Vec::new()).unwrap();
-        drop(p);
-        let name = fs::read_to_string(head_path(dir.path())).unwrap();
-        let manifest = manifest_path(dir.path(), name.trim());
-        let mut perms = fs::metadata(&manifest).unwrap().permissions();
-        #[allow(clippy::permissions_set_readonly_false)]
-        perms.set_readonly(false);
-        fs::set_permissions(&manifest, perms).unwrap();
-        fs::write(&manifest, b"not a manifest").unwrap();
-        let err = Publisher::open(dir.path()).unwrap_err();
-        assert!(matches!(err, LayoutError::Manifest { .. }), "{err}");
-        let (mut p, damage) = Publisher::recover(dir.path()).unwrap();
-        assert!(matches!(damage, Some(LayoutError::Manifest { .. })), "{damage:?}");
-        assert_eq!(p.current(), None);
-        assert_eq!(p.generation(), g);
-        assert_eq!(p.publish(3, Vec::new()).unwrap(), g + 1);
-        assert_eq!(Publisher::open(dir.path()).unwrap().generation(), g + 1);
-        fs::write(head_path(dir.path()), b"0000000000000099.man\n").unwrap();
-        assert!(matches!(Publisher::open(dir.path()), Err(LayoutError::Io { .. })));
-        let (p, damage) = Publisher::recover(dir.path()).unwrap();
-        assert!(damage.is_some_and(|e| e.is_not_found()));
-        assert_eq!(p.current(), None);
-        let (_, damage) = Publisher::recover(dir.path()).unwrap();
-        assert!(damage.is_some(), "recover does not write HEAD: still damaged");
+        let target = dir.path().join("target");
+        fs::write(&target, b"content").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let fifo = dir.path().join("fifo");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        for (path, what) in
+            [(&link, "symbolic link"), (&fifo, "FIFO"), (&dir.path().to_owned(), "directory")]
+        {
+            for write in [false, true] {
+                let err = open_file(path, fs::OpenOptions::new().read(!write).write(write))
+                    .expect_err("only regular files open");
+                assert!(is_not_regular(&err), "{err}");
+                assert!(err.to_string().contains(what), "{}: {err}", path.display());
+            }
+        }
+        assert_eq!(read_file(&target, 7).unwrap(), b"content");
+        assert_eq!(read_file(&target, 6).unwrap_err().kind(), io::ErrorKind::InvalidData);
+        assert_eq!(fs::read(&target).unwrap(), b"content", "the link's target untouched");
+    }
+
+    #[test]
+    fn excerpts_are_short_and_escaped() {
+        assert_eq!(excerpt(b"0000000000000001.man\n"), "0000000000000001.man\\n");
+        let long = excerpt(&[b'x'; 10_000]);
+        assert!(long.len() < 40 && long.ends_with("..."), "{long}");
+        assert_eq!(excerpt(b"\x1b[31m"), "\\u{1b}[31m");
     }
 
     #[test]
     fn refuses_unknown_version_and_path_like_names() {
         let mut b = sample().to_bytes();
-        b[8..12].copy_from_slice(&2u32.to_le_bytes());
-        assert_eq!(Manifest::from_bytes(&b), Err(ManifestError::Version { expected: 1, found: 2 }));
+        b[8..12].copy_from_slice(&3u32.to_le_bytes());
+        assert_eq!(Manifest::from_bytes(&b), Err(ManifestError::Version { expected: 2, found: 3 }));
         let mut m = sample();
         m.segments[0].file = "../../etc/passwd".into();
         assert!(matches!(Manifest::from_bytes(&m.to_bytes()), Err(ManifestError::FileName(_))));

@@ -6,18 +6,19 @@
 //! # Overview
 //!
 //! - [`keywords`] is the one keyword function, used for documents and queries alike
-//!   (DESIGN.md: Unicode lowercase, split on non-alphanumerics, at least three characters, stop
-//!   words dropped, deduplicated).
+//!   (Unicode lowercase, split on non-alphanumerics, at least three characters, stop words
+//!   dropped, deduplicated). A memory's keywords are those of its question, its first five
+//!   insights and its synthesis.
 //! - [`Document`] is a memory reduced to what the index needs.
 //! - [`SegmentBuilder`] collects documents and writes one immutable segment: to bytes, to any
-//!   [`std::io::Write`], or durably to a file through `atomic-write`.
+//!   [`std::io::Write`], or (with the `write` feature) durably to a file through `atomic-write`.
 //!   [`SegmentBuilder::add_batch`] tokenizes a batch on every core; the bytes are the same as
 //!   with one [`SegmentBuilder::add`] per document. The builder spawns scoped threads only for
 //!   batches of a few thousand documents and more; it holds no thread between calls.
 //! - [`format`](mod@format) holds the header, the constants ([`format::MAGIC`], [`format::VERSION`]) and the
 //!   archived [`format::SegmentData`] that `shm-reader` validates and reads.
-//! - [`layout`] names the files of a store directory, defines the manifest, and publishes
-//!   generations ([`layout::Publisher`]).
+//! - [`layout`] names the files of a store directory, defines the manifest and reads it; the
+//!   writer's side (publishing generations) is the `index-publisher` crate.
 //!
 //! # Example
 //!
@@ -63,13 +64,21 @@
 #![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
+mod analyzer;
 mod builder;
+mod cost;
 mod document;
 pub mod format;
+mod intern;
 mod keywords;
 pub mod layout;
+mod rank;
 pub mod vectors;
 
+pub use crate::analyzer::{
+    analyze, idf, is_rank_stop_word, query_terms, Bm25fParams, Field, MIN_TERM_CHARS,
+    RANK_STOP_WORDS,
+};
 pub use crate::builder::{BuildError, SegmentBuilder};
 pub use crate::document::Document;
 pub use crate::keywords::{

@@ -11,26 +11,79 @@ use std::path::{Path, PathBuf};
 /// First bytes of a vector file.
 pub const VECTORS_MAGIC: [u8; 8] = *b"MCVECT\0\0";
 /// The version this build writes and reads.
-pub const VECTORS_VERSION: u32 = 1;
+pub const VECTORS_VERSION: u32 = 2;
 /// The directory of vector files in a store.
 pub const VECTORS_DIR: &str = "vectors";
-/// Length of the header; the scales start here, then the ids ([`ids_offset`]), then the codes
-/// ([`codes_offset`]).
+/// Length of the header; the sections follow ([`Layout`]).
 pub const VECTORS_HEADER_LEN: usize = 64;
 /// Length of the model tag field in the header.
 pub const MODEL_TAG_LEN: usize = 24;
+/// Files of at least this many vectors get inverted lists (an approximate index); smaller ones
+/// are scanned whole.
+pub const IVF_MIN_VECTORS: usize = 4096;
+/// Most lists a file gets.
+pub const IVF_MAX_LISTS: usize = 1024;
+/// Rounds of k-means when the lists are built.
+const KMEANS_ROUNDS: usize = 8;
+/// At most this many vectors per list train the centroids (a sample of the file's).
+const KMEANS_SAMPLE_PER_LIST: usize = 48;
 
 /// A vector file's header, as decoded.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VectorsHeader {
     /// Dimensions per vector.
     pub dim: u32,
-    /// Vectors (the segment's documents, in ordinal order).
+    /// Vectors (the segment's documents).
     pub count: u32,
+    /// Inverted lists (0: none, the file is scanned whole).
+    pub lists: u32,
     /// Which model made them (ASCII, NUL padded in the file).
     pub model: String,
     /// xxh3-64 of everything after the header.
     pub checksum: u64,
+}
+
+/// Where each section of a vector file starts (bytes from the file's start), and its length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// `scales`: f32 per row.
+    pub scales: usize,
+    /// `ids`: 16 bytes per ordinal.
+    pub ids: usize,
+    /// `rows`: u32 per ordinal, the row holding its vector.
+    pub rows: usize,
+    /// `ordinals`: u32 per row, the ordinal whose vector it holds.
+    pub ordinals: usize,
+    /// `list_starts`: u32 per list plus one, each list's first row (ascending, the last is
+    /// `count`).
+    pub list_starts: usize,
+    /// `centroids`: `lists × dim` f32, 64-aligned.
+    pub centroids: usize,
+    /// `codes`: `count × dim` i8 in row order, 64-aligned.
+    pub codes: usize,
+    /// The file's length.
+    pub len: usize,
+}
+
+impl Layout {
+    /// The layout of a file of `count` vectors of `dim` dimensions in `lists` lists (`None`
+    /// when the length overflows).
+    pub fn of(count: u32, dim: u32, lists: u32) -> Option<Layout> {
+        let (n, d, l) = (count as usize, dim as usize, lists as usize);
+        let scales = VECTORS_HEADER_LEN;
+        let ids = scales.checked_add(n.checked_mul(4)?)?;
+        let rows = ids.checked_add(n.checked_mul(16)?)?;
+        let ordinals = rows.checked_add(n.checked_mul(4)?)?;
+        let list_starts = ordinals.checked_add(n.checked_mul(4)?)?;
+        let centroids = list_starts
+            .checked_add(l.checked_add(1)?.checked_mul(4)?)?
+            .checked_next_multiple_of(64)?;
+        let codes = centroids
+            .checked_add(l.checked_mul(d)?.checked_mul(4)?)?
+            .checked_next_multiple_of(64)?;
+        let len = codes.checked_add(n.checked_mul(d)?)?;
+        Some(Layout { scales, ids, rows, ordinals, list_starts, centroids, codes, len })
+    }
 }
 
 /// What is wrong with vectors handed to [`encode`].
@@ -55,22 +108,6 @@ pub enum VectorsError {
     ModelTag(String),
 }
 
-/// Where the ids start for `count` vectors: after the header and the scales.
-pub fn ids_offset(count: u32) -> usize {
-    VECTORS_HEADER_LEN + 4 * count as usize
-}
-
-/// Where the codes start for `count` vectors: after the header, the scales and the ids,
-/// 64-aligned.
-pub fn codes_offset(count: u32) -> usize {
-    (ids_offset(count) + 16 * count as usize).next_multiple_of(64)
-}
-
-/// Total file length for `count` vectors of `dim` dimensions.
-pub fn file_len(count: u32, dim: u32) -> usize {
-    codes_offset(count) + count as usize * dim as usize
-}
-
 /// The vector file of the segment file `segment_file` (`<stem>.seg`) in `store`.
 pub fn vectors_path(store: &Path, segment_file: &str) -> PathBuf {
     let stem = segment_file.strip_suffix(".seg").unwrap_or(segment_file);
@@ -92,8 +129,81 @@ pub fn quantize(vector: &[f32], codes: &mut [i8]) -> f32 {
     scale
 }
 
+/// How many lists a file of `count` vectors gets: none under [`IVF_MIN_VECTORS`], else about
+/// `√count`, at most [`IVF_MAX_LISTS`].
+pub fn lists_for(count: usize) -> usize {
+    if count < IVF_MIN_VECTORS {
+        return 0;
+    }
+    ((count as f64).sqrt().round() as usize).clamp(1, IVF_MAX_LISTS)
+}
+
+fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ac.remainder().iter().zip(bc.remainder()).map(|(x, y)| x * y).sum();
+    for (x, y) in ac.zip(bc) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+fn nearest(centroids: &[f32], dim: usize, v: &[f32]) -> usize {
+    let mut best = (f32::NEG_INFINITY, 0);
+    for (i, c) in centroids.chunks_exact(dim).enumerate() {
+        let s = dot_f32(c, v);
+        if s > best.0 {
+            best = (s, i);
+        }
+    }
+    best.1
+}
+
+fn normalize(v: &mut [f32]) {
+    let n = dot_f32(v, v).sqrt();
+    if n > 0.0 {
+        v.iter_mut().for_each(|x| *x /= n);
+    }
+}
+
+/// Spherical k-means (cosine) of `vectors` into `lists` centroids, deterministic: the first
+/// centroids are evenly spaced vectors of the sample, the sample is every `step`-th vector.
+pub fn kmeans(vectors: &[f32], dim: usize, lists: usize) -> Vec<f32> {
+    let count = vectors.len() / dim;
+    let sample_len = (lists * KMEANS_SAMPLE_PER_LIST).min(count).max(1);
+    let step = (count / sample_len).max(1);
+    let sample: Vec<&[f32]> = vectors.chunks_exact(dim).step_by(step).take(sample_len).collect();
+    let mut centroids = Vec::with_capacity(lists * dim);
+    for i in 0..lists {
+        centroids.extend_from_slice(sample[i * sample.len() / lists]);
+    }
+    let mut sums = vec![0.0f32; lists * dim];
+    let mut sizes = vec![0usize; lists];
+    for _ in 0..KMEANS_ROUNDS {
+        sums.fill(0.0);
+        sizes.fill(0);
+        for v in &sample {
+            let c = nearest(&centroids, dim, v);
+            sizes[c] += 1;
+            sums[c * dim..(c + 1) * dim].iter_mut().zip(*v).for_each(|(s, x)| *s += x);
+        }
+        for (c, size) in sizes.iter().enumerate() {
+            // An empty list keeps its centroid.
+            if *size > 0 {
+                let new = &mut centroids[c * dim..(c + 1) * dim];
+                new.copy_from_slice(&sums[c * dim..(c + 1) * dim]);
+                normalize(new);
+            }
+        }
+    }
+    centroids
+}
+
 /// The bytes of a vector file holding `vectors` (`count × dim` floats, in ordinal order) of the
-/// memories `ids` (`count` of them, same order).
+/// memories `ids` (`count` of them, same order). Files of [`IVF_MIN_VECTORS`] or more get
+/// inverted lists ([`lists_for`], [`kmeans`]): rows grouped by nearest centroid.
 pub fn encode(
     ids: &[[u8; 16]],
     vectors: &[f32],
@@ -106,34 +216,68 @@ pub fn encode(
     if model.len() > MODEL_TAG_LEN || !model.is_ascii() {
         return Err(VectorsError::ModelTag(model.to_owned()));
     }
-    let count = vectors.len() / dim;
-    let count32 =
-        u32::try_from(count).map_err(|_| VectorsError::Shape { len: vectors.len(), dim })?;
-    let dim32 = u32::try_from(dim).map_err(|_| VectorsError::Shape { len: vectors.len(), dim })?;
-    let mut out = vec![0u8; file_len(count32, dim32)];
-    let codes_at = codes_offset(count32);
-    let ids_at = ids_offset(count32);
-    for (i, id) in ids.iter().enumerate() {
-        out[ids_at + 16 * i..ids_at + 16 * (i + 1)].copy_from_slice(id);
+    if let Some(index) = vectors.chunks_exact(dim).position(|v| v.iter().any(|x| !x.is_finite())) {
+        return Err(VectorsError::NotFinite { index });
     }
-    for (i, v) in vectors.chunks_exact(dim).enumerate() {
-        if v.iter().any(|x| !x.is_finite()) {
-            return Err(VectorsError::NotFinite { index: i });
+    let count = vectors.len() / dim;
+    let shape = || VectorsError::Shape { len: vectors.len(), dim };
+    let count32 = u32::try_from(count).map_err(|_| shape())?;
+    let dim32 = u32::try_from(dim).map_err(|_| shape())?;
+    let lists = lists_for(count);
+    let layout = Layout::of(count32, dim32, lists as u32).ok_or_else(shape)?;
+    let mut out = vec![0u8; layout.len];
+    // Rows: ordinals grouped by list (stable within a list), or the ordinals themselves.
+    let centroids = if lists > 0 { kmeans(vectors, dim, lists) } else { Vec::new() };
+    let mut order: Vec<(u32, u32)> = vectors
+        .chunks_exact(dim)
+        .enumerate()
+        .map(|(o, v)| {
+            let list = if lists > 0 { nearest(&centroids, dim, v) as u32 } else { 0 };
+            (list, o as u32)
+        })
+        .collect();
+    order.sort_unstable();
+    let put_u32 =
+        |out: &mut [u8], at: usize, v: u32| out[at..at + 4].copy_from_slice(&v.to_le_bytes());
+    let mut starts = vec![0u32; lists + 1];
+    for &(list, _) in &order {
+        if lists > 0 {
+            starts[list as usize + 1] += 1;
         }
-        let mut codes = vec![0i8; dim];
-        let scale = quantize(v, &mut codes);
-        out[VECTORS_HEADER_LEN + 4 * i..VECTORS_HEADER_LEN + 4 * i + 4]
+    }
+    for l in 0..lists {
+        starts[l + 1] += starts[l];
+    }
+    for (l, s) in starts.iter().enumerate() {
+        put_u32(&mut out, layout.list_starts + 4 * l, *s);
+    }
+    for (i, c) in centroids.iter().enumerate() {
+        out[layout.centroids + 4 * i..layout.centroids + 4 * i + 4]
+            .copy_from_slice(&c.to_le_bytes());
+    }
+    let mut codes = vec![0i8; dim];
+    for (row, &(_, ordinal)) in order.iter().enumerate() {
+        let o = ordinal as usize;
+        put_u32(&mut out, layout.rows + 4 * o, row as u32);
+        put_u32(&mut out, layout.ordinals + 4 * row, ordinal);
+        let scale = quantize(&vectors[o * dim..(o + 1) * dim], &mut codes);
+        out[layout.scales + 4 * row..layout.scales + 4 * row + 4]
             .copy_from_slice(&scale.to_le_bytes());
-        for (b, c) in out[codes_at + i * dim..codes_at + (i + 1) * dim].iter_mut().zip(&codes) {
+        for (b, c) in
+            out[layout.codes + row * dim..layout.codes + (row + 1) * dim].iter_mut().zip(&codes)
+        {
             *b = *c as u8;
         }
+    }
+    for (i, id) in ids.iter().enumerate() {
+        out[layout.ids + 16 * i..layout.ids + 16 * (i + 1)].copy_from_slice(id);
     }
     let checksum = twox_hash::XxHash3_64::oneshot(&out[VECTORS_HEADER_LEN..]);
     out[..8].copy_from_slice(&VECTORS_MAGIC);
     out[8..12].copy_from_slice(&VECTORS_VERSION.to_le_bytes());
     out[12..16].copy_from_slice(&dim32.to_le_bytes());
     out[16..20].copy_from_slice(&count32.to_le_bytes());
-    // 20..24 reserved, zero.
+    out[20..24].copy_from_slice(&(lists as u32).to_le_bytes());
     out[24..32].copy_from_slice(&checksum.to_le_bytes());
     out[32..32 + model.len()].copy_from_slice(model.as_bytes());
     Ok(out)
@@ -162,6 +306,9 @@ pub enum VectorsCheck {
     /// The model tag is not ASCII.
     #[error("model tag is not ASCII")]
     ModelTag,
+    /// The inverted lists' bounds are not ascending within the rows.
+    #[error("inverted list bounds out of order")]
+    Lists,
 }
 
 /// Decodes and checks a vector file's header, length and checksum.
@@ -178,13 +325,10 @@ pub fn decode_header(bytes: &[u8]) -> Result<VectorsHeader, VectorsCheck> {
     if version != VECTORS_VERSION {
         return Err(VectorsCheck::Version(version));
     }
-    let (dim, count) = (u32_at(12), u32_at(16));
-    let expected = (count as u64)
-        .checked_mul(dim as u64)
-        .and_then(|c| c.checked_add(codes_offset(count) as u64))
-        .unwrap_or(u64::MAX);
-    if bytes.len() as u64 != expected {
-        return Err(VectorsCheck::Length { len: bytes.len(), expected: expected as usize });
+    let (dim, count, lists) = (u32_at(12), u32_at(16), u32_at(20));
+    let expected = Layout::of(count, dim, lists).map_or(usize::MAX, |l| l.len);
+    if bytes.len() != expected {
+        return Err(VectorsCheck::Length { len: bytes.len(), expected });
     }
     let mut sum = [0u8; 8];
     sum.copy_from_slice(&bytes[24..32]);
@@ -199,7 +343,7 @@ pub fn decode_header(bytes: &[u8]) -> Result<VectorsHeader, VectorsCheck> {
         .filter(|s| s.is_ascii())
         .ok_or(VectorsCheck::ModelTag)?
         .to_owned();
-    Ok(VectorsHeader { dim, count, model, checksum })
+    Ok(VectorsHeader { dim, count, lists, model, checksum })
 }
 
 #[cfg(test)]
@@ -212,17 +356,62 @@ mod tests {
         let vectors: Vec<f32> = (0..3 * dim).map(|i| ((i as f32) * 0.37).sin()).collect();
         let ids = [[1u8; 16], [2; 16], [3; 16]];
         let bytes = encode(&ids, &vectors, dim, "test-model").unwrap();
-        assert_eq!(&bytes[ids_offset(3) + 16..ids_offset(3) + 32], &[2u8; 16]);
+        let layout = Layout::of(3, 8, 0).unwrap();
+        assert_eq!(&bytes[layout.ids + 16..layout.ids + 32], &[2u8; 16]);
         let header = decode_header(&bytes).unwrap();
-        assert_eq!((header.dim, header.count, header.model.as_str()), (8, 3, "test-model"));
-        let codes_at = codes_offset(3);
+        assert_eq!((header.dim, header.count, header.lists), (8, 3, 0));
+        assert_eq!(header.model, "test-model");
+        let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
         for i in 0..3 {
-            let at = VECTORS_HEADER_LEN + 4 * i;
+            let row = u32_at(layout.rows + 4 * i) as usize;
+            assert_eq!(u32_at(layout.ordinals + 4 * row) as usize, i);
+            let at = layout.scales + 4 * row;
             let scale = f32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
             for d in 0..dim {
-                let code = bytes[codes_at + i * dim + d] as i8;
+                let code = bytes[layout.codes + row * dim + d] as i8;
                 let x = vectors[i * dim + d];
                 assert!((f32::from(code) * scale - x).abs() <= scale / 2.0 + 1e-6);
+            }
+        }
+    }
+
+    #[test]
+    fn large_files_group_rows_by_nearest_centroid() {
+        let (dim, count) = (16, IVF_MIN_VECTORS + 100);
+        // Four well separated directions with noise: each list holds vectors of one of them.
+        let mut vectors = Vec::with_capacity(count * dim);
+        for i in 0..count {
+            let mut v: Vec<f32> =
+                (0..dim).map(|d| ((i * 31 + d * 7) as f32 * 0.013).sin() * 0.05).collect();
+            v[i % 4] += 1.0;
+            normalize(&mut v);
+            vectors.extend_from_slice(&v);
+        }
+        let ids: Vec<[u8; 16]> = (0..count).map(|i| [(i % 251) as u8; 16]).collect();
+        let bytes = encode(&ids, &vectors, dim, "m").unwrap();
+        let header = decode_header(&bytes).unwrap();
+        assert_eq!(header.lists as usize, lists_for(count));
+        let layout = Layout::of(count as u32, dim as u32, header.lists).unwrap();
+        let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+        let starts: Vec<u32> =
+            (0..=header.lists as usize).map(|l| u32_at(layout.list_starts + 4 * l)).collect();
+        assert!(starts.windows(2).all(|w| w[0] <= w[1]));
+        assert_eq!(*starts.last().unwrap() as usize, count);
+        // Every row's vector is nearest to its own list's centroid among all centroids.
+        let centroid = |l: usize| -> Vec<f32> {
+            (0..dim)
+                .map(|d| {
+                    let at = layout.centroids + 4 * (l * dim + d);
+                    f32::from_le_bytes(bytes[at..at + 4].try_into().unwrap())
+                })
+                .collect()
+        };
+        let all: Vec<f32> = (0..header.lists as usize).flat_map(centroid).collect();
+        for l in 0..header.lists as usize {
+            for row in starts[l]..starts[l + 1] {
+                let o = u32_at(layout.ordinals + 4 * row as usize) as usize;
+                assert_eq!(u32_at(layout.rows + 4 * o), row);
+                assert_eq!(nearest(&all, dim, &vectors[o * dim..(o + 1) * dim]), l);
             }
         }
     }

@@ -5,7 +5,7 @@
 //!
 //! # Overview
 //!
-//! - [`Segment`] is one segment file: [`Segment::map`] maps it (read-only, `memmap2`),
+//! - [`Segment`] is one segment file: [`Segment::map`] maps it (read-only, a [`Mapped`] file),
 //!   [`Segment::read`] copies it, [`Segment::from_bytes`] takes any [`Storage`]. All three run
 //!   every check once: header, length, checksum, alignment, rkyv validation, table consistency.
 //! - [`Query`] is a prepared query (keywords through `semantic_index::keywords`),
@@ -62,14 +62,21 @@
 //! per segment with deletions.
 #![doc(test(attr(deny(warnings))))]
 
+mod check;
+mod hybrid;
+mod rank;
 mod reader;
 mod search;
 mod segment;
 pub mod vectors;
 
+pub use crate::hybrid::{Fused, HybridSearch, FUSION_DEPTH};
+pub use crate::rank::{ranked_score, IDF_SCALE, MAX_QUERY_TERMS, TIE_BREAK};
 pub use crate::reader::{Reader, ReaderError, Snapshot};
 pub use crate::search::{
-    score, DeletedSet, Explanation, Hit, Hits, Query, SearchOptions, DEFAULT_LIMIT,
-    DEFAULT_W_SACRED, DEFAULT_W_SCORE,
+    score, DeletedSet, Explanation, Hit, Hits, Query, Ranking, SearchOptions, TermContribution,
+    DEFAULT_LIMIT, DEFAULT_W_SACRED, DEFAULT_W_SCORE,
 };
-pub use crate::segment::{aligned, map_file, Check, DocRef, OpenError, Segment, Storage};
+pub use crate::segment::{
+    aligned, map_file, Aligned, Check, DocRef, Mapped, OpenError, Segment, Storage,
+};

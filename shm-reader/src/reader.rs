@@ -6,21 +6,21 @@ use std::sync::Arc;
 
 use semantic_index::layout::{self, LayoutError, Manifest};
 
-use crate::search::{DeletedSet, Explanation, Hit, Hits, Query, SearchOptions};
-use crate::segment::{DocRef, OpenError, Segment};
+use crate::search::{DeletedSet, Explanation, Hit, Hits, Query, Ranking, SearchOptions};
+use crate::segment::{Check, DocRef, OpenError, Segment};
 
 /// Why a reader could not load a generation.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReaderError {
-    /// The store directory does not exist or cannot be read.
-    #[error("store directory {}", path.display())]
+    /// The store directory does not exist or cannot be read. The message includes the cause
+    /// (no separate `source()`, so a printed chain names it once).
+    #[error("cannot read store directory {}: {cause}", path.display())]
     Store {
         /// The directory.
         path: PathBuf,
         /// The cause.
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// `HEAD` or a manifest could not be read.
     #[error(transparent)]
@@ -28,6 +28,28 @@ pub enum ReaderError {
     /// A segment failed a check.
     #[error(transparent)]
     Segment(#[from] OpenError),
+    /// A segment file is not the one its manifest names (its checksum differs): a file copied
+    /// from elsewhere, or replaced.
+    #[error(
+        "segment {file}: the file's checksum {found:#018x} is not the manifest's {expected:#018x} \
+         (not the segment this store wrote)"
+    )]
+    Checksum {
+        /// The segment file.
+        file: String,
+        /// The manifest's checksum.
+        expected: u64,
+        /// The file's.
+        found: u64,
+    },
+    /// The manifest `HEAD` names belongs to another store, or the store has no identity.
+    #[error("manifest {manifest} does not belong to store {} (store identities differ)", dir.display())]
+    Foreign {
+        /// The store directory.
+        dir: PathBuf,
+        /// The manifest's file name.
+        manifest: String,
+    },
     /// A manifest's document count disagrees with its segment file.
     #[error("segment {file}: manifest says {expected} documents, file holds {found}")]
     DocCount {
@@ -38,6 +60,27 @@ pub enum ReaderError {
         /// The file's count.
         found: u32,
     },
+}
+
+/// How many times a reload starts again from `HEAD` because the writer moved it on and removed
+/// a file the older manifest named.
+const RELOAD_ATTEMPTS: u32 = 64;
+
+/// `HEAD`'s content, or nothing if it cannot be read (compared, never parsed).
+fn head_name(dir: &Path) -> Option<Vec<u8>> {
+    layout::read_file(&layout::head_path(dir), 4096).ok()
+}
+
+/// Whether a load failed because a file it named is gone (what garbage collection does to the
+/// files of older generations).
+fn vanished(e: &ReaderError) -> bool {
+    match e {
+        ReaderError::Layout(l) => l.is_not_found(),
+        ReaderError::Segment(OpenError { check: Check::Io(io), .. }) => {
+            io.kind() == std::io::ErrorKind::NotFound
+        }
+        _ => false,
+    }
 }
 
 struct Live {
@@ -102,8 +145,20 @@ impl Snapshot {
     /// Searches every live segment; `hits` is cleared first. No allocation.
     pub fn search(&self, query: &Query, options: &SearchOptions, hits: &mut Hits) {
         hits.clear();
-        for (tag, live) in self.segments.iter().enumerate() {
-            live.segment.search(query, options, &live.deleted, tag as u32, hits);
+        match options.ranking.lexical() {
+            Ranking::Bm25f => {
+                // Global statistics: idf from the document frequencies of every live segment,
+                // so that scores compare across segments.
+                query.rank_stats(self.segments.iter().map(|live| &*live.segment));
+                for (tag, live) in self.segments.iter().enumerate() {
+                    live.segment.search_ranked(query, options, &live.deleted, tag as u32, hits);
+                }
+            }
+            _ => {
+                for (tag, live) in self.segments.iter().enumerate() {
+                    live.segment.search_jaccard(query, options, &live.deleted, tag as u32, hits);
+                }
+            }
         }
     }
 
@@ -174,7 +229,12 @@ impl Snapshot {
         options: &SearchOptions,
     ) -> Option<Explanation> {
         self.doc(hit)?;
-        self.segments.get(hit.segment as usize)?.segment.explain(query, hit.ordinal, options)
+        let segment = &self.segments.get(hit.segment as usize)?.segment;
+        if options.ranking.lexical() == Ranking::Bm25f {
+            query.rank_stats(self.segments.iter().map(|live| &*live.segment));
+            return segment.explain_ranked(query, hit.ordinal, options);
+        }
+        segment.explain(query, hit.ordinal, options)
     }
 
     /// Every live document, segment by segment.
@@ -262,6 +322,7 @@ impl Snapshot {
 /// deletion bitsets: that is the only work (and allocation) per generation.
 pub struct Reader {
     dir: PathBuf,
+    store_id: Option<[u8; 16]>,
     beacon: Option<memmap2::Mmap>,
     seen: u64,
     snapshot: Arc<Snapshot>,
@@ -281,10 +342,14 @@ impl Reader {
     /// empty reader that picks up the first publication.
     pub fn open(dir: impl AsRef<Path>) -> Result<Reader, ReaderError> {
         let dir = dir.as_ref().to_owned();
-        std::fs::read_dir(&dir)
-            .map_err(|source| ReaderError::Store { path: dir.clone(), source })?;
-        let mut reader =
-            Reader { dir, beacon: None, seen: u64::MAX, snapshot: Arc::new(Snapshot::empty()) };
+        std::fs::read_dir(&dir).map_err(|cause| ReaderError::Store { path: dir.clone(), cause })?;
+        let mut reader = Reader {
+            dir,
+            store_id: None,
+            beacon: None,
+            seen: u64::MAX,
+            snapshot: Arc::new(Snapshot::empty()),
+        };
         reader.reload()?;
         Ok(reader)
     }
@@ -296,7 +361,8 @@ impl Reader {
 
     fn beacon_value(&mut self) -> Option<u64> {
         if self.beacon.is_none() {
-            let file = std::fs::File::open(layout::beacon_path(&self.dir)).ok()?;
+            let path = layout::beacon_path(&self.dir);
+            let file = layout::open_file(&path, std::fs::OpenOptions::new().read(true)).ok()?;
             if file.metadata().ok()?.len() < layout::BEACON_LEN as u64 {
                 return None;
             }
@@ -331,25 +397,40 @@ impl Reader {
 
     fn reload(&mut self) -> Result<bool, ReaderError> {
         let seen = self.beacon_value().unwrap_or(u64::MAX);
-        // HEAD may name a manifest the writer's garbage collection removes while we read:
-        // read HEAD again then, a few times.
+        // The writer's garbage collection may remove the manifest HEAD names, or a segment it
+        // names, while we read: a reader slow to map a big segment can be overtaken by several
+        // publications. HEAD has then moved on, so read it again. A file missing while HEAD
+        // still names the same manifest is real damage and an error.
         let mut attempt = 0;
-        let head = loop {
-            match layout::read_head(&self.dir) {
-                Ok(head) => break head,
-                Err(LayoutError::Io { source, .. })
-                    if source.kind() == std::io::ErrorKind::NotFound && attempt < 8 =>
-                {
-                    attempt += 1;
-                    std::thread::yield_now();
+        loop {
+            let before = head_name(&self.dir);
+            match self.reload_once() {
+                Ok(changed) => {
+                    self.seen = seen;
+                    return Ok(changed);
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) if vanished(&e) && attempt < RELOAD_ATTEMPTS => {
+                    if head_name(&self.dir) == before {
+                        return Err(e);
+                    }
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
             }
-        };
-        self.seen = seen;
-        let Some((name, manifest)) = head else { return Ok(false) };
+        }
+    }
+
+    fn reload_once(&mut self) -> Result<bool, ReaderError> {
+        let Some((name, manifest)) = layout::read_head(&self.dir)? else { return Ok(false) };
         if self.snapshot.manifest.as_deref() == Some(name.as_str()) {
             return Ok(false);
+        }
+        if self.store_id != Some(manifest.store_id) {
+            // First manifest, or a writer that gave a damaged store a new identity: read again.
+            self.store_id = layout::read_store_id(&self.dir)?;
+        }
+        if self.store_id != Some(manifest.store_id) {
+            return Err(ReaderError::Foreign { dir: self.dir.clone(), manifest: name });
         }
         let next = self.load(name, &manifest)?;
         self.snapshot = Arc::new(next);
@@ -375,6 +456,13 @@ impl Reader {
                     Arc::new(unsafe { Segment::map(&path) }?)
                 }
             };
+            if segment.checksum() != entry.checksum {
+                return Err(ReaderError::Checksum {
+                    file: entry.file.clone(),
+                    expected: entry.checksum,
+                    found: segment.checksum(),
+                });
+            }
             if segment.len() != entry.doc_count {
                 return Err(ReaderError::DocCount {
                     file: entry.file.clone(),

@@ -6,6 +6,7 @@ use std::cmp::Ordering;
 use rkyv::rend::{u16_le, u32_le};
 use semantic_index::format::{self, ArchivedSegmentData};
 
+use crate::rank::{idf_weight, RankCursor, MAX_QUERY_TERMS, RANK_WINDOW};
 use crate::segment::{
     find_term, has_term, keyword_count, table_str, Bitmaps, Forward, Segment, Storage,
 };
@@ -20,11 +21,32 @@ pub struct Query {
     /// [`format::term_hash`] of each keyword, computed once for every segment searched.
     hashes: Vec<u64>,
     cursors: RefCell<Vec<Cursor>>,
+    /// The ranked (BM25F) terms: the analyzer's, distinct, at most [`MAX_QUERY_TERMS`].
+    pub(crate) terms: Vec<String>,
+    /// [`format::term_hash`] of each ranked term.
+    pub(crate) term_hashes: Vec<u64>,
+    pub(crate) rank: RefCell<RankScratch>,
+    /// The query's embedding for [`Ranking::Hybrid`] and [`Ranking::Vector`] (empty: none).
+    embedding: Vec<f32>,
+}
+
+/// A ranked search's scratch, sized for the query's terms when it is prepared.
+#[derive(Debug, Default)]
+pub(crate) struct RankScratch {
+    pub(crate) cursors: Vec<RankCursor>,
+    /// Prefix sums of the cursors' bounds.
+    pub(crate) prefix: Vec<u64>,
+    /// Per term: its idf weight for the segments being searched.
+    pub(crate) weights: Vec<u64>,
+    /// Per term: its document frequency summed over those segments.
+    pub(crate) dfs: Vec<u64>,
 }
 
 impl Clone for Query {
     fn clone(&self) -> Query {
-        Query::from_prepared(self.keywords.clone())
+        let mut q = Query::with_terms(self.keywords.clone(), self.terms.clone());
+        q.embedding.clone_from(&self.embedding);
+        q
     }
 }
 
@@ -196,9 +218,9 @@ impl Cursor {
 }
 
 impl Query {
-    /// The query made of the keywords of `text` (DESIGN.md's keyword rule).
+    /// The query made of the keywords of `text` ([`semantic_index::keywords`]' rule).
     pub fn from_text(text: &str) -> Query {
-        Query::from_prepared(semantic_index::keywords(text))
+        Query::with_terms(semantic_index::keywords(text), semantic_index::query_terms([text]))
     }
 
     /// The query made of caller-given keywords; each passes through the same keyword rule, so
@@ -208,14 +230,81 @@ impl Query {
         I: IntoIterator,
         I::Item: AsRef<str>,
     {
-        Query::from_prepared(semantic_index::keywords_of(keywords))
+        let texts: Vec<String> = keywords.into_iter().map(|k| k.as_ref().to_owned()).collect();
+        Query::with_terms(semantic_index::keywords_of(&texts), semantic_index::query_terms(&texts))
     }
 
     /// A query from keywords that already passed the keyword rule and are distinct.
     pub(crate) fn from_prepared(keywords: Vec<String>) -> Query {
+        let terms = semantic_index::query_terms(&keywords);
+        Query::with_terms(keywords, terms)
+    }
+
+    fn with_terms(keywords: Vec<String>, mut terms: Vec<String>) -> Query {
+        terms.truncate(MAX_QUERY_TERMS);
         let cursors = RefCell::new(Vec::with_capacity(keywords.len()));
         let hashes = keywords.iter().map(|k| format::term_hash(k.as_bytes())).collect();
-        Query { keywords, hashes, cursors }
+        let term_hashes = terms.iter().map(|k| format::term_hash(k.as_bytes())).collect();
+        let n = terms.len();
+        let rank = RefCell::new(RankScratch {
+            cursors: Vec::with_capacity(n),
+            prefix: Vec::with_capacity(n + 1),
+            weights: Vec::with_capacity(n),
+            dfs: Vec::with_capacity(n),
+        });
+        Query { keywords, hashes, cursors, terms, term_hashes, rank, embedding: Vec::new() }
+    }
+
+    /// Sets the query's embedding (the model's unit vector of the query's text), which
+    /// [`Ranking::Hybrid`] and [`Ranking::Vector`] rank by; reuses the buffer. An empty slice
+    /// removes it.
+    pub fn set_embedding(&mut self, embedding: &[f32]) {
+        self.embedding.clear();
+        self.embedding.extend_from_slice(embedding);
+    }
+
+    /// The query with `embedding` (see [`Query::set_embedding`]).
+    pub fn with_embedding(mut self, embedding: &[f32]) -> Query {
+        self.set_embedding(embedding);
+        self
+    }
+
+    /// The query's embedding, if it has one.
+    pub fn embedding(&self) -> Option<&[f32]> {
+        (!self.embedding.is_empty()).then_some(&self.embedding[..])
+    }
+
+    /// The query's ranked terms (BM25F): stemmed, stop words dropped, distinct.
+    pub fn terms(&self) -> &[String] {
+        &self.terms
+    }
+
+    /// Whether the query has nothing to search for under `ranking`.
+    pub fn is_empty_for(&self, ranking: Ranking) -> bool {
+        match ranking {
+            Ranking::Jaccard => self.keywords.is_empty(),
+            Ranking::Bm25f => self.terms.is_empty(),
+            Ranking::Hybrid => self.terms.is_empty() && self.embedding.is_empty(),
+            Ranking::Vector => self.embedding.is_empty(),
+        }
+    }
+
+    /// Sets the idf weights from `n` documents and the per-term document frequencies summed
+    /// into the scratch by [`Segment::add_rank_stats`]. No allocation.
+    pub(crate) fn rank_stats<'s, B: Storage + 's>(
+        &self,
+        segments: impl Iterator<Item = &'s Segment<B>> + Clone,
+    ) {
+        let Ok(mut scratch) = self.rank.try_borrow_mut() else { return };
+        let RankScratch { dfs, weights, .. } = &mut *scratch;
+        dfs.clear();
+        dfs.resize(self.terms.len(), 0);
+        let mut n = 0u64;
+        for segment in segments {
+            segment.add_rank_stats(self, dfs, &mut n);
+        }
+        weights.clear();
+        weights.extend(dfs.iter().map(|&df| idf_weight(n, df).max(1)));
     }
 
     /// The query's keywords (its set Q).
@@ -229,7 +318,7 @@ impl Query {
     }
 }
 
-/// How to search: result count, filters and the two weights of DESIGN.md's score.
+/// How to search: result count, filters and the two weights of the [`score`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct SearchOptions {
     /// At most this many hits (also bounded by the capacity of the [`Hits`] buffer).
@@ -244,6 +333,62 @@ pub struct SearchOptions {
     pub w_sacred: f64,
     /// Never return the memory with this id (used by `related`).
     pub exclude: Option<[u8; 16]>,
+    /// How relevance is computed.
+    pub ranking: Ranking,
+}
+
+/// How a search computes relevance.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Ranking {
+    /// BM25F over the question, insights and synthesis, stemmed, with the boosts breaking ties
+    /// among memories of comparable relevance ([`TIE_BREAK`](crate::TIE_BREAK)). The
+    /// default.
+    #[default]
+    Bm25f,
+    /// The original design's Jaccard similarity of keyword sets plus the additive boosts ([`score`]).
+    Jaccard,
+    /// BM25F fused with the vector ranking of the query's embedding ([`Query::set_embedding`])
+    /// by reciprocal rank fusion (k = 60, the top [`FUSION_DEPTH`](crate::FUSION_DEPTH) of
+    /// each): [`HybridSearch`](crate::HybridSearch) runs it. A lexical search (such as
+    /// [`Snapshot::search`](crate::Snapshot::search)) ranks it as [`Ranking::Bm25f`].
+    Hybrid,
+    /// The vector ranking alone: cosine similarity of the memories' vectors with the query's
+    /// embedding ([`HybridSearch`](crate::HybridSearch)); lexical searches rank it as BM25F.
+    Vector,
+}
+
+impl Ranking {
+    /// The ranking's name, as `mcs search --ranking` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Ranking::Bm25f => "bm25f",
+            Ranking::Jaccard => "jaccard",
+            Ranking::Hybrid => "hybrid",
+            Ranking::Vector => "vector",
+        }
+    }
+
+    /// The ranking a lexical search uses for it: itself, or [`Ranking::Bm25f`] for the rankings
+    /// that need vectors.
+    pub fn lexical(self) -> Ranking {
+        match self {
+            Ranking::Jaccard => Ranking::Jaccard,
+            _ => Ranking::Bm25f,
+        }
+    }
+
+    /// Whether it ranks by the query's embedding ([`Ranking::Hybrid`], [`Ranking::Vector`]).
+    pub fn is_semantic(self) -> bool {
+        matches!(self, Ranking::Hybrid | Ranking::Vector)
+    }
+
+    /// The ranking named `name` (see [`Ranking::name`]).
+    pub fn from_name(name: &str) -> Option<Ranking> {
+        [Ranking::Bm25f, Ranking::Jaccard, Ranking::Hybrid, Ranking::Vector]
+            .into_iter()
+            .find(|r| r.name() == name)
+    }
 }
 
 /// Default weight of the memory's own score.
@@ -262,6 +407,7 @@ impl Default for SearchOptions {
             w_score: DEFAULT_W_SCORE,
             w_sacred: DEFAULT_W_SACRED,
             exclude: None,
+            ranking: Ranking::default(),
         }
     }
 }
@@ -275,7 +421,7 @@ pub struct Hit {
     pub ordinal: u32,
     /// The memory's id.
     pub id: [u8; 16],
-    /// DESIGN.md's score.
+    /// The [`score`].
     pub score: f64,
     /// How many query keywords the memory has.
     pub overlap: u32,
@@ -284,7 +430,8 @@ pub struct Hit {
 }
 
 impl Hit {
-    /// DESIGN.md's order: score descending, then timestamp descending, then id ascending.
+    /// The result order: score descending, then timestamp descending, then id ascending, so
+    /// that two implementations can be compared hit by hit.
     pub fn cmp_rank(&self, other: &Hit) -> Ordering {
         other
             .score
@@ -310,7 +457,7 @@ fn prefetch<T>(p: *const T) {
     let _ = p;
 }
 
-/// The caller's result buffer: a fixed-capacity top-k in DESIGN.md's order, plus the scratch
+/// The caller's result buffer: a fixed-capacity top-k in [`Hit::cmp_rank`]'s order, plus the scratch
 /// space a search needs. Allocated once, reused for every search.
 #[derive(Clone, Debug)]
 pub struct Hits {
@@ -318,6 +465,9 @@ pub struct Hits {
     cap: usize,
     acc: Vec<u16>,
     touched: Vec<u16>,
+    /// The ranked search's window accumulators and their bitset.
+    rank_acc: Vec<u64>,
+    rank_bits: Vec<u64>,
 }
 
 impl Hits {
@@ -328,7 +478,13 @@ impl Hits {
             cap: k,
             acc: vec![0; WINDOW],
             touched: Vec::with_capacity(WINDOW),
+            rank_acc: vec![0; RANK_WINDOW],
+            rank_bits: vec![0; RANK_WINDOW / 64],
         }
+    }
+
+    pub(crate) fn rank_scratch(&mut self) -> (&mut Vec<u64>, &mut Vec<u64>) {
+        (&mut self.rank_acc, &mut self.rank_bits)
     }
 
     /// Removes all hits (keeps the allocation).
@@ -363,24 +519,30 @@ impl Hits {
 
     /// Offers a hit to a top-`k` list; never grows past `k` or the capacity, never allocates.
     fn offer(&mut self, k: usize, hit: Hit) {
+        self.offer_ranked(k, hit);
+    }
+
+    /// [`Hits::offer`], saying whether the hit entered.
+    pub(crate) fn offer_ranked(&mut self, k: usize, hit: Hit) -> bool {
         let k = k.min(self.cap);
         if k == 0 {
-            return;
+            return false;
         }
         if self.hits.len() >= k {
             match self.hits.last() {
                 Some(worst) if hit.cmp_rank(worst) == Ordering::Less => {
                     self.hits.pop();
                 }
-                _ => return,
+                _ => return false,
             }
         }
         let at = self.hits.partition_point(|h| h.cmp_rank(&hit) == Ordering::Less);
         self.hits.insert(at, hit);
+        true
     }
 
     /// The score a new hit must reach to enter a full top-`k`, or `None` while it is not full.
-    fn bar(&self, k: usize) -> Option<f64> {
+    pub(crate) fn bar(&self, k: usize) -> Option<f64> {
         let k = k.min(self.cap);
         if self.hits.len() >= k {
             Some(self.hits.last().map_or(f64::INFINITY, |h| h.score))
@@ -448,21 +610,45 @@ impl DeletedSet {
 /// Why a hit scored what it scored.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Explanation {
-    /// |Q ∩ D|.
+    /// The ranking explained.
+    pub ranking: Ranking,
+    /// |Q ∩ D|: query keywords (Jaccard) or ranked terms (BM25F) the memory has.
     pub overlap: u32,
-    /// overlap / |Q ∪ D|.
+    /// Jaccard: overlap / |Q ∪ D|; BM25F: the relevance, the sum of the terms' contributions.
     pub jaccard: f64,
     /// `w_score · score`.
     pub score_boost: f64,
     /// `w_sacred · [sacred]`.
     pub sacred_boost: f64,
-    /// The total: `jaccard + score_boost + sacred_boost`.
+    /// The total. Jaccard: `jaccard + score_boost + sacred_boost`; BM25F:
+    /// `relevance · (1 + TIE_BREAK · (score_boost + sacred_boost))`.
     pub score: f64,
-    /// The query keywords the memory has, in query order.
+    /// The query keywords (Jaccard) or ranked terms (BM25F) the memory has, in query order.
     pub matched: Vec<String>,
+    /// BM25F: each matched term's part of the relevance (empty for Jaccard).
+    pub terms: Vec<TermContribution>,
 }
 
-/// DESIGN.md's score, computed in one fixed order so that every implementation agrees.
+/// One ranked term's part of a BM25F relevance.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TermContribution {
+    /// The term (stemmed).
+    pub term: String,
+    /// Its idf over the segments searched, as the search used it (rounded to 1/[`IDF_SCALE`]).
+    ///
+    /// [`IDF_SCALE`]: crate::IDF_SCALE
+    pub idf: f64,
+    /// Its saturated, length-normalized frequency in the memory, in [0, 1) (the stored impact,
+    /// quantized to 255ths).
+    pub impact: f64,
+    /// `idf · impact`.
+    pub contribution: f64,
+}
+
+/// The score of a memory with keyword set D for a query with keyword set Q, `overlap = |Q ∩ D|`
+/// (a memory with no overlap never matches):
+/// `overlap / |Q ∪ D| + w_score · memory score + w_sacred · [sacred]`; weights `(0, 0)` give plain
+/// Jaccard. Computed in one fixed order so that every implementation agrees.
 #[inline]
 pub fn score(
     overlap: u32,
@@ -476,7 +662,7 @@ pub fn score(
     jaccard + o.w_score * f64::from(mem_score) + if sacred { o.w_sacred } else { 0.0 }
 }
 
-fn find_domain(d: &ArchivedSegmentData, domain: &str) -> Option<u32> {
+pub(crate) fn find_domain(d: &ArchivedSegmentData, domain: &str) -> Option<u32> {
     let offsets = d.domain_offsets.as_slice();
     let n = offsets.len().saturating_sub(1);
     (0..n).find(|&i| table_str(d.domain_bytes.as_slice(), offsets, i) == domain).map(|i| i as u32)
@@ -488,6 +674,29 @@ impl<B: Storage> Segment<B> {
     ///
     /// No heap allocation happens here: the query's scratch and the buffer's were sized when
     /// they were made.
+    ///
+    /// [`Ranking::Bm25f`] computes its idf from this segment alone ([`Snapshot::search`] sums
+    /// document frequencies over every live segment); [`Ranking::Jaccard`] needs no statistics.
+    ///
+    /// [`Snapshot::search`]: crate::Snapshot::search
+    pub fn search(
+        &self,
+        query: &Query,
+        options: &SearchOptions,
+        deleted: &DeletedSet,
+        segment_tag: u32,
+        hits: &mut Hits,
+    ) {
+        match options.ranking.lexical() {
+            Ranking::Jaccard => self.search_jaccard(query, options, deleted, segment_tag, hits),
+            _ => {
+                query.rank_stats(std::iter::once(self));
+                self.search_ranked(query, options, deleted, segment_tag, hits);
+            }
+        }
+    }
+
+    /// The Jaccard search (see [`Segment::search`]).
     ///
     /// Documents are visited in ordinal order, sacred first and by descending score inside each
     /// run, in windows of a few hundred ordinals. Before each window the best score any later
@@ -501,7 +710,7 @@ impl<B: Storage> Segment<B> {
     /// candidates' other keywords are looked up in their forward lists. Common keywords, whose
     /// postings are most of the work, are thus skipped as soon as the bar rises. Results are
     /// exact.
-    pub fn search(
+    pub(crate) fn search_jaccard(
         &self,
         query: &Query,
         options: &SearchOptions,
@@ -636,10 +845,9 @@ impl<B: Storage> Segment<B> {
                         if acc[slot] == 0 {
                             touched.push(slot as u16);
                             // What the candidate loop below reads first, requested now so
-                            // that the loads overlap the rest of the walk: a search whose
-                            // caches were evicted (100k bench segment, a 48 MiB write between
-                            // searches) took about 5 % less at p50, 18.0 against 18.8 µs
-                            // over 24 alternated runs; warm searches unchanged.
+                            // that the loads overlap the rest of the walk: it helps searches
+                            // whose caches were evicted and costs warm ones nothing (figures
+                            // in benches/NOTES.md).
                             let oi = o as usize;
                             prefetch(scores.as_ptr().wrapping_add(oi));
                             prefetch(forward_offsets.as_ptr().wrapping_add(oi));
@@ -743,6 +951,10 @@ impl<B: Storage> Segment<B> {
         ordinal: u32,
         options: &SearchOptions,
     ) -> Option<Explanation> {
+        if options.ranking.lexical() == Ranking::Bm25f {
+            query.rank_stats(std::iter::once(self));
+            return self.explain_ranked(query, ordinal, options);
+        }
         let doc = self.doc(ordinal)?;
         let d = self.data();
         let matched: Vec<String> = query
@@ -763,12 +975,14 @@ impl<B: Storage> Segment<B> {
         let score_boost = options.w_score * f64::from(doc.score());
         let sacred_boost = if doc.sacred() { options.w_sacred } else { 0.0 };
         Some(Explanation {
+            ranking: Ranking::Jaccard,
             overlap,
             jaccard,
             score_boost,
             sacred_boost,
             score: jaccard + score_boost + sacred_boost,
             matched,
+            terms: Vec::new(),
         })
     }
 

@@ -26,11 +26,57 @@ unsafe impl Storage for Box<[u8]> {}
 unsafe impl Storage for std::sync::Arc<[u8]> {}
 // SAFETY: a shared borrow's bytes cannot change while it lives.
 unsafe impl Storage for &[u8] {}
-// SAFETY: rkyv's AlignedVec keeps its buffer on the heap like Vec.
-unsafe impl Storage for rkyv::util::AlignedVec {}
+// SAFETY: the wrapped AlignedVec keeps its buffer on the heap like Vec and is never mutated
+// (`Aligned` gives no `&mut` access).
+unsafe impl Storage for Aligned {}
 // SAFETY: the mapping's address is fixed for its life. Its content is stable only if nobody
-// writes the file: `Segment::map` is `unsafe` and makes the caller promise exactly that.
-unsafe impl Storage for memmap2::Mmap {}
+// writes the file: `map_file` (and `Segment::map`) is `unsafe` and makes the caller promise
+// exactly that.
+unsafe impl Storage for Mapped {}
+
+/// A read-only memory mapping of a segment file ([`map_file`], [`Segment::map`]): its bytes.
+pub struct Mapped(memmap2::Mmap);
+
+impl AsRef<[u8]> for Mapped {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for Mapped {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Mapped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Mapped").field("len", &self.0.len()).finish()
+    }
+}
+
+/// Bytes in a heap buffer aligned for a segment's payload ([`aligned`], [`Segment::read`]).
+pub struct Aligned(rkyv::util::AlignedVec);
+
+impl AsRef<[u8]> for Aligned {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for Aligned {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Aligned {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Aligned").field("len", &self.0.len()).finish()
+    }
+}
 
 /// Which check a segment failed at open.
 #[derive(Debug, thiserror::Error)]
@@ -38,10 +84,10 @@ unsafe impl Storage for memmap2::Mmap {}
 pub enum Check {
     /// Reading or mapping the file.
     #[error("cannot read: {0}")]
-    Io(#[source] std::io::Error),
+    Io(std::io::Error),
     /// The fixed header.
     #[error("bad header: {0}")]
-    Header(#[source] HeaderError),
+    Header(HeaderError),
     /// File length disagrees with the header's payload length.
     #[error("length {found} bytes, header says {expected}")]
     Length {
@@ -70,12 +116,14 @@ pub enum Check {
 }
 
 /// A segment could not be opened: which file and which check.
+///
+/// The message names the file, the check and its cause, once: neither this error nor [`Check`]
+/// repeats its cause as a `source()` (a printed chain used to say it three times).
 #[derive(Debug, thiserror::Error)]
 pub struct OpenError {
     /// The file, if the segment came from one.
     pub path: Option<PathBuf>,
     /// The check that failed.
-    #[source]
     pub check: Check,
 }
 
@@ -92,7 +140,7 @@ impl fmt::Display for OpenError {
 ///
 /// `B` is where the bytes live: a read-only mapping ([`Segment::map`]), a buffer
 /// ([`Segment::read`], [`Segment::from_bytes`]) or anything else that implements [`Storage`].
-pub struct Segment<B = memmap2::Mmap> {
+pub struct Segment<B = Mapped> {
     bytes: B,
     header: Header,
     payload_len: usize,
@@ -104,7 +152,7 @@ impl<B> fmt::Debug for Segment<B> {
     }
 }
 
-impl Segment<memmap2::Mmap> {
+impl Segment<Mapped> {
     /// Maps the segment file at `path` read-only and validates it.
     ///
     /// # Safety
@@ -113,7 +161,7 @@ impl Segment<memmap2::Mmap> {
     /// it) lives. Store segments satisfy this: they are written once through atomic-write,
     /// renamed into place, never written again, and only unlinked (which keeps a mapping valid
     /// on Linux). Modifying a mapped file is undefined behaviour; truncating it raises SIGBUS.
-    pub unsafe fn map(path: impl AsRef<Path>) -> Result<Segment<memmap2::Mmap>, OpenError> {
+    pub unsafe fn map(path: impl AsRef<Path>) -> Result<Segment<Mapped>, OpenError> {
         let path = path.as_ref();
         // SAFETY: this function's contract is `map_file`'s.
         let mmap = unsafe { map_file(path) }
@@ -129,32 +177,30 @@ impl Segment<memmap2::Mmap> {
 /// # Safety
 ///
 /// As for [`Segment::map`]: the file must not be modified or truncated while the map lives.
-pub unsafe fn map_file(path: &Path) -> std::io::Result<memmap2::Mmap> {
-    let file = std::fs::File::open(path)?;
+pub unsafe fn map_file(path: &Path) -> std::io::Result<Mapped> {
+    // No link followed, no FIFO waited on, only a regular file (a store file's rule).
+    let file = semantic_index::layout::open_file(path, std::fs::OpenOptions::new().read(true))?;
     // No MAP_POPULATE: the checksum reads every page right after, and its faults map the
-    // pages around them in batches. Measured on the 100k bench segment in fresh processes
-    // here: populating cost 0.1 ms on a quiet machine but 2-3 ms when the host was busy, while
-    // letting the checksum fault the pages in cost 0.8-1.5 ms less in that state.
+    // pages around them in batches; populating first cost more than it saved on a busy host
+    // (figures in benches/NOTES.md, issue 22).
     // SAFETY: the caller promises the file is neither modified nor truncated while mapped
     // (this function's contract); the mapping is read-only.
     let mmap = unsafe { memmap2::MmapOptions::new().map(&file) }?;
     // Transparent huge pages: a segment is read whole at open, so 2 MiB pages cost no memory
     // a 4 KiB mapping would not, and when the kernel reads the file from disk (after a reboot
     // or eviction) it fills the page cache with 2 MiB folios and maps them with one entry
-    // each. Measured on the 100k bench segment in fresh processes (Linux 6.18, ext4): a file
-    // read back into 4 KiB pages opened in 4.0-4.7 ms, one read back after this advice in
-    // 2.0-2.4 ms, as fast as a file whose cache the writer filled (one large write gives
-    // large folios on its own). Advice only: a kernel without THP refuses it, and that is
-    // fine.
+    // each, so such a file opens about as fast as one whose cache the writer filled (one
+    // large write gives large folios on its own; figures in benches/NOTES.md). Advice only: a
+    // kernel without THP refuses it, and that is fine.
     #[cfg(target_os = "linux")]
     let _ = mmap.advise(memmap2::Advice::HugePage);
-    Ok(mmap)
+    Ok(Mapped(mmap))
 }
 
-impl Segment<rkyv::util::AlignedVec> {
+impl Segment<Aligned> {
     /// Reads the segment file at `path` into an aligned buffer and validates it. Safe, and
     /// independent of what happens to the file afterwards, at the cost of a copy.
-    pub fn read(path: impl AsRef<Path>) -> Result<Segment<rkyv::util::AlignedVec>, OpenError> {
+    pub fn read(path: impl AsRef<Path>) -> Result<Segment<Aligned>, OpenError> {
         let path = path.as_ref();
         let bytes = std::fs::read(path)
             .map_err(|e| OpenError { path: Some(path.to_owned()), check: Check::Io(e) })?;
@@ -163,10 +209,10 @@ impl Segment<rkyv::util::AlignedVec> {
 }
 
 /// Copies `bytes` into a buffer aligned for a segment.
-pub fn aligned(bytes: &[u8]) -> rkyv::util::AlignedVec {
+pub fn aligned(bytes: &[u8]) -> Aligned {
     let mut v = rkyv::util::AlignedVec::with_capacity(bytes.len());
     v.extend_from_slice(bytes);
-    v
+    Aligned(v)
 }
 
 impl OpenError {
@@ -176,13 +222,13 @@ impl OpenError {
     }
 }
 
-fn structure(what: &'static str) -> OpenError {
+pub(crate) fn structure(what: &'static str) -> OpenError {
     OpenError { path: None, check: Check::Structure(what) }
 }
 
 impl<B: Storage> Segment<B> {
     /// Validates `bytes` as a segment: header, length, checksum, alignment (the payload at byte
-    /// 64 must be 16-byte aligned in memory, as a mapping or an rkyv `AlignedVec` is), rkyv
+    /// 64 must be 16-byte aligned in memory, as a mapping or an [`Aligned`] buffer is), rkyv
     /// validation and table consistency. This is the only validation: searches trust it.
     pub fn from_bytes(bytes: B) -> Result<Segment<B>, OpenError> {
         let fail = |check| OpenError { path: None, check };
@@ -205,7 +251,7 @@ impl<B: Storage> Segment<B> {
         }
         let data = rkyv::access::<ArchivedSegmentData, rancor::Error>(payload)
             .map_err(|e| fail(Check::Archive(e.to_string())))?;
-        check_tables(data, &header)?;
+        crate::check::check_tables(data, &header)?;
         let payload_len = payload.len();
         Ok(Segment { bytes, header, payload_len })
     }
@@ -215,6 +261,12 @@ impl<B: Storage> Segment<B> {
         // SAFETY: `from_bytes` validated exactly these bytes with rkyv's checked `access`, and
         // `B: Storage` guarantees they are the same bytes now (same address, same content).
         unsafe { rkyv::access_unchecked::<ArchivedSegmentData>(payload) }
+    }
+
+    /// The checksum in the header, which open verified against the header and payload: it
+    /// identifies this exact file (a store's manifest records it).
+    pub fn checksum(&self) -> u64 {
+        self.header.checksum
     }
 
     /// The generation the writer gave this segment.
@@ -275,177 +327,8 @@ impl<B: Storage> Segment<B> {
     /// strings valid UTF-8. Open does not run these (searches never index out of bounds
     /// whatever the bytes); use it on files from untrusted places.
     pub fn verify(&self) -> Result<(), OpenError> {
-        let d = self.data();
-        let n = d.doc_count.to_native();
-        let postings = d.postings.as_slice();
-        let offsets = d.posting_offsets.as_slice();
-        let pages = format::posting_pages(n) as usize;
-        for (i, w) in offsets.windows(2).enumerate() {
-            let base = (i % pages) as u64 * u64::from(format::POSTING_PAGE);
-            let run = postings.get(w[0].to_native() as usize..w[1].to_native() as usize);
-            let run = run.ok_or_else(|| structure("posting offsets out of range"))?;
-            if run.windows(2).any(|p| p[0].to_native() >= p[1].to_native())
-                || run.iter().any(|p| base + u64::from(p.to_native()) >= u64::from(n))
-            {
-                return Err(structure("postings not ascending or out of range"));
-            }
-        }
-        let bitmaps = Bitmaps::of(d);
-        let all_postings = postings.len() + bitmaps.postings();
-        let exceptions = d.frequency_exceptions.as_slice();
-        if exceptions.windows(2).any(|p| p[0].to_native() >= p[1].to_native())
-            || exceptions.last().is_some_and(|p| p.to_native() as usize >= all_postings)
-        {
-            return Err(structure("frequency exceptions not ascending or out of range"));
-        }
-        let terms = d.term_offsets.len().saturating_sub(1) as u32;
-        let mut is_frequent = vec![false; terms as usize];
-        let mut frequent_here = vec![0u32; n as usize];
-        for i in 0..bitmaps.len() {
-            let t = bitmaps.term(i) as usize;
-            let list = offsets.get(t * pages..=(t + 1) * pages);
-            if list.is_none_or(|l| l.first() != l.last()) {
-                return Err(structure("a frequent term has postings"));
-            }
-            is_frequent[t] = true;
-            let mut set = 0;
-            let mut o = bitmaps.next_set(i, 0, n as usize);
-            while o < n as usize {
-                frequent_here[o] += 1;
-                set += 1;
-                o = bitmaps.next_set(i, o + 1, n as usize);
-            }
-            if set != bitmaps.count(i) || bitmaps.ones(i) != set {
-                return Err(structure(
-                    "a frequent term's bitmap disagrees with its offsets or has bits past the end",
-                ));
-            }
-        }
-        if !bitmaps.is_empty()
-            && frequent_here.iter().zip(d.frequent_counts.iter()).any(|(&a, &b)| a != u32::from(b))
-        {
-            return Err(structure("frequent term counts disagree with the bitmaps"));
-        }
-        if Forward::all(d).iter().any(|t| t >= terms || is_frequent[t as usize]) {
-            return Err(structure("forward list names an unknown or a frequent term"));
-        }
-        for t in 0..terms as usize {
-            let bytes = table_bytes(d.term_bytes.as_slice(), d.term_offsets.as_slice(), t);
-            if find_term(d, bytes, format::term_hash(bytes)) != Some(t) {
-                return Err(structure("hashed term table does not lead to every term"));
-            }
-        }
-        let domains = d.domain_offsets.len().saturating_sub(1) as u32;
-        if d.domain_of.iter().any(|t| t.to_native() >= domains) {
-            return Err(structure("unknown domain ordinal"));
-        }
-        let sacred = d.sacred_count.to_native();
-        if d.sacred_newest.len() != sacred as usize
-            || d.sacred_newest.iter().any(|o| o.to_native() >= sacred)
-            || d.by_id.iter().any(|o| o.to_native() >= n)
-        {
-            return Err(structure("sacred list or id table out of range"));
-        }
-        for blob in [&d.term_bytes, &d.domain_bytes, &d.gist_bytes] {
-            if std::str::from_utf8(blob.as_slice()).is_err() {
-                return Err(structure("string table is not UTF-8"));
-            }
-        }
-        Ok(())
+        crate::check::verify(self.data())
     }
-}
-
-/// Offsets must be `len + 1` entries, start at 0, never decrease and end at the blob's length.
-fn check_offsets(
-    offsets: &[u32_le],
-    entries: usize,
-    blob: usize,
-    what: &'static str,
-) -> Result<(), OpenError> {
-    if offsets.len() != entries + 1 || offsets[0].to_native() != 0 {
-        return Err(structure(what));
-    }
-    if offsets[entries].to_native() as usize != blob {
-        return Err(structure(what));
-    }
-    // Branch-free, so it vectorizes: 350,000 offsets of the 100k bench segment take 0.07 ms
-    // this way and 0.32 ms with an early return per element (measured in cache, one core).
-    let monotone =
-        offsets.windows(2).fold(true, |ok, w| ok & (w[0].to_native() <= w[1].to_native()));
-    if monotone {
-        Ok(())
-    } else {
-        Err(structure(what))
-    }
-}
-
-fn check_tables(d: &ArchivedSegmentData, header: &Header) -> Result<(), OpenError> {
-    let n = d.doc_count.to_native() as usize;
-    if n as u64 != header.doc_count {
-        return Err(structure("document count differs from the header"));
-    }
-    if [
-        d.ids.len(),
-        d.domain_of.len(),
-        d.token_counts.len(),
-        d.scores.len(),
-        d.timestamps.len(),
-        d.by_id.len(),
-    ]
-    .iter()
-    .any(|&l| l != n)
-    {
-        return Err(structure("per-document arrays differ in length"));
-    }
-    if d.sacred_count.to_native() as usize > n || d.min_keywords.to_native() == 0 {
-        return Err(structure("sacred count or minimum keyword count out of range"));
-    }
-    let terms = d.term_offsets.len().saturating_sub(1);
-    check_offsets(d.term_offsets.as_slice(), terms, d.term_bytes.len(), "term offsets")?;
-    let runs = terms.checked_mul(format::posting_pages(n as u32) as usize);
-    let runs = runs.ok_or_else(|| structure("posting offsets"))?;
-    check_offsets(d.posting_offsets.as_slice(), runs, d.postings.len(), "posting offsets")?;
-    let frequent = d.frequent_terms.as_slice();
-    let m = frequent.len();
-    if m > format::FREQUENT_MAX
-        || frequent.windows(2).any(|w| w[0].to_native() >= w[1].to_native())
-        || frequent.last().is_some_and(|t| t.to_native() as usize >= terms)
-    {
-        return Err(structure("frequent terms not ascending, unknown or too many"));
-    }
-    if Some(d.frequent_bits.len()) != m.checked_mul(format::bitmap_words(n as u32))
-        || d.frequent_counts.len() != if m == 0 { 0 } else { n }
-    {
-        return Err(structure("frequent term bitmaps or counts of the wrong length"));
-    }
-    let frequent_offsets = d.frequent_offsets.as_slice();
-    let frequent_postings = frequent_offsets.last().map_or(0, |o| o.to_native() as usize);
-    check_offsets(frequent_offsets, m, frequent_postings, "frequent term offsets")?;
-    let all_postings = d.postings.len() + frequent_postings;
-    let (dense, sparse) = (d.frequencies.len(), d.frequency_exceptions.len());
-    if (dense != 0 && (dense != all_postings || sparse != 0))
-        || sparse != d.frequency_values.len()
-        || sparse > all_postings
-    {
-        return Err(structure("frequencies do not match the postings"));
-    }
-    let domains = d.domain_offsets.len().saturating_sub(1);
-    check_offsets(d.domain_offsets.as_slice(), domains, d.domain_bytes.len(), "domain offsets")?;
-    let slots = d.term_slots.len();
-    if slots != format::term_slot_count(terms) {
-        return Err(structure("hashed term table size"));
-    }
-    let (used, unused) = if terms <= format::NARROW_TERMS {
-        (d.forward_narrow.len(), d.forward_wide.len())
-    } else {
-        (d.forward_wide.len(), d.forward_narrow.len())
-    };
-    if unused != 0 {
-        return Err(structure("forward lists of the wrong width"));
-    }
-    check_offsets(d.forward_offsets.as_slice(), n, used, "forward offsets")?;
-    check_offsets(d.gist_offsets.as_slice(), n, d.gist_bytes.len(), "gist offsets")?;
-    Ok(())
 }
 
 /// The bytes of entry `i` of a blob + offsets table; a bad index gives nothing.
@@ -476,9 +359,25 @@ pub(crate) fn table_str<'a>(blob: &'a [u8], offsets: &[u32_le], i: usize) -> &'a
 /// table holds, this reads only in bounds and ends after at most one pass over the slots.
 #[inline]
 pub(crate) fn find_term(d: &ArchivedSegmentData, term: &[u8], hash: u64) -> Option<usize> {
-    let slots = d.term_slots.as_slice();
-    let offsets = d.term_offsets.as_slice();
-    let blob = d.term_bytes.as_slice();
+    probe_table(
+        d.term_slots.as_slice(),
+        d.term_offsets.as_slice(),
+        d.term_bytes.as_slice(),
+        term,
+        hash,
+    )
+}
+
+/// The hashed-table probe behind [`find_term`] (and the ranked terms' lookup): linear probing
+/// from `hash`, slot `t + 1` naming entry `t` of `offsets`/`blob`, 0 an empty slot.
+#[inline]
+pub(crate) fn probe_table(
+    slots: &[u32_le],
+    offsets: &[u32_le],
+    blob: &[u8],
+    term: &[u8],
+    hash: u64,
+) -> Option<usize> {
     let mask = slots.len().checked_sub(1)?;
     let mut at = hash as usize & mask;
     for _ in 0..slots.len() {

@@ -5,9 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use semantic_index::vectors::{
-    codes_offset, decode_header, ids_offset, quantize, VectorsCheck, VECTORS_HEADER_LEN,
-};
+use semantic_index::vectors::{decode_header, quantize, Layout, VectorsCheck};
 
 use crate::reader::Snapshot;
 use crate::search::DeletedSet;
@@ -42,7 +40,7 @@ pub enum VectorsError {
 }
 
 enum Bytes {
-    Mapped(memmap2::Mmap),
+    Mapped(crate::segment::Mapped),
     Owned(Vec<u8>),
 }
 
@@ -56,14 +54,19 @@ impl std::ops::Deref for Bytes {
     }
 }
 
-/// One vector file, checked once at open (header, length, checksum).
+/// One vector file, checked once at open (header, length, checksum, list bounds).
 pub struct Vectors {
     bytes: Bytes,
     dim: usize,
     count: u32,
-    codes_at: usize,
+    lists: u32,
+    layout: Layout,
     model: String,
 }
+
+/// How many lists a search probes by default: the nearest [`DEFAULT_PROBES`] centroids
+/// (measured: recall@10 against the exact scan in benches/NOTES.md, issue 18).
+pub const DEFAULT_PROBES: usize = 24;
 
 impl std::fmt::Debug for Vectors {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -97,13 +100,47 @@ impl Vectors {
 
     fn new(bytes: Bytes) -> Result<Vectors, VectorsCheck> {
         let header = decode_header(&bytes)?;
-        Ok(Vectors {
+        let layout = Layout::of(header.count, header.dim, header.lists)
+            .ok_or(VectorsCheck::Length { len: bytes.len(), expected: usize::MAX })?;
+        let v = Vectors {
             dim: header.dim as usize,
             count: header.count,
-            codes_at: codes_offset(header.count),
+            lists: header.lists,
+            layout,
             model: header.model,
             bytes,
-        })
+        };
+        // The lists' bounds, once: ascending, within the rows.
+        let mut previous = 0;
+        for l in 0..=v.lists {
+            let start = v.u32_at(v.layout.list_starts, l as usize).unwrap_or(u32::MAX);
+            if start < previous
+                || start > v.count
+                || (l == v.lists && v.lists > 0 && start != v.count)
+            {
+                return Err(VectorsCheck::Lists);
+            }
+            previous = start;
+        }
+        Ok(v)
+    }
+
+    fn u32_at(&self, section: usize, index: usize) -> Option<u32> {
+        let at = section + 4 * index;
+        let b = self.bytes.get(at..at + 4)?;
+        Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn row(&self, ordinal: u32) -> Option<u32> {
+        if ordinal >= self.count {
+            return None;
+        }
+        self.u32_at(self.layout.rows, ordinal as usize).filter(|&r| r < self.count)
+    }
+
+    /// Inverted lists (0: the file is scanned whole).
+    pub fn lists(&self) -> u32 {
+        self.lists
     }
 
     /// Dimensions per vector.
@@ -131,16 +168,12 @@ impl Vectors {
         self.bytes.len()
     }
 
-    fn scale(&self, ordinal: u32) -> f32 {
-        let at = VECTORS_HEADER_LEN + 4 * ordinal as usize;
-        match self.bytes.get(at..at + 4) {
-            Some(b) => f32::from_le_bytes([b[0], b[1], b[2], b[3]]),
-            None => 0.0,
-        }
+    fn scale(&self, row: u32) -> f32 {
+        self.u32_at(self.layout.scales, row as usize).map_or(0.0, f32::from_bits)
     }
 
-    fn codes(&self, ordinal: u32) -> &[u8] {
-        let at = self.codes_at + ordinal as usize * self.dim;
+    fn codes(&self, row: u32) -> &[u8] {
+        let at = self.layout.codes + row as usize * self.dim;
         self.bytes.get(at..at + self.dim).unwrap_or(&[])
     }
 
@@ -149,17 +182,18 @@ impl Vectors {
         if ordinal >= self.count {
             return None;
         }
-        let at = ids_offset(self.count) + 16 * ordinal as usize;
+        let at = self.layout.ids + 16 * ordinal as usize;
         self.bytes.get(at..at + 16)?.try_into().ok()
     }
 
     /// The (dequantized) vector of `ordinal` into `out` (`dim` long); `false` past the end.
     pub fn vector(&self, ordinal: u32, out: &mut [f32]) -> bool {
-        if ordinal >= self.count || out.len() != self.dim {
+        let Some(row) = self.row(ordinal) else { return false };
+        if out.len() != self.dim {
             return false;
         }
-        let scale = self.scale(ordinal);
-        for (o, &c) in out.iter_mut().zip(self.codes(ordinal)) {
+        let scale = self.scale(row);
+        for (o, &c) in out.iter_mut().zip(self.codes(row)) {
             *o = f32::from(c as i8) * scale;
         }
         true
@@ -167,10 +201,96 @@ impl Vectors {
 
     /// Cosine similarity (vectors are unit length) of `query` with `ordinal`'s vector.
     pub fn similarity(&self, query: &QueryVector, ordinal: u32) -> f32 {
-        if ordinal >= self.count || query.codes.len() != self.dim {
+        let Some(row) = self.row(ordinal) else { return 0.0 };
+        if query.codes.len() != self.dim {
             return 0.0;
         }
-        dot(&query.codes, self.codes(ordinal)) as f32 * query.scale * self.scale(ordinal)
+        dot(&query.codes, self.codes(row)) as f32 * query.scale * self.scale(row)
+    }
+
+    /// Offers the vectors of rows `rows` not deleted to `hits`.
+    fn scan_rows(
+        &self,
+        query: &QueryVector,
+        deleted: &DeletedSet,
+        segment: u32,
+        rows: std::ops::Range<usize>,
+        hits: &mut VectorHits,
+    ) {
+        let dim = self.dim;
+        let scales =
+            self.bytes.get(self.layout.scales + 4 * rows.start..self.layout.scales + 4 * rows.end);
+        let codes = self
+            .bytes
+            .get(self.layout.codes + dim * rows.start..self.layout.codes + dim * rows.end);
+        let ordinals = self
+            .bytes
+            .get(self.layout.ordinals + 4 * rows.start..self.layout.ordinals + 4 * rows.end);
+        let (Some(scales), Some(codes), Some(ordinals)) = (scales, codes, ordinals) else { return };
+        for ((scale, code), ordinal) in
+            scales.chunks_exact(4).zip(codes.chunks_exact(dim)).zip(ordinals.chunks_exact(4))
+        {
+            let d = dot(&query.codes, code);
+            let scale = f32::from_le_bytes([scale[0], scale[1], scale[2], scale[3]]);
+            let score = d as f32 * query.scale * scale;
+            if score > hits.floor() {
+                let ordinal = u32::from_le_bytes([ordinal[0], ordinal[1], ordinal[2], ordinal[3]]);
+                if !deleted.contains(ordinal) {
+                    hits.offer(VectorHit { segment, ordinal, similarity: score });
+                }
+            }
+        }
+    }
+
+    /// Searches the nearest `probes` lists (every row when the file has no lists, or when
+    /// `probes` reaches their number). No allocation: the lists are ranked in `hits`' scratch.
+    pub fn search(
+        &self,
+        query: &QueryVector,
+        deleted: &DeletedSet,
+        segment: u32,
+        probes: usize,
+        hits: &mut VectorHits,
+    ) {
+        if query.codes.len() != self.dim || self.dim == 0 {
+            return;
+        }
+        let lists = self.lists as usize;
+        if lists == 0 || probes >= lists {
+            self.scan_rows(query, deleted, segment, 0..self.count as usize, hits);
+            return;
+        }
+        // Rank the centroids by similarity with the query, keep the best `probes`.
+        let ranked = &mut hits.lists;
+        ranked.clear();
+        let dim = self.dim;
+        let Some(centroids) =
+            self.bytes.get(self.layout.centroids..self.layout.centroids + 4 * lists * dim)
+        else {
+            return;
+        };
+        for (l, c) in centroids.chunks_exact(4 * dim).enumerate() {
+            let mut acc = [0.0f32; 8];
+            for (cs, qs) in c.chunks_exact(32).zip(query.values.chunks_exact(8)) {
+                for i in 0..8 {
+                    let b = &cs[4 * i..4 * i + 4];
+                    acc[i] += f32::from_le_bytes([b[0], b[1], b[2], b[3]]) * qs[i];
+                }
+            }
+            ranked.push((acc.iter().sum::<f32>(), l as u32));
+        }
+        let probes = probes.max(1);
+        if probes < ranked.len() {
+            ranked.select_nth_unstable_by(probes - 1, |a, b| b.0.total_cmp(&a.0));
+        }
+        for i in 0..probes.min(hits.lists.len()) {
+            let l = hits.lists[i].1 as usize;
+            let start = self.u32_at(self.layout.list_starts, l).unwrap_or(0) as usize;
+            let end = self.u32_at(self.layout.list_starts, l + 1).unwrap_or(0) as usize;
+            if start < end {
+                self.scan_rows(query, deleted, segment, start..end, hits);
+            }
+        }
     }
 
     /// Scans every vector not deleted and offers it to `hits` (tagged `segment`). Exact; no
@@ -185,22 +305,7 @@ impl Vectors {
         if query.codes.len() != self.dim || self.dim == 0 {
             return;
         }
-        let scales = self
-            .bytes
-            .get(VECTORS_HEADER_LEN..VECTORS_HEADER_LEN + 4 * self.count as usize)
-            .unwrap_or(&[]);
-        let codes = self.bytes.get(self.codes_at..).unwrap_or(&[]);
-        for (ordinal, (scale, code)) in
-            scales.chunks_exact(4).zip(codes.chunks_exact(self.dim)).enumerate()
-        {
-            let ordinal = ordinal as u32;
-            let d = dot(&query.codes, code);
-            let scale = f32::from_le_bytes([scale[0], scale[1], scale[2], scale[3]]);
-            let score = d as f32 * query.scale * scale;
-            if score > hits.floor() && !deleted.contains(ordinal) {
-                hits.offer(VectorHit { segment, ordinal, similarity: score });
-            }
-        }
+        self.scan_rows(query, deleted, segment, 0..self.count as usize, hits);
     }
 }
 
@@ -228,12 +333,14 @@ fn dot(query: &[i8], doc: &[u8]) -> i32 {
 pub struct QueryVector {
     codes: Vec<i8>,
     scale: f32,
+    /// The vector itself (centroids are ranked in f32), padded with zeros to a multiple of 8.
+    values: Vec<f32>,
 }
 
 impl QueryVector {
     /// A zero query of `dim` dimensions, to [`set`](QueryVector::set) before each search.
     pub fn with_dim(dim: usize) -> QueryVector {
-        QueryVector { codes: vec![0; dim], scale: 0.0 }
+        QueryVector { codes: vec![0; dim], scale: 0.0, values: vec![0.0; dim.next_multiple_of(8)] }
     }
 
     /// Quantizes `vector` (unit length, from the same model as the documents).
@@ -247,6 +354,9 @@ impl QueryVector {
     pub fn set(&mut self, vector: &[f32]) {
         self.codes.resize(vector.len(), 0);
         self.scale = quantize(vector, &mut self.codes);
+        self.values.clear();
+        self.values.extend_from_slice(vector);
+        self.values.resize(vector.len().next_multiple_of(8), 0.0);
     }
 
     /// Dimensions.
@@ -272,12 +382,28 @@ pub struct VectorHits {
     hits: Vec<VectorHit>,
     k: usize,
     floor: f32,
+    /// Inverted lists probed per file.
+    probes: usize,
+    /// Scratch: (similarity, list) of a file's centroids.
+    lists: Vec<(f32, u32)>,
 }
 
 impl VectorHits {
     /// A buffer for the best `k`.
     pub fn with_capacity(k: usize) -> VectorHits {
-        VectorHits { hits: Vec::with_capacity(k), k, floor: f32::NEG_INFINITY }
+        VectorHits {
+            hits: Vec::with_capacity(k),
+            k,
+            floor: f32::NEG_INFINITY,
+            probes: DEFAULT_PROBES,
+            lists: Vec::with_capacity(semantic_index::vectors::IVF_MAX_LISTS),
+        }
+    }
+
+    /// Inverted lists probed per vector file ([`DEFAULT_PROBES`] unless set); `usize::MAX`
+    /// scans every vector (exact).
+    pub fn set_probes(&mut self, probes: usize) {
+        self.probes = probes;
     }
 
     /// Empties the buffer (keeps its capacity).
@@ -424,12 +550,14 @@ impl SnapshotVectors {
         self.files.iter().flatten().map(Vectors::dim).next()
     }
 
-    /// Scans every live segment's vectors; `hits` is cleared first, then sorted. No allocation.
+    /// Searches every live segment's vectors (the nearest lists of files that have them, see
+    /// [`VectorHits::set_probes`]); `hits` is cleared first, then sorted. No allocation.
     pub fn search(&self, snapshot: &Snapshot, query: &QueryVector, hits: &mut VectorHits) {
         hits.clear();
         for (index, file) in self.files.iter().enumerate() {
             if let (Some(v), Some(deleted)) = (file, snapshot.deleted(index)) {
-                v.scan(query, deleted, index as u32, hits);
+                let probes = hits.probes;
+                v.search(query, deleted, index as u32, probes, hits);
             }
         }
         hits.sort();

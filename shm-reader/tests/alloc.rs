@@ -4,9 +4,9 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use semantic_index::layout::Publisher;
+use index_publisher::Publisher;
 use semantic_index::{Document, SegmentBuilder};
-use shm_reader::{DeletedSet, Hits, Query, Reader, SearchOptions};
+use shm_reader::{DeletedSet, Hits, Query, Ranking, Reader, SearchOptions};
 
 struct Counting;
 
@@ -93,13 +93,20 @@ fn a_thousand_searches_allocate_nothing() {
     let queries: Vec<Query> = (0..50)
         .map(|i| Query::from_keywords((0..1 + i % 5).map(|k| WORDS[(i * 3 + k * 7) % 12])))
         .collect();
-    let options: Vec<SearchOptions> = vec![
-        SearchOptions::default(),
-        SearchOptions { domain: Some("d2".into()), ..Default::default() },
-        SearchOptions { sacred_only: true, ..Default::default() },
-        SearchOptions { w_score: 0.0, w_sacred: 0.0, limit: 25, ..Default::default() },
-        SearchOptions { domain: Some("nowhere".into()), sacred_only: true, ..Default::default() },
-    ];
+    // Both rankings (BM25F is the default), each with filters and weights.
+    let options: Vec<SearchOptions> = [Ranking::Bm25f, Ranking::Jaccard]
+        .into_iter()
+        .flat_map(|ranking| {
+            let base = SearchOptions { ranking, ..Default::default() };
+            [
+                base.clone(),
+                SearchOptions { domain: Some("d2".into()), ..base.clone() },
+                SearchOptions { sacred_only: true, ..base.clone() },
+                SearchOptions { w_score: 0.0, w_sacred: 0.0, limit: 25, ..base.clone() },
+                SearchOptions { domain: Some("nowhere".into()), sacred_only: true, ..base },
+            ]
+        })
+        .collect();
     let mut hits = Hits::with_capacity(25);
     let empty = DeletedSet::empty();
     // Warm up: the reader's first refresh may map the beacon.

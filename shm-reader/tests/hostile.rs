@@ -108,8 +108,9 @@ fn unknown_version_and_misalignment_are_named() {
     assert!(err.to_string().contains("version 7"), "{err}");
 
     let good = small_segment();
-    let mut shifted = shm_reader::aligned(&[0u8]);
-    shifted.extend_from_slice(&good);
+    let mut one_more = vec![0u8];
+    one_more.extend_from_slice(&good);
+    let shifted = shm_reader::aligned(&one_more);
     let misaligned: &[u8] = &shifted[1..];
     let err = Segment::from_bytes(misaligned).unwrap_err();
     assert!(matches!(err.check, Check::Misaligned), "{err}");

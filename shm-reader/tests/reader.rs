@@ -1,9 +1,10 @@
 //! The Reader on real store directories: generations, deletions, segments, other processes.
 
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
+use index_publisher::Publisher;
 use proptest::prelude::*;
-use semantic_index::layout::Publisher;
 use semantic_index::{Document, SegmentBuilder};
 use shm_reader::{Hits, Query, Reader, SearchOptions};
 
@@ -154,54 +155,37 @@ proptest! {
     }
 }
 
-const CHILD_ENV: &str = "SHM_READER_CHILD_STORE";
-
-/// Child side: searches in a loop and prints "generation hits" lines until it saw generation 20.
-#[test]
-fn reader_child() {
-    let Ok(dir) = std::env::var(CHILD_ENV) else { return };
-    let mut reader = Reader::open(&dir).unwrap();
-    let q = Query::from_text("memory");
-    let mut hits = Hits::with_capacity(1000);
-    let options = SearchOptions { limit: 1000, ..Default::default() };
-    loop {
-        reader.search(&q, &options, &mut hits).unwrap();
-        let g = reader.generation();
-        println!("{g} {}", hits.len());
-        if g >= 20 {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
-}
+/// Searches a store in a loop until generation 20 (tests/bin/reader_child.rs).
+const CHILD: &str = env!("CARGO_BIN_EXE_shm-reader-test-reader-child");
 
 #[test]
 fn another_process_sees_every_generation_complete() {
     let dir = tempfile::tempdir().unwrap();
     let mut p = Publisher::open(dir.path()).unwrap();
-    let child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "reader::reader_child", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, dir.path())
+    // Generation g holds exactly 5·g memories, each matching "memory".
+    let generation = |g: u32| -> Vec<Document> {
+        (0..5).map(|i| doc(g * 100 + i, "memory of a generation", false)).collect()
+    };
+    publish(&mut p, &generation(1), 1);
+    let mut child = Command::new(CHILD)
+        .arg(dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // Generation g holds exactly 5·g memories, each matching "memory".
-    for g in 1..=20u32 {
-        let docs: Vec<Document> =
-            (0..5).map(|i| doc(g * 100 + i, "memory of a generation", false)).collect();
-        publish(&mut p, &docs, u64::from(g));
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "ready", "the child opened the store");
+    // Publish while the child searches; it must see each generation whole.
+    for g in 2..=20u32 {
+        publish(&mut p, &generation(g), u64::from(g));
         p.collect_garbage().unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(3));
     }
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text: String = lines.map(|l| l.unwrap() + "\n").collect();
+    assert!(child.wait().unwrap().success());
     let mut seen = 0;
     for line in text.lines() {
-        let mut parts = line.split_whitespace();
-        let (Some(g), Some(n)) = (parts.next(), parts.next()) else { continue };
-        let (Ok(g), Ok(n)) = (g.parse::<u32>(), n.parse::<u32>()) else { continue };
+        let (g, n) = line.split_once(' ').expect("GENERATION HITS");
+        let (g, n) = (g.parse::<u32>().unwrap(), n.parse::<u32>().unwrap());
         assert_eq!(n, 5 * g, "generation {g} seen with {n} hits: incomplete");
         seen += 1;
     }

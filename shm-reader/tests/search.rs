@@ -1,5 +1,5 @@
 use proptest::prelude::*;
-use shm_reader::{DeletedSet, Hits, Query, SearchOptions};
+use shm_reader::{DeletedSet, Hits, Query, Ranking, SearchOptions};
 
 use crate::util::*;
 
@@ -54,11 +54,67 @@ proptest! {
         let deleted_ids: Vec<[u8; 16]> = deleted_ordinals.iter().map(|&o| segment.doc(o).unwrap().id()).collect();
         let live: Vec<_> = docs.iter().filter(|d| !deleted_ids.contains(&d.id)).cloned().collect();
         let q = Query::from_keywords(&query);
-        let options = SearchOptions::default();
+        let options = jaccard_default();
         let mut hits = Hits::with_capacity(10);
         segment.search(&q, &options, &deleted, 0, &mut hits);
         let got: Vec<_> = hits.iter().map(|h| (h.id, h.score)).collect();
         assert_same(&got, &brute_force(&live, q.keywords(), &options))?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn ranked_search_equals_brute_force(docs in corpus_strategy(120), query in query_strategy(), options in ranked_options_strategy()) {
+        let segment = segment_of(&docs, 1);
+        let q = Query::from_keywords(&query);
+        let mut hits = Hits::with_capacity(16);
+        segment.search(&q, &options, &DeletedSet::empty(), 0, &mut hits);
+        let got: Vec<_> = hits.iter().map(|h| (h.id, h.score)).collect();
+        assert_same(&got, &brute_force_ranked(&[&docs], q.terms(), &options))?;
+        // Every hit explains its score, term by term.
+        for h in hits.iter() {
+            let e = segment.explain(&q, h.ordinal, &options).unwrap();
+            prop_assert_eq!(e.score, h.score);
+            prop_assert_eq!(e.overlap, h.overlap);
+            let sum: f64 = e.terms.iter().map(|t| t.contribution).sum();
+            prop_assert!((sum - e.jaccard).abs() < 1e-9, "{} vs {}", sum, e.jaccard);
+        }
+    }
+
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn ranked_long_queries_and_ties_equal_brute_force(
+        docs in proptest::collection::vec(doc_strategy(), 300..2000),
+        query in proptest::collection::vec(query_word(), 1..24),
+        options in ranked_options_strategy(),
+        delete_every in 0usize..5,
+    ) {
+        // More documents than a window and than a block, many equal scores (same words, same
+        // boosts): ties are broken by timestamp then id, as brute force does.
+        let mut docs = docs;
+        docs.sort_by_key(|d| d.id);
+        docs.dedup_by_key(|d| d.id);
+        let segment = segment_of(&docs, 1);
+        let deleted_ordinals: Vec<u32> = if delete_every < 2 { Vec::new() } else {
+            (0..segment.len()).filter(|o| (*o as usize).is_multiple_of(delete_every)).collect()
+        };
+        let deleted = DeletedSet::from_sorted(&deleted_ordinals, segment.len());
+        let deleted_ids: Vec<[u8; 16]> = deleted_ordinals.iter().map(|&o| segment.doc(o).unwrap().id()).collect();
+        let q = Query::from_keywords(&query);
+        let mut hits = Hits::with_capacity(16);
+        segment.search(&q, &options, &deleted, 0, &mut hits);
+        let got: Vec<_> = hits.iter().map(|h| (h.id, h.score)).collect();
+        // Deleted documents still count in the statistics (as they do in the segment).
+        let mut want = brute_force_ranked(&[&docs], q.terms(), &SearchOptions { limit: docs.len(), ..options.clone() });
+        want.retain(|(id, _)| !deleted_ids.contains(id));
+        want.truncate(options.limit);
+        assert_same(&got, &want)?;
     }
 }
 
@@ -192,7 +248,7 @@ fn hits_respect_capacity_and_limit() {
     let mut hits = Hits::with_capacity(7);
     segment.search(
         &q,
-        &SearchOptions { limit: 100, ..Default::default() },
+        &SearchOptions { limit: 100, ..jaccard_default() },
         &DeletedSet::empty(),
         0,
         &mut hits,
@@ -200,7 +256,7 @@ fn hits_respect_capacity_and_limit() {
     assert_eq!(hits.len(), 7);
     segment.search(
         &q,
-        &SearchOptions { limit: 3, ..Default::default() },
+        &SearchOptions { limit: 3, ..jaccard_default() },
         &DeletedSet::empty(),
         0,
         &mut hits,
@@ -209,7 +265,7 @@ fn hits_respect_capacity_and_limit() {
     hits.clear();
     segment.search(
         &q,
-        &SearchOptions { limit: 3, ..Default::default() },
+        &SearchOptions { limit: 3, ..jaccard_default() },
         &DeletedSet::empty(),
         0,
         &mut hits,
@@ -250,7 +306,7 @@ fn more_terms_than_narrow_forward_lists_hold_search_exactly() {
     let segment = segment_of(&docs, 1);
     assert!(segment.term_count() as usize > semantic_index::format::NARROW_TERMS);
     segment.verify().unwrap();
-    let options = SearchOptions::default();
+    let options = jaccard_default();
     let mut hits = Hits::with_capacity(10);
     for (i, d) in docs.iter().enumerate().step_by(37) {
         let q = Query::from_keywords([
@@ -349,11 +405,11 @@ fn postings_over_several_pages_search_exactly() {
         vec![VOCAB[5].into(), VOCAB[6].into(), word(123), word(2_500)],
     ];
     let option_sets = [
-        SearchOptions::default(),
-        SearchOptions { limit: 50, ..Default::default() },
-        SearchOptions { sacred_only: true, ..Default::default() },
-        SearchOptions { domain: Some("d2".into()), ..Default::default() },
-        SearchOptions { w_score: 0.0, w_sacred: 0.0, limit: 20, ..Default::default() },
+        jaccard_default(),
+        SearchOptions { limit: 50, ..jaccard_default() },
+        SearchOptions { sacred_only: true, ..jaccard_default() },
+        SearchOptions { domain: Some("d2".into()), ..jaccard_default() },
+        SearchOptions { w_score: 0.0, w_sacred: 0.0, limit: 20, ..jaccard_default() },
     ];
     let mut hits = Hits::with_capacity(50);
     for kws in &queries {
@@ -363,6 +419,12 @@ fn postings_over_several_pages_search_exactly() {
             segment.search(&q, o, &DeletedSet::empty(), 0, &mut hits);
             let got: Vec<_> = hits.iter().map(|h| (h.id, h.score)).collect();
             assert_same(&got, &brute(q.keywords(), o)).unwrap();
+            // The same under BM25F: postings over many blocks, windows and skips.
+            let o = SearchOptions { ranking: Ranking::Bm25f, ..o.clone() };
+            hits.clear();
+            segment.search(&q, &o, &DeletedSet::empty(), 0, &mut hits);
+            let got: Vec<_> = hits.iter().map(|h| (h.id, h.score)).collect();
+            assert_same(&got, &brute_force_ranked(&[&docs], q.terms(), &o)).unwrap();
         }
     }
 }

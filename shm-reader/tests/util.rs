@@ -2,7 +2,7 @@
 
 use proptest::prelude::*;
 use semantic_index::Document;
-use shm_reader::{SearchOptions, Segment};
+use shm_reader::{Ranking, SearchOptions, Segment};
 
 pub(crate) const VOCAB: [&str; 24] = [
     "memory",
@@ -97,7 +97,81 @@ pub(crate) fn options_strategy() -> impl Strategy<Value = SearchOptions> {
             w_score,
             w_sacred,
             exclude: None,
+            ranking: Ranking::Jaccard,
         })
+}
+
+/// [`options_strategy`] under BM25F.
+pub(crate) fn ranked_options_strategy() -> impl Strategy<Value = SearchOptions> {
+    options_strategy().prop_map(|o| SearchOptions { ranking: Ranking::Bm25f, ..o })
+}
+
+/// The default options under the Jaccard ranking.
+pub(crate) fn jaccard_default() -> SearchOptions {
+    SearchOptions { ranking: Ranking::Jaccard, ..SearchOptions::default() }
+}
+
+/// The naive BM25F scorer: every document of every segment (`segments` lists each segment's
+/// documents), per-field term counts from the analyzer, the format's quantized impact with each
+/// segment's own mean field lengths, idf from the summed document frequencies, a full sort.
+/// Returns `(id, score)` best first.
+pub(crate) fn brute_force_ranked(
+    segments: &[&[Document]],
+    query: &[String],
+    o: &SearchOptions,
+) -> Vec<([u8; 16], f64)> {
+    let params = semantic_index::Bm25fParams::DEFAULT;
+    let fields = |d: &Document| -> [Vec<String>; 3] {
+        let insights: Vec<String> = d
+            .insights
+            .iter()
+            .take(semantic_index::DOCUMENT_INSIGHTS)
+            .flat_map(|i| semantic_index::analyze(i))
+            .collect();
+        [semantic_index::analyze(&d.question), insights, semantic_index::analyze(&d.synthesis)]
+    };
+    let analyzed: Vec<Vec<[Vec<String>; 3]>> =
+        segments.iter().map(|docs| docs.iter().map(fields).collect()).collect();
+    let n: u64 = segments.iter().map(|s| s.len() as u64).sum();
+    let weights: Vec<u64> = query
+        .iter()
+        .map(|t| {
+            let df = analyzed.iter().flatten().filter(|f| f.iter().any(|f| f.contains(t))).count();
+            let (nf, dff) = (n as f64, (df as u64).min(n) as f64);
+            let idf = (1.0 + (nf - dff + 0.5) / (dff + 0.5)).ln();
+            ((idf * 65_536.0).round() as u64).max(1)
+        })
+        .collect();
+    let mut scored: Vec<([u8; 16], f64, i64)> = Vec::new();
+    for (docs, analyzed) in segments.iter().zip(&analyzed) {
+        let mut avg = [0f32; 3];
+        for (f, a) in avg.iter_mut().enumerate() {
+            let total: u64 = analyzed.iter().map(|d| d[f].len() as u64).sum();
+            *a = if docs.is_empty() { 0.0 } else { (total as f64 / docs.len() as f64) as f32 };
+        }
+        for (d, f) in docs.iter().zip(analyzed) {
+            if o.sacred_only && !d.sacred
+                || o.domain.as_ref().is_some_and(|dom| *dom != d.domain)
+                || o.exclude == Some(d.id)
+            {
+                continue;
+            }
+            let len = [f[0].len() as u32, f[1].len() as u32, f[2].len() as u32];
+            let mut relevance = 0u64;
+            for (t, w) in query.iter().zip(&weights) {
+                let tf = [0, 1, 2].map(|i| f[i].iter().filter(|x| *x == t).count() as u32);
+                relevance += w * u64::from(params.impact(tf, len, avg));
+            }
+            if relevance == 0 {
+                continue;
+            }
+            let s = shm_reader::ranked_score(relevance, d.score, d.sacred, o);
+            scored.push((d.id, s, d.timestamp_micros));
+        }
+    }
+    scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(b.2.cmp(&a.2)).then(a.0.cmp(&b.0)));
+    scored.truncate(o.limit);
+    scored.into_iter().map(|(id, s, _)| (id, s)).collect()
 }
 
 pub(crate) fn query_strategy() -> impl Strategy<Value = Vec<String>> {
@@ -113,7 +187,7 @@ pub(crate) fn query_word() -> impl Strategy<Value = String> {
     ]
 }
 
-pub(crate) fn segment_of(docs: &[Document], generation: u64) -> Segment<rkyv::util::AlignedVec> {
+pub(crate) fn segment_of(docs: &[Document], generation: u64) -> Segment<shm_reader::Aligned> {
     let mut b = semantic_index::SegmentBuilder::new().generation(generation);
     for d in docs {
         b.add(d).unwrap();
@@ -121,7 +195,7 @@ pub(crate) fn segment_of(docs: &[Document], generation: u64) -> Segment<rkyv::ut
     Segment::from_bytes(shm_reader::aligned(&b.to_bytes().unwrap())).unwrap()
 }
 
-/// The naive scorer: every document, its keyword set, DESIGN.md's formula, a full sort.
+/// The naive scorer: every document, its keyword set, `shm_reader::score`'s formula, a full sort.
 pub(crate) fn brute_force(
     docs: &[Document],
     query: &[String],

@@ -3,10 +3,11 @@
 //! - `corpus`: the deterministic bench corpus and queries as files.
 //! - `bench [--peers] [--large] [--quick]`: the suite (ours, and tantivy, SQLite FTS5 and a naive
 //!   scan side by side in the same run); writes `target/bench/report.{md,json}`.
-//! - `relevance [--peers]`: nDCG@10, MAP and P@10 on Cranfield (`../shared/data/cranfield`).
+//! - `relevance [--peers]`: nDCG@10, MAP and P@10 on Cranfield (`--data DIR`; not shipped in the repository).
 //! - `fuzz [--target reader|frames] [--seconds N] [--build]`: the cargo-fuzz targets.
 //! - `model [--dir DIR]`: installs the embedding model (all-MiniLM-L6-v2, pinned) with pip.
 //! - `torture [--kills N]`: the writer kill test at scale and the apprentice crash/restart test.
+//! - `bench-mcp [--n N]`: `mcs mcp`'s recall round trip through rmcp's client, and its memory.
 //!
 //! xtask only parses arguments and runs cargo; the programs it runs live in `benches`.
 
@@ -57,7 +58,8 @@ enum Task {
         /// Also tantivy's BM25 on the same text.
         #[arg(long)]
         peers: bool,
-        /// The collection [default: ../shared/data/cranfield beside the workspace].
+        /// The collection's directory (cran.all.1400, cran.qry, cranqrel) [default: the copy CI
+        /// keeps beside the workspace, in shared/data/cranfield].
         #[arg(long)]
         data: Option<PathBuf>,
     },
@@ -88,6 +90,12 @@ enum Task {
         /// How many times an apprentice is SIGKILLed.
         #[arg(long, default_value_t = 200)]
         apprentice_kills: usize,
+    },
+    /// `mcs mcp`: the recall round trip through an MCP client, and the server's own memory.
+    BenchMcp {
+        /// Number of memories.
+        #[arg(long, default_value_t = 100_000)]
+        n: usize,
     },
 }
 
@@ -137,6 +145,12 @@ fn main() -> anyhow::Result<()> {
                 }
             }
             run(&mut cmd)
+        }
+        Task::BenchMcp { n } => {
+            run(cargo(&root).args(["build", "--release", "-p", "memory-store", "--bin", "mcs"]))?;
+            run(cargo(&root)
+                .args(["run", "--release", "-q", "-p", "benches", "--bin", "mcp-bench", "--"])
+                .args(["--n", &n.to_string()]))
         }
         Task::Relevance { peers, data } => {
             let data = match data {

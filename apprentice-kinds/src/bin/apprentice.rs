@@ -1,4 +1,5 @@
-//! `apprentice KIND`: hosts a built-in apprentice kind (`navigator`, `witness`) in this
+//! `apprentice KIND`: hosts a built-in apprentice kind (`navigator`, `witness`,
+//! `synthesizer`, `curator`) in this
 //! process. It is started by a supervisor (`apprentice_core::Apprentice::spawn`), which passes
 //! the socket and the store in the environment; run by hand it explains that and exits.
 
@@ -12,7 +13,7 @@ fn main() -> ExitCode {
         }
         _ => {
             eprintln!(
-                "usage: apprentice KIND   (KIND: navigator | witness)\n\
+                "usage: apprentice KIND   (KIND: navigator | witness | synthesizer | curator)\n\
                  Started by a supervisor, which sets MCS_APPRENTICE_SOCKET and MCS_APPRENTICE_STORE."
             );
             ExitCode::from(2)

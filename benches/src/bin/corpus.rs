@@ -1,4 +1,4 @@
-//! `corpus --n N --seed S --out DIR`: writes `memories.jsonl` (DESIGN.md's memory format) and
+//! `corpus --n N --seed S --out DIR`: writes `memories.jsonl` (`mcs ingest`'s memory format) and
 //! `queries.txt` (one query per line, keywords separated by spaces). The same seed gives the
 //! same bytes on every machine. `cargo xtask corpus` runs it.
 

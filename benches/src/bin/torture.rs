@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
 use apprentice_core::{Circle, Error, Invitation, RestartPolicy, SpawnOptions};
-use semantic_index::layout::Publisher;
+use index_publisher::Publisher;
 use semantic_index::SegmentBuilder;
 
 const MEMBERS: usize = 4;
@@ -25,6 +25,22 @@ fn zombies_of(pid: u32) -> usize {
             rest.first() == Some(&"Z") && rest.get(1) == Some(&pid.to_string().as_str())
         })
         .count()
+}
+
+/// Kills the process `pid` at once, without letting it clean up (SIGKILL).
+#[cfg(unix)]
+fn kill_now(pid: u32) -> anyhow::Result<()> {
+    let pid = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw).context("pid")?;
+    rustix::process::kill_process(pid, rustix::process::Signal::KILL)?;
+    Ok(())
+}
+
+/// Kills the process `pid` at once, without letting it clean up (`TerminateProcess`).
+#[cfg(windows)]
+fn kill_now(pid: u32) -> anyhow::Result<()> {
+    let status = Command::new("taskkill").args(["/F", "/PID", &pid.to_string()]).status()?;
+    ensure!(status.success(), "taskkill /F /PID {pid}: {status}");
+    Ok(())
 }
 
 fn main() -> anyhow::Result<()> {
@@ -80,10 +96,7 @@ fn main() -> anyhow::Result<()> {
             bail!("kill {kill}: {} is down", members[victim].0)
         };
         let killed_at = Instant::now();
-        rustix::process::kill_process(
-            rustix::process::Pid::from_raw(pid as i32).context("pid 0")?,
-            rustix::process::Signal::KILL,
-        )?;
+        kill_now(pid)?;
         // Give the kernel a moment so that the death, not a race, is what the invitation meets.
         std::thread::sleep(Duration::from_millis(2 + seed % 5));
         let q = &corpus.queries[kill % corpus.queries.len()];

@@ -4,20 +4,19 @@
 //!
 //! The model itself is not here (this library does not depend on candle): the caller hands an
 //! [`Embed`] (the `embeddings` crate's model in `mcs`) to [`MemoryStore::embed_pending`], and a
-//! query's vector to [`MemoryStore::search_hybrid`].
+//! query's vector to [`MemoryStore::search`] in the [`Query`] ([`Query::with_embedding`]) with
+//! [`Ranking::Hybrid`](shm_reader::Ranking::Hybrid) or
+//! [`Ranking::Vector`](shm_reader::Ranking::Vector).
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use semantic_index::vectors::{encode, vectors_path, VECTORS_DIR};
-use shm_reader::vectors::{rrf, QueryVector, SnapshotVectors, VectorHits, Vectors};
-use shm_reader::{Hits, Query, SearchOptions};
+use shm_reader::vectors::{SnapshotVectors, Vectors};
+use shm_reader::{Hits, HybridSearch, Query, SearchOptions, FUSION_DEPTH};
 
-use super::{found, Error, MemoryStore, Result, SearchResults, Why};
+use super::{Error, MemoryStore, Result, SearchResults, Why};
 use crate::memory::Memory;
-
-/// How deep each side of a hybrid search ranks before fusion (the measurement: 100).
-pub const FUSION_DEPTH: usize = 100;
 /// Memories embedded per call of the model (and per progress step).
 const EMBED_CHUNK: usize = 256;
 
@@ -52,18 +51,6 @@ pub fn embedding_text(m: &Memory) -> String {
     text
 }
 
-/// Which ranking a search uses.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Fusion {
-    /// The lexical ranking alone.
-    Lexical,
-    /// The vector ranking alone (cosine similarity).
-    Vector,
-    /// Reciprocal rank fusion of both (k = 60, top [`FUSION_DEPTH`] of each).
-    #[default]
-    Hybrid,
-}
-
 /// What each side contributed to a hybrid hit.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct HybridWhy {
@@ -79,12 +66,12 @@ pub struct HybridWhy {
     pub similarity: Option<f32>,
 }
 
-type Ranks = (Option<usize>, Option<usize>, f32);
-
-/// The store's vector files for its current generation, opened when the generation changes.
+/// The store's vector files for its current generation, opened when the generation changes,
+/// and the hybrid search's scratch (sized once, for the first query's dimensions).
 #[derive(Default)]
 pub(crate) struct VectorCache {
     current: Option<SnapshotVectors>,
+    search: Option<HybridSearch>,
 }
 
 impl MemoryStore {
@@ -135,7 +122,7 @@ impl MemoryStore {
         let todo: Vec<(usize, String)> = snapshot
             .segment_files()
             .enumerate()
-            .filter(|(_, (file, _))| !vectors_path(&self.dir, file).exists())
+            .filter(|(_, (file, _))| !current_vector_file(&vectors_path(&self.dir, file)))
             .map(|(i, (file, _))| (i, file.to_owned()))
             .collect();
         if todo.is_empty() {
@@ -162,8 +149,8 @@ impl MemoryStore {
                         continue;
                     }
                     // A memory forgotten since (deleted in the segment) keeps a zero vector.
-                    if let Some(m) = records.get(&uuid::Uuid::from_bytes(id)) {
-                        texts.push((row, embedding_text(m)));
+                    if let Some(m) = records.get(&uuid::Uuid::from_bytes(id))? {
+                        texts.push((row, embedding_text(&m)));
                     }
                 }
             }
@@ -238,113 +225,67 @@ impl MemoryStore {
         Ok(())
     }
 
-    /// Searches with `fusion`: the lexical ranking, the vector ranking of `vector` (the query's
-    /// embedding, from the same model as the store's vectors), or their reciprocal rank fusion.
-    /// Without vectors in the store, or without `vector`, it is the lexical search. Each hit's
-    /// `why.hybrid` says what each side contributed.
-    pub fn search_hybrid(
+    /// Hybrid and vector searches of a query with an embedding, when
+    /// the store has vectors of its dimensions (`None` otherwise: the caller searches lexically).
+    pub(super) fn search_semantic(
         &mut self,
         query: &Query,
-        vector: Option<&[f32]>,
         options: &SearchOptions,
-        fusion: Fusion,
-    ) -> Result<SearchResults> {
-        let Some(vector) = vector.filter(|_| fusion != Fusion::Lexical) else {
-            return self.search(query, options);
-        };
-        if !self.vectors()?.any() {
-            return self.search(query, options);
+    ) -> Result<Option<SearchResults>> {
+        let Some(dim) = query.embedding().map(<[f32]>::len) else { return Ok(None) };
+        if self.vectors()?.dim() != Some(dim) {
+            return Ok(None);
         }
         let snapshot = self.reader.snapshot();
-        let Some(vectors) = self.vectors.current.as_ref() else {
-            return self.search(query, options);
+        let cache = &mut self.vectors;
+        let Some(vectors) = cache.current.as_ref() else { return Ok(None) };
+        let search = match &mut cache.search {
+            Some(s) if s.dim() == dim => s,
+            slot => slot.insert(HybridSearch::new(dim, FUSION_DEPTH)),
         };
-        let depth = FUSION_DEPTH.max(options.limit);
-        let query_vector = QueryVector::new(vector);
-        // The vector side: exact scan, then the same filters the lexical side applies.
-        let mut vhits = VectorHits::with_capacity(depth * 2);
-        vectors.search(&snapshot, &query_vector, &mut vhits);
-        let mut vector_ranked: Vec<(u32, u32, f32)> = Vec::with_capacity(depth);
-        for h in vhits.as_slice() {
-            let Some(doc) = snapshot.segment_doc(h.segment as usize, h.ordinal) else { continue };
-            if options.domain.as_deref().is_some_and(|d| doc.domain() != d)
-                || (options.sacred_only && !doc.sacred())
-                || options.exclude == Some(doc.id())
-            {
-                continue;
-            }
-            vector_ranked.push((h.segment, h.ordinal, h.similarity));
-            if vector_ranked.len() == depth {
-                break;
-            }
-        }
-        let mut lexical = Hits::with_capacity(depth);
-        if fusion == Fusion::Hybrid {
-            snapshot.search(
-                query,
-                &SearchOptions { limit: depth, ..options.clone() },
-                &mut lexical,
-            );
-        }
-        // (segment, ordinal) → (lexical rank, vector rank, similarity).
-        let mut fused: HashMap<(u32, u32), Ranks> = HashMap::new();
-        for (rank, h) in lexical.iter().enumerate() {
-            fused.entry((h.segment, h.ordinal)).or_insert((None, None, f32::NAN)).0 = Some(rank);
-        }
-        for (rank, &(s, o, sim)) in vector_ranked.iter().enumerate() {
-            let e = fused.entry((s, o)).or_insert((None, None, f32::NAN));
-            e.1 = Some(rank);
-            e.2 = sim;
-        }
-        let mut ranked: Vec<((u32, u32), f64, HybridWhy)> = fused
-            .into_iter()
-            .map(|(key, (l, v, sim))| {
-                let (lp, vp) = rrf(l, v);
-                let similarity = if sim.is_nan() {
-                    vectors.similarity(&query_vector, key.0, key.1)
-                } else {
-                    Some(sim)
-                };
+        let mut hits = Hits::with_capacity(options.limit.min(snapshot.len() as usize));
+        search.search(&snapshot, vectors, query, options, &mut hits);
+        let parts: HashMap<[u8; 16], HybridWhy> = hits
+            .iter()
+            .filter_map(|h| {
+                let f = search.contribution(h.segment, h.ordinal)?;
                 let why = HybridWhy {
-                    lexical_rank: l.map(|r| r + 1),
-                    vector_rank: v.map(|r| r + 1),
-                    lexical_part: lp,
-                    vector_part: vp,
-                    similarity,
+                    lexical_rank: f.lexical_rank.map(|r| r as usize + 1),
+                    vector_rank: f.vector_rank.map(|r| r as usize + 1),
+                    lexical_part: f.lexical_part,
+                    vector_part: f.vector_part,
+                    similarity: f.similarity,
                 };
-                let score = match fusion {
-                    Fusion::Vector => f64::from(similarity.unwrap_or(0.0)),
-                    _ => lp + vp,
-                };
-                (key, score, why)
+                Some((h.id, why))
             })
             .collect();
-        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        ranked.truncate(options.limit);
-        let hits = ranked
-            .into_iter()
-            .filter_map(|((s, o), score, hybrid)| {
-                let doc = snapshot.segment_doc(s as usize, o)?;
-                let lexical_why = lexical
-                    .iter()
-                    .find(|h| h.segment == s && h.ordinal == o)
-                    .and_then(|h| snapshot.explain(query, h, options));
-                let why = Why {
-                    matched: lexical_why.as_ref().map(|e| e.matched.clone()).unwrap_or_default(),
-                    jaccard: lexical_why.as_ref().map_or(0.0, |e| e.jaccard),
-                    score_boost: lexical_why.as_ref().map_or(0.0, |e| e.score_boost),
-                    sacred_boost: lexical_why.as_ref().map_or(0.0, |e| e.sacred_boost),
-                    hybrid: Some(hybrid),
-                };
-                Some(found(&doc, score, Some(why)))
-            })
-            .collect();
-        Ok(SearchResults {
-            keywords: query.keywords().to_vec(),
-            generation: snapshot.generation(),
-            hits,
-        })
+        let mut results = self.results(query, options, &hits);
+        for found in &mut results.hits {
+            // A memory the lexical side does not match has no lexical explanation.
+            let why = found.why.get_or_insert_with(|| Why {
+                ranking: "",
+                matched: Vec::new(),
+                relevance: 0.0,
+                terms: Vec::new(),
+                score_boost: 0.0,
+                sacred_boost: 0.0,
+                hybrid: None,
+            });
+            why.ranking = options.ranking.name();
+            why.hybrid = parts.get(found.id.as_bytes()).cloned();
+        }
+        Ok(Some(results))
     }
+}
+
+/// Whether `path` is a vector file of this build's version (a file of another version is
+/// written again; its checksum is the reader's to check).
+fn current_vector_file(path: &Path) -> bool {
+    use std::io::Read;
+    let mut header = [0u8; 12];
+    std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut header)).is_ok()
+        && header[..8] == semantic_index::vectors::VECTORS_MAGIC
+        && header[8..12] == semantic_index::vectors::VECTORS_VERSION.to_le_bytes()
 }
 
 /// Vectors already computed, by memory id, from the vector files on disk (any generation).

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use apprentice_core::{Apprentice, Invitation, Response, SpawnOptions};
+use apprentice_core::{Apprentice, Context, Invitation, Response, SpawnOptions};
 use apprentice_kinds::BuiltIn;
 
 /// One apprentice's part in an invitation.
@@ -20,12 +20,60 @@ pub(crate) struct Outcome {
 /// What every apprentice is asked; the specialization defaults to each kind's own.
 pub(crate) struct Ask {
     pub task: String,
-    pub context: String,
     pub specialization: Option<String>,
     pub keywords: Vec<String>,
-    pub sacred_only: bool,
-    pub limit: u32,
+    pub context: Context,
     pub timeout: Duration,
+}
+
+/// The invitation context of `--context KEY=VALUE` pairs: the typed keys (domain, sacred,
+/// since, until, limit, ranking) checked and converted, any other key kept as free-form
+/// background. A key given twice or a value that does not parse is an error naming it.
+pub(crate) fn context(pairs: &[(String, String)]) -> anyhow::Result<Context> {
+    let time = |key: &str, v: &str| -> anyhow::Result<i64> {
+        if let Ok(t) = chrono::DateTime::parse_from_rfc3339(v) {
+            return Ok(t.timestamp_micros());
+        }
+        let day = chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d").map_err(|_| {
+            anyhow::anyhow!("--context {key}={v}: expected an RFC 3339 time or YYYY-MM-DD")
+        })?;
+        Ok(day.and_time(chrono::NaiveTime::MIN).and_utc().timestamp_micros())
+    };
+    let mut c = Context::default();
+    let mut seen = std::collections::BTreeSet::new();
+    for (key, value) in pairs {
+        anyhow::ensure!(seen.insert(key.as_str()), "--context {key} is given twice");
+        match key.as_str() {
+            "domain" => c.domain = Some(value.clone()),
+            "sacred" => {
+                c.sacred_only = match value.as_str() {
+                    "true" | "yes" => true,
+                    "false" | "no" => false,
+                    _ => anyhow::bail!("--context sacred={value}: expected true or false"),
+                }
+            }
+            "since" => c.since_micros = Some(time(key, value)?),
+            "until" => c.until_micros = Some(time(key, value)?),
+            "limit" => {
+                let n: u32 = value.parse().ok().filter(|&n| n > 0).ok_or_else(|| {
+                    anyhow::anyhow!("--context limit={value}: expected a whole number from 1")
+                })?;
+                c.limit = Some(n);
+            }
+            "ranking" => {
+                anyhow::ensure!(
+                    apprentice_kinds::RANKINGS.contains(&value.as_str()),
+                    "--context ranking={value}: known rankings are {}",
+                    apprentice_kinds::RANKINGS.join(", ")
+                );
+                c.ranking = Some(value.clone());
+            }
+            _ => {
+                c.entries.insert(key.clone(), value.clone());
+            }
+        }
+    }
+    Ok(c)
 }
 
 fn self_command(kind: BuiltIn) -> anyhow::Result<std::process::Command> {
@@ -57,11 +105,9 @@ fn one(kind: BuiltIn, store: &Path, ask: &Ask) -> Outcome {
     };
     let invitation = Invitation {
         task: ask.task.clone(),
-        context: ask.context.clone(),
         specialization: ask.specialization.clone().unwrap_or_else(|| kind.specialization().into()),
         keywords: ask.keywords.clone(),
-        sacred_only: ask.sacred_only,
-        limit: ask.limit,
+        context: ask.context.clone(),
     };
     let t = Instant::now();
     // `{:#}` prints the error with its causes, one line.
@@ -140,6 +186,78 @@ pub(crate) fn print(o: &Outcome, indent: &str) {
                     ids.join(", "),
                     if more > 0 { format!(" and {more} more") } else { String::new() }
                 );
+            }
+        }
+    }
+}
+
+/// `mcs circle --watch`: a restart-capable circle of the kinds that watch, each holding the
+/// task as a standing interest from now on; prints each push as it arrives (a line, or a JSON
+/// object per line) until the process is interrupted.
+pub(crate) fn watch(store: &Path, ask: &Ask, json: bool) -> anyhow::Result<std::process::ExitCode> {
+    use std::io::Write as _;
+    let mut circle = apprentice_core::Circle::new(
+        store,
+        SpawnOptions::default(),
+        apprentice_core::RestartPolicy::default(),
+    );
+    let after = chrono::Utc::now().timestamp_micros();
+    let mut watching = Vec::new();
+    for &kind in BuiltIn::ALL {
+        let interest = Invitation {
+            task: ask.task.clone(),
+            specialization: ask
+                .specialization
+                .clone()
+                .unwrap_or_else(|| kind.specialization().into()),
+            keywords: ask.keywords.clone(),
+            context: ask.context.clone(),
+        };
+        let command = self_command(kind)?;
+        let program = command.get_program().to_owned();
+        circle
+            .add(kind.name(), move || {
+                let mut c = std::process::Command::new(&program);
+                c.args(["apprentice", kind.name()]);
+                c
+            })
+            .map_err(|e| {
+                anyhow::Error::new(e).context(format!("starting the {kind} apprentice"))
+            })?;
+        match circle.watch(kind.name(), &interest, after, ask.timeout) {
+            Ok(generation) => watching.push(format!(
+                "{kind} (pid {}) from generation {generation}",
+                circle.pid(kind.name()).unwrap_or_default()
+            )),
+            Err(apprentice_core::Error::Worker(_)) => circle.remove(kind.name()),
+            Err(e) => return Err(anyhow::Error::new(e).context(format!("{kind} watching"))),
+        }
+    }
+    anyhow::ensure!(!watching.is_empty(), "no apprentice kind watches");
+    let mut out = std::io::stdout().lock();
+    if !json {
+        writeln!(out, "watching for [{}]: {}", ask.task, watching.join(", "))?;
+        out.flush()?;
+    }
+    loop {
+        let Some((name, push)) = circle.next_push(Duration::from_secs(1)) else {
+            circle.heal();
+            continue;
+        };
+        for (m, line) in push.memories.iter().zip(&push.insights) {
+            let written = if json {
+                let v = serde_json::json!({
+                    "apprentice": name, "generation": push.generation, "id": m.id,
+                    "score": m.score, "memory": line,
+                });
+                writeln!(out, "{v}")
+            } else {
+                writeln!(out, "{name} (generation {}): {line} ({})", push.generation, &m.id[..8])
+            };
+            // A closed pipe ends the watch quietly.
+            if written.and_then(|()| out.flush()).is_err() {
+                circle.terminate();
+                return Ok(std::process::ExitCode::SUCCESS);
             }
         }
     }

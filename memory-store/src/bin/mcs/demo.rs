@@ -14,6 +14,7 @@ pub(crate) fn run(store: Option<&Path>) -> anyhow::Result<()> {
         Some(dir) => dir.to_owned(),
         None => {
             temp = tempfile::Builder::new().prefix("mcs-demo-").tempdir()?;
+            crate::pipe::remove_on_quiet_exit(temp.path().to_owned());
             temp.path().join("store")
         }
     };
@@ -42,7 +43,8 @@ pub(crate) fn run(store: Option<&Path>) -> anyhow::Result<()> {
 
     let query = Query::from_text("how do apprentices share memory without copying it");
     println!("2. Search: \"how do apprentices share memory without copying it\"");
-    println!("   Score = Jaccard(query, memory keywords) + 0.2·memory score + 0.3 if sacred (✦).");
+    println!("   Score = BM25F relevance of the stemmed words, times up to 1.05 for a memory's");
+    println!("   own score and the sacred flag (✦): boosts only reorder comparable relevance.");
     let results = store.search(&query, &SearchOptions { limit: 5, ..SearchOptions::default() })?;
     output::print_results(&results, false)?;
 
@@ -70,11 +72,11 @@ pub(crate) fn run(store: Option<&Path>) -> anyhow::Result<()> {
 
     let stats = store.stats()?;
     println!(
-        "\n6. The store holds {} memories in {} domains, {} segment(s), {} bytes of index.",
-        stats.memories,
-        stats.domains.len(),
-        stats.segments,
-        stats.index_bytes
+        "\n6. The store holds {} in {}, {}, {} of index.",
+        output::count(stats.memories as usize, "memory", "memories"),
+        output::count(stats.domains.len(), "domain", "domains"),
+        output::count(stats.segments, "segment", "segments"),
+        output::count(stats.index_bytes as usize, "byte", "bytes"),
     );
     println!(
         "   Every other process (apprentices, `mcs search`) maps the same segment read-only and"
@@ -83,23 +85,21 @@ pub(crate) fn run(store: Option<&Path>) -> anyhow::Result<()> {
 
     drop(store);
     let task = "crash safety of durable records";
-    println!("\n7. Apprentices: two child processes (this program, re-executed) map the index and");
-    println!("   are invited over a private local socket to: \"{task}\" (keyword: fsync).");
+    println!("\n7. Apprentices: child processes, one per kind (this program, re-executed), map the index");
+    println!("   and are invited over a private local socket to: \"{task}\" (keyword: fsync).");
     let ask = crate::apprentices::Ask {
         task: task.into(),
-        context: String::new(),
         specialization: None,
         keywords: vec!["fsync".into()],
-        sacred_only: false,
-        limit: 5,
+        context: apprentice_core::Context { limit: Some(5), ..Default::default() },
         timeout: std::time::Duration::from_secs(10),
     };
-    let outcomes = crate::apprentices::invite(&apprentice_kinds::BuiltIn::ALL, &dir, &ask);
+    let outcomes = crate::apprentices::invite(apprentice_kinds::BuiltIn::ALL, &dir, &ask);
     for o in &outcomes {
         crate::apprentices::print(o, "   ");
     }
     let declined = crate::apprentices::invite(
-        &[apprentice_kinds::BuiltIn::Navigator],
+        apprentice_kinds::BuiltIn::from_name("navigator").as_slice(),
         &dir,
         &crate::apprentices::Ask { specialization: Some("database optimization".into()), ..ask },
     );

@@ -1,9 +1,27 @@
 //! `mcs`: the memory circulation command line. Stores memories durably, searches them through the
 //! shared index, and runs the demo.
 
+/// std's `println!`, except that a closed pipe ends mcs quietly instead of panicking
+/// ([`pipe::print_line`]). Defined before the modules so that it shadows std's in all of them.
+macro_rules! println {
+    () => {
+        $crate::pipe::print_line(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::pipe::print_line(format_args!($($arg)*))
+    };
+}
+
 mod apprentices;
 mod demo;
+mod errors;
+mod help;
+mod ids;
+#[cfg(feature = "mcp")]
+mod mcp;
 mod output;
+mod pipe;
+mod records_cmds;
 mod semantic;
 
 use std::io::{BufRead, IsTerminal};
@@ -12,8 +30,8 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use clap::{Args, Parser, Subcommand};
-use memory_store::{Memory, MemoryStore, Query, SearchOptions};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use memory_store::{Memory, MemoryStore, Query, Ranking, SearchOptions};
 use uuid::Uuid;
 
 /// Memory circulation: durable agent memories, shared with worker processes at memory speed.
@@ -23,6 +41,9 @@ struct Cli {
     /// The store directory [env: MCS_STORE] [default: ./mcs-store].
     #[arg(long, global = true, env = "MCS_STORE", hide_env = true)]
     store: Option<PathBuf>,
+    /// How many seconds a writing command waits for another writer's lock.
+    #[arg(long, global = true, value_name = "SECONDS", default_value_t = 30)]
+    lock_wait: u64,
     #[command(subcommand)]
     command: Command,
 }
@@ -30,6 +51,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Store memories from a JSON Lines file (or `-` for standard input); skips ids already stored.
+    /// A line may hold at most 16 MiB.
+    #[command(after_long_help = help::MEMORY_FORMAT)]
     Ingest {
         /// The file, or `-`.
         file: String,
@@ -38,25 +61,25 @@ enum Command {
     Add(AddArgs),
     /// Show one memory.
     Get {
-        /// The memory's id.
-        id: Uuid,
+        /// The memory's id, or a unique prefix of it (as tables print).
+        id: String,
         /// Print the memory as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Forget one memory.
     Forget {
-        /// The memory's id.
-        id: Uuid,
+        /// The memory's id, or a unique prefix of it.
+        id: String,
     },
     /// Search memories by text and/or keywords.
     Search(SearchArgs),
     /// Memories related to one memory (its keywords as the query).
     Related {
-        /// The memory's id.
-        id: Uuid,
-        /// At most this many.
-        #[arg(long, default_value_t = 10)]
+        /// The memory's id, or a unique prefix of it.
+        id: String,
+        /// At most this many (at least 1).
+        #[arg(long, default_value_t = 10, value_parser = parse_limit)]
         limit: usize,
         /// Print JSON.
         #[arg(long)]
@@ -67,8 +90,8 @@ enum Command {
         /// Only this domain.
         #[arg(long)]
         domain: Option<String>,
-        /// At most this many.
-        #[arg(long, default_value_t = 10)]
+        /// At most this many (at least 1).
+        #[arg(long, default_value_t = 10, value_parser = parse_limit)]
         limit: usize,
         /// Print JSON.
         #[arg(long)]
@@ -80,16 +103,29 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Check that the index covers exactly the records; exit 1 if not.
+    /// Check every record (checksums, missing commits) and that the index covers exactly the
+    /// records; exit 1 if not.
     Verify,
     /// Recreate the index from the records.
     Rebuild,
+    /// Keep every intact record, quarantine damaged ones (store/quarantine/), rebuild the index.
+    Repair,
+    /// List stored memories in the order they were stored, optionally filtered.
+    List(records_cmds::ListArgs),
+    /// Write every memory as JSON Lines (`mcs ingest` reads it back identically).
+    Export {
+        /// The file, or `-` for standard output.
+        #[arg(default_value = "-")]
+        file: String,
+    },
     /// Spawn one apprentice process, invite it to a task, print its response, terminate it.
     Invite(InviteArgs),
-    /// Invite every kind of apprentice at once (one process each) and print all responses.
+    /// Invite every kind of apprentice at once (one process each) and print all responses;
+    /// with --watch, stay up and print the new matching memories apprentices push.
     Circle(CircleArgs),
-    /// The tour: a fresh temporary store (unless --store is given), sample memories, searches,
-    /// and two apprentice processes answering an invitation.
+    /// The tour: a fresh temporary store, sample memories, searches, and two apprentice
+    /// processes answering an invitation. Only an explicit --store on the command line makes it
+    /// use (and write 37 sample memories into) a real store; MCS_STORE is ignored here.
     Demo,
     /// The embedding model that semantic search needs (all-MiniLM-L6-v2).
     Model {
@@ -99,10 +135,13 @@ enum Command {
     /// Compute the vectors of memories that wait for one (ingest does it when the model is
     /// installed).
     Embed,
+    /// Serve the store to AI agents over the Model Context Protocol, on standard input/output.
+    #[cfg(feature = "mcp")]
+    Mcp,
     /// Run as an apprentice of KIND (started by `mcs invite`/`mcs circle`, not by hand).
     #[command(hide = true)]
     Apprentice {
-        /// navigator or witness.
+        /// navigator, witness, synthesizer or curator.
         kind: String,
     },
 }
@@ -119,28 +158,19 @@ enum ModelAction {
     Status,
 }
 
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum KindArg {
-    /// MemoryNavigator: semantic memory navigation.
-    Navigator,
-    /// ConsciousnessWitness: consciousness emergence patterns.
-    Witness,
-}
-
-impl From<KindArg> for apprentice_kinds::BuiltIn {
-    fn from(k: KindArg) -> Self {
-        match k {
-            KindArg::Navigator => apprentice_kinds::BuiltIn::Navigator,
-            KindArg::Witness => apprentice_kinds::BuiltIn::Witness,
-        }
-    }
+/// A built-in apprentice kind by name (`apprentice_kinds::BuiltIn::ALL` lists them).
+fn parse_kind(name: &str) -> Result<apprentice_kinds::BuiltIn, String> {
+    apprentice_kinds::BuiltIn::from_name(name).ok_or_else(|| {
+        let known: Vec<&str> = apprentice_kinds::BuiltIn::ALL.iter().map(|k| k.name()).collect();
+        format!("unknown kind {name:?} (known: {})", known.join(", "))
+    })
 }
 
 #[derive(Args)]
 struct InviteArgs {
-    /// The kind of apprentice.
-    #[arg(long, value_enum)]
-    kind: KindArg,
+    /// The kind of apprentice: navigator, witness, synthesizer or curator.
+    #[arg(long, value_parser = parse_kind)]
+    kind: apprentice_kinds::BuiltIn,
     #[command(flatten)]
     task: TaskArgs,
 }
@@ -149,6 +179,11 @@ struct InviteArgs {
 struct CircleArgs {
     #[command(flatten)]
     task: TaskArgs,
+    /// Stay up: every kind that watches holds the task as a standing interest and pushes the
+    /// new memories that match it as they are stored, until interrupted; a crashed apprentice
+    /// is restarted and resumes where it was.
+    #[arg(long)]
+    watch: bool,
 }
 
 #[derive(Args)]
@@ -156,9 +191,11 @@ struct TaskArgs {
     /// The task, in words (its keywords join the search).
     #[arg(long)]
     task: String,
-    /// Background for the task.
-    #[arg(long, default_value = "")]
-    context: String,
+    /// Context KEY=VALUE, repeatable: domain, sacred (true|false), since and until (RFC 3339
+    /// or YYYY-MM-DD; since inclusive, until exclusive), limit, ranking (default|keywords);
+    /// any other key is free-form background whose words join the search.
+    #[arg(long = "context", value_parser = parse_pair)]
+    context: Vec<(String, String)>,
     /// The expertise the task requires [default: each kind's own].
     #[arg(long)]
     specialization: Option<String>,
@@ -180,16 +217,17 @@ struct TaskArgs {
 }
 
 impl TaskArgs {
-    fn ask(&self) -> apprentices::Ask {
-        apprentices::Ask {
+    fn ask(&self) -> anyhow::Result<apprentices::Ask> {
+        let mut context = apprentices::context(&self.context)?;
+        context.sacred_only |= self.sacred_only;
+        context.limit = context.limit.or(Some(self.limit));
+        Ok(apprentices::Ask {
             task: self.task.clone(),
-            context: self.context.clone(),
             specialization: self.specialization.clone(),
             keywords: self.keywords.clone(),
-            sacred_only: self.sacred_only,
-            limit: self.limit,
+            context,
             timeout: std::time::Duration::from_millis(self.timeout_ms),
-        }
+        })
     }
 }
 
@@ -236,10 +274,26 @@ struct AddArgs {
     timestamp: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+fn parse_limit(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1 (a limit of 0 would return nothing)".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("{s:?} is not a count: {e}")),
+    }
+}
+
 fn parse_pair(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))
+}
+
+fn parse_weight(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(w) if w.is_finite() => Ok(w),
+        Ok(w) => Err(format!("a weight must be a finite number, not {w}")),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 #[derive(Args)]
@@ -255,29 +309,43 @@ struct SearchArgs {
     /// Only sacred memories.
     #[arg(long)]
     sacred_only: bool,
-    /// At most this many hits.
-    #[arg(long, default_value_t = 10)]
+    /// At most this many hits (at least 1).
+    #[arg(long, default_value_t = 10, value_parser = parse_limit)]
     limit: usize,
-    /// Weight of a memory's own score.
-    #[arg(long, default_value_t = 0.2)]
+    /// Weight of a memory's own score, a finite number (bm25f: breaks ties among comparable
+    /// relevance; jaccard: added to the score).
+    #[arg(long, default_value_t = 0.2, value_parser = parse_weight)]
     w_score: f64,
-    /// Weight of the sacred flag.
-    #[arg(long, default_value_t = 0.3)]
+    /// Weight of the sacred flag, a finite number (as --w-score).
+    #[arg(long, default_value_t = 0.3, value_parser = parse_weight)]
     w_sacred: f64,
-    /// The ranking [default: hybrid when the store has vectors and the model is installed,
-    /// else lexical].
-    #[arg(long, value_enum)]
-    ranking: Option<semantic::RankingArg>,
+    /// How relevance is computed: bm25f (stemmed BM25F over question, insights and
+    /// synthesis), jaccard (keyword-set overlap, the original design's score), vector (the
+    /// embedding model's cosine similarity) or hybrid (bm25f and vector fused by reciprocal
+    /// rank) [default: hybrid when the store has vectors and the model is installed, else
+    /// bm25f].
+    #[arg(long, value_parser = parse_ranking)]
+    ranking: Option<Ranking>,
     /// Print JSON.
     #[arg(long)]
     json: bool,
 }
 
+fn parse_ranking(name: &str) -> Result<Ranking, String> {
+    Ranking::from_name(name)
+        .ok_or_else(|| format!("unknown ranking {name:?} (bm25f, jaccard, hybrid or vector)"))
+}
+
 const DEFAULT_STORE: &str = "./mcs-store";
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match run(cli) {
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    // The demo writes sample memories: only a --store typed on the command line may send them
+    // into a real store, never an MCS_STORE left in the environment.
+    let store_on_command_line =
+        matches.value_source("store") == Some(clap::parser::ValueSource::CommandLine);
+    match run(cli, store_on_command_line) {
         Ok(code) => code,
         Err(e) => {
             let line = format!("{e:#}").replace('\n', " ");
@@ -291,9 +359,15 @@ fn store_dir(cli_store: &Option<PathBuf>) -> PathBuf {
     cli_store.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_STORE))
 }
 
+/// How long a writing command waits for another writer to finish (`--lock-wait`): concurrent
+/// `mcs add`s take turns rather than fail.
+static LOCK_WAIT: std::sync::OnceLock<std::time::Duration> = std::sync::OnceLock::new();
+
 fn open_writer(dir: &PathBuf) -> anyhow::Result<MemoryStore> {
-    let store =
-        MemoryStore::open(dir).with_context(|| format!("opening store {}", dir.display()))?;
+    errors::check_store_path(dir)?;
+    let wait = LOCK_WAIT.get().copied().unwrap_or_default();
+    let store = MemoryStore::open_waiting(dir, wait)
+        .with_context(|| format!("opening store {}", dir.display()))?;
     if let Some(why) = store.repaired() {
         eprintln!("mcs: rebuilt the index of {} from its records: {why}", dir.display());
     }
@@ -301,6 +375,7 @@ fn open_writer(dir: &PathBuf) -> anyhow::Result<MemoryStore> {
 }
 
 fn open_reader(dir: &PathBuf) -> anyhow::Result<MemoryStore> {
+    errors::check_store_path(dir)?;
     if !dir.is_dir() {
         bail!("no store at {} (create one with `mcs ingest` or `mcs add`)", dir.display());
     }
@@ -314,8 +389,9 @@ fn open_reader(dir: &PathBuf) -> anyhow::Result<MemoryStore> {
     })
 }
 
-fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+fn run(cli: Cli, store_on_command_line: bool) -> anyhow::Result<ExitCode> {
     let dir = store_dir(&cli.store);
+    let _ = LOCK_WAIT.set(std::time::Duration::from_secs(cli.lock_wait));
     match cli.command {
         Command::Ingest { file } => ingest(&dir, &file)?,
         Command::Add(a) => {
@@ -336,13 +412,28 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 m.timestamp = t;
             }
             let mut store = open_writer(&dir)?;
-            let id = store.store(m)?;
+            let id = match store.store(m) {
+                Ok(id) => id,
+                // Stored durably: print the id (so nobody stores it again) and say what lags.
+                Err(e @ memory_store::Error::Unpublished { .. }) => {
+                    eprintln!("mcs: warning: {e}");
+                    m_id(&e)
+                }
+                Err(e) => return Err(e.into()),
+            };
             println!("{id}");
             semantic::embed_after_write(&mut store)?;
         }
         Command::Get { id, json } => {
-            let store = open_reader(&dir)?;
-            let Some(m) = store.get(id)? else { bail!("no memory with id {id}") };
+            errors::check_store_path(&dir)?;
+            if !dir.is_dir() {
+                bail!("no store at {} (create one with `mcs ingest` or `mcs add`)", dir.display());
+            }
+            let id = ids::resolve(&dir, &id)?;
+            // The records alone answer: the index is not opened.
+            let found = memory_store::get_from_records(&dir, id)
+                .with_context(|| format!("reading store {}", dir.display()))?;
+            let Some(m) = found else { bail!("no memory with id {id}") };
             if json {
                 println!("{}", serde_json::to_string(&m)?);
             } else {
@@ -350,8 +441,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Forget { id } => {
-            if !open_writer(&dir)?.forget(id)? {
-                bail!("no memory with id {id}");
+            errors::check_store_path(&dir)?;
+            let id = ids::resolve(&dir, &id)?;
+            match open_writer(&dir)?.forget(id) {
+                Ok(true) => {}
+                Ok(false) => bail!("no memory with id {id}"),
+                Err(e @ memory_store::Error::Unpublished { .. }) => eprintln!("mcs: warning: {e}"),
+                Err(e) => return Err(e.into()),
             }
             println!("forgot {id}");
         }
@@ -359,9 +455,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let mut store = open_reader(&dir)?;
             let mut words: Vec<String> = s.text.iter().cloned().collect();
             words.extend(s.keywords);
-            let query = Query::from_keywords(&words);
-            if query.is_empty() {
-                bail!("the query has no keywords (words of at least 3 letters, not stop words)");
+            let (ranking, query) = semantic::plan(
+                &mut store,
+                s.ranking,
+                Query::from_keywords(&words),
+                &words.join(" "),
+            )?;
+            if query.is_empty_for(ranking) {
+                bail!("the query has no words to search for (all are stop words or too short)");
             }
             let options = SearchOptions {
                 limit: s.limit,
@@ -370,18 +471,27 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 w_score: s.w_score,
                 w_sacred: s.w_sacred,
                 exclude: None,
+                ranking,
             };
-            let (fusion, vector) = semantic::plan(&mut store, s.ranking, &words.join(" "))?;
-            let results = store.search_hybrid(&query, vector.as_deref(), &options, fusion)?;
-            output::print_results(&results, s.json)?;
+            let results = store.search(&query, &options)?;
+            if s.json {
+                println!("{}", serde_json::to_string(&output::results_json(&store, &results)?)?);
+            } else {
+                output::print_results(&results, false)?;
+            }
         }
         Command::Related { id, limit, json } => {
             let mut store = open_reader(&dir)?;
+            let id = ids::resolve(&dir, &id)?;
             let options = SearchOptions { limit, ..SearchOptions::default() };
             let Some(results) = store.related(id, &options)? else {
                 bail!("no memory with id {id}")
             };
-            output::print_results(&results, json)?;
+            if json {
+                println!("{}", serde_json::to_string(&output::results_json(&store, &results)?)?);
+            } else {
+                output::print_results(&results, false)?;
+            }
         }
         Command::Sacred { domain, limit, json } => {
             let mut store = open_reader(&dir)?;
@@ -426,45 +536,48 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             semantic::embed_pending(&mut store, &model)?;
             println!("vectors: {} memories wait for one", store.pending_vectors()?);
         }
-        Command::Verify => {
-            let report = open_reader(&dir)?.verify()?;
-            println!(
-                "records: {} memories (commit {}); index: {} memories (commit {})",
-                report.records, report.records_seq, report.indexed, report.index_seq
-            );
-            if !report.is_ok() {
-                bail!(
-                    "index does not match records: {} missing from index, {} unknown in index{}",
-                    report.missing_from_index.len(),
-                    report.unknown_in_index.len(),
-                    report
-                        .damaged_segment
-                        .map(|d| format!(", damaged segment: {d}"))
-                        .unwrap_or_default()
-                );
-            }
-            println!("ok: the index covers exactly the records");
-        }
+        Command::Verify => return records_cmds::verify(&dir, open_reader(&dir)?),
+        Command::Repair => return records_cmds::repair(&dir),
+        Command::List(args) => records_cmds::list(&dir, &mut open_reader(&dir)?, &args)?,
+        Command::Export { file } => records_cmds::export(&dir, open_reader(&dir)?, &file)?,
         Command::Rebuild => {
             let mut store = open_writer(&dir)?;
+            let bar = records_cmds::progress(&mut store, "rebuilding");
             store.rebuild()?;
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
             println!("rebuilt: generation {}", store.generation());
         }
-        Command::Demo => demo::run(cli.store.as_deref())?,
+        Command::Demo => demo::run(cli.store.as_deref().filter(|_| store_on_command_line))?,
         Command::Invite(a) => {
             open_reader(&dir)?;
-            let outcomes = apprentices::invite(&[a.kind.into()], &dir, &a.task.ask());
+            let outcomes = apprentices::invite(&[a.kind], &dir, &a.task.ask()?);
             return report(&outcomes, a.task.json, false);
+        }
+        Command::Circle(a) if a.watch => {
+            open_reader(&dir)?;
+            return apprentices::watch(&dir, &a.task.ask()?, a.task.json);
         }
         Command::Circle(a) => {
             open_reader(&dir)?;
             let kinds = apprentice_kinds::BuiltIn::ALL;
-            let outcomes = apprentices::invite(&kinds, &dir, &a.task.ask());
+            let outcomes = apprentices::invite(kinds, &dir, &a.task.ask()?);
             return report(&outcomes, a.task.json, true);
         }
+        #[cfg(feature = "mcp")]
+        Command::Mcp => mcp::run(&dir)?,
         Command::Apprentice { kind } => return Ok(apprentice_kinds::worker_main(&kind)),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The first id an [`memory_store::Error::Unpublished`] names.
+fn m_id(e: &memory_store::Error) -> Uuid {
+    match e {
+        memory_store::Error::Unpublished { ids, .. } => ids.first().copied().unwrap_or_default(),
+        _ => Uuid::nil(),
+    }
 }
 
 /// Prints apprentice outcomes; exit 1 (with the error on stderr) if any apprentice failed.
@@ -496,9 +609,30 @@ fn report(outcomes: &[apprentices::Outcome], json: bool, many: bool) -> anyhow::
 /// bad line late in a file keeps most of what came before.
 const INGEST_BATCH: usize = 20_000;
 
+/// The longest line `mcs ingest` reads: far above any real memory, and a bound on what a
+/// runaway input (`/dev/zero`, a binary file) makes it hold.
+const MAX_LINE: usize = 16 << 20;
+
+/// Reads one line into `buf` (without its newline), refusing one longer than [`MAX_LINE`].
+/// `Ok(false)` at the end of the input.
+fn read_line(input: &mut dyn BufRead, buf: &mut Vec<u8>) -> std::io::Result<bool> {
+    use std::io::Read;
+    buf.clear();
+    let n = input.take(MAX_LINE as u64 + 1).read_until(b'\n', buf)?;
+    if buf.last() == Some(&b'\n') {
+        buf.pop();
+    } else if buf.len() > MAX_LINE {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("longer than the {} MiB a line may hold", MAX_LINE >> 20),
+        ));
+    }
+    Ok(n > 0)
+}
+
 fn ingest(dir: &PathBuf, file: &str) -> anyhow::Result<()> {
     let started = Instant::now();
-    let input: Box<dyn BufRead> = if file == "-" {
+    let mut input: Box<dyn BufRead> = if file == "-" {
         Box::new(std::io::stdin().lock())
     } else {
         let f = std::fs::File::open(file).with_context(|| format!("opening {file}"))?;
@@ -508,7 +642,7 @@ fn ingest(dir: &PathBuf, file: &str) -> anyhow::Result<()> {
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new_spinner();
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} {pos} memories read ({per_sec})")
+            indicatif::ProgressStyle::with_template("{spinner} {human_pos} memories read ({msg})")
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
         );
         bar
@@ -523,17 +657,54 @@ fn ingest(dir: &PathBuf, file: &str) -> anyhow::Result<()> {
         if batch.is_empty() {
             return Ok(());
         }
-        let report = store.store_batch(std::mem::take(batch))?;
+        let report = match store.store_batch(std::mem::take(batch)) {
+            Ok(report) => report,
+            // Stored durably; the index catches up at the next batch.
+            Err(memory_store::Error::Unpublished { ids, source, .. }) => {
+                eprintln!(
+                    "mcs: warning: stored {} memories durably, but the index was not updated \
+                     ({source}); it catches up at the next write (or `mcs rebuild`)",
+                    ids.len()
+                );
+                memory_store::BatchReport { stored: ids, skipped: Vec::new() }
+            }
+            Err(e) => return Err(e.into()),
+        };
         *stored += report.stored.len();
         *skipped += report.skipped.len();
         Ok(())
     };
-    for (n, line) in input.lines().enumerate() {
-        let line = line.with_context(|| format!("reading {file} at line {}", n + 1))?;
+    let mut bytes = Vec::new();
+    for n in 0.. {
+        match read_line(&mut *input, &mut bytes) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                flush(&mut store, &mut batch, &mut stored, &mut skipped)?;
+                if let Some(bar) = &bar {
+                    bar.finish_and_clear();
+                }
+                bail!(
+                    "{file}: line {}: {e} ({stored} memories stored before it, {skipped} skipped)",
+                    n + 1
+                );
+            }
+        }
+        let line = match std::str::from_utf8(&bytes) {
+            Ok(line) => line,
+            Err(e) => {
+                flush(&mut store, &mut batch, &mut stored, &mut skipped)?;
+                bail!(
+                    "{file}: line {}: not UTF-8 ({e}) ({stored} memories stored before it, \
+                     {skipped} skipped)",
+                    n + 1
+                );
+            }
+        };
         if line.trim().is_empty() {
             continue;
         }
-        match Memory::from_json(&line) {
+        match Memory::from_json(line) {
             Ok(m) => batch.push(m),
             Err(mut e) => {
                 e.line = Some(n + 1);
@@ -541,7 +712,10 @@ fn ingest(dir: &PathBuf, file: &str) -> anyhow::Result<()> {
                 if let Some(bar) = &bar {
                     bar.finish_and_clear();
                 }
-                bail!("{file}: {e} ({stored} memories stored before it, {skipped} skipped)");
+                bail!(
+                    "{file}: {e} ({} stored before it, {skipped} skipped)",
+                    output::count(stored, "memory", "memories")
+                );
             }
         }
         if batch.len() == INGEST_BATCH {
@@ -549,6 +723,9 @@ fn ingest(dir: &PathBuf, file: &str) -> anyhow::Result<()> {
         }
         if let Some(bar) = &bar {
             bar.set_position(n as u64 + 1);
+            if n % 1024 == 0 {
+                bar.set_message(output::rate(n + 1, started.elapsed()));
+            }
         }
     }
     flush(&mut store, &mut batch, &mut stored, &mut skipped)?;
@@ -557,7 +734,8 @@ fn ingest(dir: &PathBuf, file: &str) -> anyhow::Result<()> {
     }
     semantic::embed_after_write(&mut store)?;
     println!(
-        "ingested {stored} memories, skipped {skipped} already stored, in {:.2}s (generation {})",
+        "ingested {}, skipped {skipped} already stored, in {:.2}s (generation {})",
+        output::count(stored, "memory", "memories"),
         started.elapsed().as_secs_f64(),
         store.generation()
     );

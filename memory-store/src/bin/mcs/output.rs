@@ -1,6 +1,29 @@
 //! Human and JSON output of `mcs`.
 
-use memory_store::{Found, Memory, SearchResults, Stats};
+use memory_store::{Found, Memory, MemoryStore, SearchResults, Stats};
+
+/// `n` and the noun, singular for one: "1 memory", "2 memories".
+pub(crate) fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// Search results as JSON, each hit with its memory's `context` (the index keeps only what
+/// search needs; the context comes from the records).
+pub(crate) fn results_json(
+    store: &MemoryStore,
+    results: &SearchResults,
+) -> anyhow::Result<serde_json::Value> {
+    let mut value = serde_json::to_value(results)?;
+    if let Some(hits) = value.get_mut("hits").and_then(serde_json::Value::as_array_mut) {
+        for (hit, found) in hits.iter_mut().zip(&results.hits) {
+            let context = store.get(found.id)?.map(|m| m.context).unwrap_or_default();
+            if let Some(obj) = hit.as_object_mut() {
+                obj.insert("context".into(), serde_json::to_value(context)?);
+            }
+        }
+    }
+    Ok(value)
+}
 
 fn short(id: &uuid::Uuid) -> String {
     id.to_string()[..8].to_owned()
@@ -83,6 +106,12 @@ pub(crate) fn print_memory(m: &Memory) {
     if let Some(t) = &m.memory_type {
         println!("type:      {t}");
     }
+    if let Some(s) = &m.session_id {
+        println!("session:   {s}");
+    }
+    if let Some(h) = &m.human {
+        println!("human:     {h}");
+    }
     println!("score:     {}", m.score);
     if m.sacred {
         println!(
@@ -97,14 +126,55 @@ pub(crate) fn print_memory(m: &Memory) {
     if !m.synthesis.is_empty() {
         println!("synthesis: {}", m.synthesis);
     }
+    if !m.context.is_empty() {
+        println!("context:");
+        for (k, v) in &m.context {
+            println!("  {k}: {v}");
+        }
+    }
+    for p in m.perspectives.iter().flatten() {
+        println!("perspective: {} ({}): {}", p.voice, p.role, p.summary);
+        for i in &p.insights {
+            println!("  - {i}");
+        }
+    }
 }
 
 pub(crate) fn print_stats(s: &Stats) {
     println!("memories:   {} ({} sacred)", s.memories, s.sacred);
     println!("generation: {} (commit {})", s.generation, s.commit_seq);
-    println!("segments:   {} ({} bytes)", s.segments, s.index_bytes);
+    println!("segments:   {} ({})", s.segments, count(s.index_bytes as usize, "byte", "bytes"));
     println!("domains:");
     for (d, n) in &s.domains {
         println!("  {d:<20} {n}");
+    }
+}
+
+/// A rate for people: "1,200/s", whole memories per second with thousands separated.
+pub(crate) fn rate(n: usize, elapsed: std::time::Duration) -> String {
+    let per_sec = n as f64 / elapsed.as_secs_f64().max(1e-3);
+    let digits = format!("{:.0}", per_sec);
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out + "/s"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_and_rates_read_as_words() {
+        assert_eq!(count(1, "memory", "memories"), "1 memory");
+        assert_eq!(count(0, "memory", "memories"), "0 memories");
+        assert_eq!(count(2, "segment", "segments"), "2 segments");
+        assert_eq!(rate(1_199, std::time::Duration::from_secs(1)), "1,199/s");
+        assert_eq!(rate(1_234_567, std::time::Duration::from_secs(1)), "1,234,567/s");
+        assert_eq!(rate(999, std::time::Duration::from_secs(1)), "999/s");
     }
 }

@@ -3,9 +3,10 @@
 
 use std::io::IsTerminal;
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::Context;
-use memory_store::{Embed, EmbedError, Fusion, MemoryStore};
+use memory_store::{Embed, EmbedError, MemoryStore, Query, Ranking};
 
 /// The embedding model as the store uses it.
 pub(crate) struct MiniLm(pub(crate) embeddings::Embedder);
@@ -94,44 +95,44 @@ pub(crate) fn embed_pending(store: &mut MemoryStore, model: &MiniLm) -> anyhow::
     Ok(())
 }
 
-/// The ranking a search asked for on the command line.
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub(crate) enum RankingArg {
-    /// Keywords only.
-    Lexical,
-    /// The embedding model's similarity only.
-    Vector,
-    /// Reciprocal rank fusion of both (the default when the store has vectors and the model is
-    /// installed).
-    Hybrid,
-}
-
-/// The fusion to run and the query's vector, from what was asked and what is there.
+/// The ranking a search runs and its query, from the ranking asked for (`None`: the default,
+/// hybrid when the store has vectors and the model is installed, else BM25F): a semantic
+/// ranking gets the query's embedding.
 pub(crate) fn plan(
     store: &mut MemoryStore,
-    asked: Option<RankingArg>,
+    asked: Option<Ranking>,
+    query: Query,
     text: &str,
-) -> anyhow::Result<(Fusion, Option<Vec<f32>>)> {
-    if asked == Some(RankingArg::Lexical) {
-        return Ok((Fusion::Lexical, None));
-    }
-    let has_vectors = store.has_vectors()?;
-    let model = if asked.is_some() || has_vectors { load_model()? } else { None };
-    let fusion = match asked {
-        Some(RankingArg::Vector) => Fusion::Vector,
-        Some(RankingArg::Hybrid) => Fusion::Hybrid,
-        _ if has_vectors && model.is_some() => Fusion::Hybrid,
-        _ => return Ok((Fusion::Lexical, None)),
+) -> anyhow::Result<(Ranking, Query)> {
+    plan_with(store, asked, query, text, &|| Ok(load_model()?.map(Arc::new)))
+}
+
+/// [`plan`] with the model from `model` (asked for only when a search needs it).
+pub(crate) fn plan_with(
+    store: &mut MemoryStore,
+    asked: Option<Ranking>,
+    query: Query,
+    text: &str,
+    model: &dyn Fn() -> anyhow::Result<Option<Arc<MiniLm>>>,
+) -> anyhow::Result<(Ranking, Query)> {
+    let ranking = match asked {
+        Some(r) if !r.is_semantic() => return Ok((r, query)),
+        Some(r) => r,
+        None if store.has_vectors()? => Ranking::Hybrid,
+        None => return Ok((Ranking::default(), query)),
     };
-    let Some(model) = model else {
-        anyhow::bail!("--ranking needs the embedding model: {HOW_TO_ENABLE}");
+    let Some(model) = model()? else {
+        if asked.is_none() {
+            return Ok((Ranking::default(), query));
+        }
+        anyhow::bail!("--ranking {} needs the embedding model: {HOW_TO_ENABLE}", ranking.name());
     };
-    if !has_vectors {
+    if !store.has_vectors()? {
         anyhow::bail!(
             "no memory of this store has a vector yet: `mcs embed` computes them (--ranking \
-             lexical searches without)"
+             bm25f searches without)"
         );
     }
     let vector = model.0.embed_query(text).context("embedding the query")?;
-    Ok((fusion, Some(vector)))
+    Ok((ranking, query.with_embedding(&vector)))
 }

@@ -1,0 +1,515 @@
+//! BM25F search: exact top-k over quantized impacts, with block-max MaxScore.
+//!
+//! A document's relevance is an integer, `Σ_t weight(t) · impact(t, d)`, where `impact` is the
+//! segment's `u8` (see `semantic_index::Bm25fParams`) and `weight` is the term's global idf
+//! scaled by [`IDF_SCALE`] and rounded, computed once per search from the document frequencies
+//! summed over every segment searched. Integer sums are exact in any order, so bounds built
+//! from per-term and per-block maxima never round the wrong way.
+//!
+//! The final score multiplies relevance by a tie-breaking boost (see [`ranked_score`]); bounds
+//! use the largest boost any document can have, so they do not depend on which documents the
+//! boosts favour.
+
+use rkyv::rend::u32_le;
+use semantic_index::format::{ArchivedSegmentData, RANK_BLOCK};
+
+use crate::search::{
+    DeletedSet, Explanation, Hit, Hits, Query, Ranking, SearchOptions, TermContribution,
+};
+use crate::segment::{probe_table, Segment, Storage};
+
+/// How much the boosts can move a memory: the final score is
+/// `relevance · (1 + TIE_BREAK · (w_score · score + w_sacred · [sacred]))`. With the default
+/// weights (0.2 and 0.3) a memory gains at most 5 %: boosts reorder memories whose relevance is
+/// within 5 % of each other and never lift a memory over a clearly more relevant one.
+pub const TIE_BREAK: f64 = 0.1;
+
+/// Idf weights are `round(idf · IDF_SCALE)`: relative precision of 2^-16 per term.
+pub const IDF_SCALE: f64 = 65_536.0;
+
+/// Relevance units per integer score point: impacts are in 255ths, idfs in [`IDF_SCALE`]ths.
+const UNIT: f64 = 1.0 / (255.0 * IDF_SCALE);
+
+/// Ordinals per accumulation window of the essential terms.
+pub(crate) const RANK_WINDOW: usize = 2048;
+
+/// Bits of the accumulator below the score: how many query terms matched.
+const COUNT_BITS: u32 = 8;
+
+/// The most ranked terms a query keeps (the matched-term count lives in `COUNT_BITS` bits).
+pub const MAX_QUERY_TERMS: usize = (1 << COUNT_BITS) - 1;
+
+/// The final BM25F score of a document whose integer relevance is `relevance` (as searches
+/// compute it): relevance in BM25 units (divided by `k1 + 1`), times the tie-breaking boost.
+/// One fixed order of operations, so that brute force and search agree to the bit.
+#[inline]
+pub fn ranked_score(relevance: u64, mem_score: f32, sacred: bool, o: &SearchOptions) -> f64 {
+    let boost = o.w_score * f64::from(mem_score) + if sacred { o.w_sacred } else { 0.0 };
+    (relevance as f64 * UNIT) * (1.0 + TIE_BREAK * boost)
+}
+
+/// The relevance of a term: `weight · impact` in BM25 units.
+pub(crate) fn units(points: u64) -> f64 {
+    points as f64 * UNIT
+}
+
+/// A query term's idf weight given `n` documents, `df` of which hold it.
+pub(crate) fn idf_weight(n: u64, df: u64) -> u64 {
+    (semantic_index::idf(n, df) * IDF_SCALE).round() as u64
+}
+
+/// One query term's postings in one segment.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct RankCursor {
+    /// Next posting (index into `rank_docs`).
+    pos: usize,
+    /// First posting of the term.
+    start: usize,
+    /// End of the term's postings.
+    end: usize,
+    /// The term's first block (index into the block arrays).
+    block_start: usize,
+    /// End of the term's blocks.
+    block_end: usize,
+    /// The term's idf weight.
+    weight: u64,
+    /// `weight · ` the term's largest impact.
+    max: u64,
+}
+
+/// The segment's BM25F arrays.
+#[derive(Clone, Copy)]
+struct Ranked<'a> {
+    docs: &'a [u32_le],
+    impacts: &'a [u8],
+    block_last: &'a [u32_le],
+    block_max: &'a [u8],
+}
+
+impl<'a> Ranked<'a> {
+    fn of(d: &'a ArchivedSegmentData) -> Ranked<'a> {
+        Ranked {
+            docs: d.rank_docs.as_slice(),
+            impacts: d.rank_impacts.as_slice(),
+            block_last: d.rank_block_last.as_slice(),
+            block_max: d.rank_block_max.as_slice(),
+        }
+    }
+}
+
+impl RankCursor {
+    fn done(&self) -> bool {
+        self.pos >= self.end
+    }
+
+    #[inline]
+    fn doc(&self, r: Ranked<'_>) -> u32 {
+        r.docs.get(self.pos).map_or(u32::MAX, |d| d.to_native())
+    }
+
+    #[inline]
+    fn impact(&self, r: Ranked<'_>) -> u64 {
+        u64::from(r.impacts.get(self.pos).copied().unwrap_or(0))
+    }
+
+    /// The block holding `pos`.
+    #[inline]
+    fn block(&self) -> usize {
+        self.block_start + (self.pos - self.start) / RANK_BLOCK
+    }
+
+    /// Moves to the first block whose last ordinal is at least `target` (never backwards), and
+    /// returns it, or `None` (and the cursor done) when no block is left.
+    #[inline]
+    fn seek_block(&mut self, r: Ranked<'_>, target: u32) -> Option<usize> {
+        if self.done() {
+            return None;
+        }
+        let mut b = self.block();
+        while b < self.block_end && r.block_last.get(b).map_or(u32::MAX, |x| x.to_native()) < target
+        {
+            b += 1;
+        }
+        if b >= self.block_end {
+            self.pos = self.end;
+            return None;
+        }
+        self.pos = self.pos.max(self.start + (b - self.block_start) * RANK_BLOCK).min(self.end);
+        if self.done() {
+            return None;
+        }
+        Some(b)
+    }
+
+    /// Moves to the first posting at or past `target` inside the current block (after
+    /// [`RankCursor::seek_block`]).
+    #[inline]
+    fn seek_in_block(&mut self, r: Ranked<'_>, target: u32) {
+        let block_end =
+            (self.start + (self.block() - self.block_start + 1) * RANK_BLOCK).min(self.end);
+        let run = r.docs.get(self.pos..block_end).unwrap_or(&[]);
+        self.pos += run.partition_point(|d| d.to_native() < target);
+    }
+
+    /// Moves to the first posting at or past `target`.
+    fn seek(&mut self, r: Ranked<'_>, target: u32) {
+        if self.seek_block(r, target).is_some() {
+            self.seek_in_block(r, target);
+        }
+    }
+
+    /// The largest impact of the blocks that may hold ordinals in `[from, to)`, from the cursor
+    /// on, times the weight.
+    fn window_max(&self, r: Ranked<'_>, to: u32) -> u64 {
+        if self.done() {
+            return 0;
+        }
+        let mut b = self.block();
+        let mut top = 0u8;
+        while b < self.block_end {
+            top = top.max(r.block_max.get(b).copied().unwrap_or(u8::MAX));
+            if r.block_last.get(b).map_or(u32::MAX, |x| x.to_native()) >= to {
+                break;
+            }
+            b += 1;
+        }
+        self.weight * u64::from(top)
+    }
+}
+
+/// The ordinal of the ranked term `term` (hashed with `format::term_hash`).
+pub(crate) fn find_rank_term(d: &ArchivedSegmentData, term: &[u8], hash: u64) -> Option<usize> {
+    let (slots, offsets) = (d.rank_term_slots.as_slice(), d.rank_term_offsets.as_slice());
+    probe_table(slots, offsets, d.rank_term_bytes.as_slice(), term, hash)
+}
+
+/// Term `t`'s range in `rank_docs`.
+fn posting_range(d: &ArchivedSegmentData, t: usize) -> (usize, usize) {
+    let o = d.rank_posting_offsets.as_slice();
+    let a = o.get(t).map_or(0, |x| x.to_native() as usize);
+    let b = o.get(t + 1).map_or(0, |x| x.to_native() as usize);
+    (a, b.max(a))
+}
+
+/// The impact (1..=255) of ranked term `t` in document `ordinal`, 0 if absent.
+pub(crate) fn impact_of(d: &ArchivedSegmentData, t: usize, ordinal: u32) -> u8 {
+    let (a, b) = posting_range(d, t);
+    let docs = d.rank_docs.as_slice().get(a..b).unwrap_or(&[]);
+    match docs.binary_search_by(|x| x.to_native().cmp(&ordinal)) {
+        Ok(i) => d.rank_impacts.as_slice().get(a + i).copied().unwrap_or(0),
+        Err(_) => 0,
+    }
+}
+
+/// A cursor over ranked term `t` with idf weight `weight`.
+fn cursor(d: &ArchivedSegmentData, t: usize, weight: u64) -> RankCursor {
+    let (start, end) = posting_range(d, t);
+    let bo = d.rank_block_offsets.as_slice();
+    let block_start = bo.get(t).map_or(0, |x| x.to_native() as usize);
+    let block_end = bo.get(t + 1).map_or(0, |x| x.to_native() as usize).max(block_start);
+    let top = d.rank_term_max.get(t).copied().unwrap_or(u8::MAX);
+    RankCursor {
+        pos: start,
+        start,
+        end,
+        block_start,
+        block_end,
+        weight,
+        max: weight * u64::from(top),
+    }
+}
+
+/// The smallest relevance whose score, at the largest boost `mult_max` allows, reaches `bar`.
+fn needed(bar: Option<f64>, best_boost: (f32, bool), o: &SearchOptions) -> u64 {
+    let Some(bar) = bar else { return 1 };
+    let at = |s: u64| ranked_score(s, best_boost.0, best_boost.1, o);
+    let guess = bar / UNIT / (1.0 + TIE_BREAK * (o.w_score.max(0.0) + o.w_sacred.max(0.0)));
+    let mut s = if guess.is_finite() && guess > 2.0 { guess as u64 - 2 } else { 0 };
+    for _ in 0..64 {
+        if s > 0 && at(s - 1) >= bar {
+            s -= 1;
+        } else if at(s) < bar {
+            s += 1;
+        } else {
+            return s.max(1);
+        }
+    }
+    // Far from the guess (never on sane options): bisect.
+    let (mut lo, mut hi) = (0u64, 1u64 << 62);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if at(mid) >= bar {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    lo.max(1)
+}
+
+impl<B: Storage> Segment<B> {
+    /// Adds this segment's document count and each query term's document frequency to the
+    /// query's statistics (see [`Query::rank_stats`]).
+    pub(crate) fn add_rank_stats(&self, query: &Query, stats: &mut [u64], n: &mut u64) {
+        let d = self.data();
+        *n += u64::from(d.doc_count.to_native());
+        for ((term, &hash), df) in query.terms.iter().zip(&query.term_hashes).zip(stats.iter_mut())
+        {
+            if let Some(t) = find_rank_term(d, term.as_bytes(), hash) {
+                let (a, b) = posting_range(d, t);
+                *df += (b - a) as u64;
+            }
+        }
+    }
+
+    /// The BM25F search of this segment with the query's weights already set.
+    pub(crate) fn search_ranked(
+        &self,
+        query: &Query,
+        options: &SearchOptions,
+        deleted: &DeletedSet,
+        segment_tag: u32,
+        hits: &mut Hits,
+    ) {
+        let k = options.limit.min(hits.capacity());
+        if k == 0 {
+            return;
+        }
+        let d = self.data();
+        let n = d.doc_count.to_native();
+        let domain = match &options.domain {
+            Some(name) => match crate::search::find_domain(d, name) {
+                Some(ord) => Some(ord),
+                None => return,
+            },
+            None => None,
+        };
+        let end_ordinal = if options.sacred_only { d.sacred_count.to_native().min(n) } else { n };
+        let Ok(mut scratch) = query.rank.try_borrow_mut() else { return };
+        let scratch = &mut *scratch;
+        scratch.cursors.clear();
+        for ((term, &hash), &weight) in
+            query.terms.iter().zip(&query.term_hashes).zip(&scratch.weights)
+        {
+            if scratch.cursors.len() == scratch.cursors.capacity() {
+                break;
+            }
+            if let Some(t) = find_rank_term(d, term.as_bytes(), hash) {
+                let c = cursor(d, t, weight);
+                if c.start < c.end {
+                    scratch.cursors.push(c);
+                }
+            }
+        }
+        let cursors = &mut scratch.cursors[..];
+        if cursors.is_empty() {
+            return;
+        }
+        // Smallest bound first: the non-essential terms are a prefix.
+        cursors.sort_unstable_by_key(|c| c.max);
+        let prefix = &mut scratch.prefix;
+        prefix.clear();
+        let mut sum = 0u64;
+        for c in cursors.iter() {
+            prefix.push(sum);
+            sum += c.max;
+        }
+        prefix.push(sum);
+
+        let r = Ranked::of(d);
+        let scores = d.scores.as_slice();
+        let ids = d.ids.as_slice();
+        let timestamps = d.timestamps.as_slice();
+        let domain_of = d.domain_of.as_slice();
+        let sacred_count = d.sacred_count.to_native();
+        // The largest boost of any document here: the first sacred one or the first other one
+        // (ordinals are by score inside each run), or the weights' maximum if negative weights
+        // make another document larger; bounds multiply by it.
+        let best_boost = {
+            let s0 = scores.first().map_or(1.0, |s| s.to_native());
+            let s1 = scores.get(sacred_count as usize).map_or(1.0, |s| s.to_native());
+            let a = (s0.max(s1), true);
+            if options.w_score >= 0.0 && options.w_sacred >= 0.0 {
+                a
+            } else {
+                (if options.w_score >= 0.0 { 1.0 } else { 0.0 }, options.w_sacred >= 0.0)
+            }
+        };
+        let mut need = needed(hits.bar(k), best_boost, options);
+        let (acc, bits) = hits.rank_scratch();
+        let (mut acc, mut bits) = (std::mem::take(acc), std::mem::take(bits));
+
+        loop {
+            // Non-essential terms: together they cannot reach `need`.
+            let ne = prefix.partition_point(|&p| p < need).saturating_sub(1).min(cursors.len());
+            let (others, essential) = cursors.split_at_mut(ne);
+            if essential.is_empty() {
+                break;
+            }
+            let mut w = u32::MAX;
+            for c in essential.iter() {
+                if !c.done() {
+                    w = w.min(c.doc(r));
+                }
+            }
+            if w >= end_ordinal {
+                break;
+            }
+            let wend = w.saturating_add(RANK_WINDOW as u32).min(end_ordinal);
+            // Skip the window when even its blocks' maxima cannot reach the bar.
+            let window_ub: u64 =
+                essential.iter().map(|c| c.window_max(r, wend)).sum::<u64>() + prefix[ne];
+            if window_ub < need {
+                for c in essential.iter_mut() {
+                    c.seek(r, wend);
+                }
+                continue;
+            }
+            for c in essential.iter_mut() {
+                let weight = c.weight;
+                while !c.done() {
+                    let o = c.doc(r);
+                    if o >= wend {
+                        break;
+                    }
+                    let add = ((weight * c.impact(r)) << COUNT_BITS) | 1;
+                    c.pos += 1;
+                    let Some(slot) =
+                        o.checked_sub(w).map(|x| x as usize).filter(|&x| x < RANK_WINDOW)
+                    else {
+                        continue;
+                    };
+                    if let (Some(a), Some(word)) = (acc.get_mut(slot), bits.get_mut(slot / 64)) {
+                        *a += add;
+                        *word |= 1u64 << (slot % 64);
+                    }
+                }
+            }
+            for (wi, bits_word) in bits.iter_mut().enumerate() {
+                let mut word = std::mem::take(bits_word);
+                while word != 0 {
+                    let slot = wi * 64 + word.trailing_zeros() as usize;
+                    word &= word - 1;
+                    let packed = acc.get_mut(slot).map_or(0, std::mem::take);
+                    let mut s = packed >> COUNT_BITS;
+                    let mut matched = (packed & ((1 << COUNT_BITS) - 1)) as u32;
+                    let o = w + slot as u32;
+                    let oi = o as usize;
+                    if deleted.contains(o) {
+                        continue;
+                    }
+                    if let Some(dom) = domain {
+                        if domain_of.get(oi).map(|x| x.to_native()) != Some(dom) {
+                            continue;
+                        }
+                    }
+                    // The non-essential terms, largest bound first: a block maximum first, the
+                    // posting only if the block could still lift the document over the bar.
+                    let mut ub = s + prefix[ne];
+                    if ub < need {
+                        continue;
+                    }
+                    let mut out = false;
+                    for c in others.iter_mut().rev() {
+                        let cmax = c.max;
+                        match c.seek_block(r, o) {
+                            None => ub -= cmax,
+                            Some(b) => {
+                                let bmax = c.weight
+                                    * u64::from(r.block_max.get(b).copied().unwrap_or(u8::MAX));
+                                ub = ub - cmax + bmax.min(cmax);
+                                if ub >= need {
+                                    c.seek_in_block(r, o);
+                                    if !c.done() && c.doc(r) == o {
+                                        let got = c.weight * c.impact(r);
+                                        s += got;
+                                        matched += 1;
+                                        ub = ub - bmax.min(cmax) + got.min(bmax.min(cmax));
+                                    } else {
+                                        ub -= bmax.min(cmax);
+                                    }
+                                }
+                            }
+                        }
+                        if ub < need {
+                            out = true;
+                            break;
+                        }
+                    }
+                    if out {
+                        continue;
+                    }
+                    let mem_score = scores.get(oi).map_or(0.0, |x| x.to_native());
+                    let total = ranked_score(s, mem_score, o < sacred_count, options);
+                    if hits.bar(k).is_some_and(|bar| total < bar) {
+                        continue;
+                    }
+                    let id = ids.get(oi).copied().unwrap_or_default();
+                    if options.exclude == Some(id) {
+                        continue;
+                    }
+                    let timestamp_micros = timestamps.get(oi).map_or(0, |x| x.to_native());
+                    let hit = Hit {
+                        segment: segment_tag,
+                        ordinal: o,
+                        id,
+                        score: total,
+                        overlap: matched,
+                        timestamp_micros,
+                    };
+                    if hits.offer_ranked(k, hit) {
+                        need = needed(hits.bar(k), best_boost, options);
+                    }
+                }
+            }
+        }
+        let (a, b) = hits.rank_scratch();
+        *a = std::mem::take(&mut acc);
+        *b = std::mem::take(&mut bits);
+    }
+}
+
+impl<B: Storage> Segment<B> {
+    /// Explains document `ordinal`'s BM25F score with the query's weights already set.
+    pub(crate) fn explain_ranked(
+        &self,
+        query: &Query,
+        ordinal: u32,
+        options: &SearchOptions,
+    ) -> Option<Explanation> {
+        let doc = self.doc(ordinal)?;
+        let d = self.data();
+        let scratch = query.rank.try_borrow().ok()?;
+        let mut terms = Vec::new();
+        let mut relevance = 0u64;
+        for ((term, &hash), &weight) in
+            query.terms.iter().zip(&query.term_hashes).zip(&scratch.weights)
+        {
+            let Some(t) = find_rank_term(d, term.as_bytes(), hash) else { continue };
+            let impact = impact_of(d, t, ordinal);
+            if impact == 0 {
+                continue;
+            }
+            let points = weight * u64::from(impact);
+            relevance += points;
+            terms.push(TermContribution {
+                term: term.clone(),
+                idf: weight as f64 / IDF_SCALE,
+                impact: f64::from(impact) / 255.0,
+                contribution: units(points),
+            });
+        }
+        let score_boost = options.w_score * f64::from(doc.score());
+        let sacred_boost = if doc.sacred() { options.w_sacred } else { 0.0 };
+        Some(Explanation {
+            ranking: Ranking::Bm25f,
+            overlap: terms.len() as u32,
+            jaccard: units(relevance),
+            score_boost,
+            sacred_boost,
+            score: ranked_score(relevance, doc.score(), doc.sacred(), options),
+            matched: terms.iter().map(|t| t.term.clone()).collect(),
+            terms,
+        })
+    }
+}
