@@ -11,7 +11,7 @@
 use std::time::Instant;
 
 use semantic_index::vectors::encode;
-use shm_reader::vectors::{QueryVector, VectorHits, Vectors, DEFAULT_PROBES};
+use shm_reader::vectors::{default_probes, QueryVector, VectorHits, Vectors};
 use shm_reader::DeletedSet;
 
 const DIM: usize = 384;
@@ -111,13 +111,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // The exact top 10 of each query.
         let mut exact: Vec<Vec<u32>> = Vec::with_capacity(queries.len());
         let mut rows = Vec::new();
-        for probes in [usize::MAX, DEFAULT_PROBES / 2, DEFAULT_PROBES, DEFAULT_PROBES * 2] {
+        let d = default_probes(vectors.lists() as usize);
+        for probes in [usize::MAX, d / 2, d, d * 2] {
             let mut times = Vec::with_capacity(queries.len());
             let mut found = 0usize;
             for (i, q) in queries.iter().enumerate() {
                 hits.clear();
                 let t = Instant::now();
-                vectors.search(q, &deleted, 0, probes, &mut hits);
+                vectors.search(q, &deleted, 0, Some(probes), &mut hits);
                 hits.sort();
                 times.push(t.elapsed().as_secs_f64());
                 let top: Vec<u32> = hits.as_slice().iter().take(10).map(|h| h.ordinal).collect();

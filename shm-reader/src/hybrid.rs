@@ -44,6 +44,7 @@ pub struct HybridSearch {
     vector_hits: VectorHits,
     lexical: Hits,
     lexical_options: SearchOptions,
+    spare: String,
     fused: Vec<Fused>,
 }
 
@@ -58,6 +59,7 @@ impl HybridSearch {
             vector_hits: VectorHits::with_capacity(2 * depth),
             lexical: Hits::with_capacity(depth),
             lexical_options: SearchOptions::default(),
+            spare: String::new(),
             fused: Vec::with_capacity(3 * depth),
         }
     }
@@ -116,7 +118,21 @@ impl HybridSearch {
         // The lexical side.
         if options.ranking == Ranking::Hybrid {
             let o = &mut self.lexical_options;
-            o.domain.clone_from(&options.domain);
+            // The domain's string is kept between searches (a search without a domain parks
+            // it), so copying the filter does not allocate.
+            match &options.domain {
+                Some(domain) => {
+                    let mut d = o.domain.take().unwrap_or_else(|| std::mem::take(&mut self.spare));
+                    d.clear();
+                    d.push_str(domain);
+                    o.domain = Some(d);
+                }
+                None => {
+                    if let Some(d) = o.domain.take() {
+                        self.spare = d;
+                    }
+                }
+            }
             o.sacred_only = options.sacred_only;
             o.w_score = options.w_score;
             o.w_sacred = options.w_sacred;
