@@ -459,29 +459,52 @@ impl VectorHits {
         self.floor
     }
 
+    /// Offers a hit: the buffer is a min-heap on similarity (the worst kept hit at the root)
+    /// once full, so an offer costs O(log k).
     fn offer(&mut self, hit: VectorHit) {
         if self.k == 0 {
             return;
         }
         if self.hits.len() < self.k {
             self.hits.push(hit);
-        } else if let Some(worst) = self.worst() {
-            self.hits[worst] = hit;
+            // Sift up.
+            let mut i = self.hits.len() - 1;
+            while i > 0 {
+                let parent = (i - 1) / 2;
+                if self.hits[parent].similarity <= self.hits[i].similarity {
+                    break;
+                }
+                self.hits.swap(parent, i);
+                i = parent;
+            }
+        } else if hit.similarity > self.hits[0].similarity {
+            self.hits[0] = hit;
+            // Sift down.
+            let n = self.hits.len();
+            let mut i = 0;
+            loop {
+                let (l, r) = (2 * i + 1, 2 * i + 2);
+                let mut least = i;
+                if l < n && self.hits[l].similarity < self.hits[least].similarity {
+                    least = l;
+                }
+                if r < n && self.hits[r].similarity < self.hits[least].similarity {
+                    least = r;
+                }
+                if least == i {
+                    break;
+                }
+                self.hits.swap(i, least);
+                i = least;
+            }
         }
         if self.hits.len() == self.k {
-            self.floor = self.worst().map_or(f32::NEG_INFINITY, |w| self.hits[w].similarity);
+            self.floor = self.hits[0].similarity;
         }
     }
 
-    fn worst(&self) -> Option<usize> {
-        self.hits
-            .iter()
-            .enumerate()
-            .min_by(|a, b| a.1.similarity.total_cmp(&b.1.similarity))
-            .map(|(i, _)| i)
-    }
-
-    /// Sorts the hits best first (ties: segment, then ordinal ascending). No allocation.
+    /// Sorts the hits best first (ties: segment, then ordinal ascending). No allocation. Ends a
+    /// search: [`clear`](VectorHits::clear) before offering hits again.
     pub fn sort(&mut self) {
         self.hits.sort_unstable_by(|a, b| {
             b.similarity
