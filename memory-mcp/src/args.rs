@@ -70,9 +70,11 @@ pub struct RecallArgs {
     /// At most this many hits (default 10, at most 1000).
     #[serde(default)]
     pub limit: Option<u32>,
-    /// How hits are ranked: "bm25f" (the default: stemmed BM25F over question, insights and
-    /// synthesis; score and sacred only break ties) or "jaccard" (keyword overlap plus the
-    /// memory's score and sacred flag).
+    /// How hits are ranked: "bm25f" (stemmed BM25F over question, insights and synthesis;
+    /// score and sacred only break ties), "jaccard" (keyword overlap plus the memory's score and
+    /// sacred flag), "vector" (meaning: the embedding model's similarity) or "hybrid" (bm25f and
+    /// vector fused). Default: hybrid when the store has vectors and the model is installed,
+    /// else bm25f.
     #[serde(default)]
     pub ranking: Option<String>,
 }

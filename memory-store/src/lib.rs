@@ -59,11 +59,12 @@ pub use crate::records::{
     get_from_records, Change, DamagedRange, RecordsCheck, RecordsError, RepairReport,
     QUARANTINE_DIR,
 };
+pub use crate::store::hybrid::{embedding_text, Embed, EmbedError, HybridWhy};
 pub use crate::store::{
     BatchReport, Error, FieldTf, Found, MemoryStore, Result, SearchResults, Stats, VerifyReport,
     Why, WhyTerm, LOCK_FILE,
 };
-pub use shm_reader::{Query, Ranking, SearchOptions};
+pub use shm_reader::{Query, Ranking, SearchOptions, FUSION_DEPTH};
 /// The type of memory ids ([`Memory::id`]), re-exported so that callers need not depend on
 /// `uuid` themselves; it displays as the usual hyphenated lowercase form.
 pub use uuid::Uuid;

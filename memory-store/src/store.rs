@@ -19,6 +19,8 @@ use crate::files;
 use crate::memory::{InvalidMemory, Memory};
 use crate::records::{self, Change, Entry, Records, RecordsCheck, RecordsError, RepairReport};
 
+pub(crate) mod hybrid;
+
 /// The writer's lock file.
 pub const LOCK_FILE: &str = "LOCK";
 /// How long [`MemoryStore::open`] waits for a writer lock another process holds.
@@ -153,6 +155,9 @@ pub enum Error {
     /// Reading the index failed.
     #[error(transparent)]
     Reader(#[from] ReaderError),
+    /// Embedding memories failed (the model, or what it returned).
+    #[error("embedding: {0}")]
+    Embed(String),
 }
 
 fn committed(ids: &[Uuid], forgotten: bool) -> String {
@@ -186,6 +191,9 @@ pub struct Why {
     pub score_boost: f64,
     /// `w_sacred · [sacred]`.
     pub sacred_boost: f64,
+    /// What the lexical and vector rankings contributed (hybrid and vector searches only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hybrid: Option<hybrid::HybridWhy>,
 }
 
 /// One ranked term's part of a BM25F relevance.
@@ -327,6 +335,7 @@ pub struct MemoryStore {
     writer: Option<Writer>,
     read_records: OnceCell<Records>,
     repaired: Option<String>,
+    vectors: hybrid::VectorCache,
     /// The generation a read-only store last found in step with the records.
     checked_generation: Option<u64>,
     progress: Option<Box<dyn FnMut(u64, u64) + Send>>,
@@ -533,6 +542,7 @@ impl MemoryStore {
             writer: Some(writer),
             read_records: OnceCell::new(),
             repaired,
+            vectors: hybrid::VectorCache::default(),
             checked_generation: None,
             progress: None,
         };
@@ -595,6 +605,7 @@ impl MemoryStore {
             writer: None,
             read_records: OnceCell::new(),
             repaired: None,
+            vectors: hybrid::VectorCache::default(),
             checked_generation: None,
             progress: None,
         })
@@ -909,9 +920,18 @@ impl MemoryStore {
     }
 
     /// Searches the index (refreshing to the newest generation first).
+    /// [`Ranking::Hybrid`](shm_reader::Ranking::Hybrid) and
+    /// [`Ranking::Vector`](shm_reader::Ranking::Vector) rank by the query's
+    /// [embedding](Query::with_embedding) when the store has vectors of its dimensions (each
+    /// hit's `why.hybrid` says what each side gave); without them the search is BM25F.
     pub fn search(&mut self, query: &Query, options: &SearchOptions) -> Result<SearchResults> {
         check_options(options)?;
         self.refresh_checked()?;
+        if options.ranking.is_semantic() {
+            if let Some(results) = self.search_semantic(query, options)? {
+                return Ok(results);
+            }
+        }
         // Never more room than there are memories, whatever limit was asked for.
         let mut hits =
             Hits::with_capacity(options.limit.min(self.reader.snapshot().len() as usize));
@@ -972,6 +992,7 @@ impl MemoryStore {
                             .collect(),
                         score_boost: e.score_boost,
                         sacred_boost: e.sacred_boost,
+                        hybrid: None,
                     }
                 });
                 Some(found(&doc, h.score, why))

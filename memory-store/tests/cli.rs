@@ -4,12 +4,19 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 fn mcs(store: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mcs")).arg("--store").arg(store).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_mcs"))
+        .env("MCS_MODEL_DIR", crate::NO_MODEL)
+        .arg("--store")
+        .arg(store)
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn mcs_stdin(store: &Path, args: &[&str], input: &str) -> Output {
     use std::io::Write;
     let mut child = Command::new(env!("CARGO_BIN_EXE_mcs"))
+        .env("MCS_MODEL_DIR", crate::NO_MODEL)
         .arg("--store")
         .arg(store)
         .args(args)
@@ -259,6 +266,7 @@ fn a_reader_process_sees_complete_generations_while_the_writer_ingests() {
 fn demo_runs_on_a_temporary_store() {
     let out = Command::new(env!("CARGO_BIN_EXE_mcs"))
         .arg("demo")
+        .env("MCS_MODEL_DIR", crate::NO_MODEL)
         .env_remove("MCS_STORE")
         .output()
         .unwrap();
@@ -392,6 +400,7 @@ fn circle_watch_pushes_new_matching_memories_as_they_are_stored() {
     let store = dir.path().join("s");
     assert!(mcs_stdin(&store, &["ingest", "-"], GOOD).status.success());
     let mut watch = Command::new(env!("CARGO_BIN_EXE_mcs"))
+        .env("MCS_MODEL_DIR", crate::NO_MODEL)
         .arg("--store")
         .arg(&store)
         .args(["circle", "--watch", "--task", "zebra migration"])

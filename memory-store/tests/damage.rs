@@ -6,7 +6,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn mcs(store: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mcs")).arg("--store").arg(store).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_mcs"))
+        .env("MCS_MODEL_DIR", crate::NO_MODEL)
+        .arg("--store")
+        .arg(store)
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn text(b: &[u8]) -> String {

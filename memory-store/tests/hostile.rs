@@ -11,6 +11,7 @@ use memory_store::{Error, Memory, MemoryStore, Query, SearchOptions};
 
 fn mcs_command(store: &Path, args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_mcs"));
+    c.env("MCS_MODEL_DIR", crate::NO_MODEL);
     c.arg("--store").arg(store).args(args);
     c
 }
@@ -25,6 +26,7 @@ fn sh(store: &Path, script: &str) -> Output {
         .arg("-c")
         .arg(script)
         .env("MCS", env!("CARGO_BIN_EXE_mcs"))
+        .env("MCS_MODEL_DIR", crate::NO_MODEL)
         .env("STORE", store)
         .output()
         .unwrap()

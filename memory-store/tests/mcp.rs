@@ -22,9 +22,13 @@ use tokio::sync::mpsc as amp;
 /// Fails a test that waits longer than this for an event that should come.
 const DEADLINE: Duration = Duration::from_secs(120);
 
+/// A model directory that does not exist: these tests pin the server without the embedding
+/// model, also where the model is installed (CI).
+const NO_MODEL: &str = "/nonexistent/mcs-tests-without-a-model";
+
 fn mcs_transport(store: &Path) -> TokioChildProcess {
     let cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcs")).configure(|c| {
-        c.arg("--store").arg(store).arg("mcp");
+        c.env("MCS_MODEL_DIR", NO_MODEL).arg("--store").arg(store).arg("mcp");
     });
     TokioChildProcess::new(cmd).expect("starting mcs mcp")
 }
@@ -89,6 +93,7 @@ fn hit_ids(v: &Value) -> Vec<String> {
 /// `mcs add` from a separate process, with a chosen id.
 async fn mcs_add(store: &Path, id: &str, question: &str) {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcs"))
+        .env("MCS_MODEL_DIR", NO_MODEL)
         .arg("--store")
         .arg(store)
         .args(["add", "--id", id, "--domain", "testing", "--question", question])
@@ -287,6 +292,7 @@ struct Raw {
 impl Raw {
     fn start(store: &Path) -> Raw {
         let mut child = Command::new(env!("CARGO_BIN_EXE_mcs"))
+            .env("MCS_MODEL_DIR", NO_MODEL)
             .arg("--store")
             .arg(store)
             .arg("mcp")

@@ -7,6 +7,7 @@ use std::process::{Command, Output, Stdio};
 fn mcs() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_mcs"));
     c.env_remove("MCS_STORE");
+    c.env("MCS_MODEL_DIR", crate::NO_MODEL);
     c
 }
 

@@ -75,6 +75,7 @@ mod intern;
 mod keywords;
 pub mod layout;
 mod rank;
+pub mod vectors;
 
 pub use crate::analyzer::{
     analyze, idf, is_rank_stop_word, query_terms, Bm25fParams, Field, MIN_TERM_CHARS,

@@ -67,12 +67,15 @@
 
 mod check;
 mod content;
+mod hybrid;
 mod rank;
 mod reader;
 mod search;
 mod segment;
+pub mod vectors;
 
 pub use crate::content::{Content, ContentOpenError};
+pub use crate::hybrid::{Fused, HybridSearch, FUSION_DEPTH};
 pub use crate::rank::{ranked_score, IDF_SCALE, MAX_QUERY_TERMS, TIE_BREAK};
 pub use crate::reader::{Reader, ReaderError, Snapshot};
 pub use crate::search::{

@@ -157,7 +157,7 @@ impl Snapshot {
     /// Searches every live segment; `hits` is cleared first. No allocation.
     pub fn search(&self, query: &Query, options: &SearchOptions, hits: &mut Hits) {
         hits.clear();
-        match options.ranking {
+        match options.ranking.lexical() {
             Ranking::Bm25f => {
                 // Global statistics: idf from the document frequencies of every live segment,
                 // so that scores compare across segments.
@@ -242,7 +242,7 @@ impl Snapshot {
     ) -> Option<Explanation> {
         self.doc(hit)?;
         let segment = &self.segments.get(hit.segment as usize)?.segment;
-        if options.ranking == Ranking::Bm25f {
+        if options.ranking.lexical() == Ranking::Bm25f {
             query.rank_stats(self.segments.iter().map(|live| &*live.segment));
             return segment.explain_ranked(query, hit.ordinal, options);
         }
@@ -285,6 +285,38 @@ impl Snapshot {
             })?;
         }
         Ok(())
+    }
+
+    /// The deleted ordinals of live segment `index` (for scans beside the segment, such as
+    /// vector search).
+    pub fn deleted(&self, index: usize) -> Option<&DeletedSet> {
+        self.segments.get(index).map(|l| &l.deleted)
+    }
+
+    /// Documents (deleted included) of live segment `index`.
+    pub fn segment_doc_count(&self, index: usize) -> Option<u32> {
+        self.segments.get(index).map(|l| l.segment.len())
+    }
+
+    /// The id of document `ordinal` of live segment `index`, deleted or not.
+    pub fn segment_doc_id(&self, index: usize, ordinal: u32) -> Option<[u8; 16]> {
+        Some(self.segments.get(index)?.segment.doc(ordinal)?.id())
+    }
+
+    /// Document `ordinal` of live segment `index`, unless deleted.
+    pub fn segment_doc(&self, index: usize, ordinal: u32) -> Option<DocRef<'_>> {
+        let live = self.segments.get(index)?;
+        if live.deleted.contains(ordinal) {
+            return None;
+        }
+        live.segment.doc(ordinal)
+    }
+
+    /// Live documents of segment `index` (0 past the end).
+    pub fn segment_live_count(&self, index: usize) -> u64 {
+        self.segments
+            .get(index)
+            .map_or(0, |l| u64::from(l.segment.len() - l.deleted.len().min(l.segment.len())))
     }
 
     /// The segments' files and sizes, for statistics.

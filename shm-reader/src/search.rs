@@ -26,6 +26,8 @@ pub struct Query {
     /// [`format::term_hash`] of each ranked term.
     pub(crate) term_hashes: Vec<u64>,
     pub(crate) rank: RefCell<RankScratch>,
+    /// The query's embedding for [`Ranking::Hybrid`] and [`Ranking::Vector`] (empty: none).
+    embedding: Vec<f32>,
 }
 
 /// A ranked search's scratch, sized for the query's terms when it is prepared.
@@ -42,7 +44,9 @@ pub(crate) struct RankScratch {
 
 impl Clone for Query {
     fn clone(&self) -> Query {
-        Query::with_terms(self.keywords.clone(), self.terms.clone())
+        let mut q = Query::with_terms(self.keywords.clone(), self.terms.clone());
+        q.embedding.clone_from(&self.embedding);
+        q
     }
 }
 
@@ -248,7 +252,26 @@ impl Query {
             weights: Vec::with_capacity(n),
             dfs: Vec::with_capacity(n),
         });
-        Query { keywords, hashes, cursors, terms, term_hashes, rank }
+        Query { keywords, hashes, cursors, terms, term_hashes, rank, embedding: Vec::new() }
+    }
+
+    /// Sets the query's embedding (the model's unit vector of the query's text), which
+    /// [`Ranking::Hybrid`] and [`Ranking::Vector`] rank by; reuses the buffer. An empty slice
+    /// removes it.
+    pub fn set_embedding(&mut self, embedding: &[f32]) {
+        self.embedding.clear();
+        self.embedding.extend_from_slice(embedding);
+    }
+
+    /// The query with `embedding` (see [`Query::set_embedding`]).
+    pub fn with_embedding(mut self, embedding: &[f32]) -> Query {
+        self.set_embedding(embedding);
+        self
+    }
+
+    /// The query's embedding, if it has one.
+    pub fn embedding(&self) -> Option<&[f32]> {
+        (!self.embedding.is_empty()).then_some(&self.embedding[..])
     }
 
     /// The query's ranked terms (BM25F): stemmed, stop words dropped, distinct.
@@ -261,6 +284,8 @@ impl Query {
         match ranking {
             Ranking::Jaccard => self.keywords.is_empty(),
             Ranking::Bm25f => self.terms.is_empty(),
+            Ranking::Hybrid => self.terms.is_empty() && self.embedding.is_empty(),
+            Ranking::Vector => self.embedding.is_empty(),
         }
     }
 
@@ -323,6 +348,14 @@ pub enum Ranking {
     Bm25f,
     /// The original design's Jaccard similarity of keyword sets plus the additive boosts ([`score`]).
     Jaccard,
+    /// BM25F fused with the vector ranking of the query's embedding ([`Query::set_embedding`])
+    /// by reciprocal rank fusion (k = 60, the top [`FUSION_DEPTH`](crate::FUSION_DEPTH) of
+    /// each): [`HybridSearch`](crate::HybridSearch) runs it. A lexical search (such as
+    /// [`Snapshot::search`](crate::Snapshot::search)) ranks it as [`Ranking::Bm25f`].
+    Hybrid,
+    /// The vector ranking alone: cosine similarity of the memories' vectors with the query's
+    /// embedding ([`HybridSearch`](crate::HybridSearch)); lexical searches rank it as BM25F.
+    Vector,
 }
 
 impl Ranking {
@@ -331,12 +364,30 @@ impl Ranking {
         match self {
             Ranking::Bm25f => "bm25f",
             Ranking::Jaccard => "jaccard",
+            Ranking::Hybrid => "hybrid",
+            Ranking::Vector => "vector",
         }
+    }
+
+    /// The ranking a lexical search uses for it: itself, or [`Ranking::Bm25f`] for the rankings
+    /// that need vectors.
+    pub fn lexical(self) -> Ranking {
+        match self {
+            Ranking::Jaccard => Ranking::Jaccard,
+            _ => Ranking::Bm25f,
+        }
+    }
+
+    /// Whether it ranks by the query's embedding ([`Ranking::Hybrid`], [`Ranking::Vector`]).
+    pub fn is_semantic(self) -> bool {
+        matches!(self, Ranking::Hybrid | Ranking::Vector)
     }
 
     /// The ranking named `name` (see [`Ranking::name`]).
     pub fn from_name(name: &str) -> Option<Ranking> {
-        [Ranking::Bm25f, Ranking::Jaccard].into_iter().find(|r| r.name() == name)
+        [Ranking::Bm25f, Ranking::Jaccard, Ranking::Hybrid, Ranking::Vector]
+            .into_iter()
+            .find(|r| r.name() == name)
     }
 }
 
@@ -636,9 +687,9 @@ impl<B: Storage> Segment<B> {
         segment_tag: u32,
         hits: &mut Hits,
     ) {
-        match options.ranking {
+        match options.ranking.lexical() {
             Ranking::Jaccard => self.search_jaccard(query, options, deleted, segment_tag, hits),
-            Ranking::Bm25f => {
+            _ => {
                 query.rank_stats(std::iter::once(self));
                 self.search_ranked(query, options, deleted, segment_tag, hits);
             }
@@ -900,7 +951,7 @@ impl<B: Storage> Segment<B> {
         ordinal: u32,
         options: &SearchOptions,
     ) -> Option<Explanation> {
-        if options.ranking == Ranking::Bm25f {
+        if options.ranking.lexical() == Ranking::Bm25f {
             query.rank_stats(std::iter::once(self));
             return self.explain_ranked(query, ordinal, options);
         }

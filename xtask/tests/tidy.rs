@@ -32,11 +32,13 @@ const ALLOWED_DEPS: &[(&str, &[&str])] = &[
             "apprentice-kinds",
             "memory-mcp",
             "replication",
+            "embeddings",
         ],
     ),
     ("memory-mcp", &[]),
     ("replication", &["atomic-write", "semantic-index", "index-publisher"]),
-    ("xtask", &[]),
+    ("embeddings", &[]),
+    ("xtask", &["embeddings"]),
     (
         "benches",
         &[
@@ -48,6 +50,7 @@ const ALLOWED_DEPS: &[(&str, &[&str])] = &[
             "apprentice-kinds",
             "memory-store",
             "replication",
+            "embeddings",
         ],
     ),
 ];
@@ -63,10 +66,12 @@ const LIBRARIES: &[&str] = &[
     "memory-store",
     "memory-mcp",
     "replication",
+    "embeddings",
 ];
 
 /// What `memory-store`'s library must not pull in: only the `cli` feature (the mcs binary) may.
-const CLI_ONLY: &[&str] = &["apprentice-core", "apprentice-kinds", "anyhow", "clap", "indicatif"];
+const CLI_ONLY: &[&str] =
+    &["apprentice-core", "apprentice-kinds", "anyhow", "clap", "indicatif", "embeddings"];
 
 /// Third-party crates that only one workspace crate may depend on, and the reason.
 const CONFINED: &[(&str, &str, &str)] = &[
@@ -76,6 +81,9 @@ const CONFINED: &[(&str, &str, &str)] = &[
     ("tantivy", "benches", "peers build only in benches"),
     ("rusqlite", "benches", "peers build only in benches"),
     ("async-nats", "replication", "only the replication crate speaks to NATS"),
+    ("candle-core", "embeddings", "only embeddings runs the model"),
+    ("candle-nn", "embeddings", "only embeddings runs the model"),
+    ("tokenizers", "embeddings", "only embeddings tokenizes for the model"),
 ];
 
 /// The index's files are written through atomic-write; these files may also write in place.

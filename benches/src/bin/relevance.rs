@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use benches::cranfield::{Cranfield, Metrics};
-use memory_store::{Memory, MemoryStore, Query, Ranking, SearchOptions};
+use memory_store::{Embed, EmbedError, Memory, MemoryStore, Query, Ranking, SearchOptions};
 
 /// How deep rankings go (MAP looks past the top 10).
 const DEPTH: usize = 1000;
@@ -100,6 +100,41 @@ fn main() -> anyhow::Result<()> {
         }
     }
 
+    // Semantic rows: the store embeds the collection with all-MiniLM-L6-v2 (when installed) and
+    // searches by vector alone and by reciprocal rank fusion with the lexical ranking.
+    let model_dir = embeddings::default_model_dir()?;
+    if embeddings::is_installed(&model_dir) {
+        let model = MiniLm(embeddings::Embedder::load(&model_dir)?);
+        let started = std::time::Instant::now();
+        let embedded = store.embed_pending(&model, &mut |_, _| {})?;
+        eprintln!("embedded {embedded} documents in {:.1} s", started.elapsed().as_secs_f64());
+        let mut vector = Metrics::default();
+        let mut hybrid = Metrics::default();
+        for (i, text) in c.queries.iter().enumerate() {
+            let v = model.0.embed_query(text)?;
+            let query = Query::from_text(text).with_embedding(&v);
+            for (ranking, metrics) in
+                [(Ranking::Vector, &mut vector), (Ranking::Hybrid, &mut hybrid)]
+            {
+                let options = SearchOptions { limit: DEPTH, ranking, ..SearchOptions::default() };
+                let results = store.search(&query, &options)?;
+                let ranked: Vec<u32> = results.hits.iter().map(|h| doc_number(&h.id)).collect();
+                metrics.add(&c, i as u32 + 1, &ranked);
+            }
+        }
+        rows[0].0 = rows[0].0.replace(" (default)", " (default without vectors)");
+        rows.push(("vector: minilm, cosine alone".into(), vector));
+        rows.push((
+            "hybrid (default with vectors): rrf k 60 of bm25f and minilm, top 100 each".into(),
+            hybrid,
+        ));
+    } else {
+        eprintln!(
+            "no embedding model in {}: `cargo xtask model` installs it for the hybrid rows",
+            model_dir.display()
+        );
+    }
+
     #[cfg(feature = "peers")]
     if peers {
         let t = benches::peers::TantivyText::build(
@@ -129,4 +164,25 @@ fn main() -> anyhow::Result<()> {
         println!("| {name} | {ndcg:.4} | {map:.4} | {p10:.4} | {n} |");
     }
     Ok(())
+}
+
+/// The embedding model as the store uses it.
+struct MiniLm(embeddings::Embedder);
+
+impl Embed for MiniLm {
+    fn model_tag(&self) -> &str {
+        embeddings::MODEL_TAG
+    }
+
+    fn dim(&self) -> usize {
+        embeddings::DIM
+    }
+
+    fn embed_documents(
+        &self,
+        texts: &[&str],
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<Vec<f32>, EmbedError> {
+        Ok(self.0.embed_documents(texts, progress)?.0)
+    }
 }

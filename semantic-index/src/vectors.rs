@@ -1,0 +1,434 @@
+//! The vector file: one per segment, the memories' embeddings quantized to int8, beside the
+//! segment it belongs to (`vectors/<segment stem>.vec`). Format described in `FORMAT.md`
+//! ("Vector files").
+//!
+//! Vectors are derived data like segments: written once through atomic-write, never changed,
+//! rebuilt from the records when missing. A segment without its vector file is searched
+//! lexically only; the writer embeds it later and publishes a new generation.
+
+use std::path::{Path, PathBuf};
+
+/// First bytes of a vector file.
+pub const VECTORS_MAGIC: [u8; 8] = *b"MCVECT\0\0";
+/// The version this build writes and reads.
+pub const VECTORS_VERSION: u32 = 2;
+/// The directory of vector files in a store.
+pub const VECTORS_DIR: &str = "vectors";
+/// Length of the header; the sections follow ([`Layout`]).
+pub const VECTORS_HEADER_LEN: usize = 64;
+/// Length of the model tag field in the header.
+pub const MODEL_TAG_LEN: usize = 24;
+/// Files of at least this many vectors get inverted lists (an approximate index); smaller ones
+/// are scanned whole.
+pub const IVF_MIN_VECTORS: usize = 4096;
+/// Most lists a file gets.
+pub const IVF_MAX_LISTS: usize = 1024;
+/// Rounds of k-means when the lists are built.
+const KMEANS_ROUNDS: usize = 8;
+/// At most this many vectors per list train the centroids (a sample of the file's).
+const KMEANS_SAMPLE_PER_LIST: usize = 48;
+
+/// A vector file's header, as decoded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VectorsHeader {
+    /// Dimensions per vector.
+    pub dim: u32,
+    /// Vectors (the segment's documents).
+    pub count: u32,
+    /// Inverted lists (0: none, the file is scanned whole).
+    pub lists: u32,
+    /// Which model made them (ASCII, NUL padded in the file).
+    pub model: String,
+    /// xxh3-64 of everything after the header.
+    pub checksum: u64,
+}
+
+/// Where each section of a vector file starts (bytes from the file's start), and its length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// `scales`: f32 per row.
+    pub scales: usize,
+    /// `ids`: 16 bytes per ordinal.
+    pub ids: usize,
+    /// `rows`: u32 per ordinal, the row holding its vector.
+    pub rows: usize,
+    /// `ordinals`: u32 per row, the ordinal whose vector it holds.
+    pub ordinals: usize,
+    /// `list_starts`: u32 per list plus one, each list's first row (ascending, the last is
+    /// `count`).
+    pub list_starts: usize,
+    /// `centroids`: `lists × dim` f32, 64-aligned.
+    pub centroids: usize,
+    /// `codes`: `count × dim` i8 in row order, 64-aligned.
+    pub codes: usize,
+    /// The file's length.
+    pub len: usize,
+}
+
+impl Layout {
+    /// The layout of a file of `count` vectors of `dim` dimensions in `lists` lists (`None`
+    /// when the length overflows).
+    pub fn of(count: u32, dim: u32, lists: u32) -> Option<Layout> {
+        let (n, d, l) = (count as usize, dim as usize, lists as usize);
+        let scales = VECTORS_HEADER_LEN;
+        let ids = scales.checked_add(n.checked_mul(4)?)?;
+        let rows = ids.checked_add(n.checked_mul(16)?)?;
+        let ordinals = rows.checked_add(n.checked_mul(4)?)?;
+        let list_starts = ordinals.checked_add(n.checked_mul(4)?)?;
+        let centroids = list_starts
+            .checked_add(l.checked_add(1)?.checked_mul(4)?)?
+            .checked_next_multiple_of(64)?;
+        let codes = centroids
+            .checked_add(l.checked_mul(d)?.checked_mul(4)?)?
+            .checked_next_multiple_of(64)?;
+        let len = codes.checked_add(n.checked_mul(d)?)?;
+        Some(Layout { scales, ids, rows, ordinals, list_starts, centroids, codes, len })
+    }
+}
+
+/// What is wrong with vectors handed to [`encode`].
+#[derive(Debug, thiserror::Error)]
+pub enum VectorsError {
+    /// The floats are not `count × dim` long.
+    #[error("{len} floats are not a whole number of {dim}-dimension vectors")]
+    Shape {
+        /// Floats given.
+        len: usize,
+        /// Dimensions asked.
+        dim: usize,
+    },
+    /// A value is NaN or infinite.
+    #[error("vector {index} holds a value that is not finite")]
+    NotFinite {
+        /// Which vector.
+        index: usize,
+    },
+    /// The model tag does not fit its field or is not ASCII.
+    #[error("model tag {0:?} is not ASCII of at most 24 bytes")]
+    ModelTag(String),
+}
+
+/// The vector file of the segment file `segment_file` (`<stem>.seg`) in `store`.
+pub fn vectors_path(store: &Path, segment_file: &str) -> PathBuf {
+    let stem = segment_file.strip_suffix(".seg").unwrap_or(segment_file);
+    store.join(VECTORS_DIR).join(format!("{stem}.vec"))
+}
+
+/// Quantizes one vector: `scale = max |x| / 127`, `code = round(x / scale)`, so that
+/// `x ≈ scale · code` within `scale / 2` per dimension.
+pub fn quantize(vector: &[f32], codes: &mut [i8]) -> f32 {
+    let max = vector.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+    if max == 0.0 {
+        codes.fill(0);
+        return 0.0;
+    }
+    let scale = max / 127.0;
+    for (c, x) in codes.iter_mut().zip(vector) {
+        *c = (x / scale).round().clamp(-127.0, 127.0) as i8;
+    }
+    scale
+}
+
+/// How many lists a file of `count` vectors gets: none under [`IVF_MIN_VECTORS`], else about
+/// `√count`, at most [`IVF_MAX_LISTS`].
+pub fn lists_for(count: usize) -> usize {
+    if count < IVF_MIN_VECTORS {
+        return 0;
+    }
+    ((count as f64).sqrt().round() as usize).clamp(1, IVF_MAX_LISTS)
+}
+
+fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ac.remainder().iter().zip(bc.remainder()).map(|(x, y)| x * y).sum();
+    for (x, y) in ac.zip(bc) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+fn nearest(centroids: &[f32], dim: usize, v: &[f32]) -> usize {
+    let mut best = (f32::NEG_INFINITY, 0);
+    for (i, c) in centroids.chunks_exact(dim).enumerate() {
+        let s = dot_f32(c, v);
+        if s > best.0 {
+            best = (s, i);
+        }
+    }
+    best.1
+}
+
+fn normalize(v: &mut [f32]) {
+    let n = dot_f32(v, v).sqrt();
+    if n > 0.0 {
+        v.iter_mut().for_each(|x| *x /= n);
+    }
+}
+
+/// Spherical k-means (cosine) of `vectors` into `lists` centroids, deterministic: the first
+/// centroids are evenly spaced vectors of the sample, the sample is every `step`-th vector.
+pub fn kmeans(vectors: &[f32], dim: usize, lists: usize) -> Vec<f32> {
+    let count = vectors.len() / dim;
+    let sample_len = (lists * KMEANS_SAMPLE_PER_LIST).min(count).max(1);
+    let step = (count / sample_len).max(1);
+    let sample: Vec<&[f32]> = vectors.chunks_exact(dim).step_by(step).take(sample_len).collect();
+    let mut centroids = Vec::with_capacity(lists * dim);
+    for i in 0..lists {
+        centroids.extend_from_slice(sample[i * sample.len() / lists]);
+    }
+    let mut sums = vec![0.0f32; lists * dim];
+    let mut sizes = vec![0usize; lists];
+    for _ in 0..KMEANS_ROUNDS {
+        sums.fill(0.0);
+        sizes.fill(0);
+        for v in &sample {
+            let c = nearest(&centroids, dim, v);
+            sizes[c] += 1;
+            sums[c * dim..(c + 1) * dim].iter_mut().zip(*v).for_each(|(s, x)| *s += x);
+        }
+        for (c, size) in sizes.iter().enumerate() {
+            // An empty list keeps its centroid.
+            if *size > 0 {
+                let new = &mut centroids[c * dim..(c + 1) * dim];
+                new.copy_from_slice(&sums[c * dim..(c + 1) * dim]);
+                normalize(new);
+            }
+        }
+    }
+    centroids
+}
+
+/// The bytes of a vector file holding `vectors` (`count × dim` floats, in ordinal order) of the
+/// memories `ids` (`count` of them, same order). Files of [`IVF_MIN_VECTORS`] or more get
+/// inverted lists ([`lists_for`], [`kmeans`]): rows grouped by nearest centroid.
+pub fn encode(
+    ids: &[[u8; 16]],
+    vectors: &[f32],
+    dim: usize,
+    model: &str,
+) -> Result<Vec<u8>, VectorsError> {
+    if dim == 0 || !vectors.len().is_multiple_of(dim) || vectors.len() / dim != ids.len() {
+        return Err(VectorsError::Shape { len: vectors.len(), dim });
+    }
+    if model.len() > MODEL_TAG_LEN || !model.is_ascii() {
+        return Err(VectorsError::ModelTag(model.to_owned()));
+    }
+    if let Some(index) = vectors.chunks_exact(dim).position(|v| v.iter().any(|x| !x.is_finite())) {
+        return Err(VectorsError::NotFinite { index });
+    }
+    let count = vectors.len() / dim;
+    let shape = || VectorsError::Shape { len: vectors.len(), dim };
+    let count32 = u32::try_from(count).map_err(|_| shape())?;
+    let dim32 = u32::try_from(dim).map_err(|_| shape())?;
+    let lists = lists_for(count);
+    let layout = Layout::of(count32, dim32, lists as u32).ok_or_else(shape)?;
+    let mut out = vec![0u8; layout.len];
+    // Rows: ordinals grouped by list (stable within a list), or the ordinals themselves.
+    let centroids = if lists > 0 { kmeans(vectors, dim, lists) } else { Vec::new() };
+    let mut order: Vec<(u32, u32)> = vectors
+        .chunks_exact(dim)
+        .enumerate()
+        .map(|(o, v)| {
+            let list = if lists > 0 { nearest(&centroids, dim, v) as u32 } else { 0 };
+            (list, o as u32)
+        })
+        .collect();
+    order.sort_unstable();
+    let put_u32 =
+        |out: &mut [u8], at: usize, v: u32| out[at..at + 4].copy_from_slice(&v.to_le_bytes());
+    let mut starts = vec![0u32; lists + 1];
+    for &(list, _) in &order {
+        if lists > 0 {
+            starts[list as usize + 1] += 1;
+        }
+    }
+    for l in 0..lists {
+        starts[l + 1] += starts[l];
+    }
+    for (l, s) in starts.iter().enumerate() {
+        put_u32(&mut out, layout.list_starts + 4 * l, *s);
+    }
+    for (i, c) in centroids.iter().enumerate() {
+        out[layout.centroids + 4 * i..layout.centroids + 4 * i + 4]
+            .copy_from_slice(&c.to_le_bytes());
+    }
+    let mut codes = vec![0i8; dim];
+    for (row, &(_, ordinal)) in order.iter().enumerate() {
+        let o = ordinal as usize;
+        put_u32(&mut out, layout.rows + 4 * o, row as u32);
+        put_u32(&mut out, layout.ordinals + 4 * row, ordinal);
+        let scale = quantize(&vectors[o * dim..(o + 1) * dim], &mut codes);
+        out[layout.scales + 4 * row..layout.scales + 4 * row + 4]
+            .copy_from_slice(&scale.to_le_bytes());
+        for (b, c) in
+            out[layout.codes + row * dim..layout.codes + (row + 1) * dim].iter_mut().zip(&codes)
+        {
+            *b = *c as u8;
+        }
+    }
+    for (i, id) in ids.iter().enumerate() {
+        out[layout.ids + 16 * i..layout.ids + 16 * (i + 1)].copy_from_slice(id);
+    }
+    let checksum = twox_hash::XxHash3_64::oneshot(&out[VECTORS_HEADER_LEN..]);
+    out[..8].copy_from_slice(&VECTORS_MAGIC);
+    out[8..12].copy_from_slice(&VECTORS_VERSION.to_le_bytes());
+    out[12..16].copy_from_slice(&dim32.to_le_bytes());
+    out[16..20].copy_from_slice(&count32.to_le_bytes());
+    out[20..24].copy_from_slice(&(lists as u32).to_le_bytes());
+    out[24..32].copy_from_slice(&checksum.to_le_bytes());
+    out[32..32 + model.len()].copy_from_slice(model.as_bytes());
+    Ok(out)
+}
+
+/// Why a vector file was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum VectorsCheck {
+    /// Shorter than a header, or not the length its header implies.
+    #[error("length {len}, expected {expected}")]
+    Length {
+        /// Bytes found.
+        len: usize,
+        /// Bytes the header implies.
+        expected: usize,
+    },
+    /// Not a vector file.
+    #[error("not a vector file (bad magic)")]
+    Magic,
+    /// A version this build does not read.
+    #[error("vector format version {0}, this build reads {VECTORS_VERSION}")]
+    Version(u32),
+    /// The bytes after the header do not match the checksum.
+    #[error("checksum mismatch")]
+    Checksum,
+    /// The model tag is not ASCII.
+    #[error("model tag is not ASCII")]
+    ModelTag,
+    /// The inverted lists' bounds are not ascending within the rows.
+    #[error("inverted list bounds out of order")]
+    Lists,
+}
+
+/// Decodes and checks a vector file's header, length and checksum.
+pub fn decode_header(bytes: &[u8]) -> Result<VectorsHeader, VectorsCheck> {
+    if bytes.len() < VECTORS_HEADER_LEN {
+        return Err(VectorsCheck::Length { len: bytes.len(), expected: VECTORS_HEADER_LEN });
+    }
+    if bytes[..8] != VECTORS_MAGIC {
+        return Err(VectorsCheck::Magic);
+    }
+    let u32_at =
+        |at: usize| u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+    let version = u32_at(8);
+    if version != VECTORS_VERSION {
+        return Err(VectorsCheck::Version(version));
+    }
+    let (dim, count, lists) = (u32_at(12), u32_at(16), u32_at(20));
+    let expected = Layout::of(count, dim, lists).map_or(usize::MAX, |l| l.len);
+    if bytes.len() != expected {
+        return Err(VectorsCheck::Length { len: bytes.len(), expected });
+    }
+    let mut sum = [0u8; 8];
+    sum.copy_from_slice(&bytes[24..32]);
+    let checksum = u64::from_le_bytes(sum);
+    if twox_hash::XxHash3_64::oneshot(&bytes[VECTORS_HEADER_LEN..]) != checksum {
+        return Err(VectorsCheck::Checksum);
+    }
+    let tag = &bytes[32..32 + MODEL_TAG_LEN];
+    let end = tag.iter().position(|&b| b == 0).unwrap_or(MODEL_TAG_LEN);
+    let model = std::str::from_utf8(&tag[..end])
+        .ok()
+        .filter(|s| s.is_ascii())
+        .ok_or(VectorsCheck::ModelTag)?
+        .to_owned();
+    Ok(VectorsHeader { dim, count, lists, model, checksum })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encode_then_decode_round_trips_within_half_a_step() {
+        let dim = 8;
+        let vectors: Vec<f32> = (0..3 * dim).map(|i| ((i as f32) * 0.37).sin()).collect();
+        let ids = [[1u8; 16], [2; 16], [3; 16]];
+        let bytes = encode(&ids, &vectors, dim, "test-model").unwrap();
+        let layout = Layout::of(3, 8, 0).unwrap();
+        assert_eq!(&bytes[layout.ids + 16..layout.ids + 32], &[2u8; 16]);
+        let header = decode_header(&bytes).unwrap();
+        assert_eq!((header.dim, header.count, header.lists), (8, 3, 0));
+        assert_eq!(header.model, "test-model");
+        let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+        for i in 0..3 {
+            let row = u32_at(layout.rows + 4 * i) as usize;
+            assert_eq!(u32_at(layout.ordinals + 4 * row) as usize, i);
+            let at = layout.scales + 4 * row;
+            let scale = f32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+            for d in 0..dim {
+                let code = bytes[layout.codes + row * dim + d] as i8;
+                let x = vectors[i * dim + d];
+                assert!((f32::from(code) * scale - x).abs() <= scale / 2.0 + 1e-6);
+            }
+        }
+    }
+
+    #[test]
+    fn large_files_group_rows_by_nearest_centroid() {
+        let (dim, count) = (16, IVF_MIN_VECTORS + 100);
+        // Four well separated directions with noise: each list holds vectors of one of them.
+        let mut vectors = Vec::with_capacity(count * dim);
+        for i in 0..count {
+            let mut v: Vec<f32> =
+                (0..dim).map(|d| ((i * 31 + d * 7) as f32 * 0.013).sin() * 0.05).collect();
+            v[i % 4] += 1.0;
+            normalize(&mut v);
+            vectors.extend_from_slice(&v);
+        }
+        let ids: Vec<[u8; 16]> = (0..count).map(|i| [(i % 251) as u8; 16]).collect();
+        let bytes = encode(&ids, &vectors, dim, "m").unwrap();
+        let header = decode_header(&bytes).unwrap();
+        assert_eq!(header.lists as usize, lists_for(count));
+        let layout = Layout::of(count as u32, dim as u32, header.lists).unwrap();
+        let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+        let starts: Vec<u32> =
+            (0..=header.lists as usize).map(|l| u32_at(layout.list_starts + 4 * l)).collect();
+        assert!(starts.windows(2).all(|w| w[0] <= w[1]));
+        assert_eq!(*starts.last().unwrap() as usize, count);
+        // Every row's vector is nearest to its own list's centroid among all centroids.
+        let centroid = |l: usize| -> Vec<f32> {
+            (0..dim)
+                .map(|d| {
+                    let at = layout.centroids + 4 * (l * dim + d);
+                    f32::from_le_bytes(bytes[at..at + 4].try_into().unwrap())
+                })
+                .collect()
+        };
+        let all: Vec<f32> = (0..header.lists as usize).flat_map(centroid).collect();
+        for l in 0..header.lists as usize {
+            for row in starts[l]..starts[l + 1] {
+                let o = u32_at(layout.ordinals + 4 * row as usize) as usize;
+                assert_eq!(u32_at(layout.rows + 4 * o), row);
+                assert_eq!(nearest(&all, dim, &vectors[o * dim..(o + 1) * dim]), l);
+            }
+        }
+    }
+
+    #[test]
+    fn damage_is_refused() {
+        let vectors = vec![0.5f32; 16];
+        let mut bytes = encode(&[[0; 16]; 4], &vectors, 4, "m").unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        assert_eq!(decode_header(&bytes), Err(VectorsCheck::Checksum));
+        assert!(matches!(decode_header(&bytes[..40]), Err(VectorsCheck::Length { .. })));
+        bytes[0] = b'X';
+        assert_eq!(decode_header(&bytes), Err(VectorsCheck::Magic));
+        let nan = encode(&[[0; 16]], &[f32::NAN; 4], 4, "m");
+        assert!(matches!(nan, Err(VectorsError::NotFinite { index: 0 })));
+        assert!(matches!(encode(&[[0; 16]], &[0.0; 5], 4, "m"), Err(VectorsError::Shape { .. })));
+        assert!(matches!(encode(&[], &[0.0; 4], 4, "m"), Err(VectorsError::Shape { .. })));
+    }
+}

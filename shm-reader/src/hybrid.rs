@@ -1,0 +1,221 @@
+//! Hybrid ranking ([`Ranking::Hybrid`]): the lexical (BM25F) ranking fused with the vector
+//! ranking of the query's embedding by reciprocal rank fusion, and the vector ranking alone
+//! ([`Ranking::Vector`]).
+//!
+//! [`Snapshot::search`] ranks lexically whatever the ranking (it knows no vectors);
+//! [`HybridSearch::search`] is the fused search. Its scratch is sized once, in
+//! [`HybridSearch::new`]: a search allocates nothing (a longer `domain` filter than any before
+//! grows one string once).
+
+use crate::reader::Snapshot;
+use crate::search::{Hit, Hits, Query, Ranking, SearchOptions};
+use crate::vectors::{rrf, QueryVector, SnapshotVectors, VectorHits};
+
+/// How deep each side ranks before fusion (the reference measured top 100 each).
+pub const FUSION_DEPTH: usize = 100;
+
+/// One memory's place in both rankings after a [`HybridSearch::search`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Fused {
+    /// Its segment's index among the snapshot's live segments.
+    pub segment: u32,
+    /// Its ordinal in that segment.
+    pub ordinal: u32,
+    /// Its rank (0-based) in the lexical ranking's top [`FUSION_DEPTH`], if there.
+    pub lexical_rank: Option<u32>,
+    /// Its rank (0-based) in the vector ranking's top [`FUSION_DEPTH`], if there.
+    pub vector_rank: Option<u32>,
+    /// Cosine similarity of its vector with the query's (int8 approximation), if it has one.
+    pub similarity: Option<f32>,
+    /// The lexical side's share of the fused score, `1/(60 + rank + 1)` (0 when unranked).
+    pub lexical_part: f64,
+    /// The vector side's share.
+    pub vector_part: f64,
+    /// Query keywords or terms it has (from the lexical side; 0 when unranked there).
+    overlap: u32,
+}
+
+/// A reusable hybrid search: the quantized query, both sides' top lists and the fusion's
+/// table, sized once.
+#[derive(Debug)]
+pub struct HybridSearch {
+    depth: usize,
+    query: QueryVector,
+    vector_hits: VectorHits,
+    lexical: Hits,
+    lexical_options: SearchOptions,
+    spare: String,
+    fused: Vec<Fused>,
+}
+
+impl HybridSearch {
+    /// Scratch for queries of `dim` dimensions, fusing the top `depth` of each side.
+    pub fn new(dim: usize, depth: usize) -> HybridSearch {
+        HybridSearch {
+            depth,
+            query: QueryVector::with_dim(dim),
+            // Twice as deep: the vector side's filters (domain, sacred, exclude) run after
+            // the scan.
+            vector_hits: VectorHits::with_capacity(2 * depth),
+            lexical: Hits::with_capacity(depth),
+            lexical_options: SearchOptions::default(),
+            spare: String::new(),
+            fused: Vec::with_capacity(3 * depth),
+        }
+    }
+
+    /// Searches `snapshot` with `options.ranking`: [`Ranking::Hybrid`] fuses the lexical
+    /// ranking with the vector ranking of the query's [embedding](Query::embedding),
+    /// [`Ranking::Vector`] ranks by the embedding alone. Any other ranking, a query without an
+    /// embedding, or vectors of other dimensions give the lexical search. `hits` is cleared
+    /// first; its hits' scores are the fused scores (or similarities). No allocation.
+    pub fn search(
+        &mut self,
+        snapshot: &Snapshot,
+        vectors: &SnapshotVectors,
+        query: &Query,
+        options: &SearchOptions,
+        hits: &mut Hits,
+    ) {
+        self.fused.clear();
+        let embedding = query.embedding().filter(|e| {
+            options.ranking.is_semantic()
+                && e.len() == self.query.dim()
+                && vectors.dim() == Some(e.len())
+        });
+        let Some(embedding) = embedding else {
+            snapshot.search(query, options, hits);
+            return;
+        };
+        self.query.set(embedding);
+        let depth = self.depth;
+        // The vector side, filtered like the lexical side.
+        vectors.search(snapshot, &self.query, &mut self.vector_hits);
+        let mut rank = 0u32;
+        for h in self.vector_hits.as_slice() {
+            if rank as usize == depth {
+                break;
+            }
+            let Some(doc) = snapshot.segment_doc(h.segment as usize, h.ordinal) else { continue };
+            if options.domain.as_deref().is_some_and(|d| doc.domain() != d)
+                || (options.sacred_only && !doc.sacred())
+                || options.exclude == Some(doc.id())
+            {
+                continue;
+            }
+            self.fused.push(Fused {
+                segment: h.segment,
+                ordinal: h.ordinal,
+                lexical_rank: None,
+                vector_rank: Some(rank),
+                similarity: Some(h.similarity),
+                lexical_part: 0.0,
+                vector_part: 0.0,
+                overlap: 0,
+            });
+            rank += 1;
+        }
+        // The lexical side.
+        if options.ranking == Ranking::Hybrid {
+            let o = &mut self.lexical_options;
+            // The domain's string is kept between searches (a search without a domain parks
+            // it), so copying the filter does not allocate.
+            match &options.domain {
+                Some(domain) => {
+                    let mut d = o.domain.take().unwrap_or_else(|| std::mem::take(&mut self.spare));
+                    d.clear();
+                    d.push_str(domain);
+                    o.domain = Some(d);
+                }
+                None => {
+                    if let Some(d) = o.domain.take() {
+                        self.spare = d;
+                    }
+                }
+            }
+            o.sacred_only = options.sacred_only;
+            o.w_score = options.w_score;
+            o.w_sacred = options.w_sacred;
+            o.exclude = options.exclude;
+            o.ranking = Ranking::Bm25f;
+            o.limit = depth;
+            snapshot.search(query, o, &mut self.lexical);
+            for (rank, h) in self.lexical.iter().enumerate() {
+                self.fused.push(Fused {
+                    segment: h.segment,
+                    ordinal: h.ordinal,
+                    lexical_rank: Some(rank as u32),
+                    vector_rank: None,
+                    similarity: None,
+                    lexical_part: 0.0,
+                    vector_part: 0.0,
+                    overlap: h.overlap,
+                });
+            }
+        }
+        // One entry per memory: sorted by place, the two sides' entries of a memory merge.
+        self.fused.sort_unstable_by_key(|f| (f.segment, f.ordinal, f.lexical_rank.is_some()));
+        let mut kept = 0;
+        for i in 0..self.fused.len() {
+            let f = self.fused[i];
+            if kept > 0 {
+                let last = &mut self.fused[kept - 1];
+                if (last.segment, last.ordinal) == (f.segment, f.ordinal) {
+                    last.lexical_rank = last.lexical_rank.or(f.lexical_rank);
+                    last.vector_rank = last.vector_rank.or(f.vector_rank);
+                    last.similarity = last.similarity.or(f.similarity);
+                    last.overlap = last.overlap.max(f.overlap);
+                    continue;
+                }
+            }
+            self.fused[kept] = f;
+            kept += 1;
+        }
+        self.fused.truncate(kept);
+        hits.clear();
+        for f in &mut self.fused {
+            let (l, v) = rrf(f.lexical_rank.map(|r| r as usize), f.vector_rank.map(|r| r as usize));
+            f.lexical_part = l;
+            f.vector_part = v;
+            if f.similarity.is_none() {
+                f.similarity = vectors.similarity(&self.query, f.segment, f.ordinal);
+            }
+            let score = match options.ranking {
+                Ranking::Vector => f64::from(f.similarity.unwrap_or(0.0)),
+                _ => l + v,
+            };
+            let Some(doc) = snapshot.segment_doc(f.segment as usize, f.ordinal) else { continue };
+            hits.offer_ranked(
+                options.limit,
+                Hit {
+                    segment: f.segment,
+                    ordinal: f.ordinal,
+                    id: doc.id(),
+                    score,
+                    overlap: f.overlap,
+                    timestamp_micros: doc.timestamp_micros(),
+                },
+            );
+        }
+    }
+
+    /// What each side contributed to a hit of the last [`search`](HybridSearch::search)
+    /// (`None` for a memory it did not rank, or after a lexical search).
+    pub fn contribution(&self, segment: u32, ordinal: u32) -> Option<&Fused> {
+        let at = self
+            .fused
+            .binary_search_by_key(&(segment, ordinal), |f| (f.segment, f.ordinal))
+            .ok()?;
+        self.fused.get(at)
+    }
+
+    /// How deep each side ranks.
+    pub fn depth(&self) -> usize {
+        self.depth
+    }
+
+    /// Dimensions of the queries it takes.
+    pub fn dim(&self) -> usize {
+        self.query.dim()
+    }
+}

@@ -1,0 +1,697 @@
+//! Vector search: a segment's vector file mapped read-only (`semantic_index::vectors` writes
+//! it), an exact scan of its int8 codes, and reciprocal rank fusion with the lexical ranking.
+//!
+//! The scan allocates nothing: the caller prepares a [`QueryVector`] and a [`VectorHits`] once.
+
+use std::path::{Path, PathBuf};
+
+use semantic_index::vectors::{decode_header, quantize, Layout, VectorsCheck};
+
+use crate::reader::Snapshot;
+use crate::search::DeletedSet;
+
+/// A vector file that could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum VectorsError {
+    /// Reading or mapping failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file failed a check.
+    #[error("{}: {check}", path.display())]
+    Check {
+        /// The file.
+        path: PathBuf,
+        /// Which check.
+        check: VectorsCheck,
+    },
+    /// The file does not fit its segment (count) or the query (dimensions, model).
+    #[error("{}: {what}", path.display())]
+    Mismatch {
+        /// The file.
+        path: PathBuf,
+        /// What does not match.
+        what: String,
+    },
+}
+
+enum Bytes {
+    Mapped(crate::segment::Mapped),
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Mapped(m) => m,
+            Bytes::Owned(v) => v,
+        }
+    }
+}
+
+/// One vector file, checked once at open (header, length, checksum, list bounds).
+pub struct Vectors {
+    bytes: Bytes,
+    dim: usize,
+    count: u32,
+    lists: u32,
+    layout: Layout,
+    model: String,
+}
+
+/// How many lists a search probes by default in a file of `lists` lists: the nearest 15 % of
+/// them, at least 8 (measured: recall@10 against the exact scan in benches/NOTES.md, issue 18).
+pub fn default_probes(lists: usize) -> usize {
+    (lists * 3).div_ceil(20).max(8)
+}
+
+impl std::fmt::Debug for Vectors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vectors")
+            .field("dim", &self.dim)
+            .field("count", &self.count)
+            .field("model", &self.model)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Vectors {
+    /// Maps the vector file at `path` and checks it.
+    ///
+    /// # Safety
+    ///
+    /// As for [`crate::Segment::map`]: the file must not be modified or truncated while the map
+    /// lives (store vector files never are: written once, renamed into place, never rewritten).
+    pub unsafe fn map(path: &Path) -> Result<Vectors, VectorsError> {
+        // SAFETY: this function's contract is `map_file`'s.
+        let mmap = unsafe { crate::segment::map_file(path) }
+            .map_err(|source| VectorsError::Io { path: path.into(), source })?;
+        Vectors::new(Bytes::Mapped(mmap))
+            .map_err(|check| VectorsError::Check { path: path.into(), check })
+    }
+
+    /// Checks vector file bytes held in memory.
+    pub fn from_vec(bytes: Vec<u8>) -> Result<Vectors, VectorsCheck> {
+        Vectors::new(Bytes::Owned(bytes))
+    }
+
+    fn new(bytes: Bytes) -> Result<Vectors, VectorsCheck> {
+        let header = decode_header(&bytes)?;
+        let layout = Layout::of(header.count, header.dim, header.lists)
+            .ok_or(VectorsCheck::Length { len: bytes.len(), expected: usize::MAX })?;
+        let v = Vectors {
+            dim: header.dim as usize,
+            count: header.count,
+            lists: header.lists,
+            layout,
+            model: header.model,
+            bytes,
+        };
+        // The lists' bounds, once: ascending, within the rows.
+        let mut previous = 0;
+        for l in 0..=v.lists {
+            let start = v.u32_at(v.layout.list_starts, l as usize).unwrap_or(u32::MAX);
+            if start < previous
+                || start > v.count
+                || (l == v.lists && v.lists > 0 && start != v.count)
+            {
+                return Err(VectorsCheck::Lists);
+            }
+            previous = start;
+        }
+        Ok(v)
+    }
+
+    fn u32_at(&self, section: usize, index: usize) -> Option<u32> {
+        let at = section + 4 * index;
+        let b = self.bytes.get(at..at + 4)?;
+        Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn row(&self, ordinal: u32) -> Option<u32> {
+        if ordinal >= self.count {
+            return None;
+        }
+        self.u32_at(self.layout.rows, ordinal as usize).filter(|&r| r < self.count)
+    }
+
+    /// Inverted lists (0: the file is scanned whole).
+    pub fn lists(&self) -> u32 {
+        self.lists
+    }
+
+    /// Dimensions per vector.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Vectors held (the segment's documents).
+    pub fn len(&self) -> u32 {
+        self.count
+    }
+
+    /// Whether it holds no vector.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The model tag the writer stored.
+    pub fn model(&self) -> &str {
+        &self.model
+    }
+
+    /// Bytes of the file.
+    pub fn size_bytes(&self) -> usize {
+        self.bytes.len()
+    }
+
+    fn scale(&self, row: u32) -> f32 {
+        self.u32_at(self.layout.scales, row as usize).map_or(0.0, f32::from_bits)
+    }
+
+    fn codes(&self, row: u32) -> &[u8] {
+        let at = self.layout.codes + row as usize * self.dim;
+        self.bytes.get(at..at + self.dim).unwrap_or(&[])
+    }
+
+    /// The memory id stored for `ordinal`.
+    pub fn id(&self, ordinal: u32) -> Option<[u8; 16]> {
+        if ordinal >= self.count {
+            return None;
+        }
+        let at = self.layout.ids + 16 * ordinal as usize;
+        self.bytes.get(at..at + 16)?.try_into().ok()
+    }
+
+    /// The (dequantized) vector of `ordinal` into `out` (`dim` long); `false` past the end.
+    pub fn vector(&self, ordinal: u32, out: &mut [f32]) -> bool {
+        let Some(row) = self.row(ordinal) else { return false };
+        if out.len() != self.dim {
+            return false;
+        }
+        let scale = self.scale(row);
+        for (o, &c) in out.iter_mut().zip(self.codes(row)) {
+            *o = f32::from(c as i8) * scale;
+        }
+        true
+    }
+
+    /// Cosine similarity (vectors are unit length) of `query` with `ordinal`'s vector.
+    pub fn similarity(&self, query: &QueryVector, ordinal: u32) -> f32 {
+        let Some(row) = self.row(ordinal) else { return 0.0 };
+        if query.codes.len() != self.dim {
+            return 0.0;
+        }
+        dot(&query.codes, self.codes(row)) as f32 * query.scale * self.scale(row)
+    }
+
+    /// Offers the vectors of rows `rows` not deleted to `hits`.
+    #[inline(always)]
+    fn scan_rows(
+        &self,
+        query: &QueryVector,
+        deleted: &DeletedSet,
+        segment: u32,
+        rows: std::ops::Range<usize>,
+        hits: &mut VectorHits,
+    ) {
+        let dim = self.dim;
+        let scales =
+            self.bytes.get(self.layout.scales + 4 * rows.start..self.layout.scales + 4 * rows.end);
+        let codes = self
+            .bytes
+            .get(self.layout.codes + dim * rows.start..self.layout.codes + dim * rows.end);
+        let ordinals = self
+            .bytes
+            .get(self.layout.ordinals + 4 * rows.start..self.layout.ordinals + 4 * rows.end);
+        let (Some(scales), Some(codes), Some(ordinals)) = (scales, codes, ordinals) else { return };
+        for ((scale, code), ordinal) in
+            scales.chunks_exact(4).zip(codes.chunks_exact(dim)).zip(ordinals.chunks_exact(4))
+        {
+            let d = dot(&query.codes, code);
+            let scale = f32::from_le_bytes([scale[0], scale[1], scale[2], scale[3]]);
+            let score = d as f32 * query.scale * scale;
+            if score > hits.floor() {
+                let ordinal = u32::from_le_bytes([ordinal[0], ordinal[1], ordinal[2], ordinal[3]]);
+                if !deleted.contains(ordinal) {
+                    hits.offer(VectorHit { segment, ordinal, similarity: score });
+                }
+            }
+        }
+    }
+
+    /// Searches the nearest `probes` lists (every row when the file has no lists, or when
+    /// `probes` reaches their number; `None`: [`default_probes`]). No allocation: the lists are
+    /// ranked in `hits`' scratch. Uses AVX2 when the CPU has it.
+    pub fn search(
+        &self,
+        query: &QueryVector,
+        deleted: &DeletedSet,
+        segment: u32,
+        probes: Option<usize>,
+        hits: &mut VectorHits,
+    ) {
+        let probes = probes.unwrap_or_else(|| default_probes(self.lists as usize));
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2, checked just above; `search_avx2` needs nothing else.
+            unsafe { self.search_avx2(query, deleted, segment, probes, hits) };
+            return;
+        }
+        self.search_impl(query, deleted, segment, probes, hits);
+    }
+
+    /// [`Vectors::search`] compiled for AVX2 (the same code; the compiler vectorizes the dot
+    /// products 32 bytes wide).
+    ///
+    /// # Safety
+    ///
+    /// The CPU must support AVX2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn search_avx2(
+        &self,
+        query: &QueryVector,
+        deleted: &DeletedSet,
+        segment: u32,
+        probes: usize,
+        hits: &mut VectorHits,
+    ) {
+        self.search_impl(query, deleted, segment, probes, hits);
+    }
+
+    #[inline(always)]
+    fn search_impl(
+        &self,
+        query: &QueryVector,
+        deleted: &DeletedSet,
+        segment: u32,
+        probes: usize,
+        hits: &mut VectorHits,
+    ) {
+        if query.codes.len() != self.dim || self.dim == 0 {
+            return;
+        }
+        let lists = self.lists as usize;
+        if lists == 0 || probes >= lists {
+            self.scan_rows(query, deleted, segment, 0..self.count as usize, hits);
+            return;
+        }
+        // Rank the centroids by similarity with the query, keep the best `probes`.
+        let ranked = &mut hits.lists;
+        ranked.clear();
+        let dim = self.dim;
+        let Some(centroids) =
+            self.bytes.get(self.layout.centroids..self.layout.centroids + 4 * lists * dim)
+        else {
+            return;
+        };
+        for (l, c) in centroids.chunks_exact(4 * dim).enumerate() {
+            let mut acc = [0.0f32; 8];
+            for (cs, qs) in c.chunks_exact(32).zip(query.values.chunks_exact(8)) {
+                for i in 0..8 {
+                    let b = &cs[4 * i..4 * i + 4];
+                    acc[i] += f32::from_le_bytes([b[0], b[1], b[2], b[3]]) * qs[i];
+                }
+            }
+            ranked.push((acc.iter().sum::<f32>(), l as u32));
+        }
+        let probes = probes.max(1);
+        if probes < ranked.len() {
+            ranked.select_nth_unstable_by(probes - 1, |a, b| b.0.total_cmp(&a.0));
+        }
+        for i in 0..probes.min(hits.lists.len()) {
+            let l = hits.lists[i].1 as usize;
+            let start = self.u32_at(self.layout.list_starts, l).unwrap_or(0) as usize;
+            let end = self.u32_at(self.layout.list_starts, l + 1).unwrap_or(0) as usize;
+            if start < end {
+                self.scan_rows(query, deleted, segment, start..end, hits);
+            }
+        }
+    }
+
+    /// Scans every vector not deleted and offers it to `hits` (tagged `segment`). Exact; no
+    /// allocation. Does nothing when the dimensions differ from the query's.
+    pub fn scan(
+        &self,
+        query: &QueryVector,
+        deleted: &DeletedSet,
+        segment: u32,
+        hits: &mut VectorHits,
+    ) {
+        if query.codes.len() != self.dim || self.dim == 0 {
+            return;
+        }
+        self.search(query, deleted, segment, Some(usize::MAX), hits);
+    }
+}
+
+/// Integer dot product of the query's codes with a document's (bytes read as `i8`); written so
+/// the compiler vectorizes it (sign extension and multiply-add on 16 lanes).
+#[inline(always)]
+fn dot(query: &[i8], doc: &[u8]) -> i32 {
+    let mut acc = [0i32; 16];
+    let (q_chunks, d_chunks) = (query.chunks_exact(16), doc.chunks_exact(16));
+    let (q_rest, d_rest) = (q_chunks.remainder(), d_chunks.remainder());
+    for (q, d) in q_chunks.zip(d_chunks) {
+        for i in 0..16 {
+            acc[i] += i32::from(q[i]) * i32::from(d[i] as i8);
+        }
+    }
+    let mut sum: i32 = acc.iter().sum();
+    for (q, d) in q_rest.iter().zip(d_rest) {
+        sum += i32::from(*q) * i32::from(*d as i8);
+    }
+    sum
+}
+
+/// A query's vector, quantized once like the documents' (int8 and a scale).
+#[derive(Clone, Debug)]
+pub struct QueryVector {
+    codes: Vec<i8>,
+    scale: f32,
+    /// The vector itself (centroids are ranked in f32), padded with zeros to a multiple of 8.
+    values: Vec<f32>,
+}
+
+impl QueryVector {
+    /// A zero query of `dim` dimensions, to [`set`](QueryVector::set) before each search.
+    pub fn with_dim(dim: usize) -> QueryVector {
+        QueryVector { codes: vec![0; dim], scale: 0.0, values: vec![0.0; dim.next_multiple_of(8)] }
+    }
+
+    /// Quantizes `vector` (unit length, from the same model as the documents).
+    pub fn new(vector: &[f32]) -> QueryVector {
+        let mut q = QueryVector::with_dim(vector.len());
+        q.set(vector);
+        q
+    }
+
+    /// Replaces the query by `vector`, without allocating when the dimensions stay the same.
+    pub fn set(&mut self, vector: &[f32]) {
+        self.codes.resize(vector.len(), 0);
+        self.scale = quantize(vector, &mut self.codes);
+        self.values.clear();
+        self.values.extend_from_slice(vector);
+        self.values.resize(vector.len().next_multiple_of(8), 0.0);
+    }
+
+    /// Dimensions.
+    pub fn dim(&self) -> usize {
+        self.codes.len()
+    }
+}
+
+/// One vector hit.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct VectorHit {
+    /// The segment tag the caller gave the scan.
+    pub segment: u32,
+    /// The document's ordinal in that segment.
+    pub ordinal: u32,
+    /// Cosine similarity with the query (int8 approximation).
+    pub similarity: f32,
+}
+
+/// The caller's fixed-capacity top-k buffer for vector scans.
+#[derive(Clone, Debug)]
+pub struct VectorHits {
+    hits: Vec<VectorHit>,
+    k: usize,
+    floor: f32,
+    /// Inverted lists probed per file (`None`: [`default_probes`]).
+    probes: Option<usize>,
+    /// Scratch: (similarity, list) of a file's centroids.
+    lists: Vec<(f32, u32)>,
+}
+
+impl VectorHits {
+    /// A buffer for the best `k`.
+    pub fn with_capacity(k: usize) -> VectorHits {
+        VectorHits {
+            hits: Vec::with_capacity(k),
+            k,
+            floor: f32::NEG_INFINITY,
+            probes: None,
+            lists: Vec::with_capacity(semantic_index::vectors::IVF_MAX_LISTS),
+        }
+    }
+
+    /// Inverted lists probed per vector file ([`default_probes`] unless set); `usize::MAX`
+    /// scans every vector (exact).
+    pub fn set_probes(&mut self, probes: usize) {
+        self.probes = Some(probes);
+    }
+
+    /// Empties the buffer (keeps its capacity).
+    pub fn clear(&mut self) {
+        self.hits.clear();
+        self.floor = f32::NEG_INFINITY;
+    }
+
+    /// The similarity a hit must beat once the buffer is full.
+    fn floor(&self) -> f32 {
+        self.floor
+    }
+
+    /// Offers a hit: the buffer is a min-heap on similarity (the worst kept hit at the root)
+    /// once full, so an offer costs O(log k).
+    fn offer(&mut self, hit: VectorHit) {
+        if self.k == 0 {
+            return;
+        }
+        if self.hits.len() < self.k {
+            self.hits.push(hit);
+            // Sift up.
+            let mut i = self.hits.len() - 1;
+            while i > 0 {
+                let parent = (i - 1) / 2;
+                if self.hits[parent].similarity <= self.hits[i].similarity {
+                    break;
+                }
+                self.hits.swap(parent, i);
+                i = parent;
+            }
+        } else if hit.similarity > self.hits[0].similarity {
+            self.hits[0] = hit;
+            // Sift down.
+            let n = self.hits.len();
+            let mut i = 0;
+            loop {
+                let (l, r) = (2 * i + 1, 2 * i + 2);
+                let mut least = i;
+                if l < n && self.hits[l].similarity < self.hits[least].similarity {
+                    least = l;
+                }
+                if r < n && self.hits[r].similarity < self.hits[least].similarity {
+                    least = r;
+                }
+                if least == i {
+                    break;
+                }
+                self.hits.swap(i, least);
+                i = least;
+            }
+        }
+        if self.hits.len() == self.k {
+            self.floor = self.hits[0].similarity;
+        }
+    }
+
+    /// Sorts the hits best first (ties: segment, then ordinal ascending). No allocation. Ends a
+    /// search: [`clear`](VectorHits::clear) before offering hits again.
+    pub fn sort(&mut self) {
+        self.hits.sort_unstable_by(|a, b| {
+            b.similarity
+                .total_cmp(&a.similarity)
+                .then(a.segment.cmp(&b.segment))
+                .then(a.ordinal.cmp(&b.ordinal))
+        });
+    }
+
+    /// The hits (best first after [`sort`](VectorHits::sort)).
+    pub fn as_slice(&self) -> &[VectorHit] {
+        &self.hits
+    }
+
+    /// How many hits.
+    pub fn len(&self) -> usize {
+        self.hits.len()
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.hits.is_empty()
+    }
+}
+
+/// The vector files of one [`Snapshot`]'s live segments (`None` where a segment has none yet).
+pub struct SnapshotVectors {
+    generation: u64,
+    files: Vec<Option<Vectors>>,
+    problems: Vec<String>,
+}
+
+impl std::fmt::Debug for SnapshotVectors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotVectors")
+            .field("generation", &self.generation)
+            .field("files", &self.files.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SnapshotVectors {
+    /// Maps the vector file of each live segment of `snapshot` in `store` that has one. A file
+    /// that fails its checks, or whose count differs from its segment's, is left out (its
+    /// segment is searched lexically only) and named in [`problems`](SnapshotVectors::problems).
+    pub fn open(store: &Path, snapshot: &Snapshot) -> SnapshotVectors {
+        let mut files = Vec::with_capacity(snapshot.segment_count());
+        let mut problems = Vec::new();
+        for (index, (file, _)) in snapshot.segment_files().enumerate() {
+            let path = semantic_index::vectors::vectors_path(store, file);
+            if !path.exists() {
+                files.push(None);
+                continue;
+            }
+            // SAFETY: store vector files are written once through atomic-write and renamed
+            // into place, never modified or truncated afterwards (see semantic-index's
+            // vectors module); the writer only unlinks them, which leaves a mapping valid.
+            match unsafe { Vectors::map(&path) } {
+                Ok(v) if Some(v.len()) == snapshot.segment_doc_count(index) => files.push(Some(v)),
+                Ok(v) => {
+                    problems.push(format!(
+                        "{}: {} vectors for a segment of {:?} documents",
+                        path.display(),
+                        v.len(),
+                        snapshot.segment_doc_count(index)
+                    ));
+                    files.push(None);
+                }
+                Err(e) => {
+                    problems.push(e.to_string());
+                    files.push(None);
+                }
+            }
+        }
+        SnapshotVectors { generation: snapshot.generation(), files, problems }
+    }
+
+    /// The generation these files belong to.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Files that were left out, and why.
+    pub fn problems(&self) -> &[String] {
+        &self.problems
+    }
+
+    /// The vector file of live segment `index`, if it has one.
+    pub fn segment(&self, index: usize) -> Option<&Vectors> {
+        self.files.get(index).and_then(Option::as_ref)
+    }
+
+    /// Whether any live segment has vectors.
+    pub fn any(&self) -> bool {
+        self.files.iter().any(Option::is_some)
+    }
+
+    /// Live documents of `snapshot` whose segment has no vector file yet.
+    pub fn pending(&self, snapshot: &Snapshot) -> u64 {
+        (0..snapshot.segment_count())
+            .filter(|&i| self.segment(i).is_none())
+            .map(|i| snapshot.segment_live_count(i))
+            .sum()
+    }
+
+    /// Dimensions of the vectors (of the first file), if any.
+    pub fn dim(&self) -> Option<usize> {
+        self.files.iter().flatten().map(Vectors::dim).next()
+    }
+
+    /// Searches every live segment's vectors (the nearest lists of files that have them, see
+    /// [`VectorHits::set_probes`]); `hits` is cleared first, then sorted. No allocation.
+    pub fn search(&self, snapshot: &Snapshot, query: &QueryVector, hits: &mut VectorHits) {
+        hits.clear();
+        for (index, file) in self.files.iter().enumerate() {
+            if let (Some(v), Some(deleted)) = (file, snapshot.deleted(index)) {
+                let probes = hits.probes;
+                v.search(query, deleted, index as u32, probes, hits);
+            }
+        }
+        hits.sort();
+    }
+
+    /// The similarity of `query` with a document of this snapshot, if its segment has vectors.
+    pub fn similarity(&self, query: &QueryVector, segment: u32, ordinal: u32) -> Option<f32> {
+        Some(self.segment(segment as usize)?.similarity(query, ordinal))
+    }
+}
+
+/// Reciprocal rank fusion's constant (Cormack et al.; the issue's measurement used 60).
+pub const RRF_K: f64 = 60.0;
+
+/// Reciprocal rank fusion of two rankings (0-based ranks): `1/(k + rank + 1)` per side that
+/// ranked the document; a side that did not rank it adds nothing.
+pub fn rrf(lexical_rank: Option<usize>, vector_rank: Option<usize>) -> (f64, f64) {
+    let part = |r: Option<usize>| r.map_or(0.0, |r| 1.0 / (RRF_K + r as f64 + 1.0));
+    (part(lexical_rank), part(vector_rank))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit(v: &[f32]) -> Vec<f32> {
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.iter().map(|x| x / n).collect()
+    }
+
+    #[test]
+    fn scan_finds_the_nearest_and_skips_deleted() {
+        let dim = 32;
+        let docs: Vec<Vec<f32>> = (0..50)
+            .map(|i| {
+                unit(&(0..dim).map(|d| ((i * 7 + d * 3) as f32 * 0.11).sin()).collect::<Vec<_>>())
+            })
+            .collect();
+        let flat: Vec<f32> = docs.concat();
+        let ids: Vec<[u8; 16]> = (0..50u8).map(|i| [i; 16]).collect();
+        let bytes = semantic_index::vectors::encode(&ids, &flat, dim, "t").unwrap();
+        let v = Vectors::from_vec(bytes).unwrap();
+        assert_eq!(v.id(17), Some([17; 16]));
+        let query = QueryVector::new(&docs[17]);
+        let mut hits = VectorHits::with_capacity(5);
+        v.scan(&query, &DeletedSet::empty(), 0, &mut hits);
+        hits.sort();
+        assert_eq!(hits.as_slice()[0].ordinal, 17);
+        assert!((hits.as_slice()[0].similarity - 1.0).abs() < 0.02);
+        // Brute force in f32 agrees on the top 5 set.
+        let mut exact: Vec<(f32, u32)> = docs
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d.iter().zip(&docs[17]).map(|(a, b)| a * b).sum(), i as u32))
+            .collect();
+        exact.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let top: Vec<u32> = hits.as_slice().iter().map(|h| h.ordinal).collect();
+        assert!(exact[..3].iter().all(|(_, o)| top.contains(o)), "{top:?} vs {exact:?}");
+        let deleted = DeletedSet::from_sorted(&[17], 50);
+        hits.clear();
+        v.scan(&query, &deleted, 0, &mut hits);
+        assert_eq!(hits.len(), 5);
+        assert!(hits.as_slice().iter().all(|h| h.ordinal != 17));
+    }
+
+    #[test]
+    fn rrf_adds_each_side() {
+        let (l, v) = rrf(Some(0), None);
+        assert!((l - 1.0 / 61.0).abs() < 1e-12);
+        assert_eq!(v, 0.0);
+    }
+}
