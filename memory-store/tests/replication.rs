@@ -83,9 +83,13 @@ impl Drop for Server {
     }
 }
 
+/// Where no model is: these tests measure replication, not embedding (a debug build embedding
+/// 20,000 memories takes many minutes).
+const NO_MODEL: &str = "/nonexistent/mcs-tests-without-a-model";
 fn mcs(store: &Path, nats: Option<&str>, args: &[&str]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mcs"));
     cmd.arg("--store").arg(store).env_remove("MCS_NATS").env_remove("MCS_STORE");
+    cmd.env("MCS_MODEL_DIR", NO_MODEL);
     if let Some(url) = nats {
         cmd.arg("--nats").arg(url);
     }
@@ -227,6 +231,7 @@ fn nats_killed_mid_upload_loses_nothing() {
     let input = dir.path().join("bulk.jsonl");
     lines(&input, 20_000);
     let mut ingest = Command::new(env!("CARGO_BIN_EXE_mcs"))
+        .env("MCS_MODEL_DIR", NO_MODEL)
         .arg("--store")
         .arg(&writer)
         .args(["--nats", &url, "ingest"])
@@ -286,6 +291,7 @@ fn a_replica_killed_mid_download_publishes_nothing_partial_and_resumes() {
     lines(&input, 20_000);
     ok(mcs(&writer, Some(&url), &["ingest", input.to_str().unwrap()]));
     let mut follower = Command::new(env!("CARGO_BIN_EXE_mcs"))
+        .env("MCS_MODEL_DIR", NO_MODEL)
         .arg("--store")
         .arg(&replica)
         .args(["--nats", &url, "replica"])
@@ -448,6 +454,7 @@ impl Hosts {
     /// `mcs` run on host `ns`.
     fn mcs(&self, ns: &str, store: &Path, nats: &str, args: &[&str]) -> Output {
         Command::new("ip")
+            .env("MCS_MODEL_DIR", NO_MODEL)
             .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_mcs"), "--store"])
             .arg(store)
             .args(["--nats", nats])
@@ -513,6 +520,7 @@ fn three_hosts_one_writer_two_replicas_with_local_apprentices() {
         ok(hosts.mcs(ns, &store, url, &["replica", "--once", "--name", ns]));
         // An apprentice on the replica host answers from the local mapping.
         let out = Command::new("ip")
+            .env("MCS_MODEL_DIR", NO_MODEL)
             .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_mcs"), "--store"])
             .arg(&store)
             .args(["invite", "--kind", "navigator", "--task", "three hosts share index", "--json"])
