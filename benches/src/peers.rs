@@ -172,20 +172,7 @@ impl TantivyText {
 /// has in common with tantivy's BM25 over the same analyzed tokens: both should compute BM25,
 /// up to our impact quantization and tantivy's length buckets.
 pub fn single_field_overlap(corpus: &crate::corpus::Corpus, dir: &Path) -> anyhow::Result<f64> {
-    let texts: Vec<String> = corpus
-        .memories
-        .iter()
-        .map(|m| {
-            let mut s = m.question.clone();
-            for i in &m.insights {
-                s.push(' ');
-                s.push_str(i);
-            }
-            s.push(' ');
-            s.push_str(&m.synthesis);
-            s
-        })
-        .collect();
+    let texts: Vec<String> = corpus.memories.iter().map(text).collect();
     let mut builder =
         semantic_index::SegmentBuilder::new().rank_params(semantic_index::Bm25fParams::CLASSIC)?;
     let docs: Vec<semantic_index::Document> = texts
