@@ -30,6 +30,7 @@ pub mod os;
 #[cfg(feature = "peers")]
 pub mod peers;
 pub mod records_rows;
+pub mod stats;
 
 use std::path::PathBuf;
 

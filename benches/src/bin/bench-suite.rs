@@ -13,6 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 use benches::corpus::{self, Corpus};
+use benches::stats::stats;
 use index_publisher::Publisher;
 use memory_store::{Memory, MemoryStore};
 use semantic_index::SegmentBuilder;
@@ -73,20 +74,6 @@ impl Report {
         self.rows.entry(metric.to_owned()).or_default().insert(column.to_owned(), value);
         println!("  {metric:<52} {column:<18} {value:>12.3}");
     }
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let at = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[at.min(sorted.len() - 1)]
-}
-
-fn stats(mut v: Vec<f64>) -> (f64, f64, f64) {
-    v.sort_by(f64::total_cmp);
-    let mean = v.iter().sum::<f64>() / v.len().max(1) as f64;
-    (percentile(&v, 0.5), percentile(&v, 0.99), mean)
 }
 
 fn median(v: Vec<f64>) -> f64 {

@@ -35,10 +35,10 @@ mod peers {
         args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
     }
 
-    fn stats(mut v: Vec<f64>) -> (f64, f64) {
-        v.sort_by(f64::total_cmp);
-        let p = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
-        (p(0.5), p(0.99))
+    /// p50 and p99.
+    fn stats(v: Vec<f64>) -> (f64, f64) {
+        let (p50, p99, _) = benches::stats::stats(v);
+        (p50, p99)
     }
 
     pub(crate) fn main() -> anyhow::Result<()> {

@@ -11,11 +11,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use apprentice_core::{Apprentice, Invitation, SpawnOptions};
+use benches::stats::percentile;
 use memory_store::{Memory, MemoryStore};
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
 
 fn main() -> anyhow::Result<()> {
     let stores: usize = match std::env::args().nth(1) {
