@@ -47,6 +47,8 @@ mod files;
 mod follower;
 mod memory;
 mod records;
+#[cfg(feature = "nats")]
+mod replicated;
 mod store;
 
 pub use crate::access::{
@@ -59,6 +61,8 @@ pub use crate::records::{
     get_from_records, Change, DamagedRange, RecordsCheck, RecordsError, RepairReport,
     QUARANTINE_DIR,
 };
+#[cfg(feature = "nats")]
+pub use crate::replicated::{CommitLogOf, CommitSinkOf};
 pub use crate::store::hybrid::{embedding_text, Embed, EmbedError, HybridWhy};
 pub use crate::store::{
     BatchReport, Error, FieldTf, Found, MemoryStore, Result, SearchResults, Stats, VerifyReport,

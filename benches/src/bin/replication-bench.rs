@@ -13,35 +13,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use benches::corpus;
-use memory_store::{Memory, MemoryStore, Uuid};
-use replication::{BoxError, CommitLog, Nats};
-
-struct Log<'a>(&'a MemoryStore);
-
-impl CommitLog for Log<'_> {
-    fn commit_seq(&self) -> Result<u64, BoxError> {
-        Ok(self.0.commit_seq()?)
-    }
-
-    fn commits_since(
-        &self,
-        after: u64,
-        visit: &mut dyn FnMut(u64, Vec<Vec<u8>>) -> Result<bool, BoxError>,
-    ) -> Result<(), BoxError> {
-        let mut failure: Option<BoxError> = None;
-        self.0.commits_since(after, |seq, changes| {
-            let encoded: Result<Vec<Vec<u8>>, _> = changes.iter().map(serde_json::to_vec).collect();
-            match encoded.map_err(BoxError::from).and_then(|e| visit(seq, e)) {
-                Ok(go_on) => Ok(go_on),
-                Err(e) => {
-                    failure = Some(e);
-                    Ok(false)
-                }
-            }
-        })?;
-        failure.map_or(Ok(()), Err)
-    }
-}
+use memory_store::{CommitLogOf as Log, Memory, MemoryStore, Uuid};
+use replication::Nats;
 
 struct Server(Child);
 

@@ -5,59 +5,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use memory_store::{Change, Follower, MemoryStore};
-use replication::{BoxError, CommitLog, CommitSink, Nats, Target};
+use memory_store::{CommitLogOf as Log, CommitSinkOf as Sink, Follower, MemoryStore};
+use replication::{Nats, Target};
 
 /// How long connecting and each JetStream request may take.
 const TIMEOUT: Duration = Duration::from_secs(3);
 /// How long `mcs replica` waits for a new head before looking again anyway.
 const WAIT: Duration = Duration::from_secs(5);
-
-/// The writer's records, as replication reads them.
-struct Log<'a>(&'a MemoryStore);
-
-impl CommitLog for Log<'_> {
-    fn commit_seq(&self) -> Result<u64, BoxError> {
-        Ok(self.0.commit_seq()?)
-    }
-
-    fn commits_since(
-        &self,
-        after: u64,
-        visit: &mut dyn FnMut(u64, Vec<Vec<u8>>) -> Result<bool, BoxError>,
-    ) -> Result<(), BoxError> {
-        let mut failure: Option<BoxError> = None;
-        self.0.commits_since(after, |seq, changes| {
-            let encoded: Result<Vec<Vec<u8>>, _> = changes.iter().map(serde_json::to_vec).collect();
-            let go_on = encoded.map_err(BoxError::from).and_then(|e| visit(seq, e));
-            match go_on {
-                Ok(go_on) => Ok(go_on),
-                Err(e) => {
-                    failure = Some(e);
-                    Ok(false)
-                }
-            }
-        })?;
-        failure.map_or(Ok(()), Err)
-    }
-}
-
-/// A replica's records, as replication fills them.
-struct Sink<'a>(&'a mut Follower);
-
-impl CommitSink for Sink<'_> {
-    fn seq(&self) -> u64 {
-        self.0.seq()
-    }
-
-    fn apply(&mut self, seq: u64, changes: Vec<Vec<u8>>) -> Result<(), BoxError> {
-        let changes: Vec<Change> =
-            changes.iter().map(|c| serde_json::from_slice(c)).collect::<Result<_, _>>().map_err(
-                |e| format!("commit {seq}: a change is not one this program reads ({e})"),
-            )?;
-        Ok(self.0.apply(seq, changes)?)
-    }
-}
 
 /// Pushes what NATS lacks after a write. NATS unreachable is a warning (the work is durable
 /// locally and the next push catches up); a refusal (another writer, a promoted replica) is an
