@@ -45,8 +45,13 @@ pub const MAX_QUERY_TERMS: usize = (1 << COUNT_BITS) - 1;
 /// One fixed order of operations, so that brute force and search agree to the bit.
 #[inline]
 pub fn ranked_score(relevance: u64, mem_score: f32, sacred: bool, o: &SearchOptions) -> f64 {
-    let boost = o.w_score * f64::from(mem_score) + if sacred { o.w_sacred } else { 0.0 };
-    (relevance as f64 * UNIT) * (1.0 + TIE_BREAK * boost)
+    (relevance as f64 * UNIT) * (1.0 + TIE_BREAK * boost(mem_score, sacred, o))
+}
+
+/// A memory's boost under `o`'s weights: `w_score · score + w_sacred · [sacred]`.
+#[inline]
+fn boost(mem_score: f32, sacred: bool, o: &SearchOptions) -> f64 {
+    o.w_score * f64::from(mem_score) + if sacred { o.w_sacred } else { 0.0 }
 }
 
 /// The relevance of a term: `weight · impact` in BM25 units.
@@ -229,8 +234,7 @@ fn needed(bar: Option<f64>, best_boost: (f32, bool), o: &SearchOptions) -> u64 {
     let Some(bar) = bar else { return 1 };
     // The same multiplier `ranked_score` applies; its products round by a few ulps at most,
     // far inside the margin of one part in 10^9 and one unit.
-    let boost = o.w_score * f64::from(best_boost.0) + if best_boost.1 { o.w_sacred } else { 0.0 };
-    let exact = bar / UNIT / (1.0 + TIE_BREAK * boost);
+    let exact = bar / UNIT / (1.0 + TIE_BREAK * boost(best_boost.0, best_boost.1, o));
     let lower = exact * (1.0 - 1e-9) - 1.0;
     if lower.is_finite() && lower > 1.0 {
         // `as` saturates at u64::MAX: a bar no relevance reaches prunes everything, as it should.
@@ -334,10 +338,7 @@ impl<B: Storage> Segment<B> {
                 return sacred;
             }
             let other = (score_at(sacred_count), false);
-            let value = |b: (f32, bool)| {
-                options.w_score * f64::from(b.0) + if b.1 { options.w_sacred } else { 0.0 }
-            };
-            if value(other) > value(sacred) {
+            if boost(other.0, other.1, options) > boost(sacred.0, sacred.1, options) {
                 other
             } else {
                 sacred
