@@ -185,7 +185,7 @@ impl HybridSearch {
                 _ => l + v,
             };
             let Some(doc) = snapshot.segment_doc(f.segment as usize, f.ordinal) else { continue };
-            hits.offer_ranked(
+            hits.offer(
                 options.limit,
                 Hit {
                     segment: f.segment,

@@ -68,6 +68,7 @@
 mod check;
 mod content;
 mod hybrid;
+mod jaccard;
 mod rank;
 mod reader;
 mod search;

@@ -482,7 +482,7 @@ impl<B: Storage> Segment<B> {
                         overlap: matched,
                         timestamp_micros,
                     };
-                    if hits.offer_ranked(k, hit) {
+                    if hits.offer(k, hit) {
                         need = needed(hits.bar(k), best_boost, options);
                     }
                 }

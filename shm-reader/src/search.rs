@@ -3,13 +3,11 @@
 use std::cell::RefCell;
 use std::cmp::Ordering;
 
-use rkyv::rend::{u16_le, u32_le};
 use semantic_index::format::{self, ArchivedSegmentData};
 
+use crate::jaccard::{Cursor, WINDOW};
 use crate::rank::{idf_weight, RankCursor, MAX_QUERY_TERMS, RANK_WINDOW};
-use crate::segment::{
-    find_term, has_term, keyword_count, table_str, Bitmaps, Forward, Segment, Storage,
-};
+use crate::segment::{find_term, has_term, table_str, Segment, Storage};
 
 /// A prepared query: its keywords, extracted once, and scratch space sized for them.
 ///
@@ -17,10 +15,10 @@ use crate::segment::{
 /// `Sync`: each thread prepares (or clones) its own.
 #[derive(Debug)]
 pub struct Query {
-    keywords: Vec<String>,
+    pub(crate) keywords: Vec<String>,
     /// [`format::term_hash`] of each keyword, computed once for every segment searched.
-    hashes: Vec<u64>,
-    cursors: RefCell<Vec<Cursor>>,
+    pub(crate) hashes: Vec<u64>,
+    pub(crate) cursors: RefCell<Vec<Cursor>>,
     /// The ranked (BM25F) terms: the analyzer's, distinct, at most [`MAX_QUERY_TERMS`].
     pub(crate) terms: Vec<String>,
     /// [`format::term_hash`] of each ranked term.
@@ -47,173 +45,6 @@ impl Clone for Query {
         let mut q = Query::with_terms(self.keywords.clone(), self.terms.clone());
         q.embedding.clone_from(&self.embedding);
         q
-    }
-}
-
-/// `Cursor::bitmap` of a term that has postings.
-const NO_BITMAP: usize = usize::MAX;
-
-/// A term's documents being walked: its postings page by page (see
-/// `SegmentData::posting_offsets`), or the set bits of a frequent term's bitmap.
-#[derive(Clone, Copy, Debug)]
-struct Cursor {
-    /// The next posting, an index into `postings`; for a bitmap, the current document.
-    pos: usize,
-    /// The end of the term's postings; for a bitmap, the document count.
-    end: usize,
-    /// The end of the current page's postings.
-    page_end: usize,
-    /// The current page's first ordinal.
-    base: u32,
-    /// The current page's index in `posting_offsets` (term · pages + page).
-    run: usize,
-    /// The term's last page's index in `posting_offsets`.
-    last_run: usize,
-    /// The term's ordinal in the segment's term table (what forward lists hold).
-    term: u32,
-    /// The term's bitmap (an index into the frequent terms), or [`NO_BITMAP`].
-    bitmap: usize,
-    /// How many documents the term has (its postings or set bits).
-    count: usize,
-}
-
-/// One segment's postings and bitmaps, as cursors read them.
-#[derive(Clone, Copy)]
-struct Postings<'a> {
-    ordinals: &'a [u16_le],
-    offsets: &'a [u32_le],
-    bitmaps: Bitmaps<'a>,
-    doc_count: usize,
-}
-
-impl<'a> Postings<'a> {
-    fn of(d: &'a ArchivedSegmentData) -> Postings<'a> {
-        Postings {
-            ordinals: d.postings.as_slice(),
-            offsets: d.posting_offsets.as_slice(),
-            bitmaps: Bitmaps::of(d),
-            doc_count: d.doc_count.to_native() as usize,
-        }
-    }
-
-    /// Offset `i` (validated at open to be in range and ascending; hostile bytes give the end).
-    #[inline]
-    fn offset(self, i: usize) -> usize {
-        self.offsets.get(i).map_or(self.ordinals.len(), |o| o.to_native() as usize)
-    }
-}
-
-impl Cursor {
-    /// A cursor at the start of term `term`'s documents, or `None` if the term is out of range.
-    fn new(p: Postings<'_>, term: usize, pages: usize) -> Option<Cursor> {
-        let ordinal = u32::try_from(term).ok()?;
-        if let Some(i) = p.bitmaps.index(ordinal) {
-            let end = p.doc_count;
-            return Some(Cursor {
-                pos: p.bitmaps.next_set(i, 0, end),
-                end,
-                page_end: end,
-                base: 0,
-                run: 0,
-                last_run: 0,
-                term: ordinal,
-                bitmap: i,
-                count: p.bitmaps.count(i),
-            });
-        }
-        let first = term.checked_mul(pages)?;
-        let last_run = first.checked_add(pages.checked_sub(1)?)?;
-        let end = p.offset(last_run + 1).min(p.ordinals.len());
-        let mut c = Cursor {
-            pos: p.offset(first).min(end),
-            end,
-            page_end: p.offset(first + 1).min(end),
-            base: 0,
-            run: first,
-            last_run,
-            term: ordinal,
-            bitmap: NO_BITMAP,
-            count: 0,
-        };
-        c.count = c.end - c.pos;
-        c.settle(p);
-        Some(c)
-    }
-
-    /// Whether every posting was read.
-    #[inline]
-    fn done(&self) -> bool {
-        self.pos >= self.end
-    }
-
-    /// Moves on to the page that holds `pos`, past pages without postings.
-    #[inline]
-    fn settle(&mut self, p: Postings<'_>) {
-        while self.pos >= self.page_end && self.run < self.last_run {
-            self.run += 1;
-            self.base = self.base.wrapping_add(format::POSTING_PAGE);
-            self.page_end = p.offset(self.run + 1).min(self.end);
-        }
-    }
-
-    /// The ordinal at `pos`; meaningful only while not [`Cursor::done`].
-    #[inline]
-    fn ordinal(&self, p: Postings<'_>) -> u32 {
-        if self.bitmap != NO_BITMAP {
-            return self.pos as u32;
-        }
-        self.base.wrapping_add(p.ordinals.get(self.pos).map_or(0, |o| u32::from(o.to_native())))
-    }
-
-    /// Steps to the next posting.
-    #[inline]
-    fn advance(&mut self, p: Postings<'_>) {
-        if self.bitmap != NO_BITMAP {
-            self.pos = p.bitmaps.next_set(self.bitmap, self.pos + 1, self.end);
-            return;
-        }
-        self.pos += 1;
-        if self.pos >= self.page_end {
-            self.settle(p);
-        }
-    }
-
-    /// Moves to the first posting whose ordinal is at least `target` (never backwards).
-    fn seek(&mut self, p: Postings<'_>, target: u32) {
-        if self.bitmap != NO_BITMAP {
-            if target as usize > self.pos {
-                self.pos = p.bitmaps.next_set(self.bitmap, target as usize, self.end);
-            }
-            return;
-        }
-        let page = self.base / format::POSTING_PAGE;
-        let want = target / format::POSTING_PAGE;
-        if want > page {
-            let skip = (want - page) as usize;
-            if skip > self.last_run - self.run {
-                self.pos = self.end;
-                return;
-            }
-            self.run += skip;
-            self.base = want.wrapping_mul(format::POSTING_PAGE);
-            self.pos = self.pos.max(p.offset(self.run).min(self.end));
-            self.page_end = p.offset(self.run + 1).min(self.end);
-        }
-        let low = target.saturating_sub(self.base);
-        let run = p.ordinals.get(self.pos..self.page_end).unwrap_or(&[]);
-        self.pos += run.partition_point(|o| u32::from(o.to_native()) < low);
-        self.settle(p);
-    }
-
-    /// Whether document `ordinal`, whose forward list is `terms`, has this cursor's term: a
-    /// bit test for a bitmap, a binary search in the forward list otherwise.
-    #[inline]
-    fn in_doc(&self, p: Postings<'_>, terms: Forward<'_>, ordinal: usize) -> bool {
-        if self.bitmap != NO_BITMAP {
-            p.bitmaps.has(self.bitmap, ordinal)
-        } else {
-            terms.contains(self.term)
-        }
     }
 }
 
@@ -441,12 +272,9 @@ impl Hit {
     }
 }
 
-/// Width of the ordinal window the search accumulates overlaps in.
-const WINDOW: usize = 512;
-
 /// Asks the CPU to start loading the cache line holding `p` (a hint: results do not depend on it).
 #[inline(always)]
-fn prefetch<T>(p: *const T) {
+pub(crate) fn prefetch<T>(p: *const T) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch never faults and has no effect a program can observe but timing, whatever
     // the address (it is not even dereferenced), and SSE is part of the x86_64 baseline.
@@ -487,6 +315,16 @@ impl Hits {
         (&mut self.rank_acc, &mut self.rank_bits)
     }
 
+    /// The Jaccard search's window counters and touched slots, taken out for one search (hits
+    /// are offered meanwhile); [`Hits::put_jaccard_scratch`] gives them back.
+    pub(crate) fn jaccard_scratch(&mut self) -> (Vec<u16>, Vec<u16>) {
+        (std::mem::take(&mut self.acc), std::mem::take(&mut self.touched))
+    }
+
+    pub(crate) fn put_jaccard_scratch(&mut self, acc: Vec<u16>, touched: Vec<u16>) {
+        (self.acc, self.touched) = (acc, touched);
+    }
+
     /// Removes all hits (keeps the allocation).
     pub fn clear(&mut self) {
         self.hits.clear();
@@ -517,13 +355,9 @@ impl Hits {
         self.cap
     }
 
-    /// Offers a hit to a top-`k` list; never grows past `k` or the capacity, never allocates.
-    fn offer(&mut self, k: usize, hit: Hit) {
-        self.offer_ranked(k, hit);
-    }
-
-    /// [`Hits::offer`], saying whether the hit entered.
-    pub(crate) fn offer_ranked(&mut self, k: usize, hit: Hit) -> bool {
+    /// Offers a hit to a top-`k` list, saying whether it entered; never grows past `k` or the
+    /// capacity, never allocates.
+    pub(crate) fn offer(&mut self, k: usize, hit: Hit) -> bool {
         let k = k.min(self.cap);
         if k == 0 {
             return false;
@@ -696,253 +530,6 @@ impl<B: Storage> Segment<B> {
         }
     }
 
-    /// The Jaccard search (see [`Segment::search`]).
-    ///
-    /// Documents are visited in ordinal order, sacred first and by descending score inside each
-    /// run, in windows of a few hundred ordinals. Before each window the best score any later
-    /// document of the run could reach (the largest possible Jaccard part plus the boost of the
-    /// window's first document) is compared with the current k-th hit; when it cannot enter,
-    /// the rest of the run is skipped.
-    ///
-    /// Once the top-k is full, the same bound says how many query keywords `r` a document must
-    /// have to enter. Such a document has at least one of the `present - r + 1` rarest keywords
-    /// (pigeonhole), so only those keywords' postings are walked ("essential" terms); the
-    /// candidates' other keywords are looked up in their forward lists. Common keywords, whose
-    /// postings are most of the work, are thus skipped as soon as the bar rises. Results are
-    /// exact.
-    pub(crate) fn search_jaccard(
-        &self,
-        query: &Query,
-        options: &SearchOptions,
-        deleted: &DeletedSet,
-        segment_tag: u32,
-        hits: &mut Hits,
-    ) {
-        let k = options.limit;
-        if query.is_empty() || k == 0 || hits.cap == 0 {
-            return;
-        }
-        let d = self.data();
-        let n = d.doc_count.to_native();
-        let sacred_count = d.sacred_count.to_native().min(n);
-        let domain = match &options.domain {
-            Some(name) => match find_domain(d, name) {
-                Some(ord) => Some(ord),
-                None => return,
-            },
-            None => None,
-        };
-        let p = Postings::of(d);
-        let pages = format::posting_pages(n) as usize;
-        let Ok(mut cursors) = query.cursors.try_borrow_mut() else { return };
-        cursors.clear();
-        for (kw, &hash) in query.keywords.iter().zip(&query.hashes) {
-            if cursors.len() == cursors.capacity() {
-                break; // never reallocate: the capacity was sized to the keywords
-            }
-            if let Some(c) =
-                find_term(d, kw.as_bytes(), hash).and_then(|t| Cursor::new(p, t, pages))
-            {
-                cursors.push(c);
-            }
-        }
-        if cursors.is_empty() {
-            return;
-        }
-        let q = query.keywords.len() as u32;
-        let present = cursors.len() as u32;
-        let min_kw = d.min_keywords.to_native().max(1);
-        // The largest Jaccard part a document matching r keywords can have (|D| >= min_kw, r).
-        let j_of = |r: u32| f64::from(r) / (f64::from(q) + f64::from(min_kw.max(r)) - f64::from(r));
-        let j_max = j_of(present);
-        // Rarest first: the essential terms are always a prefix.
-        cursors.sort_unstable_by_key(|c| c.count);
-
-        let forward_offsets = d.forward_offsets.as_slice();
-        let frequent_counts = d.frequent_counts.as_slice();
-        let scores = d.scores.as_slice();
-        let ids = d.ids.as_slice();
-        let timestamps = d.timestamps.as_slice();
-        let domain_of = d.domain_of.as_slice();
-        let runs: [(u32, u32, bool); 2] = [(0, sacred_count, true), (sacred_count, n, false)];
-        let runs = if options.sacred_only { &runs[..1] } else { &runs[..] };
-        let Hits { acc, touched, .. } = hits;
-        let (mut acc, mut touched) = (std::mem::take(acc), std::mem::take(touched));
-        // Float slack for bounds, which add the same parts in another order than `score`.
-        const SLACK: f64 = 1e-9;
-
-        for &(start, end, sacred) in runs {
-            for c in cursors.iter_mut() {
-                c.seek(p, start);
-            }
-            let mut essential = cursors.len();
-            // No document before this ordinal is left to visit in the run.
-            let mut next_min = start;
-            let sacred_boost = if sacred { options.w_sacred } else { 0.0 };
-            loop {
-                let score_ub = if options.w_score >= 0.0 {
-                    options.w_score
-                        * f64::from(scores.get(next_min as usize).map_or(1.0, |s| s.to_native()))
-                } else {
-                    0.0
-                };
-                // How many terms must match to enter (1 while the top-k is not full).
-                let mut r_need = 1;
-                if let Some(bar) = hits.bar(k) {
-                    if j_max + score_ub + sacred_boost + SLACK < bar {
-                        break;
-                    }
-                    while r_need < present && j_of(r_need) + score_ub + sacred_boost + SLACK < bar {
-                        r_need += 1;
-                    }
-                }
-                let wanted = (present - r_need + 1) as usize;
-                // The next window starts at the smallest ordinal an essential cursor points to.
-                let mut w = u32::MAX;
-                for c in cursors.iter().take(wanted) {
-                    if !c.done() {
-                        w = w.min(c.ordinal(p));
-                    }
-                }
-                if w >= end {
-                    break;
-                }
-                // A tighter bound from the window's own first document.
-                let score_ub = if options.w_score >= 0.0 {
-                    options.w_score
-                        * f64::from(scores.get(w as usize).map_or(1.0, |s| s.to_native()))
-                } else {
-                    0.0
-                };
-                if let Some(bar) = hits.bar(k) {
-                    if j_max + score_ub + sacred_boost + SLACK < bar {
-                        break;
-                    }
-                }
-                if wanted > essential {
-                    // Never happens on a valid segment (the bar only rises and the boost only
-                    // falls inside a run); keep cursors that rejoin in step anyway.
-                    for c in cursors.iter_mut().take(wanted).skip(essential) {
-                        c.seek(p, w);
-                    }
-                }
-                essential = wanted;
-                let wend = end.min(w.saturating_add(WINDOW as u32));
-                next_min = wend;
-                for c in cursors.iter_mut().take(essential) {
-                    while !c.done() {
-                        let o = c.ordinal(p);
-                        if o >= wend {
-                            break;
-                        }
-                        c.advance(p);
-                        // Hostile files may hold unsorted postings: skip what is out of the window.
-                        let Some(slot) =
-                            o.checked_sub(w).map(|x| x as usize).filter(|&x| x < WINDOW)
-                        else {
-                            continue;
-                        };
-                        if acc[slot] == 0 {
-                            touched.push(slot as u16);
-                            // What the candidate loop below reads first, requested now so
-                            // that the loads overlap the rest of the walk: it helps searches
-                            // whose caches were evicted and costs warm ones nothing (figures
-                            // in benches/NOTES.md).
-                            let oi = o as usize;
-                            prefetch(scores.as_ptr().wrapping_add(oi));
-                            prefetch(forward_offsets.as_ptr().wrapping_add(oi));
-                            prefetch(frequent_counts.as_ptr().wrapping_add(oi));
-                        }
-                        acc[slot] = acc[slot].saturating_add(1);
-                    }
-                }
-                let others = &cursors[essential.min(cursors.len())..];
-                for &slot in touched.iter() {
-                    let mut overlap = u32::from(std::mem::take(&mut acc[slot as usize]));
-                    let o = w + u32::from(slot);
-                    let oi = o as usize;
-                    if deleted.contains(o) {
-                        continue;
-                    }
-                    if let Some(dom) = domain {
-                        if domain_of.get(oi).map(|x| x.to_native()) != Some(dom) {
-                            continue;
-                        }
-                    }
-                    let s = scores.get(oi).map_or(0.0, |x| x.to_native());
-                    // Read once: the bound below and the score both use it.
-                    let own_count = keyword_count(forward_offsets, frequent_counts, oi);
-                    if !others.is_empty() {
-                        // The best this document can do if it has `most` query keywords, with
-                        // its own keyword count (an upper bound: the Jaccard part grows with
-                        // the overlap), or `None` while the top-k is not full.
-                        let bar = hits.bar(k);
-                        let boost = options.w_score * f64::from(s)
-                            + if sacred { options.w_sacred } else { 0.0 };
-                        let own = own_count.unwrap_or(0);
-                        let cannot_enter = |most: u32| {
-                            bar.is_some_and(|bar| {
-                                let dk = f64::from(own.max(most));
-                                let j = f64::from(most) / (f64::from(q) + dk - f64::from(most));
-                                j + boost + SLACK < bar
-                            })
-                        };
-                        // The overlap it can still reach. With every other keyword: this skips
-                        // the lookups (cache misses) for most candidates of long queries. Then
-                        // one lookup at a time, rarest keyword first (the likeliest to miss),
-                        // and the bound again after each miss.
-                        let mut best = overlap + others.len() as u32;
-                        if cannot_enter(best) {
-                            continue;
-                        }
-                        let terms = Forward::of(d, oi);
-                        let mut out = false;
-                        for c in others {
-                            if c.in_doc(p, terms, oi) {
-                                overlap += 1;
-                            } else {
-                                best -= 1;
-                                if cannot_enter(best) {
-                                    out = true;
-                                    break;
-                                }
-                            }
-                        }
-                        if out {
-                            continue;
-                        }
-                    }
-                    let dk = own_count.map_or(overlap, |x| x.max(overlap));
-                    let total = score(overlap, q, dk, s, sacred, options);
-                    if let Some(bar) = hits.bar(k) {
-                        if total < bar {
-                            continue;
-                        }
-                    }
-                    let id = ids.get(oi).copied().unwrap_or_default();
-                    if options.exclude == Some(id) {
-                        continue;
-                    }
-                    let timestamp_micros = timestamps.get(oi).map_or(0, |x| x.to_native());
-                    hits.offer(
-                        k,
-                        Hit {
-                            segment: segment_tag,
-                            ordinal: o,
-                            id,
-                            score: total,
-                            overlap,
-                            timestamp_micros,
-                        },
-                    );
-                }
-                touched.clear();
-            }
-        }
-        hits.acc = std::mem::take(&mut acc);
-        hits.touched = std::mem::take(&mut touched);
-    }
-
     /// Explains the score document `ordinal` gets for `query`: overlap, the three parts, and the
     /// query keywords it matched. Allocates (the matched list); not for the hot path.
     pub fn explain(
@@ -990,82 +577,5 @@ impl<B: Storage> Segment<B> {
     pub fn query_for(&self, ordinal: u32) -> Option<Query> {
         let doc = self.doc(ordinal)?;
         Some(Query::from_prepared(doc.keywords().map(str::to_owned).collect()))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use semantic_index::{Document, SegmentBuilder};
-
-    #[test]
-    fn cursors_walk_and_seek_across_posting_pages() {
-        // Three pages; "every" is in every third memory, "gap" skips the middle page, "last"
-        // is only in the last page, "first" only in the first.
-        let page = format::POSTING_PAGE as usize;
-        let n = 2 * page + 3_000;
-        let docs: Vec<Document> = (0..n)
-            .map(|i| {
-                let mut words = vec!["filler"];
-                if i % 3 == 0 {
-                    words.push("every");
-                }
-                if i % 5 == 0 && !(page..2 * page).contains(&i) {
-                    words.push("gap");
-                }
-                if i >= 2 * page && i % 7 == 0 {
-                    words.push("last");
-                }
-                if i < 100 {
-                    words.push("first");
-                }
-                Document {
-                    id: (i as u128).to_be_bytes(),
-                    question: words.join(" "),
-                    // Same boost for all: ordinals follow ids, so ordinal == i.
-                    ..Default::default()
-                }
-            })
-            .collect();
-        let mut b = SegmentBuilder::new();
-        b.add_batch(&docs).unwrap();
-        let segment = Segment::from_bytes(crate::aligned(&b.to_bytes().unwrap())).unwrap();
-        segment.verify().unwrap();
-        let d = segment.data();
-        let p = Postings::of(d);
-        let pages = format::posting_pages(d.doc_count.to_native()) as usize;
-        assert_eq!(pages, 3);
-        for term in ["every", "gap", "last", "first", "filler"] {
-            let want: Vec<u32> = (0..n as u32)
-                .filter(|&o| segment.doc(o).unwrap().keywords().any(|k| k == term))
-                .collect();
-            let t = find_term(d, term.as_bytes(), format::term_hash(term.as_bytes())).unwrap();
-            let mut c = Cursor::new(p, t, pages).unwrap();
-            let mut walked = Vec::new();
-            while !c.done() {
-                walked.push(c.ordinal(p));
-                c.advance(p);
-            }
-            let first_difference = walked.iter().zip(&want).position(|(a, b)| a != b);
-            assert!(
-                walked == want,
-                "{term}: walked {} postings, want {}; first difference at {first_difference:?}",
-                walked.len(),
-                want.len()
-            );
-            // Seeks from a fresh cursor, and a chain of seeks from one cursor.
-            let mut chained = Cursor::new(p, t, pages).unwrap();
-            for target in (0..n as u32 + 10).step_by(997).chain([65_535, 65_536, 131_072]) {
-                let expect = want.iter().copied().find(|&o| o >= target);
-                let mut fresh = Cursor::new(p, t, pages).unwrap();
-                fresh.seek(p, target);
-                assert_eq!((!fresh.done()).then(|| fresh.ordinal(p)), expect, "{term} @ {target}");
-                if target >= chained.ordinal(p) || chained.done() {
-                    chained.seek(p, target);
-                    let got = (!chained.done()).then(|| chained.ordinal(p));
-                    assert_eq!(got, expect, "{term} chained @ {target}");
-                }
-            }
-        }
     }
 }
