@@ -157,6 +157,49 @@ impl RankCursor {
         self.pos += run.partition_point(|d| d.to_native() < target);
     }
 
+    /// Adds the postings in `[w, wend)` to the window's accumulators (`acc[o - w]` gains the
+    /// weighted impact above `COUNT_BITS` and one matched term below; `bits` marks the slot)
+    /// and moves past them. Returns the `bits` words it touched, one bit per word.
+    #[inline]
+    fn accumulate(
+        &mut self,
+        r: Ranked<'_>,
+        w: u32,
+        wend: u32,
+        acc: &mut [u64],
+        bits: &mut [u64],
+    ) -> u64 {
+        let (Some(docs), Some(impacts)) =
+            (r.docs.get(self.pos..self.end), r.impacts.get(self.pos..self.end))
+        else {
+            self.pos = self.end;
+            return 0;
+        };
+        let mut touched = 0u64;
+        let weight = self.weight;
+        let span = wend.saturating_sub(w) as usize;
+        let mut count = 0;
+        for (d, &impact) in docs.iter().zip(impacts) {
+            let o = d.to_native();
+            if o >= wend {
+                break;
+            }
+            count += 1;
+            // Only a hostile file's postings out of order can lie before the window.
+            let slot = o.wrapping_sub(w) as usize;
+            if slot >= span {
+                continue;
+            }
+            if let (Some(a), Some(word)) = (acc.get_mut(slot), bits.get_mut(slot / 64)) {
+                *a += ((weight * u64::from(impact)) << COUNT_BITS) | 1;
+                *word |= 1u64 << (slot % 64);
+                touched |= 1u64 << (slot / 64);
+            }
+        }
+        self.pos += count;
+        touched
+    }
+
     /// Moves to the first posting at or past `target`.
     fn seek(&mut self, r: Ranked<'_>, target: u32) {
         if self.seek_block(r, target).is_some() {
@@ -165,9 +208,10 @@ impl RankCursor {
     }
 
     /// The largest impact of the blocks that may hold ordinals in `[from, to)`, from the cursor
-    /// on, times the weight.
+    /// on, times the weight; 0 when the cursor's next posting lies at or past `to` (the term
+    /// has no posting in the window at all).
     fn window_max(&self, r: Ranked<'_>, to: u32) -> u64 {
-        if self.done() {
+        if self.done() || self.doc(r) >= to {
             return 0;
         }
         let mut b = self.block();
@@ -242,6 +286,47 @@ fn needed(bar: Option<f64>, best_boost: (f32, bool), o: &SearchOptions) -> u64 {
     } else {
         1
     }
+}
+
+/// Adds the non-essential terms' impacts to candidate `o`'s relevance, which is `s` from
+/// `matched` essential terms, largest bound first: a block maximum first, the posting only if
+/// the block could still lift the candidate to `need`. `others_max` is the sum of the
+/// non-essential terms' bounds. Returns the relevance and the matched count, or `None` as soon
+/// as the candidate cannot reach `need`.
+#[inline]
+fn complete(
+    others: &mut [RankCursor],
+    r: Ranked<'_>,
+    o: u32,
+    (mut s, mut matched): (u64, u32),
+    others_max: u64,
+    need: u64,
+) -> Option<(u64, u32)> {
+    let mut ub = s + others_max;
+    if ub < need {
+        return None;
+    }
+    for c in others.iter_mut().rev() {
+        // `ub` counts this term at `c.max` until the lines below say better.
+        ub -= c.max;
+        if let Some(b) = c.seek_block(r, o) {
+            let bmax =
+                (c.weight * u64::from(r.block_max.get(b).copied().unwrap_or(u8::MAX))).min(c.max);
+            if ub + bmax >= need {
+                c.seek_in_block(r, o);
+                if !c.done() && c.doc(r) == o {
+                    let got = c.weight * c.impact(r);
+                    s += got;
+                    matched += 1;
+                    ub += got.min(bmax);
+                }
+            }
+        }
+        if ub < need {
+            return None;
+        }
+    }
+    Some((s, matched))
 }
 
 impl<B: Storage> Segment<B> {
@@ -388,25 +473,7 @@ impl<B: Storage> Segment<B> {
             // Which words of `bits` are non-zero, so that a sparse window reads only those.
             let mut touched = 0u64;
             for c in essential.iter_mut() {
-                let weight = c.weight;
-                while !c.done() {
-                    let o = c.doc(r);
-                    if o >= wend {
-                        break;
-                    }
-                    let add = ((weight * c.impact(r)) << COUNT_BITS) | 1;
-                    c.pos += 1;
-                    let Some(slot) =
-                        o.checked_sub(w).map(|x| x as usize).filter(|&x| x < RANK_WINDOW)
-                    else {
-                        continue;
-                    };
-                    if let (Some(a), Some(word)) = (acc.get_mut(slot), bits.get_mut(slot / 64)) {
-                        *a += add;
-                        *word |= 1u64 << (slot % 64);
-                        touched |= 1u64 << (slot / 64);
-                    }
-                }
+                touched |= c.accumulate(r, w, wend, &mut acc, &mut bits);
             }
             while touched != 0 {
                 let wi = touched.trailing_zeros() as usize;
@@ -416,8 +483,8 @@ impl<B: Storage> Segment<B> {
                     let slot = wi * 64 + word.trailing_zeros() as usize;
                     word &= word - 1;
                     let packed = acc.get_mut(slot).map_or(0, std::mem::take);
-                    let mut s = packed >> COUNT_BITS;
-                    let mut matched = (packed & ((1 << COUNT_BITS) - 1)) as u32;
+                    let s = packed >> COUNT_BITS;
+                    let matched = (packed & ((1 << COUNT_BITS) - 1)) as u32;
                     let o = w + slot as u32;
                     let oi = o as usize;
                     if deleted.contains(o) {
@@ -428,42 +495,10 @@ impl<B: Storage> Segment<B> {
                             continue;
                         }
                     }
-                    // The non-essential terms, largest bound first: a block maximum first, the
-                    // posting only if the block could still lift the document over the bar.
-                    let mut ub = s + prefix[ne];
-                    if ub < need {
+                    let Some((s, matched)) = complete(others, r, o, (s, matched), prefix[ne], need)
+                    else {
                         continue;
-                    }
-                    let mut out = false;
-                    for c in others.iter_mut().rev() {
-                        let cmax = c.max;
-                        match c.seek_block(r, o) {
-                            None => ub -= cmax,
-                            Some(b) => {
-                                let bmax = c.weight
-                                    * u64::from(r.block_max.get(b).copied().unwrap_or(u8::MAX));
-                                ub = ub - cmax + bmax.min(cmax);
-                                if ub >= need {
-                                    c.seek_in_block(r, o);
-                                    if !c.done() && c.doc(r) == o {
-                                        let got = c.weight * c.impact(r);
-                                        s += got;
-                                        matched += 1;
-                                        ub = ub - bmax.min(cmax) + got.min(bmax.min(cmax));
-                                    } else {
-                                        ub -= bmax.min(cmax);
-                                    }
-                                }
-                            }
-                        }
-                        if ub < need {
-                            out = true;
-                            break;
-                        }
-                    }
-                    if out {
-                        continue;
-                    }
+                    };
                     let mem_score = scores.get(oi).map_or(0.0, |x| x.to_native());
                     let total = ranked_score(s, mem_score, o < sacred_count, options);
                     if hits.bar(k).is_some_and(|bar| total < bar) {
