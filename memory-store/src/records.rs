@@ -20,6 +20,7 @@ mod ids;
 mod legacy;
 mod scan;
 
+use atomic_write::seam;
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
@@ -254,6 +255,7 @@ pub(crate) fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()
     }
 }
 
+#[cfg(test)]
 fn write_at(file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
     #[cfg(unix)]
     {
@@ -282,7 +284,7 @@ pub(crate) fn open_regular(path: &Path, write: bool) -> io::Result<File> {
 /// Creates `dir` if needed and makes it owner-only, whatever the umask.
 pub(crate) fn private_dir(dir: &Path) -> Result<(), RecordsError> {
     let io = |what| move |source| RecordsError::Io { what, path: dir.to_owned(), source };
-    match fs::create_dir(dir) {
+    match seam::create_dir(&fs::DirBuilder::new(), dir) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(io("creating")(e)),
@@ -601,7 +603,7 @@ impl Records {
         let log_path = dir.join(log_name(generation));
         if writable {
             for old in &gens[..gens.len() - 1] {
-                let _ = fs::remove_file(dir.join(log_name(*old)));
+                let _ = seam::remove_file(&dir.join(log_name(*old)));
             }
         }
         let log = open_regular(&log_path, writable).map_err(|source| RecordsError::Io {
@@ -1076,15 +1078,16 @@ impl Records {
         let log = &log;
         let io = |source| RecordsError::Io { what: "appending to", path: path.clone(), source };
         if self.torn.is_some() {
-            log.set_len(self.end).map_err(io)?;
-            log.sync_data().map_err(io)?;
+            seam::set_len(log, &path, self.end).map_err(io)?;
+            seam::sync_data(log, &path).map_err(io)?;
             self.torn = None;
         }
-        let written = write_at(log, &buf, self.end).and_then(|()| log.sync_data());
+        let written =
+            seam::write_at(log, &path, &buf, self.end).and_then(|()| seam::sync_data(log, &path));
         if let Err(e) = written {
             // Not acknowledged: take the bytes back so the next commit starts clean; if even
             // that fails, the next commit cuts them first.
-            if log.set_len(self.end).is_err() {
+            if seam::set_len(log, &path, self.end).is_err() {
                 self.torn = Some((self.end, buf.len() as u64));
             }
             return Err(io(e));
@@ -1351,7 +1354,7 @@ pub(crate) fn salvage(
     }
     ids::write(&ids_path, footer, entries.into_iter())?;
     if let Some((path, _, _)) = old {
-        fs::remove_file(&path).map_err(|source| RecordsError::Io {
+        seam::remove_file(&path).map_err(|source| RecordsError::Io {
             what: "removing",
             path,
             source,
