@@ -417,8 +417,82 @@ impl Replay {
     }
 }
 
+/// Replays `[from, to)` of the log. A torn last commit (see [`torn_start`]) is not replayed: it
+/// is the unacknowledged tail that the next commit cuts, never damage to report.
 #[allow(clippy::too_many_arguments)]
 fn replay(
+    log: &File,
+    file: &str,
+    path: &Path,
+    from: u64,
+    to: u64,
+    seq: u64,
+    want_intact: bool,
+    mut progress: Option<Progress<'_>>,
+) -> Result<Replay, RecordsError> {
+    let r = replay_region(
+        log,
+        file,
+        path,
+        from,
+        to,
+        seq,
+        want_intact,
+        progress.as_mut().map(|p| &mut **p as Progress<'_>),
+    )?;
+    if r.damaged.is_empty() {
+        return Ok(r);
+    }
+    let io = |source| RecordsError::Io { what: "reading", path: path.to_owned(), source };
+    let Some(cut) = torn_start(log, from, to, seq).map_err(io)? else { return Ok(r) };
+    let mut r = replay_region(log, file, path, from, cut, seq, want_intact, progress)?;
+    r.torn = Some((cut, to - cut));
+    Ok(r)
+}
+
+/// Where the region ends in a torn commit, if it does: damage after which no frame of a later
+/// commit follows. A commit is one append, acknowledged once its `fdatasync` returns, and the
+/// next commit is only appended after that; so damage followed by a later commit is damage to a
+/// durable commit (reported as such), while damage in the last commit is an append a power cut
+/// tore (a prefix, zeros where the data did not land, or a later part without an earlier one):
+/// never acknowledged, so the whole commit is cut like a short tail, and a batch never shows in
+/// part.
+fn torn_start(log: &File, from: u64, to: u64, seq: u64) -> io::Result<Option<u64>> {
+    let mut done = seq;
+    let mut commit_start: Option<u64> = None;
+    // Where the torn commit starts, and its sequence number.
+    let mut torn: Option<(u64, u64)> = None;
+    scan::scan(log.try_clone()?, from, to, |item| {
+        let (offset, header) = match item {
+            Item::Frame { offset, header, .. } => {
+                if torn.is_some_and(|(_, s)| header.seq > s) {
+                    torn = None;
+                }
+                (offset, Some(header))
+            }
+            Item::Damaged { offset, header, .. } => {
+                torn.get_or_insert((commit_start.unwrap_or(offset), done + 1));
+                (offset, header)
+            }
+            Item::Incomplete { offset, .. } => {
+                torn.get_or_insert((commit_start.unwrap_or(offset), done + 1));
+                return true;
+            }
+        };
+        if let Some(h) = header {
+            commit_start.get_or_insert(offset);
+            if h.last {
+                done = done.max(h.seq);
+                commit_start = None;
+            }
+        }
+        true
+    })?;
+    Ok(torn.map(|(start, _)| start))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn replay_region(
     log: &File,
     file: &str,
     path: &Path,
