@@ -11,6 +11,8 @@
 //! - [`AtomicFile`] is the streaming form: fill it through [`std::io::Write`], then
 //!   [`AtomicFile::commit`]. Dropping it without a commit removes the temp file.
 //! - [`Error`] names the path and the [`Step`] that failed.
+//! - [`seam`] is the I/O seam every change to a store's files goes through (this crate's own
+//!   steps too), so that a test can record them and rebuild what a power cut may leave.
 //!
 //! The steps, in order: create a temp file in the target's directory (unique name, mode 0600),
 //! write, `fsync` the file, set its final mode, rename it over the target, `fsync` the directory.
@@ -47,6 +49,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod fault;
+pub mod seam;
 #[cfg(windows)]
 mod windows;
 
@@ -169,7 +172,8 @@ impl Options {
                 tempfile::Builder::new().prefix(&prefix).suffix(TEMP_SUFFIX).tempfile_in(&dir)
             })
             .map_err(|e| Error::new(&target, Step::CreateTemp, e))?;
-        Ok(AtomicFile { temp: Some(temp), target, dir, mode: self.mode, failed: None })
+        seam::created(temp.path());
+        Ok(AtomicFile { temp: Some(temp), target, dir, mode: self.mode, failed: None, written: 0 })
     }
 }
 
@@ -219,24 +223,13 @@ fn create_parents(dir: &Path) -> Result<()> {
     }
     for d in missing.iter().rev() {
         fault::check(Step::CreateParent)
-            .and_then(|()| match fs::create_dir(d) {
+            .and_then(|()| match seam::create_dir(&fs::DirBuilder::new(), d) {
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists && d.is_dir() => Ok(()),
                 other => other,
             })
             .map_err(|e| Error::new(d, Step::CreateParent, e))?;
-        sync_dir(&parent_dir(d)).map_err(|e| Error::new(d, Step::CreateParent, e))?;
+        seam::sync_dir(&parent_dir(d)).map_err(|e| Error::new(d, Step::CreateParent, e))?;
     }
-    Ok(())
-}
-
-#[cfg(unix)]
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-#[cfg(not(unix))]
-fn sync_dir(_dir: &Path) -> io::Result<()> {
-    // Directories cannot be opened for sync on Windows; MOVEFILE_WRITE_THROUGH stands in.
     Ok(())
 }
 
@@ -260,7 +253,7 @@ pub fn remove_stale_temps(target: impl AsRef<Path>) -> io::Result<usize> {
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
         if name.starts_with(prefix) && name.ends_with(TEMP_SUFFIX) {
-            match fs::remove_file(entry.path()) {
+            match seam::remove_file(&entry.path()) {
                 Ok(()) => removed += 1,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e),
@@ -279,6 +272,21 @@ pub struct AtomicFile {
     dir: PathBuf,
     mode: Option<u32>,
     failed: Option<io::ErrorKind>,
+    /// Bytes written so far: where the next write lands, for the seam.
+    written: u64,
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if let Some(temp) = self.temp.take() {
+            let path = temp.path().to_owned();
+            // The temp file's guard removes it; the seam is told once it is gone.
+            drop(temp);
+            if fs::symlink_metadata(&path).is_err() {
+                seam::seen_removed(&path);
+            }
+        }
+    }
 }
 
 impl fmt::Debug for AtomicFile {
@@ -306,18 +314,18 @@ impl AtomicFile {
         }
         // One fsync attempt only: after a failure the page cache may have dropped the data.
         fault::check(Step::SyncFile)
-            .and_then(|()| temp.as_file().sync_all())
+            .and_then(|()| seam::sync_all(temp.as_file(), temp.path()))
             .map_err(|e| self.error(Step::SyncFile, e))?;
         fault::check(Step::SetPermissions)
             .and_then(|()| set_mode(temp.as_file(), &self.target, self.mode))
             .map_err(|e| self.error(Step::SetPermissions, e))?;
         fault::check(Step::Rename)
-            .and_then(|()| replace(temp.path(), &self.target))
+            .and_then(|()| seam::rename(temp.path(), &self.target))
             .map_err(|e| self.error(Step::Rename, e))?;
         // Renamed: the temp path is gone, so the guard must not try to remove it.
         let _ = temp.into_temp_path().keep();
         fault::check(Step::SyncDirectory)
-            .and_then(|()| sync_dir(&self.dir))
+            .and_then(|()| seam::sync_dir(&self.dir))
             .map_err(|e| self.error(Step::SyncDirectory, e))
     }
 
@@ -332,10 +340,13 @@ impl Write for AtomicFile {
             return Err(io::Error::other("file already committed"));
         };
         let result = fault::check(Step::Write).and_then(|()| temp.write(buf));
-        if let Err(e) = &result {
-            if e.kind() != io::ErrorKind::Interrupted {
-                self.failed = Some(e.kind());
+        match &result {
+            Ok(n) => {
+                seam::wrote(temp.path(), self.written, &buf[..*n]);
+                self.written += *n as u64;
             }
+            Err(e) if e.kind() != io::ErrorKind::Interrupted => self.failed = Some(e.kind()),
+            Err(_) => {}
         }
         result
     }
@@ -368,12 +379,12 @@ fn set_mode(_file: &File, _target: &Path, _mode: Option<u32>) -> io::Result<()> 
 }
 
 #[cfg(not(windows))]
-fn replace(from: &Path, to: &Path) -> io::Result<()> {
+pub(crate) fn replace(from: &Path, to: &Path) -> io::Result<()> {
     fs::rename(from, to)
 }
 
 #[cfg(windows)]
-fn replace(from: &Path, to: &Path) -> io::Result<()> {
+pub(crate) fn replace(from: &Path, to: &Path) -> io::Result<()> {
     windows::replace(from, to)
 }
 

@@ -480,7 +480,7 @@ impl Publisher {
         let path = beacon_path(&self.dir);
         let io = |source| PublishError::Io { what: "bumping beacon", path: path.clone(), source };
         let file = layout::open_file(&path, fs::OpenOptions::new().write(true)).map_err(io)?;
-        write_at(&file, &generation.to_le_bytes(), 0).map_err(io)
+        atomic_write::seam::write_at(&file, &path, &generation.to_le_bytes(), 0).map_err(io)
     }
 
     /// Removes segment and manifest files that neither the current nor the previous manifest
@@ -590,21 +590,6 @@ fn write_store_id_as(dir: &Path, id: [u8; 16]) -> Result<[u8; 16], PublishError>
     Ok(id)
 }
 
-#[cfg(unix)]
-fn write_at(file: &fs::File, bytes: &[u8], offset: u64) -> io::Result<()> {
-    std::os::unix::fs::FileExt::write_all_at(file, bytes, offset)
-}
-
-#[cfg(windows)]
-fn write_at(file: &fs::File, bytes: &[u8], offset: u64) -> io::Result<()> {
-    let n = std::os::windows::fs::FileExt::seek_write(file, bytes, offset)?;
-    if n == bytes.len() {
-        Ok(())
-    } else {
-        Err(io::Error::new(io::ErrorKind::WriteZero, "short beacon write"))
-    }
-}
-
 fn create_private_dir(dir: &Path) -> Result<(), PublishError> {
     let io = |source| PublishError::Io { what: "creating directory", path: dir.to_owned(), source };
     if !dir.is_dir() {
@@ -612,11 +597,9 @@ fn create_private_dir(dir: &Path) -> Result<(), PublishError> {
         builder.recursive(true);
         #[cfg(unix)]
         std::os::unix::fs::DirBuilderExt::mode(&mut builder, layout::DIR_MODE);
-        builder.create(dir).map_err(io)?;
-        if let Some(parent) = dir.parent() {
-            if let Ok(f) = fs::File::open(parent) {
-                f.sync_all().map_err(io)?;
-            }
+        atomic_write::seam::create_dir(&builder, dir).map_err(io)?;
+        if let Some(parent) = dir.parent().filter(|p| p.is_dir()) {
+            atomic_write::seam::sync_dir(parent).map_err(io)?;
         }
     }
     Ok(())

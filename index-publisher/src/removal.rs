@@ -22,7 +22,7 @@ pub(crate) enum Removal {
 /// Deletes `path`, unless a reader still maps it on a system that forbids that (Windows); any
 /// other failure is an error.
 pub(crate) fn remove_unless_mapped(path: &Path) -> io::Result<Removal> {
-    match std::fs::remove_file(path) {
+    match atomic_write::seam::remove_file(path) {
         Ok(()) => Ok(Removal::Removed),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Removal::Gone),
         Err(e) if in_use(&e) => Ok(Removal::Deferred),

@@ -17,8 +17,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
+
+use atomic_write::seam;
 
 use serde::Serialize;
 use uuid::Uuid;
@@ -94,10 +96,11 @@ pub(crate) fn append(dir: &Path, event: &AccessEvent) -> Result<()> {
     options.append(true).create(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = semantic_index::layout::open_file(&path, &mut options)
-        .map_err(io_error("opening", &path))?;
-    file.write_all(&encode(event)).map_err(io_error("appending to", &path))?;
-    file.sync_data().map_err(io_error("syncing", &path))
+    let file =
+        seam::open_creating(&path, || semantic_index::layout::open_file(&path, &mut options))
+            .map_err(io_error("opening", &path))?;
+    seam::append(&file, &path, &encode(event)).map_err(io_error("appending to", &path))?;
+    seam::sync_data(&file, &path).map_err(io_error("syncing", &path))
 }
 
 /// One memory's accesses.

@@ -10,6 +10,8 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use atomic_write::seam;
+
 use semantic_index::layout::{self, MANIFESTS_DIR, SEGMENTS_DIR};
 
 use crate::records::RECORDS_DIR;
@@ -74,11 +76,10 @@ fn create_private(dir: &Path, root: bool) -> Result<()> {
     let mut builder = fs::DirBuilder::new();
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, DIR_MODE);
-    match builder.create(dir) {
+    match seam::create_dir(&builder, dir) {
         Ok(()) => {
-            let parent = dir.parent().filter(|p| !p.as_os_str().is_empty());
-            if let Some(f) = parent.and_then(|p| File::open(p).ok()) {
-                f.sync_all().map_err(io_err("syncing the directory of", dir))?;
+            if let Some(p) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                seam::sync_dir(p).map_err(io_err("syncing the directory of", dir))?;
             }
         }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}

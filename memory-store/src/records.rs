@@ -20,6 +20,7 @@ mod ids;
 mod legacy;
 mod scan;
 
+use atomic_write::seam;
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
@@ -254,6 +255,7 @@ pub(crate) fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()
     }
 }
 
+#[cfg(test)]
 fn write_at(file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
     #[cfg(unix)]
     {
@@ -282,7 +284,7 @@ pub(crate) fn open_regular(path: &Path, write: bool) -> io::Result<File> {
 /// Creates `dir` if needed and makes it owner-only, whatever the umask.
 pub(crate) fn private_dir(dir: &Path) -> Result<(), RecordsError> {
     let io = |what| move |source| RecordsError::Io { what, path: dir.to_owned(), source };
-    match fs::create_dir(dir) {
+    match seam::create_dir(&fs::DirBuilder::new(), dir) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(io("creating")(e)),
@@ -415,8 +417,82 @@ impl Replay {
     }
 }
 
+/// Replays `[from, to)` of the log. A torn last commit (see [`torn_start`]) is not replayed: it
+/// is the unacknowledged tail that the next commit cuts, never damage to report.
 #[allow(clippy::too_many_arguments)]
 fn replay(
+    log: &File,
+    file: &str,
+    path: &Path,
+    from: u64,
+    to: u64,
+    seq: u64,
+    want_intact: bool,
+    mut progress: Option<Progress<'_>>,
+) -> Result<Replay, RecordsError> {
+    let r = replay_region(
+        log,
+        file,
+        path,
+        from,
+        to,
+        seq,
+        want_intact,
+        progress.as_mut().map(|p| &mut **p as Progress<'_>),
+    )?;
+    if r.damaged.is_empty() {
+        return Ok(r);
+    }
+    let io = |source| RecordsError::Io { what: "reading", path: path.to_owned(), source };
+    let Some(cut) = torn_start(log, from, to, seq).map_err(io)? else { return Ok(r) };
+    let mut r = replay_region(log, file, path, from, cut, seq, want_intact, progress)?;
+    r.torn = Some((cut, to - cut));
+    Ok(r)
+}
+
+/// Where the region ends in a torn commit, if it does: damage after which no frame of a later
+/// commit follows. A commit is one append, acknowledged once its `fdatasync` returns, and the
+/// next commit is only appended after that; so damage followed by a later commit is damage to a
+/// durable commit (reported as such), while damage in the last commit is an append a power cut
+/// tore (a prefix, zeros where the data did not land, or a later part without an earlier one):
+/// never acknowledged, so the whole commit is cut like a short tail, and a batch never shows in
+/// part.
+fn torn_start(log: &File, from: u64, to: u64, seq: u64) -> io::Result<Option<u64>> {
+    let mut done = seq;
+    let mut commit_start: Option<u64> = None;
+    // Where the torn commit starts, and its sequence number.
+    let mut torn: Option<(u64, u64)> = None;
+    scan::scan(log.try_clone()?, from, to, |item| {
+        let (offset, header) = match item {
+            Item::Frame { offset, header, .. } => {
+                if torn.is_some_and(|(_, s)| header.seq > s) {
+                    torn = None;
+                }
+                (offset, Some(header))
+            }
+            Item::Damaged { offset, header, .. } => {
+                torn.get_or_insert((commit_start.unwrap_or(offset), done + 1));
+                (offset, header)
+            }
+            Item::Incomplete { offset, .. } => {
+                torn.get_or_insert((commit_start.unwrap_or(offset), done + 1));
+                return true;
+            }
+        };
+        if let Some(h) = header {
+            commit_start.get_or_insert(offset);
+            if h.last {
+                done = done.max(h.seq);
+                commit_start = None;
+            }
+        }
+        true
+    })?;
+    Ok(torn.map(|(start, _)| start))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn replay_region(
     log: &File,
     file: &str,
     path: &Path,
@@ -601,7 +677,7 @@ impl Records {
         let log_path = dir.join(log_name(generation));
         if writable {
             for old in &gens[..gens.len() - 1] {
-                let _ = fs::remove_file(dir.join(log_name(*old)));
+                let _ = seam::remove_file(&dir.join(log_name(*old)));
             }
         }
         let log = open_regular(&log_path, writable).map_err(|source| RecordsError::Io {
@@ -1076,15 +1152,16 @@ impl Records {
         let log = &log;
         let io = |source| RecordsError::Io { what: "appending to", path: path.clone(), source };
         if self.torn.is_some() {
-            log.set_len(self.end).map_err(io)?;
-            log.sync_data().map_err(io)?;
+            seam::set_len(log, &path, self.end).map_err(io)?;
+            seam::sync_data(log, &path).map_err(io)?;
             self.torn = None;
         }
-        let written = write_at(log, &buf, self.end).and_then(|()| log.sync_data());
+        let written =
+            seam::write_at(log, &path, &buf, self.end).and_then(|()| seam::sync_data(log, &path));
         if let Err(e) = written {
             // Not acknowledged: take the bytes back so the next commit starts clean; if even
             // that fails, the next commit cuts them first.
-            if log.set_len(self.end).is_err() {
+            if seam::set_len(log, &path, self.end).is_err() {
                 self.torn = Some((self.end, buf.len() as u64));
             }
             return Err(io(e));
@@ -1351,7 +1428,7 @@ pub(crate) fn salvage(
     }
     ids::write(&ids_path, footer, entries.into_iter())?;
     if let Some((path, _, _)) = old {
-        fs::remove_file(&path).map_err(|source| RecordsError::Io {
+        seam::remove_file(&path).map_err(|source| RecordsError::Io {
             what: "removing",
             path,
             source,

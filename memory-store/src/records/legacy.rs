@@ -95,7 +95,7 @@ pub(super) fn load_exists(dir: &Path) -> bool {
 /// Removes the old format's files (after the migrated log is durable).
 pub(super) fn remove(dir: &Path) -> Result<(), RecordsError> {
     for (_, _, path) in list(dir)? {
-        fs::remove_file(&path).map_err(|source| RecordsError::Io {
+        atomic_write::seam::remove_file(&path).map_err(|source| RecordsError::Io {
             what: "removing",
             path: path.clone(),
             source,

@@ -213,7 +213,7 @@ impl MemoryStore {
             let Some(name) = name.to_str() else { continue };
             let Some(stem) = name.strip_suffix(".vec") else { continue };
             if !seg_dir.join(format!("{stem}.seg")).exists() {
-                match std::fs::remove_file(entry.path()) {
+                match atomic_write::seam::remove_file(&entry.path()) {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                     Err(source) => {
