@@ -156,9 +156,10 @@ enum Command {
     /// Compute the vectors of memories that wait for one (ingest does it when the model is
     /// installed).
     Embed,
-    /// Serve the store to AI agents over the Model Context Protocol, on standard input/output.
+    /// Serve the store to AI agents over the Model Context Protocol, on standard input/output
+    /// (or streamable HTTP with --http).
     #[cfg(feature = "mcp")]
-    Mcp,
+    Mcp(mcp::McpArgs),
     /// Follow the store replicated through --nats into --store: apply its commits, download
     /// and verify its segments, publish them locally for local readers and apprentices.
     #[cfg(feature = "nats")]
@@ -654,7 +655,7 @@ fn run(cli: Cli, store_on_command_line: bool) -> anyhow::Result<ExitCode> {
             return report(&outcomes, a.task.json, true);
         }
         #[cfg(feature = "mcp")]
-        Command::Mcp => mcp::run(&dir)?,
+        Command::Mcp(a) => mcp::run(&dir, &a)?,
         Command::Apprentice { kind } => return Ok(apprentice_kinds::worker_main(&kind)),
     }
     Ok(ExitCode::SUCCESS)
