@@ -8,6 +8,9 @@
 //! `memory-store`, so `mcs` can depend on it without a cycle, and a program that only wants the
 //! store library pulls neither this crate nor its runtime (tokio, rmcp).
 //!
+//! Two transports: standard input/output ([`serve_stdio`]), and with the `http` feature MCP's
+//! streamable HTTP on a loopback address (`serve_http`, hyper underneath).
+//!
 //! # Example
 //!
 //! ```no_run
@@ -19,7 +22,10 @@
 #![forbid(unsafe_code)]
 
 mod args;
+#[cfg(feature = "http")]
+mod http;
 mod server;
+mod stdio;
 
 use std::time::Duration;
 
@@ -27,6 +33,8 @@ pub use crate::args::{
     ApprenticeKind, GetArgs, InviteArgs, RecallArgs, RelatedArgs, RememberArgs, MAX_LIST_ITEMS,
     MAX_TEXT_BYTES,
 };
+#[cfg(feature = "http")]
+pub use crate::http::{serve_http, HTTP_PATH};
 pub use crate::server::{serve_stdio, Server};
 
 /// A failed tool call, as the client reads it: the text says what and which input.
@@ -92,13 +100,20 @@ pub struct ServeOptions {
     /// How often the watcher checks for a new generation (one atomic load per check).
     pub poll: Duration,
     /// The longest JSON-RPC line read; longer lines are discarded (and logged on stderr) without
-    /// being buffered, and the server reads on.
+    /// being buffered, and the server reads on. Over HTTP, the largest request body (413).
     pub max_line_bytes: usize,
+    /// Whether `serve_http` may listen on an address that is not loopback. Off by default:
+    /// the server has no authentication, so anyone who reaches the port can call every tool.
+    pub allow_remote: bool,
 }
 
 impl Default for ServeOptions {
     fn default() -> ServeOptions {
-        ServeOptions { poll: Duration::from_millis(50), max_line_bytes: 1 << 20 }
+        ServeOptions {
+            poll: Duration::from_millis(50),
+            max_line_bytes: 1 << 20,
+            allow_remote: false,
+        }
     }
 }
 
@@ -115,4 +130,13 @@ pub enum ServeError {
     /// The session ended with an error.
     #[error("MCP session: {0}")]
     Session(String),
+    /// An HTTP address that is not loopback, without [`ServeOptions::allow_remote`].
+    #[error(
+        "{0} is not a loopback address: the MCP server has no authentication, so it listens on \
+         127.0.0.1 or ::1 unless remote clients are explicitly allowed"
+    )]
+    NotLoopback(std::net::SocketAddr),
+    /// The HTTP address could not be bound.
+    #[error("listening on {0}: {1}")]
+    Bind(std::net::SocketAddr, std::io::Error),
 }

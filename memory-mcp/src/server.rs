@@ -16,10 +16,7 @@ use rmcp::model::{
     UnsubscribeRequestParams,
 };
 use rmcp::service::{NotificationContext, Peer, RequestContext, SubscriptionContext};
-use rmcp::transport::async_rw::AsyncRwTransport;
-use rmcp::{
-    tool, tool_handler, tool_router, ErrorData as McpError, RoleServer, ServerHandler, ServiceExt,
-};
+use rmcp::{tool, tool_handler, tool_router, ErrorData as McpError, RoleServer, ServerHandler};
 use tokio::sync::watch;
 
 use crate::args::{GetArgs, InviteArgs, RecallArgs, RelatedArgs, RememberArgs};
@@ -38,8 +35,9 @@ const INSTRUCTIONS: &str = "A durable memory shared by agents. `recall` searches
     are also resources (memory://<id>); the resource list changes when new memories are \
     published, by this server or any other writer of the store.";
 
-/// The MCP server over a [`Backend`]. Built and run by [`serve_stdio`]; public so that a
-/// program can serve it over another transport with rmcp's `ServiceExt::serve`.
+/// The MCP server over a [`Backend`], one per client session. Built and run by [`serve_stdio`]
+/// (and `serve_http`); public so that a program can serve it over another transport with rmcp's
+/// `ServiceExt::serve`.
 pub struct Server {
     backend: Arc<dyn Backend>,
     tool_router: ToolRouter<Server>,
@@ -56,10 +54,10 @@ impl std::fmt::Debug for Server {
 }
 
 /// Clients of protocol versions before 2026-07-28 subscribe with `resources/subscribe` and get
-/// notifications unasked; newer ones open a `subscriptions/listen` stream ([`Server::listen`]).
+/// notifications unasked (from [`notify_legacy`], started when the session is initialized);
+/// newer ones open a `subscriptions/listen` stream ([`Server::listen`]).
 #[derive(Default)]
 struct Legacy {
-    peer: Mutex<Option<Peer<RoleServer>>>,
     /// Subscribed URIs and whether their memory existed at the last notification.
     subscribed: Mutex<HashMap<String, bool>>,
 }
@@ -389,16 +387,39 @@ impl ServerHandler for Server {
     }
 
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
-        *lock(&self.legacy.peer) = Some(context.peer);
+        let (backend, generation) = (self.backend.clone(), self.generation.clone());
+        tokio::spawn(notify_legacy(backend, generation, self.legacy.clone(), context.peer));
     }
 }
 
-/// Polls the backend for new generations; on each, wakes the `listen` streams and notifies a
-/// legacy client.
-async fn watch_generations(
+/// Tells one initialized client of each new generation (the resource list changed) and of its
+/// subscribed memories that appeared or were forgotten, until the client is gone.
+async fn notify_legacy(
+    backend: Arc<dyn Backend>,
+    mut generation: watch::Receiver<u64>,
+    legacy: Arc<Legacy>,
+    peer: Peer<RoleServer>,
+) {
+    generation.mark_unchanged();
+    while generation.changed().await.is_ok() {
+        if peer.notify_resource_list_changed().await.is_err() {
+            return;
+        }
+        let changed = changed_uris(&*backend, &mut lock(&legacy.subscribed));
+        for uri in changed {
+            let updated = ResourceUpdatedNotificationParam::new(uri);
+            if peer.notify_resource_updated(updated).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Polls the backend for new generations and sends each to the sessions' notifiers (the
+/// `listen` streams and [`notify_legacy`]).
+pub(crate) async fn watch_generations(
     backend: Arc<dyn Backend>,
     tx: watch::Sender<u64>,
-    legacy: Arc<Legacy>,
     poll: Duration,
 ) {
     let mut ticker = tokio::time::interval(poll);
@@ -407,48 +428,43 @@ async fn watch_generations(
         ticker.tick().await;
         // One atomic load when nothing changed; a new generation maps its new segments.
         let Ok(generation) = backend.refresh() else { continue };
-        if generation == *tx.borrow() {
-            continue;
-        }
-        tx.send_replace(generation);
-        let peer = lock(&legacy.peer).clone();
-        let Some(peer) = peer else { continue };
-        let _ = peer.notify_resource_list_changed().await;
-        let changed = changed_uris(&*backend, &mut lock(&legacy.subscribed));
-        for uri in changed {
-            let _ = peer.notify_resource_updated(ResourceUpdatedNotificationParam::new(uri)).await;
+        if generation != *tx.borrow() {
+            tx.send_replace(generation);
         }
     }
 }
 
-/// Serves MCP over standard input and output until the client closes its end: the tools and
-/// resources of `backend`, and a watcher that polls [`Backend::refresh`] every
-/// [`ServeOptions::poll`] to notify the client of new generations. Blocks the calling thread
-/// (it builds its own runtime).
-pub fn serve_stdio(backend: Arc<dyn Backend>, options: ServeOptions) -> Result<(), ServeError> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+/// The runtime a server runs on: two workers for the protocol, the backend's blocking calls
+/// on their own pool.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, ServeError> {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .max_blocking_threads(16)
         .enable_all()
         .build()
-        .map_err(ServeError::Runtime)?;
+        .map_err(ServeError::Runtime)
+}
+
+/// Serves MCP over standard input and output until the client closes its end: the tools and
+/// resources of `backend`, and a watcher that polls [`Backend::refresh`] every
+/// [`ServeOptions::poll`] to notify the client of new generations. A line that is not JSON is
+/// answered with a JSON-RPC parse error (-32700), one that is JSON but not a JSON-RPC message
+/// with an invalid request error (-32600); the server reads on. Blocks the calling thread (it
+/// builds its own runtime).
+pub fn serve_stdio(backend: Arc<dyn Backend>, options: ServeOptions) -> Result<(), ServeError> {
+    let runtime = runtime()?;
     runtime.block_on(async move {
         let first = backend.refresh().unwrap_or(0);
         let (tx, rx) = watch::channel(first);
         let server = Server::new(backend.clone(), rx);
-        let watcher =
-            tokio::spawn(watch_generations(backend, tx, server.legacy.clone(), options.poll));
-        let (stdin, stdout) = rmcp::transport::stdio();
-        let transport = AsyncRwTransport::new_server(stdin, stdout)
-            .with_max_line_length(options.max_line_bytes);
-        let running =
-            server.serve(transport).await.map_err(|e| ServeError::Handshake(e.to_string()));
-        let ended = match running {
-            Ok(running) => {
-                running.waiting().await.map(drop).map_err(|e| ServeError::Session(e.to_string()))
-            }
-            Err(e) => Err(e),
-        };
+        let watcher = tokio::spawn(watch_generations(backend, tx, options.poll));
+        let ended = crate::stdio::serve(
+            server,
+            tokio::io::stdin(),
+            tokio::io::stdout(),
+            options.max_line_bytes,
+        )
+        .await;
         watcher.abort();
         ended
     })?;

@@ -199,7 +199,7 @@ impl Memory {
 fn not_an_object(text: &str) -> Result<(), InvalidMemory> {
     let found = match text.trim_start().chars().next() {
         Some('{') | None => return Ok(()),
-        Some('[') => "an array (one memory per line, not a list of them)",
+        Some('[') => "an array (each memory goes on a line of its own, not in a list)",
         Some('"') => "a string",
         Some('t' | 'f') => "a boolean",
         Some('n') => "null",
@@ -315,8 +315,8 @@ mod tests {
         let e = Memory::from_json(r#"[{"domain":"d","question":"q"}]"#).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "expected a JSON object (one memory per line), found an array (one memory per line, \
-             not a list of them)"
+            "expected a JSON object (one memory per line), found an array (each memory goes on a \
+             line of its own, not in a list)"
         );
         let e = Memory::from_json("domain: ops").unwrap_err();
         assert!(e.to_string().contains("found text that is not JSON"), "{e}");

@@ -570,8 +570,9 @@ impl MemoryStore {
         if without_content > 0 && store.repaired.is_none() {
             // Segments of a build without content files: rebuilt, so readers can quote.
             store.rebuild()?;
+            let segments = if without_content == 1 { "segment" } else { "segments" };
             store.repaired = Some(format!(
-                "{without_content} segment(s) had no content file (written by an older build)"
+                "{without_content} {segments} had no content file (written by an older build)"
             ));
         } else if snapshot.commit_seq() != seq || snapshot.len() != *records {
             store.rebuild()?;

@@ -1,6 +1,7 @@
-//! `mcs mcp` driven by a real MCP client (rmcp's) over stdio, and by raw JSON-RPC lines for
-//! what a well-behaved client never sends. Every wait is for an event (a reply, a notification),
-//! bounded only by a generous deadline that fails the test.
+//! `mcs mcp` driven by a real MCP client (rmcp's) over stdio, by raw JSON-RPC lines for what a
+//! well-behaved client never sends, and over streamable HTTP by a plain HTTP client (hyper).
+//! Every wait is for an event (a reply, a notification, a line on stderr), bounded only by a
+//! generous deadline that fails the test.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -341,8 +342,13 @@ fn malformed_and_oversized_json_rpc_leave_the_server_up() {
     assert_eq!(raw.reply()["result"]["serverInfo"]["name"], "mcs");
     raw.send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
 
-    // Not JSON at all: ignored, as the other official SDKs do (no id to answer).
+    // Not JSON at all: a Parse error, with a null id (there is none to answer).
     raw.send("{this is not json");
+    let e = raw.reply();
+    assert_eq!((e["id"].clone(), e["error"]["code"].as_i64()), (Value::Null, Some(-32700)), "{e}");
+    assert!(e["error"]["message"].as_str().unwrap().starts_with("Parse error"), "{e}");
+    raw.send("\u{1}\u{2} binary noise");
+    assert_eq!(raw.reply()["error"]["code"], -32700);
     // JSON, but not a JSON-RPC message: an Invalid Request error.
     raw.send(r#"{"hello":"world"}"#);
     let e = raw.reply();
@@ -408,4 +414,163 @@ async fn concurrent_calls_all_land() {
     assert_eq!(found, ids);
     assert_eq!(ok_json(&call(&client, "stats", json!({})).await)["memories"], 8);
     client.cancel().await.unwrap();
+}
+
+/// `mcs mcp --http 127.0.0.1:0`, and the address it said it listens on.
+struct HttpServer {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl HttpServer {
+    fn start(store: &Path) -> HttpServer {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mcs"))
+            .env("MCS_MODEL_DIR", NO_MODEL)
+            .arg("--store")
+            .arg(store)
+            .args(["mcp", "--http", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let err = BufReader::new(child.stderr.take().unwrap());
+        let (tx, lines) = mpsc::channel();
+        // Reads stderr to its end, so the server never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in err.lines() {
+                let Ok(line) = line else { break };
+                let _ = tx.send(line);
+            }
+        });
+        let addr = loop {
+            let line = lines.recv_timeout(DEADLINE).expect("mcs mcp --http never said it listens");
+            if let Some(url) = line.strip_prefix("mcs mcp: listening on http://") {
+                break url.strip_suffix("/mcp").expect("the endpoint is /mcp").to_owned();
+            }
+        };
+        HttpServer { child, addr }
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One HTTP POST of a JSON-RPC message: the status, the session id the server set, and the
+/// JSON-RPC messages of the answer (a JSON body or the data of an event stream).
+async fn post(
+    addr: &str,
+    host: &str,
+    session: Option<&str>,
+    message: Value,
+) -> (u16, Option<String>, Vec<Value>) {
+    use http_body_util::BodyExt;
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("connecting");
+    let io = hyper_util::rt::TokioIo::new(stream);
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(io).await.unwrap();
+    tokio::spawn(connection);
+    let mut request = hyper::Request::post("/mcp")
+        .header("host", host)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream");
+    if let Some(session) = session {
+        request =
+            request.header("mcp-session-id", session).header("mcp-protocol-version", "2025-06-18");
+    }
+    let body = http_body_util::Full::new(hyper::body::Bytes::from(message.to_string()));
+    let response = sender.send_request(request.body(body).unwrap()).await.expect("HTTP request");
+    let status = response.status().as_u16();
+    let header = |name: &str| response.headers().get(name).map(|v| v.to_str().unwrap().to_owned());
+    let session = header("mcp-session-id");
+    let sse = header("content-type").is_some_and(|c| c.starts_with("text/event-stream"));
+    let bytes = response.into_body().collect().await.expect("HTTP body").to_bytes();
+    let text = String::from_utf8(bytes.to_vec()).expect("UTF-8 body");
+    let messages = if sse {
+        text.lines()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .map(str::trim)
+            .filter(|d| d.starts_with('{'))
+            .map(|d| serde_json::from_str(d).unwrap_or_else(|e| panic!("{e}: {d}")))
+            .collect()
+    } else if text.trim_start().starts_with('{') {
+        vec![serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))]
+    } else {
+        Vec::new()
+    };
+    (status, session, messages)
+}
+
+/// The reply to request `id` among `messages`.
+fn reply_to(messages: &[Value], id: i64) -> &Value {
+    messages
+        .iter()
+        .find(|m| m["id"].as_i64() == Some(id))
+        .unwrap_or_else(|| panic!("no reply to {id} in {messages:?}"))
+}
+
+fn tool_json(reply: &Value) -> Value {
+    assert_ne!(reply["result"]["isError"], true, "tool error: {reply}");
+    serde_json::from_str(reply["result"]["content"][0]["text"].as_str().unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streamable_http_lists_tools_remembers_and_recalls() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = HttpServer::start(&dir.path().join("store"));
+    let addr = server.addr.as_str();
+
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "http-test", "version": "1"}}});
+    // A Host that is not loopback (DNS rebinding) is refused before any MCP.
+    let (status, _, _) = post(addr, "attacker.example", None, init.clone()).await;
+    assert_eq!(status, 403);
+
+    let (status, session, messages) = post(addr, addr, None, init).await;
+    assert_eq!(status, 200, "{messages:?}");
+    assert_eq!(reply_to(&messages, 1)["result"]["serverInfo"]["name"], "mcs");
+    let session = session.expect("the server opens a session");
+    let s = Some(session.as_str());
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    let (status, _, _) = post(addr, addr, s, initialized).await;
+    assert_eq!(status, 202);
+
+    let (_, _, messages) =
+        post(addr, addr, s, json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"})).await;
+    let tools = reply_to(&messages, 2)["result"]["tools"].as_array().unwrap().clone();
+    let mut names: Vec<&str> = tools.iter().map(|t| t["name"].as_str().unwrap()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["forget", "get", "invite", "recall", "related", "remember", "stats"]);
+
+    let remember = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
+        "name": "remember", "arguments": {"domain": "transport",
+        "question": "Can agents reach the memory over HTTP?", "synthesis": "Streamable HTTP"}}});
+    let (_, _, messages) = post(addr, addr, s, remember).await;
+    let id = tool_json(reply_to(&messages, 3))["id"].as_str().unwrap().to_owned();
+    let recall = json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {
+        "name": "recall", "arguments": {"text": "memory over http"}}});
+    let (_, _, messages) = post(addr, addr, s, recall).await;
+    let found = tool_json(reply_to(&messages, 4));
+    assert_eq!(hit_ids(&found), [id]);
+}
+
+#[test]
+fn http_refuses_an_address_that_is_not_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_mcs"))
+        .env("MCS_MODEL_DIR", NO_MODEL)
+        .arg("--store")
+        .arg(dir.path().join("store"))
+        .args(["mcp", "--http", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("0.0.0.0:0 is not a loopback address"), "{err}");
+    assert!(err.contains("--allow-remote"), "{err}");
+    assert!(!dir.path().join("store").exists(), "a refused server created the store");
 }

@@ -243,3 +243,59 @@ fn after_a_rebuild_only_head_says_which_segment_files_are_live() {
     assert!(run(&store, &["add", "--domain", "d", "--question", "one more"]).status.success());
     assert!(segment_files(&store).is_disjoint(&before), "collected after the next publication");
 }
+
+#[test]
+fn one_memory_is_counted_in_the_singular() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s");
+    let out = run(&store, &["add", "--domain", "d", "--question", "only one"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let file = dir.path().join("one.jsonl");
+    let out = run(&store, &["export", file.to_str().unwrap()]);
+    assert!(text(&out.stderr).contains("exported 1 memory to "), "{}", text(&out.stderr));
+    let out = run(&store, &["verify"]);
+    let said = text(&out.stdout);
+    assert!(said.starts_with("records: 1 memory (commit "), "{said}");
+    assert!(said.contains("index: 1 memory (commit "), "{said}");
+    let out = run(&store, &["stats"]);
+    let said = text(&out.stdout);
+    // No model in these tests: the memory waits for its vector.
+    assert!(said.contains("vectors:    1 pending of 1 memory\n"), "{said}");
+    for wrong in ["1 memories", "(s)"] {
+        assert!(!said.contains(wrong), "{wrong:?} in {said}");
+    }
+    let out = ingest(&store, "{\"domain\":\"d\",\"question\":\"two\"}\n[1]\n");
+    let err = text(&out.stderr);
+    assert!(err.contains("found an array (each memory goes on a line of its own"), "{err}");
+    assert!(err.contains("(1 memory stored before it, 0 skipped)"), "{err}");
+}
+
+#[test]
+fn output_into_a_pipe_already_closed_ends_mcs_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s");
+    assert!(ingest(&store, THREE).status.success());
+    for args in [
+        &["metrics", "--prometheus"][..],
+        &["metrics"],
+        &["stats"],
+        &["list"],
+        &["export", "-"],
+        &["demo"],
+    ] {
+        // A reader that went away before mcs wrote anything (`mcs … | true`).
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = mcs()
+            .arg("--store")
+            .arg(&store)
+            .args(args)
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+        assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{args:?}: {err}");
+    }
+}

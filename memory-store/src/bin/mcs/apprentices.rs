@@ -236,8 +236,11 @@ pub(crate) fn watch(store: &Path, ask: &Ask, json: bool) -> anyhow::Result<std::
     anyhow::ensure!(!watching.is_empty(), "no apprentice kind watches");
     let mut out = std::io::stdout().lock();
     if !json {
-        writeln!(out, "watching for [{}]: {}", ask.task, watching.join(", "))?;
-        out.flush()?;
+        let header = writeln!(out, "watching for [{}]: {}", ask.task, watching.join(", "));
+        if header.and_then(|()| out.flush()).is_err() {
+            circle.terminate();
+            return Ok(std::process::ExitCode::SUCCESS);
+        }
     }
     loop {
         let Some((name, push)) = circle.next_push(Duration::from_secs(1)) else {

@@ -156,9 +156,10 @@ enum Command {
     /// Compute the vectors of memories that wait for one (ingest does it when the model is
     /// installed).
     Embed,
-    /// Serve the store to AI agents over the Model Context Protocol, on standard input/output.
+    /// Serve the store to AI agents over the Model Context Protocol, on standard input/output
+    /// (or streamable HTTP with --http).
     #[cfg(feature = "mcp")]
-    Mcp,
+    Mcp(mcp::McpArgs),
     /// Follow the store replicated through --nats into --store: apply its commits, download
     /// and verify its segments, publish them locally for local readers and apprentices.
     #[cfg(feature = "nats")]
@@ -559,7 +560,8 @@ fn run(cli: Cli, store_on_command_line: bool) -> anyhow::Result<ExitCode> {
                 println!("{}", serde_json::to_string(&value)?);
             } else {
                 output::print_stats(&stats);
-                println!("vectors:    {} of {} memories wait for one", pending, stats.memories);
+                let of = output::count(stats.memories as usize, "memory", "memories");
+                println!("vectors:    {pending} pending of {of}");
                 if !model {
                     println!("semantic search is off: {}", semantic::HOW_TO_ENABLE);
                 } else if pending > 0 {
@@ -610,7 +612,8 @@ fn run(cli: Cli, store_on_command_line: bool) -> anyhow::Result<ExitCode> {
                 bail!("no embedding model: {}", semantic::HOW_TO_ENABLE);
             };
             semantic::embed_pending(&mut store, &model)?;
-            println!("vectors: {} memories wait for one", store.pending_vectors()?);
+            let pending = store.pending_vectors()? as usize;
+            println!("vectors: {} wait for one", output::count(pending, "memory", "memories"));
         }
         Command::Verify => return records_cmds::verify(&dir, open_reader(&dir)?),
         Command::Repair => return records_cmds::repair(&dir),
@@ -654,7 +657,7 @@ fn run(cli: Cli, store_on_command_line: bool) -> anyhow::Result<ExitCode> {
             return report(&outcomes, a.task.json, true);
         }
         #[cfg(feature = "mcp")]
-        Command::Mcp => mcp::run(&dir)?,
+        Command::Mcp(a) => mcp::run(&dir, &a)?,
         Command::Apprentice { kind } => return Ok(apprentice_kinds::worker_main(&kind)),
     }
     Ok(ExitCode::SUCCESS)
@@ -774,8 +777,9 @@ fn ingest(dir: &PathBuf, file: &str) -> anyhow::Result<()> {
                     bar.finish_and_clear();
                 }
                 bail!(
-                    "{file}: line {}: {e} ({stored} memories stored before it, {skipped} skipped)",
-                    n + 1
+                    "{file}: line {}: {e} ({} stored before it, {skipped} skipped)",
+                    n + 1,
+                    output::count(stored, "memory", "memories")
                 );
             }
         }
@@ -784,9 +788,9 @@ fn ingest(dir: &PathBuf, file: &str) -> anyhow::Result<()> {
             Err(e) => {
                 flush(&mut store, &mut batch, &mut stored, &mut skipped)?;
                 bail!(
-                    "{file}: line {}: not UTF-8 ({e}) ({stored} memories stored before it, \
-                     {skipped} skipped)",
-                    n + 1
+                    "{file}: line {}: not UTF-8 ({e}) ({} stored before it, {skipped} skipped)",
+                    n + 1,
+                    output::count(stored, "memory", "memories")
                 );
             }
         };

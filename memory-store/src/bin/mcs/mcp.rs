@@ -257,9 +257,36 @@ impl Backend for StoreBackend {
     }
 }
 
-/// Serves the store in `dir` until the client closes standard input.
-pub(crate) fn run(dir: &Path) -> anyhow::Result<()> {
+/// `mcs mcp`'s options.
+#[derive(clap::Args)]
+pub(crate) struct McpArgs {
+    /// Serve MCP's streamable HTTP transport on this address (endpoint http://ADDR/mcp; port 0
+    /// picks a free one) instead of standard input/output.
+    #[arg(long, value_name = "ADDR")]
+    http: Option<std::net::SocketAddr>,
+    /// Let --http listen on an address that is not loopback. The server has no
+    /// authentication: anyone who reaches the port can call every tool, forget included.
+    #[arg(long, requires = "http")]
+    allow_remote: bool,
+}
+
+/// Serves the store in `dir` until the client closes standard input (or, over HTTP, until
+/// the process is ended).
+pub(crate) fn run(dir: &Path, args: &McpArgs) -> anyhow::Result<()> {
+    let mut options = ServeOptions::default();
+    options.allow_remote = args.allow_remote;
+    if let Some(addr) = args.http {
+        if !addr.ip().is_loopback() && !args.allow_remote {
+            let refused = memory_mcp::ServeError::NotLoopback(addr);
+            anyhow::bail!("{refused} (mcs mcp --allow-remote)");
+        }
+        let backend = StoreBackend::open(dir)?;
+        memory_mcp::serve_http(Arc::new(backend), addr, options, |bound| {
+            eprintln!("mcs mcp: listening on http://{bound}{}", memory_mcp::HTTP_PATH);
+        })?;
+        return Ok(());
+    }
     let backend = StoreBackend::open(dir)?;
-    memory_mcp::serve_stdio(Arc::new(backend), ServeOptions::default())?;
+    memory_mcp::serve_stdio(Arc::new(backend), options)?;
     Ok(())
 }

@@ -46,8 +46,10 @@ pub(crate) fn run(store: &mut MemoryStore, top: usize, format: Format) -> anyhow
     let m = store.access_metrics(top)?;
     match format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&m)?),
-        Format::Prometheus => print!("{}", prometheus(&m)),
-        Format::Table => print!("{}", table(&m)),
+        // Through mcs's `println!`, so that a closed pipe ends mcs quietly (std's `print!`
+        // panics).
+        Format::Prometheus => println!("{}", prometheus(&m).trim_end_matches('\n')),
+        Format::Table => println!("{}", table(&m).trim_end_matches('\n')),
     }
     Ok(())
 }

@@ -9,6 +9,8 @@ use anyhow::{bail, Context};
 use chrono::{DateTime, Utc};
 use memory_store::{Memory, MemoryStore, RecordsCheck};
 
+use crate::output;
+
 /// A byte progress bar on standard error when it is a terminal.
 pub(crate) fn progress(
     store: &mut MemoryStore,
@@ -37,8 +39,8 @@ fn describe(check: &RecordsCheck) -> String {
         let ids: Vec<String> = check.lost.iter().take(10).map(ToString::to_string).collect();
         let more = check.lost.len().saturating_sub(10);
         parts.push(format!(
-            "{} memories lost (damaged or missing records): {}{}",
-            check.lost.len(),
+            "{} lost (damaged or missing records): {}{}",
+            output::count(check.lost.len(), "memory", "memories"),
             ids.join(", "),
             if more > 0 { format!(" and {more} more") } else { String::new() }
         ));
@@ -73,11 +75,11 @@ pub(crate) fn verify(dir: &Path, mut store: MemoryStore) -> anyhow::Result<ExitC
         bar.finish_and_clear();
     }
     println!(
-        "records: {} memories (commit {}), {} intact; index: {} memories (commit {})",
-        report.records,
+        "records: {} (commit {}), {} intact; index: {} (commit {})",
+        output::count(report.records, "memory", "memories"),
         report.records_seq,
         report.records_check.intact,
-        report.indexed,
+        output::count(report.indexed as usize, "memory", "memories"),
         report.index_seq
     );
     if let Some((at, len)) = report.records_check.unacknowledged_tail {
@@ -112,8 +114,8 @@ pub(crate) fn repair(dir: &Path) -> anyhow::Result<ExitCode> {
     if !check.is_clean() {
         println!("{}", describe(&check));
         println!(
-            "repaired: kept {} memories, lost {}{}; index rebuilt (generation {})",
-            report.kept,
+            "repaired: kept {}, lost {}{}; index rebuilt (generation {})",
+            output::count(report.kept as usize, "memory", "memories"),
             report.lost.len(),
             report
                 .quarantine
@@ -253,7 +255,7 @@ pub(crate) fn export(dir: &Path, mut store: MemoryStore, file: &str) -> anyhow::
         bar.finish_and_clear();
     }
     if file != "-" {
-        eprintln!("exported {written} memories to {file}");
+        eprintln!("exported {} to {file}", output::count(written as usize, "memory", "memories"));
     }
     if damaged > 0 {
         bail!("{damaged} damaged records of {} were not exported (`mcs verify` names them, `mcs repair` quarantines them)", dir.display());

@@ -90,7 +90,7 @@ pub(crate) fn embed_pending(store: &mut MemoryStore, model: &MiniLm) -> anyhow::
         bar.finish_and_clear();
     }
     if embedded > 0 {
-        eprintln!("mcs: embedded {embedded} memories");
+        eprintln!("mcs: embedded {}", crate::output::count(embedded, "memory", "memories"));
     }
     Ok(())
 }

@@ -1,0 +1,167 @@
+//! The apprentice rows: spawn to Hello, the invitation round trip of each kind, and an
+//! apprentice's own memory after serving; with `--invitations-only`, the same over a fresh
+//! index, with and without its content file.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use apprentice_core::{Apprentice, Invitation, SpawnOptions};
+use benches::corpus::{self, Corpus};
+use index_publisher::Publisher;
+use semantic_index::SegmentBuilder;
+use shm_reader::Reader;
+
+use crate::report::{median, Report};
+use crate::segment::write_content;
+use crate::{col, SEED};
+
+/// Private_Dirty + Private_Clean of a process, KiB (its own memory; the shared index excluded).
+fn private_kib(pid: u32) -> anyhow::Result<f64> {
+    Ok(smaps_field(pid, "Private_Dirty:")? + smaps_field(pid, "Private_Clean:")?)
+}
+
+/// A field of `/proc/PID/smaps_rollup`, KiB (0 when absent).
+fn smaps_field(pid: u32, name: &str) -> anyhow::Result<f64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+        .with_context(|| format!("reading /proc/{pid}/smaps_rollup"))?;
+    Ok(text
+        .lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0))
+}
+
+/// Spawns an apprentice of `kind` (the sibling `apprentice` program) over `store`; returns it
+/// and the ms until its Hello.
+fn spawn(store: &Path, kind: &str) -> anyhow::Result<(Apprentice, f64)> {
+    let mut cmd = Command::new(benches::sibling_exe("apprentice")?);
+    cmd.arg(kind);
+    let t = Instant::now();
+    let a = Apprentice::spawn(cmd, store, &SpawnOptions::default())?;
+    Ok((a, t.elapsed().as_secs_f64() * 1e3))
+}
+
+/// The median round trip (ms) of 300 invitations built from the bench queries, and how many
+/// insights the answers quoted from content files.
+fn round_trips(a: &Apprentice, corpus: &Corpus) -> anyhow::Result<(f64, usize)> {
+    let mut trips = Vec::new();
+    let mut quoted = 0usize;
+    for q in corpus.queries.iter().take(300) {
+        let invitation = Invitation {
+            task: q.join(" "),
+            specialization: a.specialization().to_owned(),
+            ..Invitation::default()
+        };
+        let t = Instant::now();
+        let r = a.invite(&invitation, Duration::from_secs(10))?;
+        trips.push(t.elapsed().as_secs_f64() * 1e3);
+        anyhow::ensure!(r.accepted, "{} declined: {}", a.kind(), r.reason);
+        quoted += r.insights.iter().filter(|i| i.starts_with("  insight: ")).count();
+    }
+    Ok((median(trips), quoted))
+}
+
+/// The apprentice rows over the published `store`.
+pub(crate) fn rows(
+    store: &Path,
+    corpus: &Corpus,
+    c: &str,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let mut hellos = Vec::new();
+    for _ in 0..20 {
+        let (a, ms) = spawn(store, "navigator")?;
+        hellos.push(ms);
+        a.terminate()?;
+    }
+    report.put("apprentice spawn → Hello (ms, median)", c, median(hellos));
+
+    let (navigator, _) = spawn(store, "navigator")?;
+    let (trip, quoted) = round_trips(&navigator, corpus)?;
+    println!("  navigator: {quoted} insights quoted from content files");
+    report.put(
+        "invitation round trip, navigator (ms, median; search + related + insights)",
+        c,
+        trip,
+    );
+    // Let the apprentice finish answering before its memory is read.
+    std::thread::sleep(Duration::from_millis(100));
+    report.put(
+        "apprentice private memory after 300 invitations (MiB; Private_Dirty + Private_Clean)",
+        c,
+        private_kib(navigator.pid())? / 1024.0,
+    );
+    report.put(
+        "apprentice anonymous memory after 300 invitations (MiB; beyond file mappings)",
+        c,
+        smaps_field(navigator.pid(), "Anonymous:")? / 1024.0,
+    );
+    navigator.terminate()?;
+
+    let (witness, _) = spawn(store, "witness")?;
+    report.put(
+        "invitation round trip, witness (ms, median; one search of 200)",
+        c,
+        round_trips(&witness, corpus)?.0,
+    );
+    witness.terminate()?;
+
+    for (kind, what) in [("synthesizer", "themes of 10"), ("curator", "pairs of 10")] {
+        let (a, _) = spawn(store, kind)?;
+        let row = format!("invitation round trip, {kind} (ms, median; {what})");
+        report.put(&row, c, round_trips(&a, corpus)?.0);
+        a.terminate()?;
+    }
+    Ok(())
+}
+
+/// `--invitations-only`: the apprentice rows alone over a fresh index with its content file,
+/// then the navigator without the content file (gists only), the cost of quoting measured in
+/// the same run.
+pub(crate) fn invitation_rows(n: usize, report: &mut Report) -> anyhow::Result<()> {
+    println!("\n== N = {n} (invitations only) ==");
+    let c = col(n);
+    let corpus = corpus::generate(n, SEED);
+    let docs: Vec<_> = corpus.memories.iter().map(|m| m.to_document()).collect();
+    let dir = tempfile::tempdir()?;
+    let store = dir.path().join("index");
+    let mut builder = SegmentBuilder::new().generation(1);
+    builder.add_batch(&docs)?;
+    drop(docs);
+    let mut publisher = Publisher::open(&store)?;
+    let entry = publisher.write_segment(&builder)?;
+    drop(builder);
+    let content_bytes = write_content(&mut publisher, &entry, &corpus)?;
+    report.put("content file size (MiB; insights, syntheses, questions)", &c, content_bytes);
+    let entry_file = entry.file.clone();
+    publisher.publish(1, vec![entry])?;
+    // Content open: header and table checks, in this process (median of 15).
+    let mut opens = Vec::new();
+    for _ in 0..15 {
+        let t = Instant::now();
+        let reader = Reader::open(&store)?;
+        anyhow::ensure!(reader.snapshot().segments_without_content() == 0, "no content file");
+        opens.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    report.put("reader open with content file (ms, median; same process)", &c, median(opens));
+    rows(&store, &corpus, &c, report)?;
+
+    let content = semantic_index::layout::segment_path(
+        &store,
+        &semantic_index::content::content_file_name(&entry_file),
+    );
+    std::fs::remove_file(&content)?;
+    let (navigator, _) = spawn(&store, "navigator")?;
+    let (trip, quoted) = round_trips(&navigator, &corpus)?;
+    anyhow::ensure!(quoted == 0, "quoted {quoted} insights without a content file");
+    report.put(
+        "invitation round trip, navigator without content file (ms, median; gists only)",
+        &c,
+        trip,
+    );
+    navigator.terminate()?;
+    Ok(())
+}
