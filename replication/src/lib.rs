@@ -53,6 +53,8 @@ pub const OBJECT_BUCKET: &str = "mcs-index";
 pub const HEAD_KEY: &str = "head";
 /// The KV key of the current writer's token.
 pub const WRITER_KEY: &str = "writer";
+/// Between two looks at the head while waiting for it to move, besides the KV watch.
+pub const HEAD_POLL: Duration = Duration::from_millis(500);
 /// Commit message bytes above which a commit is split into parts (the server's default maximum
 /// payload is 1 MiB).
 pub const PART_BYTES: usize = 512 << 10;
@@ -363,21 +365,40 @@ impl Nats {
 
     /// Waits until the head's revision differs from `revision` (or a head appears), at most
     /// `timeout`. Returns whether it changed.
+    ///
+    /// The watch starts from the head's current value (deliver last per subject), so a head
+    /// that moved between the caller's read of it and this call wakes it at once. (A watch of
+    /// new values only, as `kv::Store::watch` makes, missed exactly that move: a replica then
+    /// slept until its timeout, the 5 s outlier of the first bench.) A look at the head every
+    /// [`HEAD_POLL`] besides is the fallback should the watch's consumer stall or be lost.
     pub fn wait_for_head(&self, revision: Option<u64>, timeout: Duration) -> Result<bool, Error> {
         self.rt.block_on(async {
             use futures_util::StreamExt;
-            let mut watch = self.kv.watch(HEAD_KEY).await.map_err(nats("watching the head"))?;
-            // The watch delivers the current value first: check it before waiting.
+            let moved = |r: u64| Some(r) != revision;
+            let mut watch =
+                self.kv.watch_with_history(HEAD_KEY).await.map_err(nats("watching the head"))?;
             let deadline = tokio::time::Instant::now() + timeout;
+            let mut poll = tokio::time::interval(HEAD_POLL);
+            poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            poll.tick().await;
             loop {
-                match tokio::time::timeout_at(deadline, watch.next()).await {
-                    Err(_) => return Ok(false),
-                    Ok(None) => return Ok(false),
-                    Ok(Some(Err(e))) => return Err(nats("watching the head")(e)),
-                    Ok(Some(Ok(entry))) => {
-                        if Some(entry.revision) != revision && entry.operation == kv::Operation::Put
-                        {
-                            return Ok(true);
+                tokio::select! {
+                    _ = tokio::time::sleep_until(deadline) => return Ok(false),
+                    next = watch.next() => match next {
+                        // The watch ended: the caller looks at the head anyway.
+                        None => return Ok(false),
+                        Some(Err(e)) => return Err(nats("watching the head")(e)),
+                        Some(Ok(entry)) => {
+                            if entry.operation == kv::Operation::Put && moved(entry.revision) {
+                                return Ok(true);
+                            }
+                        }
+                    },
+                    _ = poll.tick() => {
+                        if let Some((_, r)) = self.head_async().await? {
+                            if moved(r) {
+                                return Ok(true);
+                            }
                         }
                     }
                 }
