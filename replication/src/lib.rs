@@ -11,12 +11,14 @@
 //!   second writer is refused instead of forking history), then the live segment files to the
 //!   object store `mcs-index` under content names (their checksums), then the manifest, then
 //!   the current generation to the key `head` of the KV bucket `mcs` with compare-and-set on its
-//!   previous revision.
+//!   previous revision. The content and vector files beside the segments travel the same way
+//!   (the head lists them, [`SideFile`]).
 //! - A replica calls [`Nats::catch_up`]: it applies the commits up to the head's commit to
 //!   its own records (a [`CommitSink`]), downloads the segments it lacks, verifies each whole
 //!   against the manifest's checksum, and only then publishes the manifest locally with
 //!   `index_publisher` (segments, manifest, `HEAD`, beacon), so local readers never see a partial
-//!   or unverified file, and it removes what no live manifest names. [`Nats::wait_for_head`]
+//!   or unverified file, and it removes what no live manifest names. Content and vector files
+//!   are verified whole the same way before they are written. [`Nats::wait_for_head`]
 //!   waits for the next head.
 //! - Promotion: [`Nats::catch_up`] with [`Target::Everything`] applies every acknowledged
 //!   commit, then [`Nats::take_over`] fences the old writer (the `writer` key) before the
@@ -28,6 +30,7 @@
 #![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
+mod files;
 mod replica;
 mod writer;
 
@@ -37,6 +40,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, kv, object_store, stream};
 use serde::{Deserialize, Serialize};
 
+pub use crate::files::{SideFile, SideKind};
 pub use crate::replica::{CatchUp, Target};
 pub use crate::writer::{Pushed, TOKEN_FILE};
 
@@ -197,6 +201,11 @@ pub struct Head {
     pub commit_seq: u64,
     /// The manifest's object name.
     pub manifest: String,
+    /// The files beside the manifest's segments that the manifest does not list (content and
+    /// vector files), each in the object store under [`SideFile::object`]. Absent in heads of
+    /// writers before them: none.
+    #[serde(default)]
+    pub files: Vec<SideFile>,
 }
 
 /// Where a replica is, as it reports itself under `replica.<name>`.
