@@ -713,3 +713,96 @@ fn content_and_vector_files_travel_verified_and_go_with_their_segments() {
     assert!(unnamed.is_empty(), "files of dead segments stay: {unnamed:?}");
     ok(mcs(&replica, None, &["verify"]));
 }
+
+/// A small pseudo-random generator (xorshift64*), seeded from the clock, for kill points.
+struct Dice(u64);
+
+impl Dice {
+    fn new() -> Dice {
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+        Dice(t.as_nanos() as u64 | 1)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n.max(1)
+    }
+}
+
+/// The writer-loss series in small (`cargo xtask bench-replication` runs 100): each round a
+/// replica follows (`mcs replica`), the writer host acknowledges a few memories (`mcs add
+/// --nats` that exit 0 without a warning), one more `mcs add` is SIGKILLed at a random point
+/// of its run, the follower is SIGKILLed too, the writer's directory is lost, and `mcs promote`
+/// makes the replica the writer: every memory acknowledged so far, over every round, is there.
+#[test]
+fn writer_host_kills_with_promotion_lose_no_acknowledged_memory() {
+    const KILLS: usize = 3;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let url = server.url();
+    let mut dice = Dice::new();
+    let mut writer = dir.path().join("host0");
+    let mut acknowledged: Vec<String> = Vec::new();
+    for round in 1..=KILLS {
+        let replica = dir.path().join(format!("host{round}"));
+        let mut follower = Command::new(env!("CARGO_BIN_EXE_mcs"))
+            .env("MCS_MODEL_DIR", NO_MODEL)
+            .arg("--store")
+            .arg(&replica)
+            .args(["--nats", &url, "replica"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut took = Duration::from_millis(1);
+        for i in 0..1 + dice.below(3) {
+            let started = Instant::now();
+            let q = format!("Round {round} acknowledged memory {i}");
+            let out = mcs(&writer, Some(&url), &["add", "--domain", "kills", "--question", &q]);
+            took = started.elapsed();
+            let (stdout, stderr) = (ok_stdout(&out), String::from_utf8_lossy(&out.stderr));
+            assert!(stderr.is_empty(), "NATS is up: acknowledged without a warning: {stderr}");
+            acknowledged.push(stdout.trim().to_owned());
+        }
+        // The kill lands anywhere in a store: before, during or after its push.
+        let mut victim = Command::new(env!("CARGO_BIN_EXE_mcs"))
+            .env("MCS_MODEL_DIR", NO_MODEL)
+            .arg("--store")
+            .arg(&writer)
+            .args(["--nats", &url, "add", "--domain", "kills", "--question"])
+            .arg(format!("Round {round} memory of the killed writer"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Not a wait for readiness: the random point in the victim's run where it dies.
+        std::thread::sleep(Duration::from_micros(dice.below(took.as_micros() as u64 + 1)));
+        let finished = victim.try_wait().unwrap().is_some();
+        if !finished {
+            victim.kill().unwrap();
+        }
+        let out = victim.wait_with_output().unwrap();
+        if finished && out.status.success() && out.stderr.is_empty() {
+            acknowledged.push(String::from_utf8(out.stdout).unwrap().trim().to_owned());
+        }
+        follower.kill().unwrap();
+        follower.wait().unwrap();
+        std::fs::remove_dir_all(&writer).unwrap();
+        ok(mcs(&replica, Some(&url), &["promote"]));
+        let store = memory_store::MemoryStore::open_read_only(&replica).unwrap();
+        let lost: Vec<&String> = acknowledged
+            .iter()
+            .filter(|id| store.get(id.parse().unwrap()).unwrap().is_none())
+            .collect();
+        assert!(lost.is_empty(), "round {round}: acknowledged memories lost: {lost:?}");
+        writer = replica;
+    }
+    assert!(acknowledged.len() >= KILLS);
+}
+
+fn ok_stdout(out: &Output) -> String {
+    assert!(out.status.success(), "mcs failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
