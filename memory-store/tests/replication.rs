@@ -136,13 +136,16 @@ fn lines(path: &Path, n: usize) {
     std::fs::write(path, text).unwrap();
 }
 
-/// Segment files in `store` that its `HEAD`'s manifest does not name and no manifest file names.
+/// Segment (and content) files in `store` that no manifest file names.
 fn unnamed_segments(store: &Path) -> Vec<String> {
     let mut named = Vec::new();
     for e in std::fs::read_dir(store.join("manifests")).unwrap() {
         let bytes = std::fs::read(e.unwrap().path()).unwrap();
         let m = semantic_index::layout::Manifest::from_bytes(&bytes).unwrap();
-        named.extend(m.segments.into_iter().map(|s| s.file));
+        for s in m.segments {
+            named.push(semantic_index::content::content_file_name(&s.file));
+            named.push(s.file);
+        }
     }
     std::fs::read_dir(store.join("segments"))
         .unwrap()
@@ -571,4 +574,235 @@ fn a_partitioned_replica_serves_what_it_has_and_catches_up_after() {
     let mut expected = vec![a, b];
     expected.sort();
     assert_eq!(found, expected);
+}
+
+/// A stand-in embedding model (a hashed bag of words), so that vector files exist without the
+/// real model.
+struct BagOfWords;
+
+impl BagOfWords {
+    const DIM: usize = 32;
+
+    fn vector(text: &str) -> Vec<f32> {
+        let mut v = [0.0f32; Self::DIM];
+        for w in text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {
+            let h = w.to_lowercase().bytes().fold(14695981039346656037u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(1099511628211)
+            });
+            v[(h % Self::DIM as u64) as usize] += 1.0;
+        }
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-6);
+        v.iter().map(|x| x / n).collect()
+    }
+}
+
+impl memory_store::Embed for BagOfWords {
+    fn model_tag(&self) -> &str {
+        "bag-of-words-test"
+    }
+    fn dim(&self) -> usize {
+        Self::DIM
+    }
+    fn embed_documents(
+        &self,
+        texts: &[&str],
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<Vec<f32>, memory_store::EmbedError> {
+        progress(texts.len());
+        Ok(texts.iter().flat_map(|t| BagOfWords::vector(t)).collect())
+    }
+}
+
+/// The side files (content and vectors) `store`'s current manifest has, by file name, with
+/// their bytes; and every such file on disk whose segment no manifest file names.
+fn side_files(store: &Path) -> (Vec<(String, Vec<u8>)>, Vec<String>) {
+    let (_, manifest) = semantic_index::layout::read_head(store).unwrap().unwrap();
+    let mut live = Vec::new();
+    for s in &manifest.segments {
+        let stem = s.file.strip_suffix(".seg").unwrap();
+        for rel in [format!("segments/{stem}.cnt"), format!("vectors/{stem}.vec")] {
+            if let Ok(bytes) = std::fs::read(store.join(&rel)) {
+                live.push((rel, bytes));
+            }
+        }
+    }
+    let mut named = Vec::new();
+    for e in std::fs::read_dir(store.join("manifests")).unwrap() {
+        let bytes = std::fs::read(e.unwrap().path()).unwrap();
+        let m = semantic_index::layout::Manifest::from_bytes(&bytes).unwrap();
+        named.extend(m.segments.into_iter().map(|s| s.file.trim_end_matches(".seg").to_owned()));
+    }
+    let mut unnamed = Vec::new();
+    for sub in ["segments", "vectors"] {
+        for e in std::fs::read_dir(store.join(sub)).into_iter().flatten() {
+            let name = e.unwrap().file_name().to_string_lossy().into_owned();
+            let stem = name.trim_end_matches(".cnt").trim_end_matches(".vec");
+            if (name.ends_with(".cnt") || name.ends_with(".vec"))
+                && !named.iter().any(|n| n == stem)
+            {
+                unnamed.push(name);
+            }
+        }
+    }
+    (live, unnamed)
+}
+
+#[test]
+fn content_and_vector_files_travel_verified_and_go_with_their_segments() {
+    use memory_store::{CommitLogOf, Memory, MemoryStore, Query, Ranking, SearchOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let url = server.url();
+    let (writer, replica) = (dir.path().join("writer"), dir.path().join("replica"));
+    let nats = Nats::connect(&url, Duration::from_secs(5)).unwrap();
+    let mut store = MemoryStore::open(&writer).unwrap();
+    // A synthesis longer than a gist: only the content file holds all of it.
+    let long = format!("{} and the end of the synthesis", "whole text beyond the gist ".repeat(12));
+    let mut m = Memory::new("ops", "how does a replica quote a whole memory");
+    m.synthesis = long.clone();
+    let a = store.store(m).unwrap();
+    let b = store.store(Memory::new("ops", "power the cluster nodes on")).unwrap();
+    store.embed_pending(&BagOfWords, &mut |_, _| {}).unwrap();
+    let pushed = nats.push(&writer, &CommitLogOf(&store)).unwrap();
+    assert!(pushed.files >= 2, "a content and a vector file at least: {pushed:?}");
+    ok(mcs(&replica, Some(&url), &["replica", "--once"]));
+    let (on_writer, _) = side_files(&writer);
+    let (on_replica, unnamed) = side_files(&replica);
+    assert!(on_writer.iter().any(|(n, _)| n.ends_with(".vec")), "{:?}", on_writer.len());
+    assert_eq!(on_replica, on_writer, "the same content and vector files, byte for byte");
+    assert!(unnamed.is_empty(), "{unnamed:?}");
+    {
+        // Readers on the replica quote whole memories and search by vector.
+        let snapshot = shm_reader::Reader::open(&replica).unwrap().snapshot();
+        assert_eq!(snapshot.segments_without_content(), 0);
+        let content = snapshot.content_of(a.as_bytes()).unwrap().unwrap();
+        assert_eq!(content.synthesis(), long);
+        let mut reader = MemoryStore::open_read_only(&replica).unwrap();
+        assert_eq!(reader.pending_vectors().unwrap(), 0);
+        let q = Query::from_text("x").with_embedding(&BagOfWords::vector("power cluster nodes"));
+        let vector = SearchOptions { ranking: Ranking::Vector, ..SearchOptions::default() };
+        assert_eq!(reader.search(&q, &vector).unwrap().hits[0].id, b);
+    }
+
+    // A damaged vector object: refused, never written, the segment published without it.
+    let c = store.store(Memory::new("ops", "a memory whose vectors are damaged")).unwrap();
+    store.embed_pending(&BagOfWords, &mut |_, _| {}).unwrap();
+    nats.push(&writer, &CommitLogOf(&store)).unwrap();
+    let (head, _) = nats.head().unwrap().unwrap();
+    let newest = head.files.iter().rfind(|f| f.kind == replication::SideKind::Vectors);
+    let damaged = newest.unwrap().clone();
+    let mut bytes = nats.get_object(&damaged.object()).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x40;
+    nats.put_object(&damaged.object(), &bytes).unwrap();
+    let out = mcs(&replica, Some(&url), &["replica", "--once"]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains(&format!("{} refused", damaged.object())), "{err}");
+    assert!(!damaged.path(&replica).exists(), "nothing unverified written");
+    assert_eq!(search(&replica, "vectors damaged"), vec![c.to_string()]);
+
+    // A rebuild replaces every segment: the replica gets the new files, the old ones go.
+    store.rebuild().unwrap();
+    store.embed_pending(&BagOfWords, &mut |_, _| {}).unwrap();
+    nats.push(&writer, &CommitLogOf(&store)).unwrap();
+    ok(mcs(&replica, Some(&url), &["replica", "--once"]));
+    let (on_writer, _) = side_files(&writer);
+    let (on_replica, unnamed) = side_files(&replica);
+    assert_eq!(on_replica, on_writer);
+    assert!(unnamed.is_empty(), "files of dead segments stay: {unnamed:?}");
+    ok(mcs(&replica, None, &["verify"]));
+}
+
+/// A small pseudo-random generator (xorshift64*), seeded from the clock, for kill points.
+struct Dice(u64);
+
+impl Dice {
+    fn new() -> Dice {
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+        Dice(t.as_nanos() as u64 | 1)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n.max(1)
+    }
+}
+
+/// The writer-loss series in small (`cargo xtask bench-replication` runs 100): each round a
+/// replica follows (`mcs replica`), the writer host acknowledges a few memories (`mcs add
+/// --nats` that exit 0 without a warning), one more `mcs add` is SIGKILLed at a random point
+/// of its run, the follower is SIGKILLed too, the writer's directory is lost, and `mcs promote`
+/// makes the replica the writer: every memory acknowledged so far, over every round, is there.
+#[test]
+fn writer_host_kills_with_promotion_lose_no_acknowledged_memory() {
+    const KILLS: usize = 3;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let url = server.url();
+    let mut dice = Dice::new();
+    let mut writer = dir.path().join("host0");
+    let mut acknowledged: Vec<String> = Vec::new();
+    for round in 1..=KILLS {
+        let replica = dir.path().join(format!("host{round}"));
+        let mut follower = Command::new(env!("CARGO_BIN_EXE_mcs"))
+            .env("MCS_MODEL_DIR", NO_MODEL)
+            .arg("--store")
+            .arg(&replica)
+            .args(["--nats", &url, "replica"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut took = Duration::from_millis(1);
+        for i in 0..1 + dice.below(3) {
+            let started = Instant::now();
+            let q = format!("Round {round} acknowledged memory {i}");
+            let out = mcs(&writer, Some(&url), &["add", "--domain", "kills", "--question", &q]);
+            took = started.elapsed();
+            let (stdout, stderr) = (ok_stdout(&out), String::from_utf8_lossy(&out.stderr));
+            assert!(stderr.is_empty(), "NATS is up: acknowledged without a warning: {stderr}");
+            acknowledged.push(stdout.trim().to_owned());
+        }
+        // The kill lands anywhere in a store: before, during or after its push.
+        let mut victim = Command::new(env!("CARGO_BIN_EXE_mcs"))
+            .env("MCS_MODEL_DIR", NO_MODEL)
+            .arg("--store")
+            .arg(&writer)
+            .args(["--nats", &url, "add", "--domain", "kills", "--question"])
+            .arg(format!("Round {round} memory of the killed writer"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Not a wait for readiness: the random point in the victim's run where it dies.
+        std::thread::sleep(Duration::from_micros(dice.below(took.as_micros() as u64 + 1)));
+        let finished = victim.try_wait().unwrap().is_some();
+        if !finished {
+            victim.kill().unwrap();
+        }
+        let out = victim.wait_with_output().unwrap();
+        if finished && out.status.success() && out.stderr.is_empty() {
+            acknowledged.push(String::from_utf8(out.stdout).unwrap().trim().to_owned());
+        }
+        follower.kill().unwrap();
+        follower.wait().unwrap();
+        std::fs::remove_dir_all(&writer).unwrap();
+        ok(mcs(&replica, Some(&url), &["promote"]));
+        let store = memory_store::MemoryStore::open_read_only(&replica).unwrap();
+        let lost: Vec<&String> = acknowledged
+            .iter()
+            .filter(|id| store.get(id.parse().unwrap()).unwrap().is_none())
+            .collect();
+        assert!(lost.is_empty(), "round {round}: acknowledged memories lost: {lost:?}");
+        writer = replica;
+    }
+    assert!(acknowledged.len() >= KILLS);
+}
+
+fn ok_stdout(out: &Output) -> String {
+    assert!(out.status.success(), "mcs failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout.clone()).unwrap()
 }

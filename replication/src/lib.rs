@@ -11,12 +11,14 @@
 //!   second writer is refused instead of forking history), then the live segment files to the
 //!   object store `mcs-index` under content names (their checksums), then the manifest, then
 //!   the current generation to the key `head` of the KV bucket `mcs` with compare-and-set on its
-//!   previous revision.
+//!   previous revision. The content and vector files beside the segments travel the same way
+//!   (the head lists them, [`SideFile`]).
 //! - A replica calls [`Nats::catch_up`]: it applies the commits up to the head's commit to
 //!   its own records (a [`CommitSink`]), downloads the segments it lacks, verifies each whole
 //!   against the manifest's checksum, and only then publishes the manifest locally with
 //!   `index_publisher` (segments, manifest, `HEAD`, beacon), so local readers never see a partial
-//!   or unverified file, and it removes what no live manifest names. [`Nats::wait_for_head`]
+//!   or unverified file, and it removes what no live manifest names. Content and vector files
+//!   are verified whole the same way before they are written. [`Nats::wait_for_head`]
 //!   waits for the next head.
 //! - Promotion: [`Nats::catch_up`] with [`Target::Everything`] applies every acknowledged
 //!   commit, then [`Nats::take_over`] fences the old writer (the `writer` key) before the
@@ -28,6 +30,7 @@
 #![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
+mod files;
 mod replica;
 mod writer;
 
@@ -37,6 +40,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, kv, object_store, stream};
 use serde::{Deserialize, Serialize};
 
+pub use crate::files::{SideFile, SideKind};
 pub use crate::replica::{CatchUp, Target};
 pub use crate::writer::{Pushed, TOKEN_FILE};
 
@@ -53,6 +57,8 @@ pub const OBJECT_BUCKET: &str = "mcs-index";
 pub const HEAD_KEY: &str = "head";
 /// The KV key of the current writer's token.
 pub const WRITER_KEY: &str = "writer";
+/// Between two looks at the head while waiting for it to move, besides the KV watch.
+pub const HEAD_POLL: Duration = Duration::from_millis(500);
 /// Commit message bytes above which a commit is split into parts (the server's default maximum
 /// payload is 1 MiB).
 pub const PART_BYTES: usize = 512 << 10;
@@ -195,6 +201,11 @@ pub struct Head {
     pub commit_seq: u64,
     /// The manifest's object name.
     pub manifest: String,
+    /// The files beside the manifest's segments that the manifest does not list (content and
+    /// vector files), each in the object store under [`SideFile::object`]. Absent in heads of
+    /// writers before them: none.
+    #[serde(default)]
+    pub files: Vec<SideFile>,
 }
 
 /// Where a replica is, as it reports itself under `replica.<name>`.
@@ -363,21 +374,40 @@ impl Nats {
 
     /// Waits until the head's revision differs from `revision` (or a head appears), at most
     /// `timeout`. Returns whether it changed.
+    ///
+    /// The watch starts from the head's current value (deliver last per subject), so a head
+    /// that moved between the caller's read of it and this call wakes it at once. (A watch of
+    /// new values only, as `kv::Store::watch` makes, missed exactly that move: a replica then
+    /// slept until its timeout, the 5 s outlier of the first bench.) A look at the head every
+    /// [`HEAD_POLL`] besides is the fallback should the watch's consumer stall or be lost.
     pub fn wait_for_head(&self, revision: Option<u64>, timeout: Duration) -> Result<bool, Error> {
         self.rt.block_on(async {
             use futures_util::StreamExt;
-            let mut watch = self.kv.watch(HEAD_KEY).await.map_err(nats("watching the head"))?;
-            // The watch delivers the current value first: check it before waiting.
+            let moved = |r: u64| Some(r) != revision;
+            let mut watch =
+                self.kv.watch_with_history(HEAD_KEY).await.map_err(nats("watching the head"))?;
             let deadline = tokio::time::Instant::now() + timeout;
+            let mut poll = tokio::time::interval(HEAD_POLL);
+            poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            poll.tick().await;
             loop {
-                match tokio::time::timeout_at(deadline, watch.next()).await {
-                    Err(_) => return Ok(false),
-                    Ok(None) => return Ok(false),
-                    Ok(Some(Err(e))) => return Err(nats("watching the head")(e)),
-                    Ok(Some(Ok(entry))) => {
-                        if Some(entry.revision) != revision && entry.operation == kv::Operation::Put
-                        {
-                            return Ok(true);
+                tokio::select! {
+                    _ = tokio::time::sleep_until(deadline) => return Ok(false),
+                    next = watch.next() => match next {
+                        // The watch ended: the caller looks at the head anyway.
+                        None => return Ok(false),
+                        Some(Err(e)) => return Err(nats("watching the head")(e)),
+                        Some(Ok(entry)) => {
+                            if entry.operation == kv::Operation::Put && moved(entry.revision) {
+                                return Ok(true);
+                            }
+                        }
+                    },
+                    _ = poll.tick() => {
+                        if let Some((_, r)) = self.head_async().await? {
+                            if moved(r) {
+                                return Ok(true);
+                            }
                         }
                     }
                 }

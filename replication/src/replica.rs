@@ -3,13 +3,23 @@
 use std::path::Path;
 
 use index_publisher::Publisher;
-use semantic_index::layout::Manifest;
+use semantic_index::layout::{Manifest, SegmentEntry};
 use tokio::io::AsyncReadExt;
 
+use crate::files::{self, SideFile};
 use crate::{
     decode_part, hex_id, nats, now_ms, parse_hex_id, parse_part, segment_object, CommitSink, Error,
     Head, Nats, ReplicaState,
 };
+
+/// What [`Nats::install_head`] did.
+#[derive(Default)]
+struct Installed {
+    segments: usize,
+    files: usize,
+    refused: Vec<String>,
+    published: Option<u64>,
+}
 
 /// How far [`Nats::catch_up`] goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,6 +38,11 @@ pub struct CatchUp {
     pub commits: u64,
     /// Segments downloaded (and verified).
     pub segments: usize,
+    /// Content and vector files downloaded (and verified).
+    pub files: usize,
+    /// Content and vector files refused (unreadable in NATS or failing their check), each
+    /// with why: never written here, the segments published without them.
+    pub refused: Vec<String>,
     /// The writer's generation published locally, if this catch-up published one.
     pub published: Option<u64>,
     /// The head followed (its KV revision), if there is one.
@@ -105,9 +120,11 @@ impl Nats {
             done.commits = self.apply_commits(sink, upto)?;
         }
         done.commit_seq = sink.seq();
-        let (segments, published) = self.rt.block_on(self.install_head(&mut publisher, &head))?;
-        done.segments = segments;
-        done.published = published;
+        let installed = self.rt.block_on(self.install_head(&mut publisher, &head))?;
+        done.segments = installed.segments;
+        done.files = installed.files;
+        done.refused = installed.refused;
+        done.published = installed.published;
         if let Some(name) = name {
             let state = ReplicaState {
                 name: name.to_owned(),
@@ -126,7 +143,7 @@ impl Nats {
         &self,
         publisher: &mut Publisher,
         head: &Head,
-    ) -> Result<(usize, Option<u64>), Error> {
+    ) -> Result<Installed, Error> {
         let manifest = self.read_manifest_async(&head.manifest).await?;
         if hex_id(manifest.store_id) != head.store_id || manifest.generation != head.generation {
             return Err(Error::Bad {
@@ -134,12 +151,21 @@ impl Nats {
                 problem: "its store or generation is not the head's".into(),
             });
         }
-        if let Some(current) = publisher.current() {
-            if current.segments == manifest.segments && current.commit_seq == manifest.commit_seq {
-                return Ok((0, None));
-            }
+        let dir = publisher.dir().to_owned();
+        // The content and vector files of the manifest's segments that are not here yet.
+        let wanted: Vec<(&SideFile, &SegmentEntry)> = head
+            .files
+            .iter()
+            .filter_map(|f| manifest.segments.iter().find(|s| s.file == f.segment).map(|s| (f, s)))
+            .filter(|(f, _)| !f.is_present(&dir))
+            .collect();
+        let unchanged = publisher.current().is_some_and(|current| {
+            current.segments == manifest.segments && current.commit_seq == manifest.commit_seq
+        });
+        if unchanged && wanted.is_empty() {
+            return Ok(Installed::default());
         }
-        let mut downloaded = 0;
+        let mut done = Installed::default();
         for s in &manifest.segments {
             if publisher.has_segment(&s.file, s.checksum) {
                 continue;
@@ -147,16 +173,39 @@ impl Nats {
             let bytes = self.get_object_async(&segment_object(s.checksum, &s.file)).await?;
             // Verified whole before it is written where a reader looks.
             publisher.install_segment(&s.file, &bytes, s.checksum)?;
-            downloaded += 1;
+            done.segments += 1;
         }
+        for (f, s) in wanted {
+            let name = f.object();
+            // Derived data: one that cannot be had or fails its check is refused, never
+            // written, and the segments are published without it (gists, lexical search).
+            let checked = match self.get_object_async(&name).await {
+                Ok(bytes) => f.verify(&bytes, s).map(|()| bytes),
+                Err(e) => Err(e.to_string()),
+            };
+            match checked {
+                Ok(bytes) => {
+                    files::install(&dir, f, &bytes)?;
+                    done.files += 1;
+                }
+                Err(problem) => done.refused.push(format!("{name} refused: {problem}")),
+            }
+        }
+        if unchanged && done.files == 0 {
+            return Ok(done);
+        }
+        let before = publisher.current().cloned();
         let generation = publisher.publish_at_least(
             manifest.generation,
             manifest.commit_seq,
             manifest.segments.clone(),
         )?;
+        done.published = Some(generation);
         // Best effort: a file left behind goes at the next collection.
         let _ = publisher.collect_garbage();
-        Ok((downloaded, Some(generation)))
+        let live: Vec<&Manifest> = publisher.current().into_iter().chain(before.as_ref()).collect();
+        files::collect_vectors(&dir, &live);
+        Ok(done)
     }
 
     /// Applies the stream's commits after `sink.seq()`, up to `upto` (all if `None`).

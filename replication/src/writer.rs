@@ -1,11 +1,13 @@
 //! The writer's side: pushes what NATS lacks.
 
+use std::collections::HashSet;
 use std::path::Path;
 
 use async_nats::jetstream::kv;
 use async_nats::HeaderMap;
 use semantic_index::layout::{self, manifest_path, read_head, read_store_id, segment_path};
 
+use crate::files::{self, SideFile};
 use crate::{
     encode_parts, hex_id, manifest_object, nats, now_ms, segment_object, stream_position,
     CommitLog, Error, Head, Nats, HEAD_KEY, H_LAST, H_PART, H_SEQ, H_STORE, WRITER_KEY,
@@ -26,6 +28,8 @@ pub struct Pushed {
     pub segments: usize,
     /// The generation the head names now, if this push moved it.
     pub generation: Option<u64>,
+    /// Content and vector files uploaded.
+    pub files: usize,
     /// Objects no live manifest names any more, removed.
     pub removed: usize,
 }
@@ -130,6 +134,29 @@ impl Nats {
                 .map_err(nats(format!("uploading {name}")))?;
             pushed.segments += 1;
         }
+        // The content and vector files beside them: those the previous head lists are there.
+        let known: HashSet<String> =
+            old_head.iter().flat_map(|(h, _)| h.files.iter().map(SideFile::object)).collect();
+        let mut files = Vec::new();
+        for f in files::local_side_files(dir, &manifest) {
+            let name = f.object();
+            if known.contains(&name) || self.objects.info(&name).await.is_ok() {
+                files.push(f);
+                continue;
+            }
+            let Some(segment) = manifest.segments.iter().find(|s| s.file == f.segment) else {
+                continue;
+            };
+            // A file that fails its check is not sent: the replica goes without it, as this
+            // store does until its writer makes it again.
+            let Some(bytes) = files::read_local(dir, &f, segment)? else { continue };
+            self.objects
+                .put(name.as_str(), &mut bytes.as_slice())
+                .await
+                .map_err(nats(format!("uploading {name}")))?;
+            pushed.files += 1;
+            files.push(f);
+        }
         let man_name = manifest_object(&store, manifest.generation);
         let man_path = manifest_path(dir, &layout::manifest_file_name(manifest.generation));
         let man_bytes = layout::read_file(&man_path, 1 << 30).map_err(|source| Error::Io {
@@ -146,6 +173,7 @@ impl Nats {
             generation: manifest.generation,
             commit_seq: manifest.commit_seq,
             manifest: man_name,
+            files,
         };
         let value = bytes::Bytes::from(serde_json::to_vec(&head).unwrap_or_default());
         match &old_head {
@@ -173,7 +201,7 @@ impl Nats {
         // neither the new nor the previous head's manifest names goes.
         if manifest.generation % GC_EVERY == 0 {
             pushed.removed =
-                self.collect_objects(&manifest, old_head.as_ref().map(|(h, _)| h)).await;
+                self.collect_objects(&manifest, &head, old_head.as_ref().map(|(h, _)| h)).await;
         }
         Ok(pushed)
     }
@@ -277,19 +305,22 @@ impl Nats {
         }
     }
 
-    /// Removes objects that neither `current` nor the previous head's manifest names.
+    /// Removes objects that neither the current head (`current`, its manifest `manifest`) nor
+    /// the previous one names.
     async fn collect_objects(
         &self,
-        current: &semantic_index::layout::Manifest,
+        manifest: &semantic_index::layout::Manifest,
+        current: &Head,
         previous: Option<&Head>,
     ) -> usize {
         use futures_util::StreamExt;
-        let store = hex_id(current.store_id);
         let mut keep: Vec<String> =
-            current.segments.iter().map(|s| segment_object(s.checksum, &s.file)).collect();
-        keep.push(manifest_object(&store, current.generation));
+            manifest.segments.iter().map(|s| segment_object(s.checksum, &s.file)).collect();
+        keep.push(current.manifest.clone());
+        keep.extend(current.files.iter().map(SideFile::object));
         if let Some(prev) = previous {
             keep.push(prev.manifest.clone());
+            keep.extend(prev.files.iter().map(SideFile::object));
             if let Ok(m) = self.read_manifest_async(&prev.manifest).await {
                 keep.extend(m.segments.iter().map(|s| segment_object(s.checksum, &s.file)));
             }

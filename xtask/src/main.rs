@@ -106,6 +106,9 @@ enum Task {
         /// Memories of the store replicated from scratch.
         #[arg(long, default_value_t = 100_000)]
         n: usize,
+        /// Writer-host kills with promotion (0: none).
+        #[arg(long, default_value_t = 100)]
+        kills: usize,
     },
 }
 
@@ -162,11 +165,12 @@ fn main() -> anyhow::Result<()> {
                 .args(["run", "--release", "-q", "-p", "benches", "--bin", "mcp-bench", "--"])
                 .args(["--n", &n.to_string()]))
         }
-        Task::BenchReplication { stores, n } => {
+        Task::BenchReplication { stores, n, kills } => {
             run(cargo(&root).args(["build", "--release", "-p", "memory-store", "--bin", "mcs"]))?;
             run(cargo(&root)
                 .args(["run", "--release", "-q", "-p", "benches", "--bin", "replication-bench"])
-                .args(["--", "--stores", &stores.to_string(), "--n", &n.to_string()]))
+                .args(["--", "--stores", &stores.to_string(), "--n", &n.to_string()])
+                .args(["--kills", &kills.to_string()]))
         }
         Task::Relevance { peers, data } => {
             let data = match data {

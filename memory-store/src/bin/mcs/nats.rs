@@ -37,9 +37,10 @@ pub(crate) fn sync(store: &MemoryStore, url: &str) -> anyhow::Result<()> {
     let nats = Nats::connect(url, TIMEOUT)?;
     let pushed = nats.push(store.dir(), &Log(store))?;
     println!(
-        "synced: {} commits, {} segments{}",
+        "synced: {} commits, {} segments, {} content and vector files{}",
         pushed.commits,
         pushed.segments,
+        pushed.files,
         pushed.generation.map(|g| format!(", generation {g}")).unwrap_or_default()
     );
     Ok(())
@@ -73,11 +74,16 @@ pub(crate) fn replica(
         };
         match n.catch_up(dir, &mut Sink(&mut follower), Target::Head, name) {
             Ok(done) => {
+                for problem in &done.refused {
+                    eprintln!("mcs: warning: {problem}; published without it");
+                }
                 if done.commits > 0 || done.published.is_some() {
                     println!(
-                        "replica: commit {}, {} segments downloaded{}",
+                        "replica: commit {}, {} segments and {} content and vector files \
+                         downloaded{}",
                         done.commit_seq,
                         done.segments,
+                        done.files,
                         done.published.map(|g| format!(", generation {g}")).unwrap_or_default()
                     );
                 }
