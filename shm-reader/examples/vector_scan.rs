@@ -5,8 +5,8 @@
 //! in topics (a topic's direction plus noise: cosine about 0.5 within a topic, about 0 across),
 //! int8 with a scale as the store writes them; queries are drawn the same way.
 //!
-//! Usage: `cargo run --release -p shm-reader --example vector_scan -- [--n N]...` (default
-//! 10,000 and 100,000).
+//! Usage: `cargo run --release -p shm-reader --example vector_scan -- [--n N]... [--probes
+//! P,P...]` (default 10,000 and 100,000; half, once and twice the default probes).
 
 use std::time::Instant;
 
@@ -77,6 +77,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .filter(|w| w[0] == "--n")
         .map(|w| w[1].parse())
         .collect::<Result<_, _>>()?;
+    // `--probes 8,16,32`: the probes to measure besides the exact scan (default: half, once
+    // and twice the default).
+    let probe_list: Option<Vec<usize>> = args
+        .windows(2)
+        .find(|w| w[0] == "--probes")
+        .map(|w| w[1].split(',').map(str::parse).collect())
+        .transpose()?;
     if sizes.is_empty() {
         sizes = vec![10_000, 100_000];
     }
@@ -112,7 +119,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut exact: Vec<Vec<u32>> = Vec::with_capacity(queries.len());
         let mut rows = Vec::new();
         let d = default_probes(vectors.lists() as usize);
-        for probes in [usize::MAX, d / 2, d, d * 2] {
+        let mut probe_set = vec![usize::MAX];
+        probe_set.extend(probe_list.clone().unwrap_or_else(|| vec![d / 2, d, d * 2]));
+        for probes in probe_set {
             let mut times = Vec::with_capacity(queries.len());
             let mut found = 0usize;
             for (i, q) in queries.iter().enumerate() {
