@@ -538,6 +538,8 @@ pub struct VectorHit {
 pub struct VectorHits {
     hits: Vec<VectorHit>,
     k: usize,
+    /// The capacity asked at creation: `k` never exceeds it (no allocation).
+    max_k: usize,
     floor: f32,
     /// Inverted lists probed per file (`None`: [`default_probes`]).
     probes: Option<usize>,
@@ -551,6 +553,7 @@ impl VectorHits {
         VectorHits {
             hits: Vec::with_capacity(k),
             k,
+            max_k: k,
             floor: f32::NEG_INFINITY,
             probes: None,
             lists: Vec::with_capacity(semantic_index::vectors::IVF_MAX_LISTS),
@@ -561,6 +564,13 @@ impl VectorHits {
     /// scans every vector (exact).
     pub fn set_probes(&mut self, probes: usize) {
         self.probes = Some(probes);
+    }
+
+    /// Keeps the best `k` from now on (at most the capacity given at creation) and empties
+    /// the buffer.
+    pub(crate) fn set_limit(&mut self, k: usize) {
+        self.k = k.min(self.max_k);
+        self.clear();
     }
 
     /// Empties the buffer (keeps its capacity).
