@@ -123,7 +123,7 @@ impl Bert {
                 .reshape((rows * len, self.hidden))?;
             let attended =
                 layer.attention_norm.forward(&(layer.attention_out.forward(&context)? + &x)?)?;
-            let inner = layer.intermediate.forward(&attended)?.gelu_erf()?;
+            let inner = crate::gelu::gelu_erf(layer.intermediate.forward(&attended)?)?;
             x = layer.output_norm.forward(&(layer.output.forward(&inner)? + &attended)?)?;
         }
         x.reshape((rows, len, self.hidden))

@@ -23,6 +23,8 @@
 mod bert;
 #[cfg(feature = "runtime")]
 mod embedder;
+#[cfg(feature = "runtime")]
+mod gelu;
 mod install;
 
 #[cfg(feature = "runtime")]

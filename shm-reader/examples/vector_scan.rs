@@ -1,18 +1,21 @@
 //! Vector search over a mapped vector file at 100k memories (and 10k): the exact scan and the
 //! inverted lists (the default probes and others), p50/p90 per query excluding the query's
-//! embedding, recall@10 of the lists against the exact scan, and the process's private memory
-//! (anonymous RSS) beyond the mapping. Deterministic synthetic unit vectors of 384 dimensions
+//! embedding, recall@10 of the lists against the exact scan; hybrid search (`HybridSearch`:
+//! BM25F's top 100 fused with the vector top 100) through a published snapshot of one segment
+//! of synthetic memories; and the process's private memory (anonymous RSS) beyond the mappings. Deterministic synthetic unit vectors of 384 dimensions
 //! in topics (a topic's direction plus noise: cosine about 0.5 within a topic, about 0 across),
 //! int8 with a scale as the store writes them; queries are drawn the same way.
 //!
-//! Usage: `cargo run --release -p shm-reader --example vector_scan -- [--n N]...` (default
-//! 10,000 and 100,000).
+//! Usage: `cargo run --release -p shm-reader --example vector_scan -- [--n N]... [--probes
+//! P,P...]` (default 10,000 and 100,000; half, once and twice the default probes).
 
 use std::time::Instant;
 
-use semantic_index::vectors::encode;
-use shm_reader::vectors::{default_probes, QueryVector, VectorHits, Vectors};
-use shm_reader::DeletedSet;
+use index_publisher::Publisher;
+use semantic_index::vectors::{encode, vectors_path, VECTORS_DIR};
+use semantic_index::{Document, SegmentBuilder};
+use shm_reader::vectors::{default_probes, QueryVector, SnapshotVectors, VectorHits};
+use shm_reader::{Hits, HybridSearch, Query, Ranking, Reader, SearchOptions};
 
 const DIM: usize = 384;
 
@@ -58,6 +61,18 @@ fn topics(count: usize) -> Vec<f32> {
     out
 }
 
+/// A synthetic memory: eight words of a 5,000-word vocabulary (Zipf-like: word `k` about as
+/// often as `1/(k+1)`), drawn from `i`.
+fn words(rng: &mut Rng, count: usize) -> Vec<String> {
+    (0..count)
+        .map(|_| {
+            let u = rng.next() + 0.5;
+            let k = ((5001f32).powf(u) - 1.0) as usize;
+            format!("w{k}")
+        })
+        .collect()
+}
+
 /// Anonymous resident memory of this process, in KiB (Linux; 0 elsewhere).
 fn rss_anon_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -77,6 +92,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .filter(|w| w[0] == "--n")
         .map(|w| w[1].parse())
         .collect::<Result<_, _>>()?;
+    // `--probes 8,16,32`: the probes to measure besides the exact scan (default: half, once
+    // and twice the default).
+    let probe_list: Option<Vec<usize>> = args
+        .windows(2)
+        .find(|w| w[0] == "--probes")
+        .map(|w| w[1].split(',').map(str::parse).collect())
+        .transpose()?;
     if sizes.is_empty() {
         sizes = vec![10_000, 100_000];
     }
@@ -85,40 +107,78 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("|---:|---:|---:|---:|---:|---:|---:|");
     for n in sizes {
         let topics = topics((n / 50).max(10));
-        let ids: Vec<[u8; 16]> = (0..n as u32)
-            .map(|i| {
-                let mut id = [0u8; 16];
-                id[..4].copy_from_slice(&i.to_le_bytes());
-                id
-            })
-            .collect();
-        let path = dir.path().join(format!("{n}.vec"));
+        // One published segment of `n` synthetic memories, and its vector file.
+        let store = dir.path().join(n.to_string());
         let built = Instant::now();
         {
-            let bytes = encode(&ids, &topic_vectors(n, &topics, 42), DIM, "bench")?;
-            std::fs::write(&path, bytes)?;
+            let mut rng = Rng(11);
+            let mut builder = SegmentBuilder::new();
+            for i in 0..n as u32 {
+                let mut id = [0u8; 16];
+                id[..4].copy_from_slice(&i.to_le_bytes());
+                let doc = Document {
+                    id,
+                    domain: format!("d{}", i % 8),
+                    question: words(&mut rng, 8).join(" "),
+                    synthesis: words(&mut rng, 12).join(" "),
+                    timestamp_micros: i64::from(i),
+                    ..Default::default()
+                };
+                builder.add(&doc)?;
+            }
+            let mut publisher = Publisher::open(&store)?;
+            let entry = publisher.write_segment(&builder)?;
+            publisher.publish(1, vec![entry])?;
         }
-        eprintln!("{n}: file built in {:.1} s", built.elapsed().as_secs_f64());
+        let reader = Reader::open(&store)?;
+        let snapshot = reader.snapshot();
+        {
+            let count = snapshot.segment_doc_count(0).ok_or("no segment")?;
+            let ids: Vec<[u8; 16]> = (0..count)
+                .map(|o| snapshot.segment_doc_id(0, o).ok_or("an ordinal without an id"))
+                .collect::<Result<_, _>>()?;
+            let (file, _) = snapshot.segment_files().next().ok_or("no segment")?;
+            std::fs::create_dir_all(store.join(VECTORS_DIR))?;
+            let bytes = encode(&ids, &topic_vectors(n, &topics, 42), DIM, "bench")?;
+            std::fs::write(vectors_path(&store, file), bytes)?;
+        }
+        eprintln!("{n}: segment and vector file built in {:.1} s", built.elapsed().as_secs_f64());
+        let embeddings = topic_vectors(200, &topics, 7);
         let queries: Vec<QueryVector> =
-            topic_vectors(200, &topics, 7).chunks_exact(DIM).map(QueryVector::new).collect();
+            embeddings.chunks_exact(DIM).map(QueryVector::new).collect();
+        let mut rng = Rng(5);
+        let hybrid_queries: Vec<Query> = embeddings
+            .chunks_exact(DIM)
+            .map(|e| {
+                // Two words drawn uniformly from the vocabulary (a user's informative words,
+                // not the corpus's most frequent ones).
+                let w: Vec<String> = (0..2)
+                    .map(|_| format!("w{}", ((rng.next() + 0.5) * 5000.0) as usize))
+                    .collect();
+                Query::from_keywords(w).with_embedding(e)
+            })
+            .collect();
         let mut hits = VectorHits::with_capacity(100);
+        let mut hybrid = HybridSearch::new(DIM, 100);
+        let mut hybrid_hits = Hits::with_capacity(10);
         let before = rss_anon_kib();
-        // SAFETY: the file is this program's own temporary file, not modified while mapped.
-        let vectors = unsafe { Vectors::map(&path) }?;
-        let deleted = DeletedSet::empty();
+        let files = SnapshotVectors::open(&store, &snapshot);
+        let vectors = files.segment(0).ok_or("the segment's vector file did not open")?;
+        let deleted = snapshot.deleted(0).ok_or("no deleted set")?;
         // Warm: page the file in.
-        vectors.scan(&queries[0], &deleted, 0, &mut hits);
-        // The exact top 10 of each query.
+        vectors.scan(&queries[0], deleted, 0, &mut hits);
         let mut exact: Vec<Vec<u32>> = Vec::with_capacity(queries.len());
         let mut rows = Vec::new();
         let d = default_probes(vectors.lists() as usize);
-        for probes in [usize::MAX, d / 2, d, d * 2] {
+        let mut probe_set = vec![usize::MAX];
+        probe_set.extend(probe_list.clone().unwrap_or_else(|| vec![d / 2, d, d * 2]));
+        for probes in probe_set {
             let mut times = Vec::with_capacity(queries.len());
             let mut found = 0usize;
             for (i, q) in queries.iter().enumerate() {
                 hits.clear();
                 let t = Instant::now();
-                vectors.search(q, &deleted, 0, Some(probes), &mut hits);
+                vectors.search(q, deleted, 0, Some(probes), &mut hits);
                 hits.sort();
                 times.push(t.elapsed().as_secs_f64());
                 let top: Vec<u32> = hits.as_slice().iter().take(10).map(|h| h.ordinal).collect();
@@ -137,6 +197,41 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let probes = if probes == usize::MAX { "all".to_owned() } else { probes.to_string() };
             rows.push((probes, times[times.len() / 2], times[times.len() * 9 / 10], recall));
         }
+        // Hybrid through the snapshot (default probes), after one warm-up pass.
+        let options = SearchOptions { ranking: Ranking::Hybrid, limit: 10, ..Default::default() };
+        let mut times = Vec::with_capacity(2 * hybrid_queries.len());
+        for pass in 0..2 {
+            for q in &hybrid_queries {
+                let t = Instant::now();
+                hybrid.search(&snapshot, &files, q, &options, &mut hybrid_hits);
+                if pass == 1 {
+                    times.push(t.elapsed().as_secs_f64());
+                }
+            }
+        }
+        times.sort_by(f64::total_cmp);
+        rows.push((
+            format!("hybrid, {d} (default)"),
+            times[times.len() / 2],
+            times[times.len() * 9 / 10],
+            String::new(),
+        ));
+        // Its lexical side alone: BM25F's top 100 for the same queries.
+        let lexical = SearchOptions { limit: 100, ..Default::default() };
+        let mut lexical_hits = Hits::with_capacity(100);
+        let mut times = Vec::with_capacity(hybrid_queries.len());
+        for q in &hybrid_queries {
+            let t = Instant::now();
+            snapshot.search(q, &lexical, &mut lexical_hits);
+            times.push(t.elapsed().as_secs_f64());
+        }
+        times.sort_by(f64::total_cmp);
+        rows.push((
+            "bm25f top 100 alone".to_owned(),
+            times[times.len() / 2],
+            times[times.len() * 9 / 10],
+            String::new(),
+        ));
         let after = rss_anon_kib();
         for (probes, p50, p90, recall) in rows {
             println!(

@@ -89,19 +89,26 @@ impl HybridSearch {
         };
         self.query.set(embedding);
         let depth = self.depth;
-        // The vector side, filtered like the lexical side.
+        // The vector side, filtered like the lexical side. Without a filter the top `depth` is
+        // all it needs (and no document is read to filter it).
+        let filtered = options.domain.is_some() || options.sacred_only || options.exclude.is_some();
+        self.vector_hits.set_limit(if filtered { 2 * depth } else { depth });
         vectors.search(snapshot, &self.query, &mut self.vector_hits);
         let mut rank = 0u32;
         for h in self.vector_hits.as_slice() {
             if rank as usize == depth {
                 break;
             }
-            let Some(doc) = snapshot.segment_doc(h.segment as usize, h.ordinal) else { continue };
-            if options.domain.as_deref().is_some_and(|d| doc.domain() != d)
-                || (options.sacred_only && !doc.sacred())
-                || options.exclude == Some(doc.id())
-            {
-                continue;
+            if filtered {
+                let Some(doc) = snapshot.segment_doc(h.segment as usize, h.ordinal) else {
+                    continue;
+                };
+                if options.domain.as_deref().is_some_and(|d| doc.domain() != d)
+                    || (options.sacred_only && !doc.sacred())
+                    || options.exclude == Some(doc.id())
+                {
+                    continue;
+                }
             }
             self.fused.push(Fused {
                 segment: h.segment,

@@ -97,6 +97,17 @@ enum Task {
         #[arg(long, default_value_t = 100_000)]
         n: usize,
     },
+    /// Vector and hybrid search at 10k and 100k (p50, recall@10 against exact, private memory;
+    /// shm-reader's `vector_scan` example) and embedding throughput and query latency on
+    /// Cranfield abstracts (embeddings' `embed_bench` example; needs the model).
+    BenchVectors {
+        /// Documents (Cranfield abstracts) embedded for the throughput figure.
+        #[arg(long, default_value_t = 300)]
+        docs: usize,
+        /// Leave out the embedding rows.
+        #[arg(long)]
+        no_embed: bool,
+    },
     /// Replication through a real nats-server: acknowledged on the writer → searchable on a
     /// replica (p50/p99 over single stores), and a large store replicated from scratch.
     BenchReplication {
@@ -164,6 +175,37 @@ fn main() -> anyhow::Result<()> {
             run(cargo(&root)
                 .args(["run", "--release", "-q", "-p", "benches", "--bin", "mcp-bench", "--"])
                 .args(["--n", &n.to_string()]))
+        }
+        Task::BenchVectors { docs, no_embed } => {
+            run(cargo(&root).args([
+                "run",
+                "--release",
+                "-q",
+                "-p",
+                "shm-reader",
+                "--example",
+                "vector_scan",
+            ]))?;
+            if no_embed {
+                return Ok(());
+            }
+            let data = root.join("../shared/data/cranfield/cran.all.1400");
+            let text = std::fs::read_to_string(&data)
+                .with_context(|| format!("reading {} (the embedded documents)", data.display()))?;
+            // One abstract per line (the `.W` field of each record).
+            let abstracts: Vec<String> = text
+                .split("\n.I ")
+                .filter_map(|r| r.split_once("\n.W\n"))
+                .map(|(_, w)| w.split_whitespace().collect::<Vec<_>>().join(" "))
+                .collect();
+            let lines = root.join("target/cranfield-abstracts.txt");
+            std::fs::write(&lines, abstracts.join("\n"))
+                .with_context(|| format!("writing {}", lines.display()))?;
+            run(cargo(&root)
+                .args(["run", "--release", "-q", "-p", "embeddings", "--example", "embed_bench"])
+                .arg("--")
+                .args(["--n", &docs.to_string(), "--docs"])
+                .arg(&lines))
         }
         Task::BenchReplication { stores, n, kills } => {
             run(cargo(&root).args(["build", "--release", "-p", "memory-store", "--bin", "mcs"]))?;
