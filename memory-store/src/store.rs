@@ -42,6 +42,7 @@ pub(crate) const SEGMENT_DOCS_MAX: usize = 1 << 18;
 pub(crate) const SEGMENT_DOCS_MAX: usize = 1 << 11;
 
 mod bulk;
+mod pipeline;
 
 /// What went wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -373,38 +374,14 @@ impl Writer {
     /// Builds segments of at most [`SEGMENT_DOCS_MAX`] documents from every record and publishes
     /// them alone, then removes the files no manifest names. Reads nothing of the old index, so
     /// it works whatever state that is in. Memory: one builder of at most `SEGMENT_DOCS_MAX`
-    /// documents and one batch of records, whatever the store's size.
+    /// documents and a few batches of records, whatever the store's size; the records are
+    /// decoded on one thread while another builds (`pipeline.rs`).
     fn rebuild_index(&mut self, progress: Option<records::Progress<'_>>) -> Result<()> {
         // A rebuild covers every record: documents waiting to be published are in it.
         self.pending = None;
         let Writer { publisher, records, .. } = self;
         let generation = publisher.generation() + 1;
-        let mut segments = Vec::new();
-        let mut builder = SegmentBuilder::new().generation(generation);
-        let mut content = ContentBuilder::new();
-        let size = Batcher::BATCH.min(SEGMENT_DOCS_MAX);
-        let mut batch = Vec::with_capacity(size);
-        records.for_each_live(progress, &mut |m| {
-            m.add_content(&mut content);
-            batch.push(m.to_document());
-            if batch.len() == size {
-                builder.add_batch(&batch)?;
-                batch.clear();
-                if builder.len() + size > SEGMENT_DOCS_MAX {
-                    segments.push(write_segment(publisher, &builder, &content)?);
-                    builder = SegmentBuilder::new().generation(generation);
-                    content = ContentBuilder::new();
-                }
-            }
-            Ok(true)
-        })?;
-        builder.add_batch(&batch)?;
-        drop(batch);
-        if !builder.is_empty() {
-            segments.push(write_segment(publisher, &builder, &content)?);
-        }
-        drop(builder);
-        drop(content);
+        let segments = pipeline::build_all(publisher, records, generation, progress)?;
         publisher.publish(records.seq(), segments)?;
         self.index_behind = false;
         // Best effort: files left behind are removed by a later collection.

@@ -6,7 +6,7 @@ use crate::builder::{u32_of, BuildError};
 use crate::format::{self, RankStats, SegmentData, RANK_BLOCK};
 use crate::intern::{hash_term, Terms};
 
-/// A term's document frequency and where it was last seen (see `builder::TermStats`).
+/// A term's document frequency and where it was last seen (see `builder::part::TermStats`).
 #[derive(Clone, Copy, Default)]
 struct Seen {
     df: u32,

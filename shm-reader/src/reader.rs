@@ -88,6 +88,74 @@ fn vanished(e: &ReaderError) -> bool {
     }
 }
 
+/// A segment mapped and validated, with its content file if it has one.
+type Mapped = (Arc<Segment>, Option<Arc<Content>>);
+type Loaded = Result<Mapped, ReaderError>;
+
+/// The manifest's segments in order: those in `reused` as they are, the others mapped and
+/// validated on up to [`LOAD_THREADS`] threads (a segment is read and hashed whole: the work
+/// splits by segment).
+fn open_missing(dir: &Path, manifest: &Manifest, reused: Vec<Option<Mapped>>) -> Vec<Loaded> {
+    let entries = &manifest.segments;
+    let missing: Vec<usize> = (0..entries.len()).filter(|&i| reused[i].is_none()).collect();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(LOAD_THREADS)
+        .min(missing.len());
+    let open = |i: usize| -> Loaded {
+        let entry = &entries[i];
+        let path = layout::segment_path(dir, &entry.file);
+        // SAFETY: segment files named by a published manifest are immutable: written once
+        // through atomic-write, renamed into place, never modified or truncated, only unlinked
+        // once no manifest names them (ARCHITECTURE.md).
+        let segment = Arc::new(unsafe { Segment::map(&path) }?);
+        let content = crate::content::open_for(dir, &entry.file, entry.checksum)?;
+        Ok((segment, content))
+    };
+    let mut opened: Vec<(usize, Loaded)> = Vec::with_capacity(missing.len());
+    if threads < 2 {
+        opened.extend(missing.iter().map(|&i| (i, open(i))));
+    } else {
+        // Thread `t` takes every `threads`-th missing segment.
+        std::thread::scope(|s| {
+            let open = &open;
+            let missing = &missing;
+            let workers: Vec<_> = (1..threads)
+                .map(|t| {
+                    s.spawn(move || {
+                        missing
+                            .iter()
+                            .skip(t)
+                            .step_by(threads)
+                            .map(|&i| (i, open(i)))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            opened.extend(missing.iter().step_by(threads).map(|&i| (i, open(i))));
+            for w in workers {
+                match w.join() {
+                    Ok(r) => opened.extend(r),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }
+        });
+    }
+    opened.sort_unstable_by_key(|&(i, _)| i);
+    let mut opened = opened.into_iter().map(|(_, r)| r);
+    // `opened` holds one result per empty slot of `reused`, in order.
+    reused
+        .into_iter()
+        .filter_map(|r| match r {
+            Some(mapped) => Some(Ok(mapped)),
+            None => opened.next(),
+        })
+        .collect()
+}
+
+/// The most threads a load maps and validates segments on.
+const LOAD_THREADS: usize = 4;
+
 struct Live {
     file: String,
     segment: Arc<Segment>,
@@ -451,23 +519,25 @@ impl Reader {
 
     fn load(&self, name: String, manifest: &Manifest) -> Result<Snapshot, ReaderError> {
         let mut segments = Vec::with_capacity(manifest.segments.len());
-        for entry in &manifest.segments {
-            let reused = self
-                .snapshot
-                .segments
-                .iter()
-                .find(|l| l.file == entry.file)
-                .map(|l| (l.segment.clone(), l.content.clone()));
-            let (segment, reused_content) = match reused {
-                Some((segment, content)) => (segment, Some(content)),
-                None => {
-                    let path = layout::segment_path(&self.dir, &entry.file);
-                    // SAFETY: segment files named by a published manifest are immutable: written
-                    // once through atomic-write, renamed into place, never modified or truncated,
-                    // only unlinked once no manifest names them (ARCHITECTURE.md).
-                    (Arc::new(unsafe { Segment::map(&path) }?), None)
-                }
-            };
+        // Segments that stay live keep their mapping; the new ones are mapped and validated
+        // (checksum, structure, content file) on every core: at a million memories that is a
+        // few hundred MiB to read and hash, nearly all of a writer's open (benches/NOTES.md,
+        // issue 17).
+        let reused: Vec<Option<Mapped>> = manifest
+            .segments
+            .iter()
+            .map(|entry| {
+                self.snapshot
+                    .segments
+                    .iter()
+                    .find(|l| l.file == entry.file)
+                    .map(|l| (l.segment.clone(), l.content.clone()))
+            })
+            .collect();
+        for (entry, loaded) in
+            manifest.segments.iter().zip(open_missing(&self.dir, manifest, reused))
+        {
+            let (segment, content) = loaded?;
             if segment.checksum() != entry.checksum {
                 return Err(ReaderError::Checksum {
                     file: entry.file.clone(),
@@ -475,10 +545,6 @@ impl Reader {
                     found: segment.checksum(),
                 });
             }
-            let content = match reused_content {
-                Some(content) => content,
-                None => crate::content::open_for(&self.dir, &entry.file, entry.checksum)?,
-            };
             if segment.len() != entry.doc_count {
                 return Err(ReaderError::DocCount {
                     file: entry.file.clone(),

@@ -3,23 +3,78 @@
 //! then rebuild from the records again and again (issue 17: at a million memories, the merges
 //! re-read and re-tokenized every memory about three times).
 
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
 use semantic_index::content::ContentBuilder;
-use semantic_index::SegmentBuilder;
+use semantic_index::{BuildError, SegmentBuilder};
 use uuid::Uuid;
 
 use super::{add_all, BatchReport, MemoryStore, Result, SEGMENT_DOCS_MAX};
 use crate::memory::Memory;
 use crate::records::Entry;
 
-/// Documents of durable commits that the index does not show yet.
+/// Batches a pending segment's thread may hold before [`MemoryStore::ingest_batch`] waits.
+const AHEAD: usize = 2;
+
+/// What a pending segment's thread returns: the tokenized documents and their content.
+type Built = std::result::Result<(SegmentBuilder, ContentBuilder), BuildError>;
+
+/// Documents of durable commits that the index does not show yet, tokenized on their own
+/// thread while the caller goes on (parsing the next memories, committing them): the records'
+/// encoding and fsync, the caller's parsing and the tokenizing overlap on two cores.
 pub(crate) struct Pending {
-    builder: SegmentBuilder,
-    /// The documents' content file (what readers quote), built beside the segment.
-    content: ContentBuilder,
-    /// The last commit whose documents are in `builder`.
+    /// Batches to tokenize; closed to have the thread return what it built.
+    tx: Option<mpsc::SyncSender<Vec<Memory>>>,
+    worker: Option<JoinHandle<Built>>,
+    /// How many documents were sent.
+    docs: usize,
+    /// The last commit whose documents were sent.
     seq: u64,
     /// Their ids, for [`Error::Unpublished`](crate::Error::Unpublished).
     ids: Vec<Uuid>,
+}
+
+impl Pending {
+    fn start(generation: u64) -> Pending {
+        let (tx, rx) = mpsc::sync_channel::<Vec<Memory>>(AHEAD);
+        let worker = std::thread::spawn(move || -> Built {
+            let mut builder = SegmentBuilder::new().generation(generation);
+            let mut content = ContentBuilder::new();
+            for batch in rx {
+                add_all(&mut builder, &mut content, batch.iter())?;
+            }
+            Ok((builder, content))
+        });
+        Pending { tx: Some(tx), worker: Some(worker), docs: 0, seq: 0, ids: Vec::new() }
+    }
+
+    /// Hands `batch` to the thread; `false` if it stopped (on an error [`Pending::finish`]
+    /// returns).
+    fn send(&mut self, batch: Vec<Memory>) -> bool {
+        self.tx.as_ref().is_some_and(|tx| tx.send(batch).is_ok())
+    }
+
+    /// Waits for the thread to tokenize everything sent, and returns the builder and content.
+    fn finish(&mut self) -> Built {
+        drop(self.tx.take());
+        match self.worker.take().map(JoinHandle::join) {
+            Some(Ok(built)) => built,
+            Some(Err(panic)) => std::panic::resume_unwind(panic),
+            None => Ok((SegmentBuilder::new(), ContentBuilder::new())),
+        }
+    }
+}
+
+impl Drop for Pending {
+    /// Discarded (a rebuild covers its documents, or a commit failed): the thread stops after
+    /// at most [`AHEAD`] batches; waiting for it bounds the memory it holds.
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Some(worker) = self.worker.take() {
+            let _ = worker.join();
+        }
+    }
 }
 
 impl MemoryStore {
@@ -27,11 +82,14 @@ impl MemoryStore {
     /// them later: their documents join a pending segment, published once it holds 2^18 (262,144)
     /// documents, by [`MemoryStore::publish_pending`], or before the next
     /// search, store, forget or verify of this store (and, best effort, when it is dropped).
-    /// `mcs ingest` stores through it.
+    /// `mcs ingest` stores through it. The pending documents are tokenized on a thread of their
+    /// own while this returns.
     ///
     /// The memories are acknowledged (durable) when this returns: a crash before the pending
     /// segment is published costs no memory, only a rebuild of the index at the next writer
-    /// open. Readers in other processes see the memories once they are published.
+    /// open. Readers in other processes see the memories once they are published. A memory the
+    /// segment builder refuses (only a size limit of the format can) leaves the index behind
+    /// the records: the next publication rebuilds it.
     pub fn ingest_batch(&mut self, memories: Vec<Memory>) -> Result<BatchReport> {
         for m in &memories {
             m.validate()?;
@@ -41,34 +99,30 @@ impl MemoryStore {
         if fresh.is_empty() {
             return Ok(report);
         }
-        let waiting = writer.pending.as_ref().map_or(0, |p| p.builder.len());
+        let waiting = writer.pending.as_ref().map_or(0, |p| p.docs);
         if waiting > 0 && waiting + fresh.len() > SEGMENT_DOCS_MAX {
             // A failure leaves the index behind; the next publication rebuilds it.
             let _ = self.publish_pending();
         }
         let writer = self.writer()?;
         let generation = writer.publisher.generation() + 1;
-        let pending = writer.pending.get_or_insert_with(|| Pending {
-            builder: SegmentBuilder::new().generation(generation),
-            content: ContentBuilder::new(),
-            seq: 0,
-            ids: Vec::new(),
-        });
-        // Tokenized before the commit, as `store_batch` does: a memory the builder refuses is
-        // not stored.
-        if let Err(e) = add_all(&mut pending.builder, &mut pending.content, fresh.iter()) {
-            // Part of the batch may be in the builder: start over from the records.
+        let pending = writer.pending.get_or_insert_with(|| Pending::start(generation));
+        // Tokenized while the commit is encoded and made durable.
+        let entries: Vec<Entry> = fresh.iter().map(|m| Entry::Put(Box::new(m.clone()))).collect();
+        let n = fresh.len();
+        if !pending.send(fresh) {
+            // The thread stopped on a document it refused (of this batch or an earlier one):
+            // the index is rebuilt from the records at the next publication, and this batch is
+            // not stored.
+            let refused = pending.finish();
             writer.pending = None;
             writer.index_behind = true;
-            return Err(e.into());
+            refused?;
         }
-        let seq = match writer
-            .records
-            .commit(fresh.into_iter().map(|m| Entry::Put(Box::new(m))).collect())
-        {
+        let seq = match writer.records.commit(entries) {
             Ok(seq) => seq,
             Err(e) => {
-                // The builder holds documents that were not stored.
+                // The thread holds documents that were not stored.
                 writer.pending = None;
                 writer.index_behind = true;
                 return Err(e.into());
@@ -77,8 +131,9 @@ impl MemoryStore {
         // Durable from here on.
         if let Some(p) = writer.pending.as_mut() {
             p.seq = seq;
+            p.docs += n;
             p.ids.extend_from_slice(&report.stored);
-            if p.builder.len() >= SEGMENT_DOCS_MAX {
+            if p.docs >= SEGMENT_DOCS_MAX {
                 self.publish_pending()?;
             }
         }
@@ -90,12 +145,14 @@ impl MemoryStore {
     /// publication.
     pub fn publish_pending(&mut self) -> Result<()> {
         let Some(writer) = self.writer.as_mut() else { return Ok(()) };
-        let Some(pending) = writer.pending.take() else { return Ok(()) };
-        if pending.builder.is_empty() {
+        let Some(mut pending) = writer.pending.take() else { return Ok(()) };
+        if pending.docs == 0 {
             return Ok(());
         }
-        let published = self.publish_batch(pending.seq, &pending.builder, &pending.content);
-        drop(pending.builder);
+        let published = match pending.finish() {
+            Ok((builder, content)) => self.publish_batch(pending.seq, &builder, &content),
+            Err(refused) => Err(refused.into()),
+        };
         self.after_commit(published, &pending.ids, false)
     }
 }

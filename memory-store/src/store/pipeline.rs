@@ -1,0 +1,81 @@
+//! Whole-store index builds on two threads: one reads and decodes the records, the other
+//! tokenizes them and writes segments (issue 17). One thread did both before, so the JSON
+//! decoding, each segment's sorting and serialization and its writes left the second core idle.
+
+use std::sync::mpsc;
+
+use index_publisher::Publisher;
+use semantic_index::content::ContentBuilder;
+use semantic_index::layout::SegmentEntry;
+use semantic_index::SegmentBuilder;
+
+use super::{add_all, write_segment, Result, SEGMENT_DOCS_MAX};
+use crate::memory::Memory;
+use crate::records::{self, Records};
+
+/// Memories per batch handed from the reading thread to the building one.
+const BATCH: usize = 16_384;
+/// Batches the reading thread may run ahead of the building one: about 4 × 16k memories of
+/// memory (tens of MiB), enough to keep both busy while a segment is serialized.
+const AHEAD: usize = 4;
+
+/// Writes segments of at most [`SEGMENT_DOCS_MAX`] documents, at `generation`, from every live
+/// record, and returns their manifest entries (not published). The records are read and decoded
+/// on this thread; a scoped thread tokenizes them and writes the segments.
+pub(super) fn build_all(
+    publisher: &mut Publisher,
+    records: &Records,
+    generation: u64,
+    progress: Option<records::Progress<'_>>,
+) -> Result<Vec<SegmentEntry>> {
+    let size = BATCH.min(SEGMENT_DOCS_MAX);
+    let (tx, rx) = mpsc::sync_channel::<Vec<Memory>>(AHEAD);
+    std::thread::scope(|s| {
+        let builder = s.spawn(move || build_segments(publisher, generation, rx));
+        let mut batch = Vec::with_capacity(size);
+        let mut sent = true;
+        let read = records.for_each_live(progress, &mut |m| {
+            batch.push(m);
+            if batch.len() == size {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(size));
+                // A closed channel: the builder stopped on an error, which it returns.
+                sent = tx.send(full).is_ok();
+            }
+            Ok(sent)
+        });
+        if read.is_ok() && sent && !batch.is_empty() {
+            let _ = tx.send(batch);
+        }
+        drop(tx);
+        let built = match builder.join() {
+            Ok(built) => built,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        read?;
+        built
+    })
+}
+
+/// Tokenizes the batches `rx` delivers into segments of at most [`SEGMENT_DOCS_MAX`] documents
+/// and writes each (with its content file) as it fills.
+fn build_segments(
+    publisher: &mut Publisher,
+    generation: u64,
+    rx: mpsc::Receiver<Vec<Memory>>,
+) -> Result<Vec<SegmentEntry>> {
+    let mut segments = Vec::new();
+    let mut builder = SegmentBuilder::new().generation(generation);
+    let mut content = ContentBuilder::new();
+    for batch in rx {
+        if !builder.is_empty() && builder.len() + batch.len() > SEGMENT_DOCS_MAX {
+            segments.push(write_segment(publisher, &builder, &content)?);
+            builder = SegmentBuilder::new().generation(generation);
+            content = ContentBuilder::new();
+        }
+        add_all(&mut builder, &mut content, batch.iter())?;
+    }
+    if !builder.is_empty() {
+        segments.push(write_segment(publisher, &builder, &content)?);
+    }
+    Ok(segments)
+}
