@@ -131,16 +131,17 @@ impl Kind for MemoryNavigator {
         .max(1) as f64;
         for (rank, hit) in hits.iter().enumerate() {
             let Some(doc) = snapshot.doc(hit) else { continue };
-            let matched = snapshot
-                .explain(&query, hit, &options)
-                .map(|e| e.matched.join(", "))
-                .unwrap_or_default();
+            let matched = match snapshot.explain(&query, hit, &options) {
+                Some(e) if !e.matched.is_empty() => format!("matched {}", e.matched.join(", ")),
+                // Only the vector side ranked it (hybrid).
+                _ => "no keyword matched, near in meaning".to_owned(),
+            };
             if rank < FOLLOW {
                 quality += f64::from(hit.overlap) / q_len;
             }
             let sacred = if doc.sacred() { "sacred moment, " } else { "" };
             quotes.group(format!(
-                "[{}] {} ({sacred}score {:.3}; matched {matched}) [{}]",
+                "[{}] {} ({sacred}score {:.3}; {matched}) [{}]",
                 doc.domain(),
                 clip(doc.gist(), QUOTE),
                 hit.score,

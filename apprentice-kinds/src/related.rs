@@ -10,6 +10,10 @@ use shm_reader::{Hit, Hits, Query, Ranking, SearchOptions, Snapshot};
 /// Vector neighbours read per memory before the context's filters: deep enough that a domain
 /// or time filter still leaves a few.
 const VECTOR_DEPTH: usize = 32;
+/// Inverted lists probed for a memory's neighbours (files that have lists): its own list and
+/// the nearest others hold its nearest few, and probing fewer than a query search does keeps
+/// the three related searches of an invitation cheap (approximate, like any probed search).
+const RELATED_PROBES: usize = 8;
 /// Terms of a memory searched for its related memories when it has no vector: its best by
 /// their part of its own BM25F relevance (idf × impact), the rest add little but cost.
 pub(crate) const TERMS: usize = 6;
@@ -42,7 +46,11 @@ impl RelatedSearch {
         RelatedSearch {
             own: Vec::new(),
             query: None,
-            vector_hits: VectorHits::with_capacity(VECTOR_DEPTH),
+            vector_hits: {
+                let mut hits = VectorHits::with_capacity(VECTOR_DEPTH);
+                hits.set_probes(RELATED_PROBES);
+                hits
+            },
             // One more than asked: the memory itself is among its own terms' best matches.
             lexical: Hits::with_capacity(limit + 1),
             terms: Vec::with_capacity(64),

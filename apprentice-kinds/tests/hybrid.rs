@@ -140,6 +140,14 @@ fn the_navigator_finds_by_meaning_and_follows_memories_own_vectors() {
         r.reason
     );
     assert!(r.reason.contains("and 3 memories related (by their own vectors)"), "{}", r.reason);
+    assert!(
+        r.insights[0].starts_with(
+            "[agents] apprentices decline tasks outside their specialization (score 0.016; no \
+             keyword matched, near in meaning) ["
+        ),
+        "{:#?}",
+        r.insights
+    );
     let related: Vec<&String> = r.insights.iter().filter(|i| i.starts_with("Related")).collect();
     assert_eq!(related.len(), 3, "{:#?}", r.insights);
     assert!(
