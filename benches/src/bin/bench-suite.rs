@@ -1,8 +1,8 @@
 //! `bench-suite`: the measurements behind `cargo xtask bench`, run in one process (plus the
 //! fresh child processes some metrics need). Build it in release; `cargo xtask bench` does.
 //!
-//! Usage: `bench-suite [--peers] [--large] [--quick] [--records-only] [--invitations-only]
-//! [--out DIR]`.
+//! Usage: `bench-suite [--peers] [--large] [--quick] [--size N] [--records-only]
+//! [--invitations-only] [--out DIR]`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeMap;
@@ -135,6 +135,10 @@ fn main() -> anyhow::Result<()> {
     }
     if quick {
         sizes = vec![10_000];
+    }
+    // `--size N`: that size alone.
+    if let Some(n) = args.iter().position(|a| a == "--size").and_then(|i| args.get(i + 1)) {
+        sizes = vec![n.parse().with_context(|| format!("--size {n}: expected a count"))?];
     }
     let mut report = Report::default();
     if args.iter().any(|a| a == "--records-only") {
@@ -507,6 +511,7 @@ fn invitation_rows(n: usize, report: &mut Report) -> anyhow::Result<()> {
     }
     report.put("reader open with content file (ms, median; same process)", &c, median(opens));
     apprentice_metrics(&store, &corpus, &c, report)?;
+    apprentice_extra_rows(&store, &entry_file, &corpus, &c, report)?;
     // The same navigator without the content file (gists only): the cost of quoting, measured
     // in the same run.
     let content = semantic_index::layout::segment_path(
@@ -619,6 +624,125 @@ fn apprentice_metrics(
         report.put(&row, c, round_trips(&a)?);
         a.terminate()?;
     }
+    Ok(())
+}
+
+/// Round trips of `a` over 300 invitations from the bench queries (median, ms); with `embed`,
+/// each invitation carries its task's stand-in vector (kinds then search hybrid).
+fn median_round_trip(
+    a: &apprentice_core::Apprentice,
+    corpus: &Corpus,
+    embed: bool,
+) -> anyhow::Result<f64> {
+    let mut trips = Vec::new();
+    let (mut hybrid, mut by_vector) = (0, 0);
+    for q in corpus.queries.iter().take(300) {
+        let task = q.join(" ");
+        let embedding = if embed {
+            benches::word_vectors::text_vector(&task, benches::word_vectors::DIM)
+        } else {
+            Vec::new()
+        };
+        let invitation = apprentice_core::Invitation {
+            task,
+            specialization: a.specialization().to_owned(),
+            embedding,
+            ..apprentice_core::Invitation::default()
+        };
+        let t = Instant::now();
+        let r = a.invite(&invitation, Duration::from_secs(10))?;
+        trips.push(t.elapsed().as_secs_f64() * 1e3);
+        anyhow::ensure!(r.accepted, "{} declined: {}", a.kind(), r.reason);
+        hybrid += usize::from(r.reason.contains("ranked hybrid"));
+        by_vector += usize::from(r.reason.contains("(by their own vectors)"));
+    }
+    anyhow::ensure!(
+        hybrid == if embed { trips.len() } else { 0 },
+        "{}: {hybrid} of {} searches hybrid",
+        a.kind(),
+        trips.len()
+    );
+    println!("  {}: {hybrid} hybrid searches, {by_vector} related by own vectors", a.kind());
+    Ok(median(trips))
+}
+
+/// Issue 19's further rows: the witness over an access log of 5,000 responses (the log read
+/// incrementally), then every kind with vectors beside the segment (stand-in word vectors,
+/// `benches::word_vectors`) and invitations that carry their task's vector: hybrid search, and
+/// the navigator's related memories by their own vectors. The vectors are removed afterwards.
+fn apprentice_extra_rows(
+    store: &Path,
+    segment_file: &str,
+    corpus: &Corpus,
+    c: &str,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    use apprentice_core::{Apprentice, SpawnOptions};
+    use semantic_index::access::{access_log_path, encode_frame, AccessFrame};
+    let exe = benches::sibling_exe("apprentice")?;
+    let spawn = |kind: &str| -> anyhow::Result<Apprentice> {
+        let mut cmd = Command::new(&exe);
+        cmd.arg(kind);
+        Ok(Apprentice::spawn(cmd, store, &SpawnOptions::default())?)
+    };
+
+    // An access log as navigators would have written it: each response's ten best memories.
+    let reader = Reader::open(store)?;
+    let snapshot = reader.snapshot();
+    let mut hits = Hits::with_capacity(10);
+    let mut log = Vec::new();
+    for k in 0..5000usize {
+        let q = &corpus.queries[k % corpus.queries.len()];
+        snapshot.search(&Query::from_keywords(q), &SearchOptions::default(), &mut hits);
+        log.extend(encode_frame(&AccessFrame {
+            time_micros: 1_700_000_000_000_000 + k as i64 * 600_000_000,
+            kind: "navigator".into(),
+            ids: hits.iter().map(|h| h.id).collect(),
+        }));
+    }
+    drop(snapshot);
+    drop(reader);
+    let path = access_log_path(store);
+    std::fs::create_dir_all(path.parent().context("access log directory")?)?;
+    std::fs::write(&path, &log)?;
+    let witness = spawn("witness")?;
+    report.put(
+        "invitation round trip, witness, 5,000-response access log (ms, median)",
+        c,
+        median_round_trip(&witness, corpus, false)?,
+    );
+    std::thread::sleep(Duration::from_millis(100));
+    report.put(
+        "witness anonymous memory after 300 invitations, with the log (MiB)",
+        c,
+        anonymous_kib(witness.pid())? / 1024.0,
+    );
+    witness.terminate()?;
+    std::fs::remove_file(&path)?;
+
+    let t = Instant::now();
+    let mib = benches::word_vectors::write_vectors(store, segment_file, corpus)?;
+    println!("  stand-in vectors: {mib:.1} MiB in {:.1} s", t.elapsed().as_secs_f64());
+    let navigator = spawn("navigator")?;
+    report.put(
+        "invitation round trip, navigator, hybrid (ms, median; related by own vectors)",
+        c,
+        median_round_trip(&navigator, corpus, true)?,
+    );
+    std::thread::sleep(Duration::from_millis(100));
+    report.put(
+        "apprentice anonymous memory, hybrid navigator (MiB; beyond file mappings)",
+        c,
+        anonymous_kib(navigator.pid())? / 1024.0,
+    );
+    navigator.terminate()?;
+    for kind in ["witness", "synthesizer", "curator"] {
+        let a = spawn(kind)?;
+        let row = format!("invitation round trip, {kind}, hybrid (ms, median)");
+        report.put(&row, c, median_round_trip(&a, corpus, true)?);
+        a.terminate()?;
+    }
+    std::fs::remove_dir_all(store.join(semantic_index::vectors::VECTORS_DIR))?;
     Ok(())
 }
 
@@ -907,10 +1031,12 @@ const TARGETS: &[(&str, Bound, &str)] = &[
         Bound::AtMost(1.0),
         "invitation round trip, navigator (ms, median; search + related + insights)",
     ),
+    // Beyond shared mappings: its anonymous memory (Private_Clean also counts index pages no
+    // other process happens to map at that moment, which the page cache shares all the same).
     (
         "apprentice private memory (MiB)",
         Bound::AtMost(4.0),
-        "apprentice private memory after 300 invitations (MiB; Private_Dirty + Private_Clean)",
+        "apprentice anonymous memory after 300 invitations (MiB; beyond file mappings)",
     ),
 ];
 
