@@ -15,8 +15,11 @@ pub mod version {
     /// The invitation's context became a typed [`Context`](super::Context) (it was a string;
     /// `sacred_only` and `limit` moved into it); streams: Watch, Watching, Push.
     pub const V2: u32 = 2;
+    /// The invitation may carry its query's embedding
+    /// ([`Invitation::embedding`](super::Invitation::embedding)), computed by the supervisor.
+    pub const V3: u32 = 3;
     /// The version this build speaks.
-    pub const CURRENT: u32 = V2;
+    pub const CURRENT: u32 = V3;
 }
 
 /// A task offered to an apprentice.
@@ -32,6 +35,11 @@ pub struct Invitation {
     /// What the answer must keep to; every kind honors every field. Since v2.
     #[serde(default)]
     pub context: Context,
+    /// The embedding of the task's text (the model's unit vector), when the supervisor has the
+    /// model and the store has vectors: kinds then search hybrid (lexical fused with vector
+    /// ranking) without loading the model themselves. Empty: none. Since v3.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub embedding: Vec<f32>,
 }
 
 /// The limit when a context gives none.

@@ -150,7 +150,7 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn messages_round_trip(task in ".{0,40}", kws in proptest::collection::vec("[a-z]{3,8}", 0..6), id in proptest::num::u64::ANY, conf in 0.0f64..1.0) {
-            let inv = Message::Invite { id, invitation: Invitation { task: task.clone(), specialization: "s".into(), keywords: kws, context: crate::protocol::Context { sacred_only: id % 2 == 0, limit: Some(5), domain: Some("d".into()), since_micros: Some(-3), until_micros: None, ranking: Some("r".into()), entries: [("team".to_owned(), "c".to_owned())].into() } } };
+            let inv = Message::Invite { id, invitation: Invitation { task: task.clone(), specialization: "s".into(), keywords: kws, context: crate::protocol::Context { sacred_only: id % 2 == 0, limit: Some(5), domain: Some("d".into()), since_micros: Some(-3), until_micros: None, ranking: Some("r".into()), entries: [("team".to_owned(), "c".to_owned())].into() }, embedding: if id % 3 == 0 { vec![0.25, -1.0] } else { Vec::new() } } };
             let resp = Message::Respond { id, response: Response { accepted: true, reason: task, confidence: conf, insights: vec!["i".into()], memories: vec![] } };
             for m in [inv, resp, Message::Shutdown, Message::Ping { nonce: id }] {
                 let frame = encode(&m).unwrap();

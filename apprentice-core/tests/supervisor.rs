@@ -195,10 +195,10 @@ fn a_worker_of_another_protocol_version_is_refused_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let _p = store_with(dir.path(), 1);
     let err = Apprentice::spawn(worker("v1"), dir.path(), &quick()).unwrap_err();
-    assert!(matches!(err, Error::Protocol { expected: 2, got: 1 }), "{err:?}");
+    assert!(matches!(err, Error::Protocol { expected: 3, got: 1 }), "{err:?}");
     assert_eq!(
         err.to_string(),
-        "apprentice speaks protocol 1, this supervisor speaks 2: run an apprentice built with this supervisor"
+        "apprentice speaks protocol 1, this supervisor speaks 3: run an apprentice built with this supervisor"
     );
 }
 

@@ -1,24 +1,56 @@
 //! What the witness reads of the access log (`semantic_index::access`): the memories
-//! apprentices used, as the store's writer recorded them. Read-only, through one bounded buffer
-//! reused across invitations: the log's last [`TAIL`] bytes.
+//! apprentices used, as the store's writer recorded them. Read-only and incremental: each
+//! invitation reads only the bytes appended since the last one, into a compact window of the
+//! newest responses (their times and the ids they used, with an index from id to responses),
+//! so an invitation costs one `open`, one `fstat` and a read of what is new, whatever the log's
+//! size.
 
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
-use semantic_index::access::{access_log_path, decode_frames};
+use semantic_index::access::{access_log_path, decode_frames_ending};
 
 use crate::plural;
 use crate::quotes::short_id;
 
-/// The most bytes of the log read per invitation (its newest frames).
+/// The most bytes of the log read at once: on first reading, or when more than this was
+/// appended since, the witness starts from the log's newest `TAIL` bytes.
 pub(crate) const TAIL: u64 = 512 * 1024;
+/// The most ids the window keeps (16 bytes each, plus 4 in the index): beyond, the oldest
+/// responses are dropped until half remain.
+const WINDOW_IDS: usize = 32 * 1024;
 
-/// A reused buffer for the log's tail.
+type Hasher = foldhash::fast::RandomState;
+
+/// The access log as the witness has read it so far.
 #[derive(Debug, Default)]
 pub(crate) struct AccessTail {
+    /// Read scratch for the bytes appended since the last read (at most [`TAIL`]).
     buf: Vec<u8>,
+    /// The log file's identity (device, inode) when known: a replaced log is read anew.
+    file: Option<(u64, u64)>,
+    /// Log bytes consumed: the end of the last intact frame read.
+    offset: u64,
+    /// Whether older responses than the window's exist (a tail read, or dropped ones).
+    partial: bool,
+    /// Damaged bytes skipped among the frames read.
+    skipped: u64,
+    /// Bytes after the last intact frame at the last read (torn, or being appended).
+    trailing: u64,
+    /// The window's responses: time and the end of its uses in `ids`.
+    frames: Vec<(i64, u32)>,
+    /// Every use, response by response: the memory's id.
+    ids: Vec<[u8; 16]>,
+    /// Beside `ids`: the response (index into `frames`) and the previous use of the same
+    /// memory ([`NONE`] for its first), so each memory's uses form a list.
+    links: Vec<(u32, u32)>,
+    /// Id → its newest use (index into `ids`).
+    last_use: HashMap<[u8; 16], u32, Hasher>,
 }
+
+/// The end of a memory's list of uses.
+const NONE: u32 = u32::MAX;
 
 /// One matching memory, as the witness knows it.
 pub(crate) struct Matched<'a> {
@@ -28,52 +60,145 @@ pub(crate) struct Matched<'a> {
 }
 
 impl AccessTail {
-    /// Reads the newest part of store `dir`'s access log; `None` if there is no log.
-    fn read(&mut self, dir: &Path) -> Option<(&[u8], bool)> {
+    fn reset(&mut self) {
+        self.offset = 0;
+        self.partial = false;
+        self.skipped = 0;
+        self.trailing = 0;
+        self.frames.clear();
+        self.ids.clear();
+        self.links.clear();
+        self.last_use.clear();
+    }
+
+    /// Adds one use of memory `id` by the newest response (`frame`); a response that names a
+    /// memory twice uses it once.
+    fn add_use(&mut self, frame: u32, id: [u8; 16]) {
+        let previous = self.last_use.get(&id).copied().unwrap_or(NONE);
+        if previous != NONE && self.links[previous as usize].0 == frame {
+            return;
+        }
+        self.last_use.insert(id, self.ids.len() as u32);
+        self.ids.push(id);
+        self.links.push((frame, previous));
+    }
+
+    /// Reads what was appended to store `dir`'s access log since the last call; `false` if
+    /// there is no log.
+    fn update(&mut self, dir: &Path) -> bool {
         let path = access_log_path(dir);
-        let mut file =
+        let Ok(mut file) =
             semantic_index::layout::open_file(&path, std::fs::OpenOptions::new().read(true))
-                .ok()?;
-        let len = file.metadata().ok()?.len();
-        let start = len.saturating_sub(TAIL);
-        file.seek(SeekFrom::Start(start)).ok()?;
+        else {
+            self.reset();
+            self.file = None;
+            return false;
+        };
+        let Ok(meta) = file.metadata() else { return false };
+        let identity = file_identity(&meta);
+        let len = meta.len();
+        if identity != self.file || len < self.offset {
+            // Another log, or one cut shorter: read it anew.
+            self.reset();
+            self.file = identity;
+        }
+        if len - self.offset > TAIL {
+            // Too much is new: the window restarts at the log's newest bytes.
+            self.reset();
+            self.offset = len - TAIL;
+            self.partial = true;
+        }
+        if len == self.offset {
+            self.trailing = 0;
+            return true;
+        }
         self.buf.clear();
-        file.take(TAIL).read_to_end(&mut self.buf).ok()?;
-        Some((&self.buf, start > 0))
+        let read = file
+            .seek(SeekFrom::Start(self.offset))
+            .and_then(|_| (&mut file).take(len - self.offset).read_to_end(&mut self.buf));
+        if read.is_err() {
+            return true;
+        }
+        let mut end = 0;
+        let mut buf = std::mem::take(&mut self.buf);
+        let skipped = decode_frames_ending(&buf, |frame, at| {
+            let index = self.frames.len() as u32;
+            for id in &frame.ids {
+                self.add_use(index, *id);
+            }
+            self.frames.push((frame.time_micros, self.ids.len() as u32));
+            end = at;
+        });
+        let read = buf.len();
+        buf.clear();
+        self.buf = buf;
+        // Bytes after the last intact frame are left for the next read (a frame being
+        // appended); skipped bytes before it are damage, or the cut of a tail read.
+        self.trailing = (read - end) as u64;
+        self.skipped += skipped.saturating_sub(self.trailing);
+        self.offset += end as u64;
+        if self.ids.len() > WINDOW_IDS {
+            self.shrink();
+        }
+        true
+    }
+
+    /// Drops the oldest responses until at most half the window's uses remain, and relinks
+    /// the rest.
+    fn shrink(&mut self) {
+        let keep_from = self.ids.len() - WINDOW_IDS / 2;
+        let first = self.frames.partition_point(|&(_, end)| (end as usize) <= keep_from);
+        let cut = if first == 0 { 0 } else { self.frames[first - 1].1 as usize };
+        let frames: Vec<(i64, u32)> = self.frames[first..].to_vec();
+        let ids: Vec<[u8; 16]> = self.ids[cut..].to_vec();
+        self.frames.clear();
+        self.ids.clear();
+        self.links.clear();
+        self.last_use.clear();
+        let mut start = 0usize;
+        for (time, end) in frames {
+            let index = self.frames.len() as u32;
+            for &id in &ids[start..end as usize - cut] {
+                self.add_use(index, id);
+            }
+            start = end as usize - cut;
+            self.frames.push((time, self.ids.len() as u32));
+        }
+        self.partial = true;
     }
 
     /// The witness's lines on how apprentices used the `matched` memories.
     pub(crate) fn patterns(&mut self, dir: &Path, matched: &[Matched<'_>]) -> Vec<String> {
-        let Some((bytes, partial)) = self.read(dir) else {
+        if !self.update(dir) {
             return vec![
                 "Access patterns: no apprentice use recorded yet (`mcs invite` and `mcs circle` record it)."
                     .to_owned(),
             ];
-        };
-        let index: HashMap<[u8; 16], usize> =
-            matched.iter().enumerate().map(|(i, m)| (m.id, i)).collect();
-        // (time, matching memories used) per response that used any.
-        let mut events: Vec<(i64, Vec<usize>)> = Vec::new();
-        let mut total = 0u64;
-        let skipped = decode_frames(bytes, |f| {
-            total += 1;
-            let mut used: Vec<usize> =
-                f.ids.iter().filter_map(|id| index.get(id).copied()).collect();
-            used.sort_unstable();
-            used.dedup();
-            if !used.is_empty() {
-                events.push((f.time_micros, used));
+        }
+        let (total, partial) = (self.frames.len() as u64, self.partial);
+        // (response, matching memory) for every use of a matching memory, by response: the
+        // responses that used any, each with the matching memories it used.
+        let mut uses: Vec<(u32, usize)> = Vec::new();
+        for (i, m) in matched.iter().enumerate() {
+            let mut at = self.last_use.get(&m.id).copied().unwrap_or(NONE);
+            while let Some(&(frame, previous)) = self.links.get(at as usize) {
+                uses.push((frame, i));
+                at = previous;
             }
-        });
+        }
+        uses.sort_unstable();
+        uses.dedup();
+        let mut events: Vec<(i64, Vec<usize>)> = Vec::new();
+        for chunk in uses.chunk_by(|a, b| a.0 == b.0) {
+            let time = self.frames[chunk[0].0 as usize].0;
+            events.push((time, chunk.iter().map(|&(_, i)| i).collect()));
+        }
         let scope = if partial {
-            format!(
-                "{} in the log's newest {} KiB",
-                plural(total, "response", "responses"),
-                TAIL / 1024
-            )
+            format!("the log's newest {}", plural(total, "response", "responses"))
         } else {
             format!("{} recorded", plural(total, "response", "responses"))
         };
+        let skipped = self.skipped + self.trailing;
         let damaged = if skipped > 0 && !partial {
             format!(", {skipped} damaged bytes skipped")
         } else {
@@ -180,4 +305,15 @@ impl AccessTail {
         }
         lines
     }
+}
+
+#[cfg(unix)]
+fn file_identity(meta: &std::fs::Metadata) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    Some((meta.dev(), meta.ino()))
+}
+
+#[cfg(not(unix))]
+fn file_identity(_meta: &std::fs::Metadata) -> Option<(u64, u64)> {
+    None
 }

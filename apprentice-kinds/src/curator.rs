@@ -85,6 +85,7 @@ impl Kind for Curator {
             Ok(found) => found,
             Err(declined) => return declined,
         };
+        let ranked = found.ranked();
         let Found { asked, hits, .. } = found;
         let note = context_note(&invitation.context);
         // Each matching memory: its short id, gist, content keywords and whether it negates.
@@ -160,7 +161,7 @@ impl Kind for Curator {
         Response {
             accepted: true,
             reason: format!(
-                "reviewed {} matching [{asked}] ({}): {} near-duplicate, {} possibly contradicting; confidence is the strongest finding's keyword overlap{note}",
+                "reviewed {} matching [{asked}] ({}): {} near-duplicate, {} possibly contradicting; confidence is the strongest finding's keyword overlap{ranked}{note}",
                 plural(n as u64, "memory", "memories"),
                 plural((n * n.saturating_sub(1) / 2) as u64, "pair", "pairs"),
                 pairs(duplicates.len()),

@@ -33,6 +33,7 @@ mod curator;
 mod memory;
 mod navigator;
 mod quotes;
+mod related;
 mod stream;
 mod synthesizer;
 mod witness;
@@ -162,19 +163,35 @@ pub fn invitation_query(invitation: &Invitation) -> Query {
 }
 
 /// What [`search_invitation`] found: the query, the options it searched with, its keywords for
-/// messages, and the hits the context admits (time range applied), best first.
+/// messages, the hits the context admits (time range applied), best first, and whether the
+/// search fused in the vector ranking.
 pub(crate) struct Found {
     pub(crate) query: Query,
     pub(crate) options: SearchOptions,
     pub(crate) asked: String,
     pub(crate) hits: Vec<shm_reader::Hit>,
+    pub(crate) semantic: bool,
+}
+
+impl Found {
+    /// How the hits were ranked, for a reason: "" for the lexical ranking, else
+    /// "; ranked hybrid (keywords fused with the query's embedding)".
+    pub(crate) fn ranked(&self) -> &'static str {
+        match (self.semantic, self.options.ranking) {
+            (false, _) => "",
+            (true, shm_reader::Ranking::Vector) => "; ranked by the query's embedding alone",
+            (true, _) => "; ranked hybrid (keywords fused with the query's embedding)",
+        }
+    }
 }
 
 /// The first step of every kind: the invitation's query, searched under its context, keeping at
 /// most `limit` hits. With a time range the search fills all of `hits` (its capacity) and keeps
-/// those in range, so a range is applied among the best `hits.capacity()` matches. Returns the
+/// those in range, so a range is applied among the best `hits.capacity()` matches. When the
+/// invitation carries its task's [embedding](Invitation::embedding) and the store has vectors
+/// of its dimensions, the default ranking is hybrid (as `mcs search`'s is). Returns the
 /// declining response when the invitation has no keywords (`purpose` says what for), names an
-/// unknown ranking, or the index cannot be read.
+/// unknown ranking, asks for a semantic ranking that cannot run, or the index cannot be read.
 pub(crate) fn search_invitation(
     invitation: &Invitation,
     purpose: &str,
@@ -182,27 +199,43 @@ pub(crate) fn search_invitation(
     memory: &mut MappedStore,
     hits: &mut shm_reader::Hits,
 ) -> Result<Found, apprentice_core::Response> {
-    let query = invitation_query(invitation);
+    let declined = |why: String| apprentice_core::Response::declined(why, 0.0);
+    let mut query = invitation_query(invitation);
     let context = &invitation.context;
     let ranged = context.since_micros.is_some() || context.until_micros.is_some();
-    let mut options = options_for(invitation, if ranged { hits.capacity() } else { limit })
-        .map_err(|why| apprentice_core::Response::declined(why, 0.0))?;
-    if query.is_empty_for(options.ranking) {
-        return Err(apprentice_core::Response::declined(
+    let mut options =
+        options_for(invitation, if ranged { hits.capacity() } else { limit }).map_err(declined)?;
+    if let Err(e) = memory.refresh() {
+        return Err(declined(format!("could not read the memory index: {e}")));
+    }
+    let dim = invitation.embedding.len();
+    let vectors = dim > 0 && memory.has_vectors_of(dim);
+    if vectors {
+        query.set_embedding(&invitation.embedding);
+        if context.ranking.as_deref().is_none_or(|r| r == "default") {
+            options.ranking = shm_reader::Ranking::Hybrid;
+        }
+    } else if options.ranking.is_semantic() {
+        let name = options.ranking.name();
+        return Err(declined(if dim == 0 {
             format!(
-                "the invitation has no keywords {purpose} (its task and keywords are all stop words or empty)"
-            ),
-            0.0,
-        ));
+                "the context asks for ranking {name}, which needs the task's embedding: the invitation carries none (the supervisor embeds it when the model is installed)"
+            )
+        } else {
+            format!("the context asks for ranking {name}, but no memory of this store has a vector of {dim} dimensions yet (`mcs embed` computes them)")
+        }));
+    }
+    if query.is_empty_for(options.ranking) {
+        return Err(declined(format!(
+            "the invitation has no keywords {purpose} (its task and keywords are all stop words or empty)"
+        )));
     }
     // Messages name the query's words as the user gave them (BM25F searches their stems).
     let asked = keyword_list(query.keywords());
-    if let Err(e) = memory.search(&query, &options, hits) {
-        return Err(apprentice_core::Response::declined(
-            format!("could not read the memory index: {e}"),
-            0.0,
-        ));
-    }
+    let semantic = match memory.search_semantic(&query, &options, hits) {
+        Ok(semantic) => semantic,
+        Err(e) => return Err(declined(format!("could not read the memory index: {e}"))),
+    };
     options.limit = limit;
     let hits = hits
         .iter()
@@ -210,7 +243,7 @@ pub(crate) fn search_invitation(
         .take(limit)
         .copied()
         .collect();
-    Ok(Found { query, options, asked, hits })
+    Ok(Found { query, options, asked, hits, semantic })
 }
 
 /// How many of a query's keywords messages name; the rest are counted.
@@ -231,9 +264,11 @@ pub(crate) fn id_text(id: &[u8; 16]) -> String {
     uuid::Uuid::from_bytes(*id).hyphenated().to_string()
 }
 
-/// The rankings kinds know, by name: `default` (keywords, the memory's score and the sacred
-/// boost) and `keywords` (keyword matches alone).
-pub const RANKINGS: [&str; 4] = ["default", "bm25f", "jaccard", "keywords"];
+/// The rankings kinds know, by name: `default` (hybrid when the invitation carries its task's
+/// embedding and the store has vectors, else BM25F with the memory's score and the sacred
+/// boost), `keywords` (keyword matches alone), and `hybrid` and `vector`, which need the
+/// embedding.
+pub const RANKINGS: [&str; 6] = ["default", "bm25f", "jaccard", "keywords", "hybrid", "vector"];
 
 /// Search options for an invitation's context: `limit`, its domain, sacred filter and ranking;
 /// an unknown ranking is an error naming the known ones.
@@ -249,6 +284,8 @@ pub(crate) fn options_for(invitation: &Invitation, limit: usize) -> Result<Searc
         None | Some("default") => {}
         Some("bm25f") => options.ranking = shm_reader::Ranking::Bm25f,
         Some("jaccard") => options.ranking = shm_reader::Ranking::Jaccard,
+        Some("hybrid") => options.ranking = shm_reader::Ranking::Hybrid,
+        Some("vector") => options.ranking = shm_reader::Ranking::Vector,
         Some("keywords") => {
             // The seed's keyword overlap alone, without the score and sacred boosts.
             options.ranking = shm_reader::Ranking::Jaccard;

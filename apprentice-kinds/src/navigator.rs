@@ -1,9 +1,10 @@
 //! The navigator: finds the memories an invitation is about and the ones related to them.
 
 use apprentice_core::{Invitation, Kind, MemoryUsed, Response};
-use shm_reader::{Hits, Ranking};
+use shm_reader::{Hit, Hits, Ranking};
 
 use crate::quotes::{content_of, short_id, Quotes};
+use crate::related::{By, RelatedSearch};
 use crate::stream::Watcher;
 
 use crate::{clip, context_note, id_text, limit_of, plural, search_invitation, Found, MappedStore};
@@ -26,8 +27,10 @@ const QUOTE: usize = 160;
 /// Insights quoted per memory (and its synthesis).
 const INSIGHTS_PER_MEMORY: usize = 3;
 
-/// "Semantic memory navigation": searches by the invitation's keywords and task text, follows
-/// the related memories of its best hits, and answers with insights that quote what it found:
+/// "Semantic memory navigation": searches by the invitation's keywords and task text (hybrid
+/// when the invitation carries the task's embedding and the store has vectors), follows the
+/// related memories of its best hits (the nearest by each hit's own stored vector, else by its
+/// most discriminative terms), and answers with insights that quote what it found:
 /// each matching memory's heading (domain, question, score, matched words, id), then its own
 /// insights (up to three) and synthesis read from the store's content files, each sentence
 /// once with the ids of every memory that said it.
@@ -38,7 +41,7 @@ const INSIGHTS_PER_MEMORY: usize = 3;
 #[derive(Debug)]
 pub struct MemoryNavigator {
     hits: Hits,
-    related: Hits,
+    related: RelatedSearch,
     watcher: Option<Watcher>,
 }
 
@@ -47,7 +50,7 @@ impl MemoryNavigator {
     pub fn new() -> MemoryNavigator {
         MemoryNavigator {
             hits: Hits::with_capacity(100),
-            related: Hits::with_capacity(RELATED_PER_HIT),
+            related: RelatedSearch::new(RELATED_PER_HIT),
             watcher: None,
         }
     }
@@ -94,7 +97,8 @@ impl Kind for MemoryNavigator {
                 Ok(found) => found,
                 Err(declined) => return declined,
             };
-        let Found { query, options, asked, hits } = found;
+        let ranked = found.ranked();
+        let Found { query, options, asked, hits, .. } = found;
         let context = &invitation.context;
         let note = context_note(context);
         let generation = memory.generation();
@@ -102,7 +106,7 @@ impl Kind for MemoryNavigator {
             return Response {
                 accepted: true,
                 reason: format!(
-                    "searched {} (generation {generation}) for [{asked}]{note}",
+                    "searched {} (generation {generation}) for [{asked}]{ranked}{note}",
                     plural(memory.len(), "memory", "memories")
                 ),
                 confidence: 0.0,
@@ -123,19 +127,21 @@ impl Kind for MemoryNavigator {
         let q_len = match options.ranking {
             Ranking::Jaccard => query.keywords().len(),
             _ => query.terms().len(),
-        } as f64;
+        }
+        .max(1) as f64;
         for (rank, hit) in hits.iter().enumerate() {
-            let Some(doc) = memory.doc(hit) else { continue };
-            let matched = memory
-                .explain(&query, hit, &options)
-                .map(|e| e.matched.join(", "))
-                .unwrap_or_default();
+            let Some(doc) = snapshot.doc(hit) else { continue };
+            let matched = match snapshot.explain(&query, hit, &options) {
+                Some(e) if !e.matched.is_empty() => format!("matched {}", e.matched.join(", ")),
+                // Only the vector side ranked it (hybrid).
+                _ => "no keyword matched, near in meaning".to_owned(),
+            };
             if rank < FOLLOW {
                 quality += f64::from(hit.overlap) / q_len;
             }
             let sacred = if doc.sacred() { "sacred moment, " } else { "" };
             quotes.group(format!(
-                "[{}] {} ({sacred}score {:.3}; matched {matched}) [{}]",
+                "[{}] {} ({sacred}score {:.3}; {matched}) [{}]",
                 doc.domain(),
                 clip(doc.gist(), QUOTE),
                 hit.score,
@@ -149,41 +155,46 @@ impl Kind for MemoryNavigator {
         let followed = hits.len().min(FOLLOW);
         quality /= followed as f64;
 
-        // Follow the best hits to memories that share their keywords but not the query's, within
-        // the same context.
-        let best: Vec<([u8; 16], String)> = hits
+        // Follow the best hits to their related memories, within the same context.
+        let best: Vec<(Hit, String)> = hits
             .iter()
             .take(FOLLOW)
-            .filter_map(|h| memory.doc(h).map(|d| (h.id, clip(d.gist(), 60))))
+            .filter_map(|h| snapshot.doc(h).map(|d| (*h, clip(d.gist(), 60))))
             .collect();
         let (quoted, distinct, shared) = (quotes.quoted, quotes.len(), quotes.shared());
         let mut insights = quotes.into_lines();
-        let mut related_options = options.clone();
-        related_options.limit = RELATED_PER_HIT;
-        for (id, gist) in best {
-            if memory.related(&id, &related_options, &mut self.related).is_err() {
-                break;
-            }
-            for hit in self.related.iter() {
-                if !context.in_time_range(hit.timestamp_micros)
-                    || used.iter().any(|u| u.id == id_text(&hit.id))
-                {
+        let mut ids: Vec<[u8; 16]> = hits.iter().map(|h| h.id).collect();
+        let vectors = memory.vectors();
+        let mut by_vector = 0;
+        for (hit, gist) in best {
+            let by = self.related.find(&snapshot, vectors, &hit, &options, context);
+            by_vector += usize::from(by == Some(By::Vector));
+            for r in self.related.found() {
+                if ids.contains(&r.id) {
                     continue;
                 }
-                let Some(doc) = memory.doc(hit) else { continue };
+                let Some(doc) = snapshot.doc(r) else { continue };
+                let how = match by {
+                    Some(By::Vector) => "similarity",
+                    _ => "score",
+                };
                 insights.push(format!(
-                    "Related to \"{gist}\": [{}] {} (score {:.3}) [{}]",
+                    "Related to \"{gist}\": [{}] {} ({how} {:.3}) [{}]",
                     doc.domain(),
                     clip(doc.gist(), QUOTE),
-                    hit.score,
-                    short_id(&hit.id)
+                    r.score,
+                    short_id(&r.id)
                 ));
-                used.push(MemoryUsed { id: id_text(&hit.id), score: hit.score });
+                ids.push(r.id);
+                used.push(MemoryUsed { id: id_text(&r.id), score: r.score });
             }
         }
-
+        let related_by = match by_vector {
+            0 => "",
+            _ => " (by their own vectors)",
+        };
         let direct = hits.len();
-        let sacred = hits.iter().filter(|h| memory.doc(h).is_some_and(|d| d.sacred())).count();
+        let sacred = hits.iter().filter(|h| snapshot.doc(h).is_some_and(|d| d.sacred())).count();
         let quoting = match (distinct, unreadable) {
             (0, 0) => String::new(),
             (_, 0) => format!(
@@ -201,9 +212,9 @@ impl Kind for MemoryNavigator {
         Response {
             accepted: true,
             reason: format!(
-                "found {} for [{asked}] among {} (generation {generation}), {sacred} of them sacred, and {} related{quoting}{note}",
+                "found {} for [{asked}] among {} (generation {generation}){ranked}, {sacred} of them sacred, and {} related{related_by}{quoting}{note}",
                 plural(direct as u64, "memory", "memories"),
-                memory.len(),
+                snapshot.len(),
                 plural((used.len() - direct) as u64, "memory", "memories"),
             ),
             confidence: (quality * 1000.0).round() / 1000.0,

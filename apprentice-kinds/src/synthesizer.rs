@@ -71,13 +71,14 @@ impl Kind for Synthesizer {
                 Ok(found) => found,
                 Err(declined) => return declined,
             };
+        let ranked = found.ranked();
         let Found { query, asked, hits, .. } = found;
         let note = context_note(&invitation.context);
         let n = hits.len();
         if n == 0 {
             return Response {
                 accepted: true,
-                reason: format!("no memory matches [{asked}]{note}"),
+                reason: format!("no memory matches [{asked}]{ranked}{note}"),
                 confidence: 0.0,
                 insights: vec![format!(
                     "Nothing to synthesize: no memory mentions any of [{asked}]."
@@ -183,7 +184,7 @@ impl Kind for Synthesizer {
         Response {
             accepted: true,
             reason: format!(
-                "combined {} matching [{asked}] into {}{own_words}; confidence is the share in the largest theme{note}",
+                "combined {} matching [{asked}] into {}{own_words}; confidence is the share in the largest theme{ranked}{note}",
                 plural(n as u64, "memory", "memories"),
                 plural(themes.len() as u64, "theme", "themes")
             ),

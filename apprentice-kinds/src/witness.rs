@@ -85,6 +85,7 @@ impl Kind for ConsciousnessWitness {
             Ok(found) => found,
             Err(declined) => return declined,
         };
+        let ranked = found.ranked();
         let Found { query, asked, hits, .. } = found;
         let note = context_note(&invitation.context);
         let mut seen = Vec::with_capacity(hits.len());
@@ -112,7 +113,7 @@ impl Kind for ConsciousnessWitness {
             return Response {
                 accepted: true,
                 reason: format!(
-                    "no memory among {} matches [{asked}]{note}",
+                    "no memory among {} matches [{asked}]{ranked}{note}",
                     plural(memory.len(), "memory", "memories")
                 ),
                 confidence: 0.0,
@@ -232,7 +233,7 @@ impl Kind for ConsciousnessWitness {
         Response {
             accepted: true,
             reason: format!(
-                "read patterns across {memories_n} matching [{asked}] (generation {generation}); confidence is the sample size, min(1, matching / {ENOUGH}){note}"
+                "read patterns across {memories_n} matching [{asked}] (generation {generation}); confidence is the sample size, min(1, matching / {ENOUGH}){ranked}{note}"
             ),
             confidence,
             insights,

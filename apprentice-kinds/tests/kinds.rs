@@ -317,7 +317,7 @@ fn every_kind_honors_the_context() {
     assert!(!r.accepted);
     assert_eq!(
         r.reason,
-        "the context asks for ranking \"vibes\"; I know default, bm25f, jaccard, keywords"
+        "the context asks for ranking \"vibes\"; I know default, bm25f, jaccard, keywords, hybrid, vector"
     );
 
     // Free-form entries: their words join the search and the reason names them.
@@ -591,5 +591,61 @@ fn the_witness_reports_real_access_patterns() {
             "Used together: [01010101] + [02020202] 2 times; [03030303] + [01010101] 1 time, search ↔ storage; 1 of 2 pairs cross domains.",
             "Rising: [03030303] 0 → 2; fading: [02020202] 2 → 0, [01010101] 2 → 1 (uses in the older half of the span, then the newer).",
         ]
+    );
+}
+
+/// One witness across invitations reads only what was appended since, keeps counting, and
+/// reads a replaced log anew.
+#[test]
+fn the_witness_follows_the_access_log_as_it_grows() {
+    use semantic_index::access::{access_log_path, encode_frame, AccessFrame};
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    content_corpus(dir.path());
+    let spec = "consciousness emergence patterns";
+    let mut reader = MappedStore::open(dir.path()).unwrap();
+    let mut witness = ConsciousnessWitness::new();
+    let frame = |day: i64, ids: &[u8]| {
+        encode_frame(&AccessFrame {
+            time_micros: day * DAY,
+            kind: "navigator".into(),
+            ids: ids.iter().map(|&n| [n; 16]).collect(),
+        })
+    };
+    let path = access_log_path(dir.path());
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut log = std::fs::File::create(&path).unwrap();
+    let mut patterns = |witness: &mut ConsciousnessWitness| {
+        let r = answer(witness, &invitation("fsync map index", spec), &mut reader);
+        r.insights.into_iter().filter(|i| i.starts_with("Access patterns")).collect::<Vec<_>>()
+    };
+    log.write_all(&frame(1, &[1, 2])).unwrap();
+    // Half a frame: being appended, not read yet, counted as torn meanwhile.
+    let second = frame(2, &[1]);
+    log.write_all(&second[..10]).unwrap();
+    assert_eq!(
+        patterns(&mut witness),
+        ["Access patterns: apprentices used 2 of the 3 matching memories 2 times in 1 response (1 response recorded, 10 damaged bytes skipped); most used: \"Why did fsync of the file alone not make writes durable?\" [01010101] (1 use), \"How do we replace a file atomically?\" [02020202] (1 use)."]
+    );
+    log.write_all(&second[10..]).unwrap();
+    log.write_all(&frame(3, &[3, 3])).unwrap();
+    assert_eq!(
+        patterns(&mut witness),
+        ["Access patterns: apprentices used 3 of the 3 matching memories 4 times in 3 responses (3 responses recorded); most used: \"Why did fsync of the file alone not make writes durable?\" [01010101] (2 uses), \"Why map the index instead of copying it?\" [03030303] (1 use), \"How do we replace a file atomically?\" [02020202] (1 use)."]
+    );
+    // The log replaced by another (the writer's store was rebuilt): read anew.
+    drop(log);
+    let replacement = path.with_extension("new");
+    std::fs::write(&replacement, frame(4, &[2])).unwrap();
+    std::fs::rename(&replacement, &path).unwrap();
+    assert_eq!(
+        patterns(&mut witness),
+        ["Access patterns: apprentices used 1 of the 3 matching memories 1 time in 1 response (1 response recorded); most used: \"How do we replace a file atomically?\" [02020202] (1 use)."]
+    );
+    // No log: nothing recorded.
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(
+        patterns(&mut witness),
+        ["Access patterns: no apprentice use recorded yet (`mcs invite` and `mcs circle` record it)."]
     );
 }

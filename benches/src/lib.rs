@@ -8,6 +8,7 @@
 //! - [`cranfield`] reads the Cranfield relevance collection and computes nDCG@10, MAP and P@10.
 //! - [`records_rows`] measures the records (ingest, single store, open, get, rebuild) at scale.
 //! - [`naive::NaiveScan`] is the original design's search: score every memory, sort.
+//! - [`word_vectors`] writes stand-in vectors beside a bench store (no model needed).
 //! - `peers` (feature `peers`) wraps tantivy and SQLite FTS5 on the same corpus; it is off for
 //!   `cargo test --workspace`, so the workspace builds without them.
 //!
@@ -31,6 +32,7 @@ pub mod os;
 pub mod peers;
 pub mod records_rows;
 pub mod stats;
+pub mod word_vectors;
 
 use std::path::PathBuf;
 

@@ -97,13 +97,20 @@ fn frame_at(bytes: &[u8]) -> Option<(AccessFrame, usize)> {
 /// bytes were skipped as damaged or torn (a tail read from the middle of a log starts with
 /// such bytes too).
 pub fn decode_frames(bytes: &[u8], mut visit: impl FnMut(AccessFrame)) -> u64 {
+    decode_frames_ending(bytes, |frame, _| visit(frame))
+}
+
+/// [`decode_frames`], also telling `visit` where each frame ends (the offset in `bytes` just
+/// past it): a reader that follows the log resumes after the last intact frame, so a frame
+/// being appended is read whole the next time.
+pub fn decode_frames_ending(bytes: &[u8], mut visit: impl FnMut(AccessFrame, usize)) -> u64 {
     let mut skipped = 0u64;
     let mut at = 0usize;
     while at < bytes.len() {
         match frame_at(&bytes[at..]) {
             Some((frame, len)) => {
-                visit(frame);
                 at += len;
+                visit(frame, at);
             }
             None => {
                 skipped += 1;

@@ -11,7 +11,7 @@ use apprentice_core::{Apprentice, Invitation, SpawnOptions};
 use benches::corpus::{self, Corpus};
 use index_publisher::Publisher;
 use semantic_index::SegmentBuilder;
-use shm_reader::Reader;
+use shm_reader::{Hits, Query, Reader, SearchOptions};
 
 use crate::report::{median, Report};
 use crate::segment::write_content;
@@ -148,6 +148,7 @@ pub(crate) fn invitation_rows(n: usize, report: &mut Report) -> anyhow::Result<(
     }
     report.put("reader open with content file (ms, median; same process)", &c, median(opens));
     rows(&store, &corpus, &c, report)?;
+    apprentice_extra_rows(&store, &entry_file, &corpus, &c, report)?;
 
     let content = semantic_index::layout::segment_path(
         &store,
@@ -163,5 +164,123 @@ pub(crate) fn invitation_rows(n: usize, report: &mut Report) -> anyhow::Result<(
         trip,
     );
     navigator.terminate()?;
+    Ok(())
+}
+
+/// Round trips of `a` over 300 invitations from the bench queries (median, ms); with `embed`,
+/// each invitation carries its task's stand-in vector (kinds then search hybrid).
+fn median_round_trip(
+    a: &Apprentice,
+    corpus: &Corpus,
+    embed: bool,
+) -> anyhow::Result<f64> {
+    let mut trips = Vec::new();
+    let (mut hybrid, mut by_vector) = (0, 0);
+    for q in corpus.queries.iter().take(300) {
+        let task = q.join(" ");
+        let embedding = if embed {
+            benches::word_vectors::text_vector(&task, benches::word_vectors::DIM)
+        } else {
+            Vec::new()
+        };
+        let invitation = Invitation {
+            task,
+            specialization: a.specialization().to_owned(),
+            embedding,
+            ..Invitation::default()
+        };
+        let t = Instant::now();
+        let r = a.invite(&invitation, Duration::from_secs(10))?;
+        trips.push(t.elapsed().as_secs_f64() * 1e3);
+        anyhow::ensure!(r.accepted, "{} declined: {}", a.kind(), r.reason);
+        hybrid += usize::from(r.reason.contains("ranked hybrid"));
+        by_vector += usize::from(r.reason.contains("(by their own vectors)"));
+    }
+    anyhow::ensure!(
+        hybrid == if embed { trips.len() } else { 0 },
+        "{}: {hybrid} of {} searches hybrid",
+        a.kind(),
+        trips.len()
+    );
+    println!("  {}: {hybrid} hybrid searches, {by_vector} related by own vectors", a.kind());
+    Ok(median(trips))
+}
+
+/// Issue 19's further rows: the witness over an access log of 5,000 responses (the log read
+/// incrementally), then every kind with vectors beside the segment (stand-in word vectors,
+/// `benches::word_vectors`) and invitations that carry their task's vector: hybrid search, and
+/// the navigator's related memories by their own vectors. The vectors are removed afterwards.
+fn apprentice_extra_rows(
+    store: &Path,
+    segment_file: &str,
+    corpus: &Corpus,
+    c: &str,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    use semantic_index::access::{access_log_path, encode_frame, AccessFrame};
+    let exe = benches::sibling_exe("apprentice")?;
+    let spawn = |kind: &str| -> anyhow::Result<Apprentice> {
+        let mut cmd = Command::new(&exe);
+        cmd.arg(kind);
+        Ok(Apprentice::spawn(cmd, store, &SpawnOptions::default())?)
+    };
+
+    // An access log as navigators would have written it: each response's ten best memories.
+    let reader = Reader::open(store)?;
+    let snapshot = reader.snapshot();
+    let mut hits = Hits::with_capacity(10);
+    let mut log = Vec::new();
+    for k in 0..5000usize {
+        let q = &corpus.queries[k % corpus.queries.len()];
+        snapshot.search(&Query::from_keywords(q), &SearchOptions::default(), &mut hits);
+        log.extend(encode_frame(&AccessFrame {
+            time_micros: 1_700_000_000_000_000 + k as i64 * 600_000_000,
+            kind: "navigator".into(),
+            ids: hits.iter().map(|h| h.id).collect(),
+        }));
+    }
+    drop(snapshot);
+    drop(reader);
+    let path = access_log_path(store);
+    std::fs::create_dir_all(path.parent().context("access log directory")?)?;
+    std::fs::write(&path, &log)?;
+    let witness = spawn("witness")?;
+    report.put(
+        "invitation round trip, witness, 5,000-response access log (ms, median)",
+        c,
+        median_round_trip(&witness, corpus, false)?,
+    );
+    std::thread::sleep(Duration::from_millis(100));
+    report.put(
+        "witness anonymous memory after 300 invitations, with the log (MiB)",
+        c,
+        smaps_field(witness.pid(), "Anonymous:")? / 1024.0,
+    );
+    witness.terminate()?;
+    std::fs::remove_file(&path)?;
+
+    let t = Instant::now();
+    let mib = benches::word_vectors::write_vectors(store, segment_file, corpus)?;
+    println!("  stand-in vectors: {mib:.1} MiB in {:.1} s", t.elapsed().as_secs_f64());
+    let navigator = spawn("navigator")?;
+    report.put(
+        "invitation round trip, navigator, hybrid (ms, median; related by own vectors)",
+        c,
+        median_round_trip(&navigator, corpus, true)?,
+    );
+    std::thread::sleep(Duration::from_millis(100));
+    report.put(
+        "apprentice anonymous memory, hybrid navigator (MiB; beyond file mappings)",
+        c,
+        smaps_field(navigator.pid(), "Anonymous:")? / 1024.0,
+    );
+    navigator.terminate()?;
+    for kind in ["witness", "synthesizer", "curator"] {
+        let a = spawn(kind)?;
+        let row = format!("invitation round trip, {kind}, hybrid (ms, median)");
+        report.put(&row, c, median_round_trip(&a, corpus, true)?);
+        a.terminate()?;
+    }
+    std::fs::remove_dir_all(store.join(semantic_index::vectors::VECTORS_DIR))?;
     Ok(())
 }

@@ -1,8 +1,8 @@
 //! `bench-suite`: the measurements behind `cargo xtask bench`, run in one process (plus the
 //! fresh child processes some metrics need). Build it in release; `cargo xtask bench` does.
 //!
-//! Usage: `bench-suite [--peers] [--large] [--quick] [--records-only] [--invitations-only]
-//! [--out DIR]`.
+//! Usage: `bench-suite [--peers] [--large] [--quick] [--size N] [--records-only]
+//! [--invitations-only] [--out DIR]`.
 //!
 //! One module per job: [`segment`] (build, publish, open), [`search`] (ours against the
 //! peers), [`apprentices`] (spawn, round trips, memory), [`store`] (ingest, single store,
@@ -69,6 +69,10 @@ fn main() -> anyhow::Result<()> {
     }
     if quick {
         sizes = vec![10_000];
+    }
+    // `--size N`: that size alone.
+    if let Some(n) = args.iter().position(|a| a == "--size").and_then(|i| args.get(i + 1)) {
+        sizes = vec![n.parse().with_context(|| format!("--size {n}: expected a count"))?];
     }
     let mut report = Report::default();
     if flag("--records-only") {

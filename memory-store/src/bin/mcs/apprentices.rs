@@ -24,6 +24,8 @@ pub(crate) struct Ask {
     pub keywords: Vec<String>,
     pub context: Context,
     pub timeout: Duration,
+    /// The task's embedding, when the supervisor computed one (see `semantic`); empty: none.
+    pub embedding: Vec<f32>,
 }
 
 /// The invitation context of `--context KEY=VALUE` pairs: the typed keys (domain, sacred,
@@ -108,6 +110,7 @@ fn one(kind: BuiltIn, store: &Path, ask: &Ask) -> Outcome {
         specialization: ask.specialization.clone().unwrap_or_else(|| kind.specialization().into()),
         keywords: ask.keywords.clone(),
         context: ask.context.clone(),
+        embedding: ask.embedding.clone(),
     };
     let t = Instant::now();
     // `{:#}` prints the error with its causes, one line.
@@ -212,6 +215,7 @@ pub(crate) fn watch(store: &Path, ask: &Ask, json: bool) -> anyhow::Result<std::
                 .unwrap_or_else(|| kind.specialization().into()),
             keywords: ask.keywords.clone(),
             context: ask.context.clone(),
+            embedding: ask.embedding.clone(),
         };
         let command = self_command(kind)?;
         let program = command.get_program().to_owned();

@@ -93,6 +93,7 @@ pub(crate) fn run(store: Option<&Path>) -> anyhow::Result<()> {
         keywords: vec!["fsync".into()],
         context: apprentice_core::Context { limit: Some(5), ..Default::default() },
         timeout: std::time::Duration::from_secs(10),
+        embedding: Vec::new(),
     };
     let outcomes = crate::apprentices::invite(apprentice_kinds::BuiltIn::ALL, &dir, &ask);
     for o in &outcomes {

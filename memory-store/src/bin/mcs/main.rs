@@ -232,8 +232,9 @@ struct TaskArgs {
     #[arg(long)]
     task: String,
     /// Context KEY=VALUE, repeatable: domain, sacred (true|false), since and until (RFC 3339
-    /// or YYYY-MM-DD; since inclusive, until exclusive), limit, ranking (default|keywords);
-    /// any other key is free-form background whose words join the search.
+    /// or YYYY-MM-DD; since inclusive, until exclusive), limit, ranking (default, bm25f,
+    /// jaccard, keywords, hybrid, vector); any other key is free-form background whose words
+    /// join the search.
     #[arg(long = "context", value_parser = parse_pair)]
     context: Vec<(String, String)>,
     /// The expertise the task requires [default: each kind's own].
@@ -267,7 +268,16 @@ impl TaskArgs {
             keywords: self.keywords.clone(),
             context,
             timeout: std::time::Duration::from_millis(self.timeout_ms),
+            embedding: Vec::new(),
         })
+    }
+
+    /// [`TaskArgs::ask`] with the task's embedding when `store` has vectors and the model is
+    /// installed (apprentices then search hybrid).
+    fn ask_embedded(&self, store: &mut MemoryStore) -> anyhow::Result<apprentices::Ask> {
+        let mut ask = self.ask()?;
+        ask.embedding = semantic::invitation_embedding(store, &ask)?;
+        Ok(ask)
     }
 }
 
@@ -640,19 +650,19 @@ fn run(cli: Cli, store_on_command_line: bool) -> anyhow::Result<ExitCode> {
         }
         Command::Demo => demo::run(cli.store.as_deref().filter(|_| store_on_command_line))?,
         Command::Invite(a) => {
-            open_reader(&dir)?;
-            let outcomes = apprentices::invite(&[a.kind], &dir, &a.task.ask()?);
+            let ask = a.task.ask_embedded(&mut open_reader(&dir)?)?;
+            let outcomes = apprentices::invite(&[a.kind], &dir, &ask);
             metrics::record(&dir, &outcomes);
             return report(&outcomes, a.task.json, false);
         }
         Command::Circle(a) if a.watch => {
-            open_reader(&dir)?;
-            return apprentices::watch(&dir, &a.task.ask()?, a.task.json);
+            let ask = a.task.ask_embedded(&mut open_reader(&dir)?)?;
+            return apprentices::watch(&dir, &ask, a.task.json);
         }
         Command::Circle(a) => {
-            open_reader(&dir)?;
+            let ask = a.task.ask_embedded(&mut open_reader(&dir)?)?;
             let kinds = apprentice_kinds::BuiltIn::ALL;
-            let outcomes = apprentices::invite(kinds, &dir, &a.task.ask()?);
+            let outcomes = apprentices::invite(kinds, &dir, &ask);
             metrics::record(&dir, &outcomes);
             return report(&outcomes, a.task.json, true);
         }

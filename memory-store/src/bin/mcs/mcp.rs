@@ -218,6 +218,7 @@ impl Backend for StoreBackend {
             keywords: a.keywords,
             context,
             timeout: Duration::from_millis(a.timeout_ms.unwrap_or(5000)),
+            embedding: Vec::new(),
         };
         let outcomes = apprentices::invite(&[kind], &self.dir, &ask);
         let Some(outcome) = outcomes.first() else {

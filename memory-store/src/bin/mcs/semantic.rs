@@ -44,6 +44,28 @@ pub(crate) fn load_model() -> anyhow::Result<Option<MiniLm>> {
     Ok(Some(MiniLm(e)))
 }
 
+/// The embedding an invitation carries (`mcs invite`, `mcs circle`): the task's text and
+/// keywords embedded here, once, when the store has vectors, the model is installed and the
+/// context's ranking can use it, so that apprentices search hybrid without each loading the
+/// model (about 90 MB and a second apiece). Empty otherwise: apprentices then rank lexically.
+pub(crate) fn invitation_embedding(
+    store: &mut MemoryStore,
+    ask: &crate::apprentices::Ask,
+) -> anyhow::Result<Vec<f32>> {
+    let semantic =
+        ask.context.ranking.as_deref().is_none_or(|r| ["default", "hybrid", "vector"].contains(&r));
+    if !semantic || !store.has_vectors()? {
+        return Ok(Vec::new());
+    }
+    let Some(model) = load_model()? else { return Ok(Vec::new()) };
+    let mut text = ask.task.clone();
+    for k in &ask.keywords {
+        text.push(' ');
+        text.push_str(k);
+    }
+    model.0.embed_query(&text).context("embedding the invitation's task")
+}
+
 /// Installs the model (`mcs model install`).
 pub(crate) fn install(dir: Option<&Path>) -> anyhow::Result<()> {
     let dir = match dir {
