@@ -450,8 +450,8 @@ fn replay(
     Ok(r)
 }
 
-/// Where the region ends in a torn commit, if it does: damage after which no frame of a later
-/// commit follows. A commit is one append, acknowledged once its `fdatasync` returns, and the
+/// Where the region ends in a torn commit, if it does: damage shaped like a tear (zeros where
+/// data did not land, or a short end) after which no frame of a later commit follows. A commit is one append, acknowledged once its `fdatasync` returns, and the
 /// next commit is only appended after that; so damage followed by a later commit is damage to a
 /// durable commit (reported as such), while damage in the last commit is an append a power cut
 /// tore (a prefix, zeros where the data did not land, or a later part without an earlier one):
@@ -462,6 +462,7 @@ fn torn_start(log: &File, from: u64, to: u64, seq: u64) -> io::Result<Option<u64
     let mut commit_start: Option<u64> = None;
     // Where the torn commit starts, and its sequence number.
     let mut torn: Option<(u64, u64)> = None;
+    let mut probe = log.try_clone()?;
     scan::scan(log.try_clone()?, from, to, |item| {
         let (offset, header) = match item {
             Item::Frame { offset, header, .. } => {
@@ -470,8 +471,13 @@ fn torn_start(log: &File, from: u64, to: u64, seq: u64) -> io::Result<Option<u64
                 }
                 (offset, Some(header))
             }
-            Item::Damaged { offset, header, .. } => {
-                torn.get_or_insert((commit_start.unwrap_or(offset), done + 1));
+            Item::Damaged { offset, len, header } => {
+                // A tear leaves zeros where the data did not land (appends only ever extend
+                // the file), at the damaged bytes' start or end; a flipped bit inside an
+                // acknowledged commit does not, and stays damage to report.
+                if tear_shaped(&mut probe, offset, len) {
+                    torn.get_or_insert((commit_start.unwrap_or(offset), done + 1));
+                }
                 (offset, header)
             }
             Item::Incomplete { offset, .. } => {
@@ -489,6 +495,19 @@ fn torn_start(log: &File, from: u64, to: u64, seq: u64) -> io::Result<Option<u64
         true
     })?;
     Ok(torn.map(|(start, _)| start))
+}
+
+/// Whether the `len` damaged bytes at `offset` begin or end with a zero byte, as a torn append
+/// leaves them (see [`torn_start`]). A read error counts as not torn: the damage is reported.
+fn tear_shaped(log: &mut File, offset: u64, len: u64) -> bool {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut byte_at = |at: u64| -> Option<u8> {
+        let mut b = [0u8; 1];
+        log.seek(SeekFrom::Start(at)).ok()?;
+        log.read_exact(&mut b).ok()?;
+        Some(b[0])
+    };
+    len > 0 && (byte_at(offset) == Some(0) || byte_at(offset + len - 1) == Some(0))
 }
 
 #[allow(clippy::too_many_arguments)]
