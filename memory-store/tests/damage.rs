@@ -87,7 +87,7 @@ fn a_flipped_byte_loses_exactly_one_memory_and_repair_quarantines_it() {
     let out = mcs(&store, &["verify"]);
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
-    assert!(err.contains("1 memories lost") && err.contains(&ids[17]), "{err}");
+    assert!(err.contains("1 memory lost") && err.contains(&ids[17]), "{err}");
     // Writes go on.
     let out = mcs(&store, &["add", "--domain", "d", "--question", "written after the damage"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
