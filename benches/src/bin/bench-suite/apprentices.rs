@@ -45,14 +45,23 @@ fn spawn(store: &Path, kind: &str) -> anyhow::Result<(Apprentice, f64)> {
 }
 
 /// The median round trip (ms) of 300 invitations built from the bench queries, and how many
-/// insights the answers quoted from content files.
-fn round_trips(a: &Apprentice, corpus: &Corpus) -> anyhow::Result<(f64, usize)> {
+/// insights the answers quoted from content files. With `embed`, each invitation carries its
+/// task's stand-in vector (`benches::word_vectors`) and every search must have been hybrid;
+/// without, none.
+fn round_trips(a: &Apprentice, corpus: &Corpus, embed: bool) -> anyhow::Result<(f64, usize)> {
     let mut trips = Vec::new();
-    let mut quoted = 0usize;
+    let (mut quoted, mut hybrid, mut by_vector) = (0usize, 0usize, 0usize);
     for q in corpus.queries.iter().take(300) {
+        let task = q.join(" ");
+        let embedding = if embed {
+            benches::word_vectors::text_vector(&task, benches::word_vectors::DIM)
+        } else {
+            Vec::new()
+        };
         let invitation = Invitation {
-            task: q.join(" "),
+            task,
             specialization: a.specialization().to_owned(),
+            embedding,
             ..Invitation::default()
         };
         let t = Instant::now();
@@ -60,6 +69,17 @@ fn round_trips(a: &Apprentice, corpus: &Corpus) -> anyhow::Result<(f64, usize)> 
         trips.push(t.elapsed().as_secs_f64() * 1e3);
         anyhow::ensure!(r.accepted, "{} declined: {}", a.kind(), r.reason);
         quoted += r.insights.iter().filter(|i| i.starts_with("  insight: ")).count();
+        hybrid += usize::from(r.reason.contains("ranked hybrid"));
+        by_vector += usize::from(r.reason.contains("(by their own vectors)"));
+    }
+    anyhow::ensure!(
+        hybrid == if embed { trips.len() } else { 0 },
+        "{}: {hybrid} of {} searches hybrid",
+        a.kind(),
+        trips.len()
+    );
+    if embed {
+        println!("  {}: {hybrid} hybrid searches, {by_vector} related by own vectors", a.kind());
     }
     Ok((median(trips), quoted))
 }
@@ -80,7 +100,7 @@ pub(crate) fn rows(
     report.put("apprentice spawn → Hello (ms, median)", c, median(hellos));
 
     let (navigator, _) = spawn(store, "navigator")?;
-    let (trip, quoted) = round_trips(&navigator, corpus)?;
+    let (trip, quoted) = round_trips(&navigator, corpus, false)?;
     println!("  navigator: {quoted} insights quoted from content files");
     report.put(
         "invitation round trip, navigator (ms, median; search + related + insights)",
@@ -105,14 +125,14 @@ pub(crate) fn rows(
     report.put(
         "invitation round trip, witness (ms, median; one search of 200)",
         c,
-        round_trips(&witness, corpus)?.0,
+        round_trips(&witness, corpus, false)?.0,
     );
     witness.terminate()?;
 
     for (kind, what) in [("synthesizer", "themes of 10"), ("curator", "pairs of 10")] {
         let (a, _) = spawn(store, kind)?;
         let row = format!("invitation round trip, {kind} (ms, median; {what})");
-        report.put(&row, c, round_trips(&a, corpus)?.0);
+        report.put(&row, c, round_trips(&a, corpus, false)?.0);
         a.terminate()?;
     }
     Ok(())
@@ -156,7 +176,7 @@ pub(crate) fn invitation_rows(n: usize, report: &mut Report) -> anyhow::Result<(
     );
     std::fs::remove_file(&content)?;
     let (navigator, _) = spawn(&store, "navigator")?;
-    let (trip, quoted) = round_trips(&navigator, &corpus)?;
+    let (trip, quoted) = round_trips(&navigator, &corpus, false)?;
     anyhow::ensure!(quoted == 0, "quoted {quoted} insights without a content file");
     report.put(
         "invitation round trip, navigator without content file (ms, median; gists only)",
@@ -165,45 +185,6 @@ pub(crate) fn invitation_rows(n: usize, report: &mut Report) -> anyhow::Result<(
     );
     navigator.terminate()?;
     Ok(())
-}
-
-/// Round trips of `a` over 300 invitations from the bench queries (median, ms); with `embed`,
-/// each invitation carries its task's stand-in vector (kinds then search hybrid).
-fn median_round_trip(
-    a: &Apprentice,
-    corpus: &Corpus,
-    embed: bool,
-) -> anyhow::Result<f64> {
-    let mut trips = Vec::new();
-    let (mut hybrid, mut by_vector) = (0, 0);
-    for q in corpus.queries.iter().take(300) {
-        let task = q.join(" ");
-        let embedding = if embed {
-            benches::word_vectors::text_vector(&task, benches::word_vectors::DIM)
-        } else {
-            Vec::new()
-        };
-        let invitation = Invitation {
-            task,
-            specialization: a.specialization().to_owned(),
-            embedding,
-            ..Invitation::default()
-        };
-        let t = Instant::now();
-        let r = a.invite(&invitation, Duration::from_secs(10))?;
-        trips.push(t.elapsed().as_secs_f64() * 1e3);
-        anyhow::ensure!(r.accepted, "{} declined: {}", a.kind(), r.reason);
-        hybrid += usize::from(r.reason.contains("ranked hybrid"));
-        by_vector += usize::from(r.reason.contains("(by their own vectors)"));
-    }
-    anyhow::ensure!(
-        hybrid == if embed { trips.len() } else { 0 },
-        "{}: {hybrid} of {} searches hybrid",
-        a.kind(),
-        trips.len()
-    );
-    println!("  {}: {hybrid} hybrid searches, {by_vector} related by own vectors", a.kind());
-    Ok(median(trips))
 }
 
 /// Issue 19's further rows: the witness over an access log of 5,000 responses (the log read
@@ -248,7 +229,7 @@ fn apprentice_extra_rows(
     report.put(
         "invitation round trip, witness, 5,000-response access log (ms, median)",
         c,
-        median_round_trip(&witness, corpus, false)?,
+        round_trips(&witness, corpus, false)?.0,
     );
     std::thread::sleep(Duration::from_millis(100));
     report.put(
@@ -266,7 +247,7 @@ fn apprentice_extra_rows(
     report.put(
         "invitation round trip, navigator, hybrid (ms, median; related by own vectors)",
         c,
-        median_round_trip(&navigator, corpus, true)?,
+        round_trips(&navigator, corpus, true)?.0,
     );
     std::thread::sleep(Duration::from_millis(100));
     report.put(
@@ -278,7 +259,7 @@ fn apprentice_extra_rows(
     for kind in ["witness", "synthesizer", "curator"] {
         let a = spawn(kind)?;
         let row = format!("invitation round trip, {kind}, hybrid (ms, median)");
-        report.put(&row, c, median_round_trip(&a, corpus, true)?);
+        report.put(&row, c, round_trips(&a, corpus, true)?.0);
         a.terminate()?;
     }
     std::fs::remove_dir_all(store.join(semantic_index::vectors::VECTORS_DIR))?;
