@@ -96,7 +96,7 @@ fn main() -> anyhow::Result<()> {
     report("loopback", stores, &acks, &lags);
 
     // 2. The same across network namespaces.
-    if rustix::process::geteuid().is_root() {
+    if is_root() {
         let hosts = Hosts::new(&tmp.path().join("nats-ns"))?;
         let (acks, lags) = follow_latency(
             &mcs,
@@ -450,4 +450,16 @@ fn failover(mcs: &Path, dir: &Path, url: &str, kills: usize) -> anyhow::Result<(
         bail!("{lost} acknowledged memories lost");
     }
     Ok(())
+}
+
+/// Whether this process runs as root (network namespaces need it; never on Windows).
+fn is_root() -> bool {
+    #[cfg(unix)]
+    {
+        rustix::process::geteuid().is_root()
+    }
+    #[cfg(not(unix))]
+    {
+        false
+    }
 }
