@@ -293,15 +293,7 @@ fn a_replica_killed_mid_download_publishes_nothing_partial_and_resumes() {
     let input = dir.path().join("bulk.jsonl");
     lines(&input, 20_000);
     ok(mcs(&writer, Some(&url), &["ingest", input.to_str().unwrap()]));
-    let mut follower = Command::new(env!("CARGO_BIN_EXE_mcs"))
-        .env("MCS_MODEL_DIR", NO_MODEL)
-        .arg("--store")
-        .arg(&replica)
-        .args(["--nats", &url, "replica"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut follower = follow(&replica, &url);
     // Readiness: the replica has begun (its records exist), then kill it wherever it is.
     let deadline = Instant::now() + DEADLINE;
     while !replica.join("records").is_dir() {
@@ -747,15 +739,7 @@ fn writer_host_kills_with_promotion_lose_no_acknowledged_memory() {
     let mut acknowledged: Vec<String> = Vec::new();
     for round in 1..=KILLS {
         let replica = dir.path().join(format!("host{round}"));
-        let mut follower = Command::new(env!("CARGO_BIN_EXE_mcs"))
-            .env("MCS_MODEL_DIR", NO_MODEL)
-            .arg("--store")
-            .arg(&replica)
-            .args(["--nats", &url, "replica"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut follower = follow(&replica, &url);
         let mut took = Duration::from_millis(1);
         for i in 0..1 + dice.below(3) {
             let started = Instant::now();
@@ -805,4 +789,17 @@ fn writer_host_kills_with_promotion_lose_no_acknowledged_memory() {
 fn ok_stdout(out: &Output) -> String {
     assert!(out.status.success(), "mcs failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+/// A `mcs replica` following `url` into `replica`, its output discarded.
+fn follow(replica: &Path, url: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_mcs"))
+        .env("MCS_MODEL_DIR", NO_MODEL)
+        .arg("--store")
+        .arg(replica)
+        .args(["--nats", url, "replica"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
 }
