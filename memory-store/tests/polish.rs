@@ -264,6 +264,11 @@ fn one_memory_is_counted_in_the_singular() {
     for wrong in ["1 memories", "(s)"] {
         assert!(!said.contains(wrong), "{wrong:?} in {said}");
     }
+    let out = run(&store, &["invite", "--kind", "navigator", "--task", "only one"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = run(&store, &["metrics"]);
+    let said = text(&out.stdout);
+    assert!(said.starts_with("1 response used 1 memory (1 use)"), "{said}");
     let out = ingest(&store, "{\"domain\":\"d\",\"question\":\"two\"}\n[1]\n");
     let err = text(&out.stderr);
     assert!(err.contains("found an array (each memory goes on a line of its own"), "{err}");

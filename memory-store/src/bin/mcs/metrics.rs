@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use memory_store::{AccessMetrics, MemoryStore};
 
 use crate::apprentices::Outcome;
+use crate::output::count;
 
 /// Hands the memories each accepted response used to the writer, which records them durably.
 /// A store whose lock cannot be had is reported on stderr and skipped: metrics are derived
@@ -62,10 +63,10 @@ fn table(m: &AccessMetrics) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{} responses used {} memories ({} uses){}",
-        m.events,
-        m.memories,
-        m.accesses,
+        "{} used {} ({}){}",
+        count(m.events as usize, "response", "responses"),
+        count(m.memories as usize, "memory", "memories"),
+        count(m.accesses as usize, "use", "uses"),
         if m.skipped_bytes > 0 {
             format!("; {} damaged bytes of the log skipped", m.skipped_bytes)
         } else {
