@@ -17,7 +17,9 @@ use crate::report::{median, Report};
 use crate::segment::write_content;
 use crate::{col, SEED};
 
-/// Private_Dirty + Private_Clean of a process, KiB (its own memory; the shared index excluded).
+/// Private_Dirty + Private_Clean of a process, KiB. This counts page-cache pages of mapped
+/// files that no other process maps at the moment (an apprentice alone with the content file),
+/// so the target reads the anonymous memory instead.
 fn private_kib(pid: u32) -> anyhow::Result<f64> {
     Ok(smaps_field(pid, "Private_Dirty:")? + smaps_field(pid, "Private_Clean:")?)
 }

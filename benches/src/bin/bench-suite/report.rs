@@ -127,9 +127,9 @@ const TARGETS: &[(&str, Bound, &str)] = &[
         "invitation round trip, navigator (ms, median; search + related + insights)",
     ),
     (
-        "apprentice private memory (MiB)",
+        "apprentice private memory beyond shared mappings (MiB)",
         Bound::AtMost(4.0),
-        "apprentice private memory after 300 invitations (MiB; Private_Dirty + Private_Clean)",
+        "apprentice anonymous memory after 300 invitations (MiB; beyond file mappings)",
     ),
 ];
 
