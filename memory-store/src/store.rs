@@ -682,10 +682,30 @@ impl MemoryStore {
         let mut builder = SegmentBuilder::new().generation(writer.publisher.generation() + 1);
         let mut content = ContentBuilder::new();
         add_all(&mut builder, &mut content, fresh.iter())?;
-        let seq =
-            writer.records.commit(fresh.into_iter().map(|m| Entry::Put(Box::new(m))).collect())?;
+        let entries = fresh.into_iter().map(|m| Entry::Put(Box::new(m))).collect();
+        if writer.index_behind {
+            let seq = writer.records.commit(entries)?;
+            // Durable from here on: a failure is reported as such, never as "not stored".
+            let published = self.publish_batch(seq, &builder, &content);
+            self.after_commit(published, &report.stored, false)?;
+            return Ok(report);
+        }
+        // The publication's files are written while the commit's fdatasync runs; `HEAD` names
+        // them only after both are durable (a failed commit leaves unnamed files, collected).
+        let next = writer.records.seq() + 1;
+        let segments = writer.publisher.current().map(|m| m.segments.clone()).unwrap_or_default();
+        let publisher = &mut writer.publisher;
+        let (committed, prepared) = writer.records.commit_overlapped(entries, || {
+            publisher.prepare_with_segment(next, segments, &builder, Some(&content))
+        });
+        let seq = committed?;
         // Durable from here on: a failure is reported as such, never as "not stored".
-        let published = self.publish_batch(seq, &builder, &content);
+        debug_assert_eq!(seq, next, "a commit's sequence number is the next one");
+        let headed = prepared.and_then(|prepared| writer.publisher.point_head_at(prepared));
+        let published = match headed {
+            Ok(_) => self.after_publish(seq),
+            Err(e) => Err(e.into()),
+        };
         self.after_commit(published, &report.stored, false)?;
         Ok(report)
     }
