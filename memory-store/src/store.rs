@@ -651,10 +651,8 @@ impl MemoryStore {
         // once no writer holds the lock (checked, then the index read again) is really behind,
         // not merely a moment late.
         let records_seq = records::last_seq(&self.dir)?;
-        if self.snapshot()?.commit_seq() < records_seq {
-            if files::writer_active(&self.dir) {
-                return Ok(());
-            }
+        if self.snapshot()?.commit_seq() < records_seq && files::writer_active(&self.dir) {
+            return Ok(());
         }
         let snapshot = self.snapshot()?;
         if snapshot.commit_seq() < records_seq {
