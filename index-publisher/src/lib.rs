@@ -131,6 +131,22 @@ pub struct GcStats {
     pub manifests: usize,
 }
 
+/// A generation written durably by [`Publisher::prepare_with_segment`] that nothing names yet;
+/// [`Publisher::point_head_at`] publishes it.
+#[derive(Debug)]
+#[must_use = "a prepared generation is published only by `Publisher::point_head_at`"]
+pub struct Prepared {
+    name: String,
+    manifest: Manifest,
+}
+
+impl Prepared {
+    /// The generation it will publish.
+    pub fn generation(&self) -> u64 {
+        self.manifest.generation
+    }
+}
+
 /// The writer side of a store directory: writes segments and publishes generations.
 ///
 /// One publisher per store at a time (the store's lock ensures it).
@@ -408,10 +424,25 @@ impl Publisher {
     pub fn publish_with_segment(
         &mut self,
         commit_seq: u64,
-        mut segments: Vec<SegmentEntry>,
+        segments: Vec<SegmentEntry>,
         builder: &SegmentBuilder,
         content: Option<&ContentBuilder>,
     ) -> Result<u64, PublishError> {
+        let prepared = self.prepare_with_segment(commit_seq, segments, builder, content)?;
+        self.point_head_at(prepared)
+    }
+
+    /// The first half of [`Publisher::publish_with_segment`]: writes the segment, its content
+    /// file and the manifest durably, and names none of them. [`Publisher::point_head_at`]
+    /// publishes the result; dropped instead, the files are unnamed and a collection removes
+    /// them. The generation is taken either way (never reused).
+    pub fn prepare_with_segment(
+        &mut self,
+        commit_seq: u64,
+        mut segments: Vec<SegmentEntry>,
+        builder: &SegmentBuilder,
+        content: Option<&ContentBuilder>,
+    ) -> Result<Prepared, PublishError> {
         let file = self.fresh_segment_name();
         let segment = segment_path(&self.dir, &file);
         let bytes = builder.to_bytes()?;
@@ -458,7 +489,13 @@ impl Publisher {
         segment_written?;
         content_written?;
         manifest_written?;
-        self.point_head(name, manifest)
+        Ok(Prepared { name, manifest })
+    }
+
+    /// Publishes a generation [`Publisher::prepare_with_segment`] wrote: replaces `HEAD`, then
+    /// bumps the beacon. Returns the new generation.
+    pub fn point_head_at(&mut self, prepared: Prepared) -> Result<u64, PublishError> {
+        self.point_head(prepared.name, prepared.manifest)
     }
 
     /// Replaces `HEAD` with the name of `manifest`, durable already, then bumps the beacon.

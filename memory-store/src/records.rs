@@ -1140,6 +1140,73 @@ impl Records {
     /// Appends `entries` as the next commit, durably (one write, one `fdatasync`). Returns its
     /// sequence number.
     pub(crate) fn commit(&mut self, entries: Vec<Entry>) -> Result<u64, RecordsError> {
+        let (seq, len, locs) = self.append(entries)?;
+        let synced = match self.log() {
+            Ok(log) => seam::sync_data(log, &self.log_path),
+            Err(_) => Err(io::ErrorKind::NotFound.into()),
+        };
+        if let Err(source) = synced {
+            self.take_back(len);
+            let path = self.log_path.clone();
+            return Err(RecordsError::Io { what: "appending to", path, source });
+        }
+        Ok(self.acknowledge(seq, len, locs))
+    }
+
+    /// [`Records::commit`], running `overlap` on this thread while the commit's `fdatasync`
+    /// runs on another: the publication's files are written while the records reach the disk
+    /// (`HEAD`, which names them, is replaced only after both). The commit is acknowledged
+    /// (its sequence number, [`Records::seq`]` + 1` before the call, is returned) only once
+    /// its bytes are durable; `overlap`'s result is returned either way.
+    pub(crate) fn commit_overlapped<T>(
+        &mut self,
+        entries: Vec<Entry>,
+        overlap: impl FnOnce() -> T,
+    ) -> (Result<u64, RecordsError>, T) {
+        match self.append(entries) {
+            Ok((seq, buf_len, locs)) => {
+                let (synced, done) = match self.log() {
+                    Ok(log) => {
+                        let path = &self.log_path;
+                        std::thread::scope(|s| {
+                            let sync = s.spawn(|| seam::sync_data(log, path));
+                            let done = overlap();
+                            // If the syncing thread panicked, the commit is not durable.
+                            let synced = sync.join().unwrap_or_else(|_| {
+                                Err(io::Error::other("the fdatasync thread panicked"))
+                            });
+                            (synced, done)
+                        })
+                    }
+                    Err(_) => (Err(io::ErrorKind::NotFound.into()), overlap()),
+                };
+                if let Err(source) = synced {
+                    self.take_back(buf_len);
+                    let path = self.log_path.clone();
+                    return (Err(RecordsError::Io { what: "appending to", path, source }), done);
+                }
+                (Ok(self.acknowledge(seq, buf_len, locs)), done)
+            }
+            Err(e) => (Err(e), overlap()),
+        }
+    }
+
+    /// Not acknowledged: takes the appended `len` bytes back so the next commit starts clean; if
+    /// even that fails, the next commit cuts them first.
+    fn take_back(&mut self, len: u64) {
+        let cut = self.log().is_ok_and(|log| seam::set_len(log, &self.log_path, self.end).is_ok());
+        if !cut {
+            self.torn = Some((self.end, len));
+        }
+    }
+
+    /// Encodes `entries` as the next commit and writes them after the log's end, not yet
+    /// synced. Returns the commit's sequence number, its length and the entries' locations.
+    #[allow(clippy::type_complexity)]
+    fn append(
+        &mut self,
+        entries: Vec<Entry>,
+    ) -> Result<(u64, u64, Vec<([u8; 16], Option<Loc>)>), RecordsError> {
         let seq = self.seq + 1;
         let mut buf = Vec::new();
         let mut locs = Vec::with_capacity(entries.len());
@@ -1175,16 +1242,16 @@ impl Records {
             seam::sync_data(log, &path).map_err(io)?;
             self.torn = None;
         }
-        let written =
-            seam::write_at(log, &path, &buf, self.end).and_then(|()| seam::sync_data(log, &path));
-        if let Err(e) = written {
-            // Not acknowledged: take the bytes back so the next commit starts clean; if even
-            // that fails, the next commit cuts them first.
-            if seam::set_len(log, &path, self.end).is_err() {
-                self.torn = Some((self.end, buf.len() as u64));
-            }
+        if let Err(e) = seam::write_at(log, &path, &buf, self.end) {
+            self.take_back(buf.len() as u64);
             return Err(io(e));
         }
+        Ok((seq, buf.len() as u64, locs))
+    }
+
+    /// After a commit's bytes are durable: counts its entries, moves the end, checkpoints the
+    /// id index or compacts when due. Returns the commit's sequence number.
+    fn acknowledge(&mut self, seq: u64, len: u64, locs: Vec<([u8; 16], Option<Loc>)>) -> u64 {
         for (id, loc) in locs {
             if loc.is_some() {
                 self.count += 1;
@@ -1195,12 +1262,12 @@ impl Records {
             self.delta.insert(id, loc);
         }
         self.seq = seq;
-        self.end += buf.len() as u64;
+        self.end += len;
         // The commit is durable; a failed index rewrite only leaves more to replay at open,
         // a failed compaction a longer log.
         let _ = self.maybe_checkpoint();
         let _ = self.maybe_compact();
-        Ok(seq)
+        seq
     }
 
     /// Compacts when dead records outnumber live ones (and [`COMPACT_DEAD`]): the intact live

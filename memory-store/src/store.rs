@@ -42,6 +42,7 @@ pub(crate) const SEGMENT_DOCS_MAX: usize = 1 << 18;
 pub(crate) const SEGMENT_DOCS_MAX: usize = 1 << 11;
 
 mod bulk;
+mod lazy;
 mod pipeline;
 
 /// What went wrong in the store.
@@ -332,7 +333,9 @@ struct Writer {
 /// works). Readers see each write at their next search.
 pub struct MemoryStore {
     dir: PathBuf,
-    reader: Reader,
+    /// The index; a writer's is opened on its own thread (see `lazy`): reach it through
+    /// [`MemoryStore::index`], which waits for it.
+    reader: lazy::Index,
     writer: Option<Writer>,
     read_records: OnceCell<Records>,
     repaired: Option<String>,
@@ -504,15 +507,32 @@ impl MemoryStore {
         let mut writer =
             Writer { _lock: lock, publisher, records, index_behind: false, pending: None };
         let mut repaired = None;
-        let reader = match damaged_head.map_or_else(|| Reader::open(&dir), |e| Err(e.into())) {
-            Ok(reader) => reader,
-            Err(e @ ReaderError::Store { .. }) => return Err(e.into()),
-            Err(damage) => {
+        let reader = match damaged_head {
+            // The manifest read; the segments are opened and checked on their own thread,
+            // waited for by the first operation that reads them.
+            None => lazy::Index::in_background(&dir),
+            Some(damage) => {
                 writer.rebuild_index(None)?;
                 repaired = Some(format!("the index could not be read ({damage})"));
-                Reader::open(&dir)?
+                lazy::Index::opened(&dir, Reader::open(&dir)?)
             }
         };
+        // The manifest `HEAD` names (the publisher read it): its commit and counts.
+        let (index_seq, indexed, without_content) = match writer.publisher.current() {
+            Some(m) => (
+                m.commit_seq,
+                m.segments.iter().map(|s| u64::from(s.live())).sum::<u64>(),
+                m.segments
+                    .iter()
+                    .filter(|s| {
+                        let content = semantic_index::content::content_file_name(&s.file);
+                        !semantic_index::layout::segment_path(&dir, &content).exists()
+                    })
+                    .count(),
+            ),
+            None => (0, 0, 0),
+        };
+        let generation = writer.publisher.generation();
         let mut store = MemoryStore {
             dir,
             reader,
@@ -523,17 +543,15 @@ impl MemoryStore {
             checked_generation: None,
             progress: None,
         };
-        let snapshot = store.reader.snapshot();
         let records = &store.writer.as_ref().map_or(0, |w| w.records.len());
         let seq = store.writer.as_ref().map_or(0, |w| w.records.seq());
-        if snapshot.commit_seq() > seq {
+        if index_seq > seq {
             // The index is only published after its commit is durable: records that end
             // before it lost acknowledged commits (a cut or replaced log).
             return Err(Error::Records(RecordsError::Lost {
-                count: snapshot.len().saturating_sub(*records),
+                count: indexed.saturating_sub(*records),
                 detail: format!(
-                    "the index was published at commit {} but the records end at commit {seq}{}",
-                    snapshot.commit_seq(),
+                    "the index was published at commit {index_seq} but the records end at commit {seq}{}",
                     store
                         .writer
                         .as_ref()
@@ -543,7 +561,6 @@ impl MemoryStore {
                 ),
             }));
         }
-        let without_content = snapshot.segments_without_content();
         if without_content > 0 && store.repaired.is_none() {
             // Segments of a build without content files: rebuilt, so readers can quote.
             store.rebuild()?;
@@ -551,22 +568,47 @@ impl MemoryStore {
             store.repaired = Some(format!(
                 "{without_content} {segments} had no content file (written by an older build)"
             ));
-        } else if snapshot.commit_seq() != seq || snapshot.len() != *records {
+        } else if index_seq != seq || indexed != *records {
             store.rebuild()?;
-            if store.repaired.is_none() && (snapshot.generation() != 0 || *records != 0) {
+            if store.repaired.is_none() && (generation != 0 || *records != 0) {
                 store.repaired = Some(format!(
-                    "the index covered commit {} of {seq} ({} of {records} memories)",
-                    snapshot.commit_seq(),
-                    snapshot.len()
+                    "the index covered commit {index_seq} of {seq} ({indexed} of {records} memories)"
                 ));
             }
         }
         Ok(store)
     }
 
-    /// Why [`MemoryStore::open`] rebuilt the index from the records, if it did.
-    pub fn repaired(&self) -> Option<&str> {
+    /// Why [`MemoryStore::open`] rebuilt the index from the records, if it did. Waits for the
+    /// index that the open checks on its own thread (its damage is found there); if it cannot
+    /// be opened at all, the next operation that reads it says why.
+    pub fn repaired(&mut self) -> Option<&str> {
+        let _ = self.index();
         self.repaired.as_deref()
+    }
+
+    /// The index, open and refreshed to the newest generation: waits for the writer's open
+    /// (and its checks) on the first call. An index a writer finds damaged is rebuilt from
+    /// the records, as at open, and [`MemoryStore::repaired`] says why.
+    fn index(&mut self) -> Result<&mut Reader> {
+        match self.reader.wait() {
+            Ok(_) => {}
+            Err(e @ ReaderError::Store { .. }) => return Err(e.into()),
+            Err(damage) => {
+                let Some(writer) = self.writer.as_mut() else { return Err(damage.into()) };
+                writer.rebuild_index(None)?;
+                self.repaired
+                    .get_or_insert_with(|| format!("the index could not be read ({damage})"));
+            }
+        }
+        let reader = self.reader.wait()?;
+        reader.refresh()?;
+        Ok(reader)
+    }
+
+    /// The current snapshot of the index (see [`MemoryStore::index`]).
+    fn snapshot(&mut self) -> Result<std::sync::Arc<shm_reader::Snapshot>> {
+        Ok(self.index()?.snapshot())
     }
 
     /// Opens the store in `dir` for reading only; takes no lock. Refuses a store other users
@@ -576,7 +618,7 @@ impl MemoryStore {
     pub fn open_read_only(dir: impl AsRef<Path>) -> Result<MemoryStore> {
         let dir = dir.as_ref().to_owned();
         files::check_readable(&dir)?;
-        let reader = Reader::open(&dir)?;
+        let reader = lazy::Index::opened(&dir, Reader::open(&dir)?);
         Ok(MemoryStore {
             dir,
             reader,
@@ -597,11 +639,11 @@ impl MemoryStore {
             if w.index_behind {
                 w.rebuild_index(None)?;
             }
-            self.reader.refresh()?;
+            self.index()?;
             return Ok(());
         }
-        self.reader.refresh()?;
-        if self.checked_generation == Some(self.reader.snapshot().generation()) {
+        let generation = self.index()?.snapshot().generation();
+        if self.checked_generation == Some(generation) {
             return Ok(());
         }
         // The records first, then the index: a writer publishes after it commits and releases
@@ -609,14 +651,10 @@ impl MemoryStore {
         // once no writer holds the lock (checked, then the index read again) is really behind,
         // not merely a moment late.
         let records_seq = records::last_seq(&self.dir)?;
-        self.reader.refresh()?;
-        if self.reader.snapshot().commit_seq() < records_seq {
-            if files::writer_active(&self.dir) {
-                return Ok(());
-            }
-            self.reader.refresh()?;
+        if self.snapshot()?.commit_seq() < records_seq && files::writer_active(&self.dir) {
+            return Ok(());
         }
-        let snapshot = self.reader.snapshot();
+        let snapshot = self.snapshot()?;
         if snapshot.commit_seq() < records_seq {
             return Err(Error::IndexBehind {
                 dir: self.dir.clone(),
@@ -641,12 +679,16 @@ impl MemoryStore {
     /// The index, refreshed and checked against the records (as searches are).
     pub(crate) fn snapshot_checked(&mut self) -> Result<std::sync::Arc<shm_reader::Snapshot>> {
         self.refresh_checked()?;
-        Ok(self.reader.snapshot())
+        self.snapshot()
     }
 
-    /// The index generation this store currently sees.
+    /// The index generation this store currently sees (a writer: the one it last published).
     pub fn generation(&self) -> u64 {
-        self.reader.generation()
+        match (&self.writer, self.reader.get()) {
+            (Some(w), _) => w.publisher.generation(),
+            (None, Some(reader)) => reader.generation(),
+            (None, None) => 0,
+        }
     }
 
     fn writer(&mut self) -> Result<&mut Writer> {
@@ -682,10 +724,30 @@ impl MemoryStore {
         let mut builder = SegmentBuilder::new().generation(writer.publisher.generation() + 1);
         let mut content = ContentBuilder::new();
         add_all(&mut builder, &mut content, fresh.iter())?;
-        let seq =
-            writer.records.commit(fresh.into_iter().map(|m| Entry::Put(Box::new(m))).collect())?;
+        let entries = fresh.into_iter().map(|m| Entry::Put(Box::new(m))).collect();
+        if writer.index_behind {
+            let seq = writer.records.commit(entries)?;
+            // Durable from here on: a failure is reported as such, never as "not stored".
+            let published = self.publish_batch(seq, &builder, &content);
+            self.after_commit(published, &report.stored, false)?;
+            return Ok(report);
+        }
+        // The publication's files are written while the commit's fdatasync runs; `HEAD` names
+        // them only after both are durable (a failed commit leaves unnamed files, collected).
+        let next = writer.records.seq() + 1;
+        let segments = writer.publisher.current().map(|m| m.segments.clone()).unwrap_or_default();
+        let publisher = &mut writer.publisher;
+        let (committed, prepared) = writer.records.commit_overlapped(entries, || {
+            publisher.prepare_with_segment(next, segments, &builder, Some(&content))
+        });
+        let seq = committed?;
         // Durable from here on: a failure is reported as such, never as "not stored".
-        let published = self.publish_batch(seq, &builder, &content);
+        debug_assert_eq!(seq, next, "a commit's sequence number is the next one");
+        let headed = prepared.and_then(|prepared| writer.publisher.point_head_at(prepared));
+        let published = match headed {
+            Ok(_) => self.after_publish(seq),
+            Err(e) => Err(e.into()),
+        };
         self.after_commit(published, &report.stored, false)?;
         Ok(report)
     }
@@ -698,8 +760,8 @@ impl MemoryStore {
     ) -> Result<()> {
         let writer = self.writer()?;
         if writer.index_behind {
+            // The index is refreshed when it is next read.
             writer.rebuild_index(None)?;
-            self.reader.refresh()?;
             return Ok(());
         }
         let segments = writer.publisher.current().map(|m| m.segments.clone()).unwrap_or_default();
@@ -733,15 +795,17 @@ impl MemoryStore {
     }
 
     fn publish_forget(&mut self, seq: u64, id: Uuid) -> Result<()> {
+        // Where the memory is: the index is needed (waited for, if it is still being opened).
+        let located = self.snapshot()?.locate(id.as_bytes());
         let writer = self.writer()?;
         if writer.index_behind {
+            // The index is refreshed when it is next read.
             writer.rebuild_index(None)?;
-            self.reader.refresh()?;
             return Ok(());
         }
         let mut segments =
             writer.publisher.current().map(|m| m.segments.clone()).unwrap_or_default();
-        if let Some((index, ordinal)) = self.reader.snapshot().locate(id.as_bytes()) {
+        if let Some((index, ordinal)) = located {
             if let Some(entry) = segments.get_mut(index) {
                 if let Err(at) = entry.deleted.binary_search(&ordinal) {
                     entry.deleted.insert(at, ordinal);
@@ -760,7 +824,7 @@ impl MemoryStore {
 
     /// After a publication at commit `seq`: refreshes, merges per the policy, collects garbage.
     fn after_publish(&mut self, seq: u64) -> Result<()> {
-        self.reader.refresh()?;
+        // The writer's own index is refreshed when it is next read (a merge reads it).
         while let Some(group) = self.merge_candidates() {
             self.merge(seq, &group)?;
         }
@@ -807,7 +871,7 @@ impl MemoryStore {
 
     /// Rebuilds the segments at `group` into one, from the records.
     fn merge(&mut self, seq: u64, group: &[usize]) -> Result<()> {
-        let snapshot = self.reader.snapshot();
+        let snapshot = self.snapshot()?;
         let writer = self.writer.as_mut().ok_or_else(|| Error::ReadOnly(self.dir.clone()))?;
         let Some(current) = writer.publisher.current() else { return Ok(()) };
         let mut builder = SegmentBuilder::new().generation(current.generation + 1);
@@ -828,7 +892,6 @@ impl MemoryStore {
         } else {
             writer.publisher.publish_with_segment(seq, segments, &builder, Some(&content))?;
         }
-        self.reader.refresh()?;
         Ok(())
     }
 
@@ -839,6 +902,10 @@ impl MemoryStore {
     /// what `HEAD`'s manifest names, not what the directory holds: [`MemoryStore::stats`] counts
     /// the live segments and `shm_reader::Reader::segment_files` lists them.
     pub fn rebuild(&mut self) -> Result<()> {
+        if self.writer.is_some() {
+            // The old segments are not read by a rebuild: unmapped, not resident beside it.
+            self.reader.close();
+        }
         let mut progress = self.progress.take();
         let done = match self.writer.as_mut() {
             Some(w) => {
@@ -847,9 +914,8 @@ impl MemoryStore {
             None => Err(Error::ReadOnly(self.dir.clone())),
         };
         self.progress = progress;
-        done?;
-        self.reader.refresh()?;
-        Ok(())
+        // The index is refreshed when it is next read.
+        done
     }
 
     fn records(&self) -> Result<&Records> {
@@ -911,14 +977,20 @@ impl MemoryStore {
             }
         }
         // Never more room than there are memories, whatever limit was asked for.
-        let mut hits =
-            Hits::with_capacity(options.limit.min(self.reader.snapshot().len() as usize));
-        self.reader.search(query, options, &mut hits)?;
-        Ok(self.results(query, options, &hits))
+        let reader = self.index()?;
+        let snapshot = reader.snapshot();
+        let mut hits = Hits::with_capacity(options.limit.min(snapshot.len() as usize));
+        reader.search(query, options, &mut hits)?;
+        Ok(self.results(&snapshot, query, options, &hits))
     }
 
-    fn results(&self, query: &Query, options: &SearchOptions, hits: &Hits) -> SearchResults {
-        let snapshot = self.reader.snapshot();
+    fn results(
+        &self,
+        snapshot: &shm_reader::Snapshot,
+        query: &Query,
+        options: &SearchOptions,
+        hits: &Hits,
+    ) -> SearchResults {
         let hits = hits
             .iter()
             .filter_map(|h| {
@@ -988,19 +1060,19 @@ impl MemoryStore {
     pub fn related(&mut self, id: Uuid, options: &SearchOptions) -> Result<Option<SearchResults>> {
         check_options(options)?;
         self.refresh_checked()?;
-        let snapshot = self.reader.snapshot();
+        let snapshot = self.snapshot()?;
         let Some(doc) = snapshot.get(id.as_bytes()) else { return Ok(None) };
         let query = Query::from_keywords(doc.keywords());
         let options = SearchOptions { exclude: Some(*id.as_bytes()), ..options.clone() };
         let mut hits = Hits::with_capacity(options.limit.min(snapshot.len() as usize));
         snapshot.search(&query, &options, &mut hits);
-        Ok(Some(self.results(&query, &options, &hits)))
+        Ok(Some(self.results(&snapshot, &query, &options, &hits)))
     }
 
     /// Sacred memories, newest first, optionally of one domain.
     pub fn sacred(&mut self, domain: Option<&str>, limit: usize) -> Result<Vec<Found>> {
         self.refresh_checked()?;
-        let snapshot = self.reader.snapshot();
+        let snapshot = self.snapshot()?;
         Ok(snapshot
             .sacred(domain, limit.min(snapshot.len() as usize))
             .iter()
@@ -1011,7 +1083,7 @@ impl MemoryStore {
     /// Counts of the current generation.
     pub fn stats(&mut self) -> Result<Stats> {
         self.refresh_checked()?;
-        let snapshot = self.reader.snapshot();
+        let snapshot = self.snapshot()?;
         let mut domains = BTreeMap::new();
         let mut sacred = 0;
         for d in snapshot.docs() {
@@ -1033,8 +1105,7 @@ impl MemoryStore {
     /// runs the segments' deep checks.
     pub fn verify(&mut self) -> Result<VerifyReport> {
         self.publish_pending()?;
-        self.reader.refresh()?;
-        let snapshot = self.reader.snapshot();
+        let snapshot = self.snapshot()?;
         let mut indexed: Vec<Uuid> = snapshot.docs().map(|d| uuid(d.id())).collect();
         indexed.sort_unstable();
         let mut progress = self.progress.take();

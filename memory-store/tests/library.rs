@@ -172,7 +172,7 @@ fn content_files_follow_every_publication_and_old_stores_gain_them() {
         }
     }
     check(shm_reader::Reader::open(dir.path()).unwrap().snapshot().segment_count());
-    let store = MemoryStore::open(dir.path()).unwrap();
+    let mut store = MemoryStore::open(dir.path()).unwrap();
     assert!(
         store.repaired().is_some_and(|r| r.contains("no content file")),
         "{:?}",

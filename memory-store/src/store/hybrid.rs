@@ -76,8 +76,7 @@ pub(crate) struct VectorCache {
 
 impl MemoryStore {
     fn vectors(&mut self) -> Result<&SnapshotVectors> {
-        self.reader.refresh()?;
-        let snapshot = self.reader.snapshot();
+        let snapshot = self.snapshot()?;
         let cache = &mut self.vectors.current;
         if cache.as_ref().is_some_and(|v| v.generation() != snapshot.generation()) {
             *cache = None;
@@ -88,7 +87,7 @@ impl MemoryStore {
     /// Memories still waiting for a vector (their segment has no vector file yet).
     pub fn pending_vectors(&mut self) -> Result<u64> {
         self.vectors()?;
-        let snapshot = self.reader.snapshot();
+        let snapshot = self.snapshot()?;
         Ok(self.vectors.current.as_ref().map_or(snapshot.len(), |v| v.pending(&snapshot)))
     }
 
@@ -113,10 +112,7 @@ impl MemoryStore {
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<usize> {
         self.writer()?;
-        let snapshot = {
-            self.reader.refresh()?;
-            self.reader.snapshot()
-        };
+        let snapshot = self.snapshot()?;
         let dim = model.dim();
         let vdir = self.dir.join(VECTORS_DIR);
         let todo: Vec<(usize, String)> = snapshot
@@ -198,7 +194,7 @@ impl MemoryStore {
             writer.publisher.publish(seq, segments)?;
             writer.publisher.collect_garbage()?;
         }
-        self.reader.refresh()?;
+        self.index()?;
         self.collect_vector_garbage()?;
         Ok(embedded)
     }
@@ -236,7 +232,7 @@ impl MemoryStore {
         if self.vectors()?.dim() != Some(dim) {
             return Ok(None);
         }
-        let snapshot = self.reader.snapshot();
+        let snapshot = self.snapshot()?;
         let cache = &mut self.vectors;
         let Some(vectors) = cache.current.as_ref() else { return Ok(None) };
         let search = match &mut cache.search {
@@ -259,7 +255,7 @@ impl MemoryStore {
                 Some((h.id, why))
             })
             .collect();
-        let mut results = self.results(query, options, &hits);
+        let mut results = self.results(&snapshot, query, options, &hits);
         for found in &mut results.hits {
             // A memory the lexical side does not match has no lexical explanation.
             let why = found.why.get_or_insert_with(|| Why {

@@ -416,7 +416,7 @@ static LOCK_WAIT: std::sync::OnceLock<std::time::Duration> = std::sync::OnceLock
 fn open_writer(dir: &PathBuf) -> anyhow::Result<MemoryStore> {
     errors::check_store_path(dir)?;
     let wait = LOCK_WAIT.get().copied().unwrap_or_default();
-    let store = MemoryStore::open_waiting(dir, wait)
+    let mut store = MemoryStore::open_waiting(dir, wait)
         .with_context(|| format!("opening store {}", dir.display()))?;
     if let Some(why) = store.repaired() {
         eprintln!("mcs: rebuilt the index of {} from its records: {why}", dir.display());
