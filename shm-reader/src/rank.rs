@@ -14,7 +14,7 @@ use rkyv::rend::u32_le;
 use semantic_index::format::{ArchivedSegmentData, RANK_BLOCK};
 
 use crate::search::{
-    DeletedSet, Explanation, Hit, Hits, Query, Ranking, SearchOptions, TermContribution,
+    prefetch, DeletedSet, Explanation, Hit, Hits, Query, Ranking, SearchOptions, TermContribution,
 };
 use crate::segment::{probe_table, Segment, Storage};
 
@@ -513,6 +513,14 @@ impl<B: Storage> Segment<B> {
                             continue;
                         }
                     }
+                    if s + prefix[ne] < need {
+                        continue;
+                    }
+                    // A candidate that may enter reads its score, id and timestamp below, each
+                    // a cache miss of its own: start them now, beside `complete`'s reads.
+                    prefetch(scores.as_ptr().wrapping_add(oi));
+                    prefetch(ids.as_ptr().wrapping_add(oi));
+                    prefetch(timestamps.as_ptr().wrapping_add(oi));
                     let Some((s, matched)) = complete(others, r, o, (s, matched), prefix[ne], need)
                     else {
                         continue;
