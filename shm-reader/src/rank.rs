@@ -14,7 +14,7 @@ use rkyv::rend::u32_le;
 use semantic_index::format::{ArchivedSegmentData, RANK_BLOCK};
 
 use crate::search::{
-    DeletedSet, Explanation, Hit, Hits, Query, Ranking, SearchOptions, TermContribution,
+    prefetch, DeletedSet, Explanation, Hit, Hits, Query, Ranking, SearchOptions, TermContribution,
 };
 use crate::segment::{probe_table, Segment, Storage};
 
@@ -33,6 +33,7 @@ const UNIT: f64 = 1.0 / (255.0 * IDF_SCALE);
 /// Ordinals per accumulation window of the essential terms.
 pub(crate) const RANK_WINDOW: usize = 2048;
 const _: () = assert!(RANK_WINDOW / 64 <= 64, "one u64 summarizes the window's bit words");
+const _: () = assert!(RANK_WINDOW.is_power_of_two(), "windows align by masking");
 
 /// Bits of the accumulator below the score: how many query terms matched.
 const COUNT_BITS: u32 = 8;
@@ -148,13 +149,27 @@ impl RankCursor {
     }
 
     /// Moves to the first posting at or past `target` inside the current block (after
-    /// [`RankCursor::seek_block`]).
+    /// [`RankCursor::seek_block`]). Candidates come in ordinal order, so the target is often
+    /// a few postings ahead: a galloping search from the cursor reads the cache lines next to
+    /// it before a binary search over the rest of the block would read lines far away.
     #[inline]
     fn seek_in_block(&mut self, r: Ranked<'_>, target: u32) {
         let block_end =
             (self.start + (self.block() - self.block_start + 1) * RANK_BLOCK).min(self.end);
         let run = r.docs.get(self.pos..block_end).unwrap_or(&[]);
-        self.pos += run.partition_point(|d| d.to_native() < target);
+        // `run[..lo]` lies below `target` and `run[hi..]` (if any) at or past it.
+        let (mut lo, mut hi, mut probe, mut step) = (0, run.len(), 0, 1);
+        while let Some(d) = run.get(probe) {
+            if d.to_native() >= target {
+                hi = probe;
+                break;
+            }
+            lo = probe + 1;
+            probe += step;
+            step *= 2;
+        }
+        let rest = run.get(lo..hi).unwrap_or(&[]);
+        self.pos += lo + rest.partition_point(|d| d.to_native() < target);
     }
 
     /// Adds the postings in `[w, wend)` to the window's accumulators (`acc[o - w]` gains the
@@ -450,7 +465,10 @@ impl<B: Storage> Segment<B> {
             if w >= end_ordinal {
                 break;
             }
-            let boost = boost_at(w);
+            // The bound at the window's aligned start: it never lies below the one at `w` (the
+            // bound only falls as ordinals grow), and the few aligned `scores` it reads stay
+            // in cache from one search to the next, where `scores[w]` costs a miss a window.
+            let boost = boost_at(w & !(RANK_WINDOW as u32 - 1));
             if boost != best_boost {
                 best_boost = boost;
                 let now = needed(hits.bar(k), best_boost, options);
@@ -495,6 +513,14 @@ impl<B: Storage> Segment<B> {
                             continue;
                         }
                     }
+                    if s + prefix[ne] < need {
+                        continue;
+                    }
+                    // A candidate that may enter reads its score, id and timestamp below, each
+                    // a cache miss of its own: start them now, beside `complete`'s reads.
+                    prefetch(scores.as_ptr().wrapping_add(oi));
+                    prefetch(ids.as_ptr().wrapping_add(oi));
+                    prefetch(timestamps.as_ptr().wrapping_add(oi));
                     let Some((s, matched)) = complete(others, r, o, (s, matched), prefix[ne], need)
                     else {
                         continue;
