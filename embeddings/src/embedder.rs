@@ -1,22 +1,24 @@
-//! The model: tokenization, batching, the BERT forward pass, pooling.
+//! The model: tokenization, one pass per text (no padding), pooling; documents one whole text per
+//! core, a query's products split across the cores.
 
-use crate::bert::{Bert, Config};
+use crate::bert::{Bert, Config, Scratch};
+use crate::matmul::Parallelism;
 use crate::{Error, DIM, MAX_TOKENS};
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
 use std::path::Path;
-use tokenizers::{Encoding, Tokenizer, TruncationParams};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Mutex};
+use tokenizers::{Tokenizer, TruncationParams};
 
-/// Tokens (padding included) one forward pass holds at most: batches are cut so that
-/// `texts × longest` stays under it, after sorting by length, so padding stays small.
-const TOKENS_PER_BATCH: usize = 2048;
-
-/// all-MiniLM-L6-v2, loaded once; embeds documents in batches and queries one at a time.
+/// all-MiniLM-L6-v2, loaded once; embeds documents on every core and queries one at a time.
 /// `Send + Sync`: one embedder serves every thread.
 pub struct Embedder {
     model: Bert,
     tokenizer: Tokenizer,
-    device: Device,
+    /// The query path's buffers, sized once (a second concurrent query sizes its own).
+    query_scratch: Mutex<Scratch>,
+    threads: usize,
 }
 
 /// What a call to [`Embedder::embed_documents`] did, for throughput figures.
@@ -26,9 +28,10 @@ pub struct Stats {
     pub texts: usize,
     /// Real tokens, `[CLS]`/`[SEP]` included, after truncation.
     pub tokens: usize,
-    /// Tokens the forward passes ran on, padding included.
+    /// Tokens the forward passes ran on, padding included (each text runs alone, unpadded, so
+    /// this equals `tokens`).
     pub padded_tokens: usize,
-    /// Forward passes.
+    /// Forward passes (one per text).
     pub batches: usize,
 }
 
@@ -73,7 +76,9 @@ impl Embedder {
         let vb =
             VarBuilder::from_buffered_safetensors(read("model.safetensors")?, DType::F32, &device)?;
         let model = Bert::load(vb, &config)?;
-        Ok(Self { model, tokenizer, device })
+        let query_scratch = Mutex::new(model.scratch());
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Ok(Self { model, tokenizer, query_scratch, threads })
     }
 
     /// The vector of one text (a query): [`DIM`] floats, unit length.
@@ -84,7 +89,7 @@ impl Embedder {
     }
 
     /// Writes the vector of one text into `out` (exactly [`DIM`] long), for callers that size
-    /// their query buffer once.
+    /// their query buffer once. Its matrix products use every core.
     pub fn embed_into(&self, text: &str, out: &mut [f32]) -> Result<(), Error> {
         if out.len() != DIM {
             return Err(Error::Tokenizer(format!(
@@ -93,9 +98,21 @@ impl Embedder {
             )));
         }
         let encoding = self.encode(text)?;
-        let pooled = self.forward(&[&encoding])?;
-        out.copy_from_slice(&pooled[..DIM]);
-        Ok(())
+        let parallelism =
+            if self.threads > 1 { Parallelism::Rayon(self.threads) } else { Parallelism::None };
+        let mut own = None;
+        let mut shared = match self.query_scratch.try_lock() {
+            Ok(guard) => Some(guard),
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        };
+        let scratch = match shared.as_deref_mut() {
+            Some(s) => s,
+            None => own.insert(self.model.scratch()),
+        };
+        self.model
+            .embed(encoding.get_ids(), scratch, parallelism, out)
+            .ok_or_else(|| bad_ids(encoding.get_ids()))
     }
 
     /// Number of tokens the model sees for `text` (`[CLS]`/`[SEP]` included, at most
@@ -105,8 +122,9 @@ impl Embedder {
     }
 
     /// The vectors of many texts (documents), `texts.len() × DIM` floats in input order.
-    /// Texts are sorted by length and cut into batches of similar length, so little of the work
-    /// is padding; `progress` is called with the number of texts done after each batch.
+    /// Each core takes whole texts, longest first, and runs each alone (no padding, no
+    /// synchronisation inside a pass); `progress` is called with the number of texts done as
+    /// they finish.
     pub fn embed_documents(
         &self,
         texts: &[&str],
@@ -117,59 +135,56 @@ impl Embedder {
             .encode_batch(texts.to_vec(), true)
             .map_err(|e| Error::Tokenizer(e.to_string()))?;
         let mut order: Vec<usize> = (0..texts.len()).collect();
-        order.sort_by_key(|&i| encodings[i].get_ids().len());
+        order.sort_by_key(|&i| std::cmp::Reverse(encodings[i].get_ids().len()));
+        let tokens = encodings.iter().map(|e| e.get_ids().len()).sum();
+        let stats =
+            Stats { texts: texts.len(), tokens, padded_tokens: tokens, batches: texts.len() };
         let mut out = vec![0.0f32; texts.len() * DIM];
-        let mut stats = Stats { texts: texts.len(), ..Stats::default() };
-        let mut start = 0;
-        while start < order.len() {
-            // Sorted ascending: the batch's last text is its longest.
-            let mut end = start + 1;
-            while end < order.len()
-                && (end + 1 - start) * encodings[order[end]].get_ids().len() <= TOKENS_PER_BATCH
-            {
-                end += 1;
+        let next = AtomicUsize::new(0);
+        let mut failed = None;
+        std::thread::scope(|scope| {
+            let (tx, rx) = mpsc::channel::<(usize, Option<[f32; DIM]>)>();
+            for _ in 0..self.threads.clamp(1, texts.len().max(1)) {
+                let (tx, next, order, encodings) = (tx.clone(), &next, &order, &encodings);
+                scope.spawn(move || {
+                    let mut scratch = self.model.scratch();
+                    let mut v = [0.0f32; DIM];
+                    while let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        let ids = encodings[i].get_ids();
+                        let ok = self.model.embed(ids, &mut scratch, Parallelism::None, &mut v);
+                        if tx.send((i, ok.map(|()| v))).is_err() {
+                            break;
+                        }
+                    }
+                });
             }
-            let batch: Vec<&Encoding> = order[start..end].iter().map(|&i| &encodings[i]).collect();
-            let longest = batch.iter().map(|e| e.get_ids().len()).max().unwrap_or(0);
-            stats.tokens += batch.iter().map(|e| e.get_ids().len()).sum::<usize>();
-            stats.padded_tokens += longest * batch.len();
-            stats.batches += 1;
-            let pooled = self.forward(&batch)?;
-            for (row, &i) in order[start..end].iter().enumerate() {
-                out[i * DIM..(i + 1) * DIM].copy_from_slice(&pooled[row * DIM..(row + 1) * DIM]);
+            drop(tx);
+            for (done, (i, v)) in rx.into_iter().enumerate() {
+                match v {
+                    Some(v) => out[i * DIM..(i + 1) * DIM].copy_from_slice(&v),
+                    None => {
+                        failed.get_or_insert(i);
+                    }
+                }
+                progress(done + 1);
             }
-            progress(end);
-            start = end;
+        });
+        if let Some(i) = failed {
+            return Err(bad_ids(encodings[i].get_ids()));
         }
         Ok((out, stats))
     }
 
-    fn encode(&self, text: &str) -> Result<Encoding, Error> {
+    fn encode(&self, text: &str) -> Result<tokenizers::Encoding, Error> {
         self.tokenizer.encode(text, true).map_err(|e| Error::Tokenizer(e.to_string()))
     }
+}
 
-    /// One forward pass over `batch` padded to its longest; returns `batch.len() × DIM` pooled,
-    /// normalized floats.
-    fn forward(&self, batch: &[&Encoding]) -> Result<Vec<f32>, Error> {
-        let rows = batch.len();
-        let len = batch.iter().map(|e| e.get_ids().len()).max().unwrap_or(0).max(1);
-        let mut ids = vec![0u32; rows * len];
-        let mut mask = vec![0f32; rows * len];
-        for (r, e) in batch.iter().enumerate() {
-            let n = e.get_ids().len();
-            ids[r * len..r * len + n].copy_from_slice(e.get_ids());
-            mask[r * len..r * len + n].fill(1.0);
-        }
-        let ids = Tensor::from_vec(ids, (rows, len), &self.device)?;
-        let mask = Tensor::from_vec(mask, (rows, len), &self.device)?;
-        let hidden = self.model.forward(&ids, &mask)?;
-        // Mean over the real tokens, then unit length (sentence-transformers' pooling).
-        let mask = mask.unsqueeze(2)?;
-        let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
-        let counts = mask.sum(1)?;
-        let mean = summed.broadcast_div(&counts)?;
-        let norm = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f32::MAX)?;
-        let unit = mean.broadcast_div(&norm)?;
-        Ok(unit.flatten_all()?.to_vec1::<f32>()?)
-    }
+/// The error for token ids the model cannot take (a tokenizer that does not match the model).
+fn bad_ids(ids: &[u32]) -> Error {
+    Error::Tokenizer(format!(
+        "{} token ids (at most {MAX_TOKENS} allowed), the largest {}: not ids this model has",
+        ids.len(),
+        ids.iter().max().copied().unwrap_or(0)
+    ))
 }

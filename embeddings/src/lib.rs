@@ -1,7 +1,9 @@
 //! Local sentence embeddings for memory circulation: all-MiniLM-L6-v2 (BERT, 6 layers, 384
-//! dimensions) run on the CPU with candle, tokenized by the model's own `tokenizer.json`.
+//! dimensions) run on the CPU, tokenized by the model's own `tokenizer.json`.
 //!
-//! A vector is the mean of the last layer's token states over the attention mask, L2-normalized,
+//! The encoder is written here on plain slices (candle reads the weights; the `gemm` crate runs
+//! the matrix products): documents run one whole text per core, a query's products use every
+//! core. A vector is the mean of the last layer's token states over the attention mask, L2-normalized,
 //! exactly as sentence-transformers computes it; inputs are cut at [`MAX_TOKENS`] tokens.
 //!
 //! The model is not shipped: [`install`] (what `mcs model install` and `cargo xtask model` run)
@@ -17,7 +19,8 @@
 //! # }
 //! # Ok::<(), embeddings::Error>(())
 //! ```
-#![forbid(unsafe_code)]
+// The one `unsafe` block is the call into `gemm` (src/matmul.rs), behind checked bounds.
+#![deny(unsafe_code)]
 
 #[cfg(feature = "runtime")]
 mod bert;
@@ -26,6 +29,8 @@ mod embedder;
 #[cfg(feature = "runtime")]
 mod gelu;
 mod install;
+#[cfg(feature = "runtime")]
+mod matmul;
 
 #[cfg(feature = "runtime")]
 pub use embedder::{Embedder, Stats};

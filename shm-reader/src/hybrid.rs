@@ -25,7 +25,8 @@ pub struct Fused {
     pub lexical_rank: Option<u32>,
     /// Its rank (0-based) in the vector ranking's top [`FUSION_DEPTH`], if there.
     pub vector_rank: Option<u32>,
-    /// Cosine similarity of its vector with the query's (int8 approximation), if it has one.
+    /// Cosine similarity of its vector with the query's (int8 approximation), if it has one;
+    /// computed only for memories the vector side ranked or that reached the results.
     pub similarity: Option<f32>,
     /// The lexical side's share of the fused score, `1/(60 + rank + 1)` (0 when unranked).
     pub lexical_part: f64,
@@ -46,6 +47,9 @@ pub struct HybridSearch {
     lexical_options: SearchOptions,
     spare: String,
     fused: Vec<Fused>,
+    /// Each fused memory's score, and a copy to select the bar from.
+    scores: Vec<f64>,
+    ranked: Vec<f64>,
 }
 
 impl HybridSearch {
@@ -61,6 +65,8 @@ impl HybridSearch {
             lexical_options: SearchOptions::default(),
             spare: String::new(),
             fused: Vec::with_capacity(3 * depth),
+            scores: Vec::with_capacity(3 * depth),
+            ranked: Vec::with_capacity(3 * depth),
         }
     }
 
@@ -180,17 +186,55 @@ impl HybridSearch {
         }
         self.fused.truncate(kept);
         hits.clear();
+        // Score every memory (ranks only: no document, no vector read), then find the score the
+        // `limit`-th best reaches: only memories at or above it can enter `hits`, so only those
+        // have their document read (id, timestamp for the order) and, for lexical-only hits,
+        // their similarity computed. Same hits as offering every memory.
+        self.scores.clear();
         for f in &mut self.fused {
             let (l, v) = rrf(f.lexical_rank.map(|r| r as usize), f.vector_rank.map(|r| r as usize));
             f.lexical_part = l;
             f.vector_part = v;
-            if f.similarity.is_none() {
-                f.similarity = vectors.similarity(&self.query, f.segment, f.ordinal);
-            }
             let score = match options.ranking {
                 Ranking::Vector => f64::from(f.similarity.unwrap_or(0.0)),
                 _ => l + v,
             };
+            self.scores.push(score);
+        }
+        let keep = options.limit.min(hits.capacity());
+        let bar = if keep == 0 || keep >= self.scores.len() {
+            f64::NEG_INFINITY
+        } else {
+            self.ranked.clear();
+            self.ranked.extend_from_slice(&self.scores);
+            let at = self.ranked.len() - keep;
+            *self.ranked.select_nth_unstable_by(at, f64::total_cmp).1
+        };
+        self.offer(snapshot, vectors, options, hits, |s| s >= bar);
+        // A memory at or above the bar without a document (a torn segment) leaves room: the
+        // rest compete for it, as when every memory is offered.
+        if hits.len() < keep {
+            self.offer(snapshot, vectors, options, hits, |s| s < bar);
+        }
+    }
+
+    /// Offers to `hits` the fused memories whose score passes `take`, reading their documents
+    /// and (lexical-only ones) their similarity.
+    fn offer(
+        &mut self,
+        snapshot: &Snapshot,
+        vectors: &SnapshotVectors,
+        options: &SearchOptions,
+        hits: &mut Hits,
+        take: impl Fn(f64) -> bool,
+    ) {
+        for (f, &score) in self.fused.iter_mut().zip(&self.scores) {
+            if !take(score) {
+                continue;
+            }
+            if f.similarity.is_none() {
+                f.similarity = vectors.similarity(&self.query, f.segment, f.ordinal);
+            }
             let Some(doc) = snapshot.segment_doc(f.segment as usize, f.ordinal) else { continue };
             hits.offer(
                 options.limit,

@@ -83,6 +83,7 @@ const CONFINED: &[(&str, &str, &str)] = &[
     ("async-nats", "replication", "only the replication crate speaks to NATS"),
     ("candle-core", "embeddings", "only embeddings runs the model"),
     ("candle-nn", "embeddings", "only embeddings runs the model"),
+    ("gemm", "embeddings", "only embeddings runs the model"),
     ("tokenizers", "embeddings", "only embeddings tokenizes for the model"),
 ];
 
