@@ -59,7 +59,8 @@ impl Default for ConsciousnessWitness {
 
 struct Seen<'a> {
     id: [u8; 16],
-    gist: &'a str,
+    /// The memory, for its gist: read only for the few the access patterns name.
+    doc: shm_reader::DocRef<'a>,
     domain: &'a str,
     sacred: bool,
     score: f32,
@@ -108,7 +109,7 @@ impl Kind for ConsciousnessWitness {
             }
             seen.push(Seen {
                 id: hit.id,
-                gist: doc.gist(),
+                doc,
                 domain: doc.domain(),
                 sacred: doc.sacred(),
                 score: doc.score(),
@@ -242,7 +243,7 @@ impl Kind for ConsciousnessWitness {
 
         let matched: Vec<crate::access::Matched<'_>> = seen
             .iter()
-            .map(|s| crate::access::Matched { id: s.id, domain: s.domain, gist: s.gist })
+            .map(|s| crate::access::Matched { id: s.id, domain: s.domain, doc: s.doc })
             .collect();
         insights.extend(self.access.patterns(memory.dir(), &matched));
 
