@@ -56,7 +56,8 @@ const NONE: u32 = u32::MAX;
 pub(crate) struct Matched<'a> {
     pub(crate) id: [u8; 16],
     pub(crate) domain: &'a str,
-    pub(crate) gist: &'a str,
+    /// The memory (its gist is read only when a line names it).
+    pub(crate) doc: shm_reader::DocRef<'a>,
 }
 
 impl AccessTail {
@@ -239,7 +240,7 @@ impl AccessTail {
             .map(|&i| {
                 format!(
                     "\"{}\" [{}] ({})",
-                    crate::clip(matched[i].gist, 60),
+                    crate::clip(matched[i].doc.gist(), 60),
                     short_id(&matched[i].id),
                     plural(count(i), "use", "uses")
                 )

@@ -32,7 +32,11 @@ impl MappedStore {
         let generation = self.reader.generation();
         if self.vectors.as_ref().is_none_or(|v| v.generation() != generation) {
             let snapshot = self.reader.snapshot();
-            self.vectors = Some(SnapshotVectors::open(self.reader.dir(), &snapshot));
+            // The mappings of segments still live are kept; only new files are mapped.
+            self.vectors = Some(match self.vectors.take() {
+                Some(previous) => previous.follow(self.reader.dir(), &snapshot),
+                None => SnapshotVectors::open(self.reader.dir(), &snapshot),
+            });
         }
         self.vectors.as_ref().filter(|v| v.any())
     }

@@ -36,6 +36,8 @@ const ENOUGH: f64 = 10.0;
 pub struct ConsciousnessWitness {
     hits: Hits,
     access: crate::access::AccessTail,
+    /// Keyword occurrences by (segment, term ordinal), kept across invitations.
+    terms: HashMap<u64, usize, foldhash::fast::RandomState>,
 }
 
 impl ConsciousnessWitness {
@@ -44,6 +46,7 @@ impl ConsciousnessWitness {
         ConsciousnessWitness {
             hits: Hits::with_capacity(SAMPLE),
             access: crate::access::AccessTail::default(),
+            terms: HashMap::with_capacity_and_hasher(4096, foldhash::fast::RandomState::default()),
         }
     }
 }
@@ -56,7 +59,8 @@ impl Default for ConsciousnessWitness {
 
 struct Seen<'a> {
     id: [u8; 16],
-    gist: &'a str,
+    /// The memory, for its gist: read only for the few the access patterns name.
+    doc: shm_reader::DocRef<'a>,
     domain: &'a str,
     sacred: bool,
     score: f32,
@@ -89,18 +93,23 @@ impl Kind for ConsciousnessWitness {
         let Found { query, asked, hits, .. } = found;
         let note = context_note(&invitation.context);
         let mut seen = Vec::with_capacity(hits.len());
-        let mut co: HashMap<&str, usize, foldhash::fast::RandomState> =
-            HashMap::with_capacity_and_hasher(4096, foldhash::fast::RandomState::default());
+        // Keywords are counted by term ordinal: reading each occurrence's bytes (two random
+        // loads in the term table) was most of an invitation's cost at 100k. Only the
+        // ordinals that can matter are read as words below. One memory per segment seen
+        // reads its segment's ordinals.
+        self.terms.clear();
+        let mut readers: Vec<(u32, shm_reader::DocRef<'_>)> = Vec::new();
         for hit in &hits {
             let Some(doc) = memory.doc(hit) else { continue };
-            for k in doc.keywords() {
-                if !query.keywords().iter().any(|q| q == k) {
-                    *co.entry(k).or_default() += 1;
-                }
+            for t in doc.term_ids() {
+                *self.terms.entry(u64::from(hit.segment) << 32 | u64::from(t)).or_default() += 1;
+            }
+            if !readers.iter().any(|(s, _)| *s == hit.segment) {
+                readers.push((hit.segment, doc));
             }
             seen.push(Seen {
                 id: hit.id,
-                gist: doc.gist(),
+                doc,
                 domain: doc.domain(),
                 sacred: doc.sacred(),
                 score: doc.score(),
@@ -202,8 +211,22 @@ impl Kind for ConsciousnessWitness {
             ));
         }
 
-        // Co-occurring keywords: content words (not on the stop list) in at least two memories.
-        // The stop list is checked once per distinct keyword, not per occurrence.
+        // Co-occurring keywords: content words (not on the stop list, not the query's) in at
+        // least two memories. With one segment, an ordinal counted once cannot reach two;
+        // across segments one keyword has an ordinal in each, summed by its word.
+        let single = readers.len() == 1;
+        let mut co: HashMap<&str, usize, foldhash::fast::RandomState> = HashMap::default();
+        for (&key, &c) in &self.terms {
+            if single && c < 2 {
+                continue;
+            }
+            let segment = (key >> 32) as u32;
+            let Some((_, doc)) = readers.iter().find(|(s, _)| *s == segment) else { continue };
+            let k = doc.term_text(key as u32);
+            if !query.keywords().iter().any(|q| q == k) {
+                *co.entry(k).or_default() += c;
+            }
+        }
         let mut pairs: Vec<(&str, usize)> =
             co.into_iter().filter(|&(k, c)| c >= 2 && STOP.binary_search(&k).is_err()).collect();
         let by_count = |a: &(&str, usize), b: &(&str, usize)| b.1.cmp(&a.1).then(a.0.cmp(b.0));
@@ -220,7 +243,7 @@ impl Kind for ConsciousnessWitness {
 
         let matched: Vec<crate::access::Matched<'_>> = seen
             .iter()
-            .map(|s| crate::access::Matched { id: s.id, domain: s.domain, gist: s.gist })
+            .map(|s| crate::access::Matched { id: s.id, domain: s.domain, doc: s.doc })
             .collect();
         insights.extend(self.access.patterns(memory.dir(), &matched));
 

@@ -739,9 +739,22 @@ impl<'a> DocRef<'a> {
         }
     }
 
+    /// The keyword with term ordinal `term` in this memory's segment (as [`keywords`] gives
+    /// them); "" for an ordinal the segment does not have.
+    ///
+    /// [`keywords`]: DocRef::keywords
+    pub fn term_text(&self, term: u32) -> &'a str {
+        let d = self.data;
+        table_str(d.term_bytes.as_slice(), d.term_offsets.as_slice(), term as usize)
+    }
+
     /// The memory's term ordinals, ascending: its forward list merged with the frequent terms
-    /// it has (found by bit tests, stopping once its count of them is reached).
-    pub(crate) fn term_ids(&self) -> impl Iterator<Item = u32> + 'a {
+    /// it has (found by bit tests, stopping once its count of them is reached). Ordinals are
+    /// the segment's own (two memories of one segment share them; [`term_text`] reads one):
+    /// counting by ordinal reads no keyword bytes.
+    ///
+    /// [`term_text`]: DocRef::term_text
+    pub fn term_ids(&self) -> impl Iterator<Item = u32> + 'a {
         let (d, o) = (self.data, self.at());
         let bitmaps = Bitmaps::of(d);
         let want = d.frequent_counts.get(o).map_or(0, |&c| usize::from(c));

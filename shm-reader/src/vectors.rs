@@ -659,6 +659,9 @@ impl VectorHits {
 pub struct SnapshotVectors {
     generation: u64,
     files: Vec<Option<Vectors>>,
+    /// Beside `files`: the segment file each entry belongs to (what [`SnapshotVectors::follow`]
+    /// matches to keep a mapping).
+    names: Vec<String>,
     problems: Vec<String>,
 }
 
@@ -676,9 +679,35 @@ impl SnapshotVectors {
     /// that fails its checks, or whose count differs from its segment's, is left out (its
     /// segment is searched lexically only) and named in [`problems`](SnapshotVectors::problems).
     pub fn open(store: &Path, snapshot: &Snapshot) -> SnapshotVectors {
+        SnapshotVectors::open_keeping(store, snapshot, None)
+    }
+
+    /// The vector files of `snapshot`, a later generation than `self`'s: the mappings of
+    /// segments that stay live (their vector files never change) are kept, so only a new
+    /// segment's file is mapped (and faulted in) again; a segment that had no vector file is
+    /// looked for anew (`mcs embed` may have written it since).
+    pub fn follow(self, store: &Path, snapshot: &Snapshot) -> SnapshotVectors {
+        SnapshotVectors::open_keeping(store, snapshot, Some(self))
+    }
+
+    fn open_keeping(
+        store: &Path,
+        snapshot: &Snapshot,
+        previous: Option<SnapshotVectors>,
+    ) -> SnapshotVectors {
+        let mut kept: Vec<(String, Vectors)> = previous
+            .map(|p| p.names.into_iter().zip(p.files).filter_map(|(n, f)| Some((n, f?))).collect())
+            .unwrap_or_default();
         let mut files = Vec::with_capacity(snapshot.segment_count());
+        let mut names = Vec::with_capacity(snapshot.segment_count());
         let mut problems = Vec::new();
         for (index, (file, _)) in snapshot.segment_files().enumerate() {
+            names.push(file.to_owned());
+            let count = snapshot.segment_doc_count(index);
+            if let Some(at) = kept.iter().position(|(n, v)| n == file && Some(v.len()) == count) {
+                files.push(Some(kept.swap_remove(at).1));
+                continue;
+            }
             let path = semantic_index::vectors::vectors_path(store, file);
             if !path.exists() {
                 files.push(None);
@@ -704,7 +733,7 @@ impl SnapshotVectors {
                 }
             }
         }
-        SnapshotVectors { generation: snapshot.generation(), files, problems }
+        SnapshotVectors { generation: snapshot.generation(), files, names, problems }
     }
 
     /// The generation these files belong to.

@@ -8,5 +8,6 @@ mod hostile;
 mod reader;
 mod search;
 mod util;
+mod vectors_follow;
 #[cfg(windows)]
 mod windows_gc;
