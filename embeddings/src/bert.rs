@@ -8,13 +8,15 @@
 //! - The weights are transposed once at load (`in × out`, row-major), the three attention
 //!   projections stacked into one product; biases are written into the product's destination
 //!   first and the product accumulates onto them; the residual likewise, then layer norm in place.
+//!   A second copy of each weight, packed in blocks of 16 columns, serves products of at most
+//!   [`FEW_ROWS`] rows (a query's): `gemm` would pack the whole matrix again for each of them.
 //! - Attention runs per head on the small `len × len` score matrix; softmax uses a vectorizable
 //!   `exp`. All buffers live in a [`Scratch`] sized once for [`MAX_TOKENS`].
 //!
 //! candle only reads the weights (`VarBuilder`, shape-checked); it runs nothing here.
 
 use crate::gelu::gelu_slice;
-use crate::matmul::{matmul, Parallelism, View};
+use crate::matmul::{matmul, packed_product, Packed, Parallelism, View};
 use crate::MAX_TOKENS;
 use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
@@ -43,6 +45,8 @@ struct Norm {
 /// A linear layer, its weight transposed to `in × out` row-major.
 struct Linear {
     weight: Vec<f32>,
+    /// The same weights block by block, for products of a few rows (a query's).
+    packed: Packed,
     bias: Vec<f32>,
     inputs: usize,
     outputs: usize,
@@ -101,7 +105,9 @@ fn linear(parts: &[VarBuilder<'_>], inputs: usize, outputs: usize) -> Result<Lin
         bias.extend(flat(&vb.get(outputs, "bias")?)?);
     }
     let weight = flat(&Tensor::cat(&weights, 0)?.t()?.contiguous()?)?;
-    Ok(Linear { weight, bias, inputs, outputs: outputs * parts.len() })
+    let outputs = outputs * parts.len();
+    let packed = Packed::new(&weight, inputs, outputs);
+    Ok(Linear { weight, packed, bias, inputs, outputs })
 }
 
 impl Bert {
@@ -280,9 +286,21 @@ fn residual_into(
     product(l, input, out, parallelism);
 }
 
+/// Products of at most this many rows (a query's) take the packed weights: `gemm` packs the
+/// whole weight matrix on every call, which for a few rows costs as much as the arithmetic.
+const FEW_ROWS: usize = 32;
+
 /// `out += input·W`.
 fn product(l: &Linear, input: &[f32], out: &mut [f32], parallelism: Parallelism) {
     let rows = out.len() / l.outputs;
+    if rows <= FEW_ROWS {
+        let threads = match parallelism {
+            Parallelism::Rayon(t) => t.max(1),
+            _ => 1,
+        };
+        packed_product(rows, out, l.outputs, input, &l.packed, threads);
+        return;
+    }
     matmul(
         (rows, l.outputs, l.inputs),
         out,

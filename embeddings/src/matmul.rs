@@ -1,6 +1,8 @@
 //! Matrix products on slices, through the `gemm` crate (the kernels candle itself uses: runtime
 //! dispatch to AVX2/FMA or AVX-512 microkernels, packing, optional rayon threads), behind one
-//! safe function that checks every index the product can touch before handing raw pointers over.
+//! safe function that checks every index the product can touch before handing raw pointers over;
+//! and [`packed_product`] for a few rows against a weight packed once ([`Packed`]), with an
+//! AVX2/FMA kernel of twelve accumulators chosen at run time.
 #![allow(unsafe_code)]
 
 pub(crate) use gemm::Parallelism;
@@ -95,6 +97,196 @@ pub(crate) fn matmul(
     }
 }
 
+/// Columns of one block of a [`Packed`] matrix.
+const BLOCK: usize = 16;
+
+/// Rows one step of the kernel accumulates at once (twelve AVX accumulators).
+const ROWS: usize = 6;
+
+/// Rows of a block one pass of the kernel reads: 16 KiB, half a first-level cache.
+const DEPTH: usize = 256;
+
+/// A `k × n` matrix stored block by block: for each run of [`BLOCK`] columns, its `k` rows of
+/// [`BLOCK`] floats one after another (the last block padded with zeros), so that a product
+/// streams it front to back.
+pub(crate) struct Packed {
+    data: Vec<f32>,
+    k: usize,
+    n: usize,
+}
+
+impl Packed {
+    /// Packs a row-major `k × n` matrix.
+    ///
+    /// # Panics
+    ///
+    /// When `row_major` does not hold `k × n` floats (a bug in the caller: shapes come from the
+    /// model's configuration).
+    pub(crate) fn new(row_major: &[f32], k: usize, n: usize) -> Packed {
+        assert_eq!(row_major.len(), k * n, "Packed::new: a {k}×{n} matrix");
+        let blocks = n.div_ceil(BLOCK);
+        let mut data = vec![0.0; blocks * k * BLOCK];
+        for (b, block) in data.chunks_exact_mut(k * BLOCK).enumerate() {
+            let c0 = b * BLOCK;
+            let cols = BLOCK.min(n - c0);
+            for (i, dst) in block.chunks_exact_mut(BLOCK).enumerate() {
+                dst[..cols].copy_from_slice(&row_major[i * n + c0..][..cols]);
+            }
+        }
+        Packed { data, k, n }
+    }
+}
+
+/// `dst += lhs × rhs`: `lhs` is `m × k` row-major (rows `k` apart), `dst` is `m × n` with rows
+/// `dst_rs` apart. Column blocks are split over `threads` scoped threads (the calling thread
+/// takes the last share).
+///
+/// # Panics
+///
+/// When a matrix does not fit its slice (a bug in the caller, as for [`matmul`]).
+pub(crate) fn packed_product(
+    m: usize,
+    dst: &mut [f32],
+    dst_rs: usize,
+    lhs: &[f32],
+    rhs: &Packed,
+    threads: usize,
+) {
+    let (n, k) = (rhs.n, rhs.k);
+    if m == 0 || n == 0 || k == 0 {
+        return;
+    }
+    assert!(lhs.len() >= m * k, "packed_product: lhs does not hold {m}×{k}");
+    assert!(dst_rs >= n && dst.len() >= (m - 1) * dst_rs + n, "packed_product: dst too small");
+    let blocks = n.div_ceil(BLOCK);
+    let threads = threads.clamp(1, blocks);
+    let per = blocks.div_ceil(threads) * BLOCK;
+    let mut parts: Vec<Vec<&mut [f32]>> = (0..threads).map(|_| Vec::with_capacity(m)).collect();
+    for row in dst.chunks_mut(dst_rs).take(m) {
+        let mut rest = &mut row[..n];
+        for part in parts.iter_mut() {
+            let (mine, tail) = rest.split_at_mut(per.min(rest.len()));
+            part.push(mine);
+            rest = tail;
+        }
+    }
+    let fast = has_avx2_fma();
+    std::thread::scope(|scope| {
+        let count = parts.len();
+        let mut handles = Vec::with_capacity(count);
+        for (t, mut part) in parts.into_iter().enumerate() {
+            if part.first().is_none_or(|r| r.is_empty()) {
+                continue;
+            }
+            let first_block = t * per / BLOCK;
+            let mut work = move || columns(&mut part, &lhs[..m * k], rhs, first_block, fast);
+            if t + 1 == count {
+                work();
+            } else {
+                handles.push(scope.spawn(work));
+            }
+        }
+        for h in handles {
+            if let Err(panic) = h.join() {
+                std::panic::resume_unwind(panic);
+            }
+        }
+    });
+}
+
+#[cfg(target_arch = "x86_64")]
+fn has_avx2_fma() -> bool {
+    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn has_avx2_fma() -> bool {
+    false
+}
+
+/// `rows[r][c] += Σ_i lhs[r·k + i] · rhs(i, first_block·BLOCK + c)` for every row and column of
+/// `rows`.
+fn columns(rows: &mut [&mut [f32]], lhs: &[f32], rhs: &Packed, first_block: usize, fast: bool) {
+    let k = rhs.k;
+    let width = rows.first().map_or(0, |r| r.len());
+    for (b, c0) in (0..width).step_by(BLOCK).enumerate() {
+        let cols = BLOCK.min(width - c0);
+        let block = &rhs.data[(first_block + b) * k * BLOCK..][..k * BLOCK];
+        // Depth in runs of DEPTH, so that a run of the block stays in the first-level cache
+        // while every row block passes over it.
+        for i0 in (0..k).step_by(DEPTH) {
+            let depth = DEPTH.min(k - i0);
+            let run = &block[i0 * BLOCK..][..depth * BLOCK];
+            let mut r0 = 0;
+            while r0 < rows.len() {
+                let nr = ROWS.min(rows.len() - r0);
+                let mut acc = [[0.0f32; BLOCK]; ROWS];
+                let x: [&[f32]; ROWS] = std::array::from_fn(|r| {
+                    let r = (r0 + r).min(r0 + nr - 1);
+                    &lhs[r * k + i0..][..depth]
+                });
+                row_block(&mut acc, x, run, fast);
+                for (r, a) in acc.iter().enumerate().take(nr) {
+                    for (d, a) in rows[r0 + r][c0..c0 + cols].iter_mut().zip(a) {
+                        *d += a;
+                    }
+                }
+                r0 += ROWS;
+            }
+        }
+    }
+}
+
+/// `acc[r] = Σ_i x[r][i] · block[i]` for [`ROWS`] rows and one block (`block` holds `k` runs of
+/// [`BLOCK`] floats, each `x[r]` holds `k`).
+fn row_block(acc: &mut [[f32; BLOCK]; ROWS], x: [&[f32]; ROWS], block: &[f32], fast: bool) {
+    let k = block.len() / BLOCK;
+    assert!(x.iter().all(|x| x.len() == k), "row_block: rows of {k}");
+    #[cfg(target_arch = "x86_64")]
+    if fast {
+        // SAFETY: `fast` is true only when `has_avx2_fma` found AVX2 and FMA on this CPU at run
+        // time, which is all `row_block_avx2` requires; its lengths are asserted above.
+        unsafe { row_block_avx2(acc, x, block) };
+        return;
+    }
+    let _ = fast;
+    for (i, w) in block.chunks_exact(BLOCK).enumerate() {
+        for (a, x) in acc.iter_mut().zip(&x) {
+            let x = x[i];
+            for (a, w) in a.iter_mut().zip(w) {
+                *a += x * w;
+            }
+        }
+    }
+}
+
+/// [`row_block`] with twelve AVX accumulators: [`ROWS`] rows by two halves of the block.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn row_block_avx2(acc: &mut [[f32; BLOCK]; ROWS], x: [&[f32]; ROWS], block: &[f32]) {
+    use std::arch::x86_64::{
+        __m256, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_set1_ps, _mm256_setzero_ps,
+        _mm256_storeu_ps,
+    };
+    let mut a: [[__m256; 2]; ROWS] = [[_mm256_setzero_ps(); 2]; ROWS];
+    for (i, w) in block.chunks_exact(BLOCK).enumerate() {
+        // SAFETY: `w` holds BLOCK = 16 floats: two unaligned loads of 8 read inside it.
+        let (w0, w1) = unsafe { (_mm256_loadu_ps(w.as_ptr()), _mm256_loadu_ps(w[8..].as_ptr())) };
+        for (a, x) in a.iter_mut().zip(&x) {
+            let b = _mm256_set1_ps(x[i]);
+            a[0] = _mm256_fmadd_ps(b, w0, a[0]);
+            a[1] = _mm256_fmadd_ps(b, w1, a[1]);
+        }
+    }
+    for (out, a) in acc.iter_mut().zip(&a) {
+        // SAFETY: each `out` row holds 16 floats: two unaligned stores of 8 write inside it.
+        unsafe {
+            _mm256_storeu_ps(out.as_mut_ptr(), a[0]);
+            _mm256_storeu_ps(out[8..].as_mut_ptr(), a[1]);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,6 +320,31 @@ mod tests {
             matmul((m, n, k), &mut dst, n, false, lhs, rhs, 1.0, parallelism);
             for (got, want) in dst.iter().zip(&expected) {
                 assert!((got - want).abs() < 1e-3, "{got} vs {want}");
+            }
+        }
+    }
+
+    #[test]
+    fn packed_products_match_the_naive_loop() {
+        let shapes =
+            [(20, 1536, 384, 2), (7, 37, 45, 2), (1, 5, 3, 3), (190, 48, 16, 1), (9, 16, 1, 2)];
+        for &(m, n, k, threads) in &shapes {
+            let a: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0).collect();
+            let b: Vec<f32> = (0..k * n).map(|i| ((i * 5 % 11) as f32 - 5.0) / 3.0).collect();
+            let want = naive(m, n, k, View::rows(&a, k), View::rows(&b, n));
+            // Rows 3 columns wider than the product, starting at 1.5: accumulated onto.
+            let rs = n + 3;
+            let mut dst = vec![1.5f32; m * rs];
+            packed_product(m, &mut dst, rs, &a, &Packed::new(&b, k, n), threads);
+            for r in 0..m {
+                for c in 0..rs {
+                    let got = dst[r * rs + c];
+                    let expect = if c < n { want[r * n + c] + 1.5 } else { 1.5 };
+                    assert!(
+                        (got - expect).abs() <= 1e-3 * expect.abs().max(1.0),
+                        "{m}x{n}x{k}: ({r}, {c}) = {got}, want {expect}"
+                    );
+                }
             }
         }
     }
