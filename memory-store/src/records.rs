@@ -626,6 +626,10 @@ fn encode_memory(m: &Memory) -> Result<Vec<u8>, RecordsError> {
     Ok(json)
 }
 
+/// A commit written after the log's end, not yet synced: its sequence number, its length in
+/// bytes and each entry's id and location.
+type Appended = (u64, u64, Vec<([u8; 16], Option<Loc>)>);
+
 impl Records {
     /// Opens the records of the store in `store`. A writer (`writable`) creates them, migrates
     /// the old format, removes a log a finished compaction replaced, and rewrites a missing or
@@ -1140,17 +1144,12 @@ impl Records {
     /// Appends `entries` as the next commit, durably (one write, one `fdatasync`). Returns its
     /// sequence number.
     pub(crate) fn commit(&mut self, entries: Vec<Entry>) -> Result<u64, RecordsError> {
-        let (seq, len, locs) = self.append(entries)?;
+        let appended = self.append(entries)?;
         let synced = match self.log() {
             Ok(log) => seam::sync_data(log, &self.log_path),
             Err(_) => Err(io::ErrorKind::NotFound.into()),
         };
-        if let Err(source) = synced {
-            self.take_back(len);
-            let path = self.log_path.clone();
-            return Err(RecordsError::Io { what: "appending to", path, source });
-        }
-        Ok(self.acknowledge(seq, len, locs))
+        self.settle(appended, synced)
     }
 
     /// [`Records::commit`], running `overlap` on this thread while the commit's `fdatasync`
@@ -1164,7 +1163,7 @@ impl Records {
         overlap: impl FnOnce() -> T,
     ) -> (Result<u64, RecordsError>, T) {
         match self.append(entries) {
-            Ok((seq, buf_len, locs)) => {
+            Ok(appended) => {
                 let (synced, done) = match self.log() {
                     Ok(log) => {
                         let path = &self.log_path;
@@ -1180,15 +1179,25 @@ impl Records {
                     }
                     Err(_) => (Err(io::ErrorKind::NotFound.into()), overlap()),
                 };
-                if let Err(source) = synced {
-                    self.take_back(buf_len);
-                    let path = self.log_path.clone();
-                    return (Err(RecordsError::Io { what: "appending to", path, source }), done);
-                }
-                (Ok(self.acknowledge(seq, buf_len, locs)), done)
+                (self.settle(appended, synced), done)
             }
             Err(e) => (Err(e), overlap()),
         }
+    }
+
+    /// After an appended commit's `fdatasync`: acknowledged if it succeeded, taken back (and the
+    /// failure returned) if not.
+    fn settle(
+        &mut self,
+        (seq, len, locs): Appended,
+        synced: io::Result<()>,
+    ) -> Result<u64, RecordsError> {
+        if let Err(source) = synced {
+            self.take_back(len);
+            let path = self.log_path.clone();
+            return Err(RecordsError::Io { what: "appending to", path, source });
+        }
+        Ok(self.acknowledge(seq, len, locs))
     }
 
     /// Not acknowledged: takes the appended `len` bytes back so the next commit starts clean; if
@@ -1202,11 +1211,7 @@ impl Records {
 
     /// Encodes `entries` as the next commit and writes them after the log's end, not yet
     /// synced. Returns the commit's sequence number, its length and the entries' locations.
-    #[allow(clippy::type_complexity)]
-    fn append(
-        &mut self,
-        entries: Vec<Entry>,
-    ) -> Result<(u64, u64, Vec<([u8; 16], Option<Loc>)>), RecordsError> {
+    fn append(&mut self, entries: Vec<Entry>) -> Result<Appended, RecordsError> {
         let seq = self.seq + 1;
         let mut buf = Vec::new();
         let mut locs = Vec::with_capacity(entries.len());
