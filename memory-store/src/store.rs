@@ -795,14 +795,15 @@ impl MemoryStore {
     }
 
     fn publish_forget(&mut self, seq: u64, id: Uuid) -> Result<()> {
-        // Where the memory is: the index is needed (waited for, if it is still being opened).
-        let located = self.snapshot()?.locate(id.as_bytes());
         let writer = self.writer()?;
         if writer.index_behind {
             // The index is refreshed when it is next read.
             writer.rebuild_index(None)?;
             return Ok(());
         }
+        // Where the memory is: the index is needed (waited for, if it is still being opened).
+        let located = self.snapshot()?.locate(id.as_bytes());
+        let writer = self.writer()?;
         let mut segments =
             writer.publisher.current().map(|m| m.segments.clone()).unwrap_or_default();
         if let Some((index, ordinal)) = located {
