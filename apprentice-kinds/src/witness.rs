@@ -36,8 +36,11 @@ const ENOUGH: f64 = 10.0;
 pub struct ConsciousnessWitness {
     hits: Hits,
     access: crate::access::AccessTail,
-    /// Keyword occurrences by (segment, term ordinal), kept across invitations.
-    terms: HashMap<u64, usize, foldhash::fast::RandomState>,
+    /// Keyword occurrences by term ordinal, one dense table per segment seen (in the order
+    /// of `readers` in `consider`), kept across invitations and zeroed after each.
+    counts: Vec<Vec<u16>>,
+    /// The (segment slot, ordinal) pairs counted in this invitation.
+    touched: Vec<(u32, u32)>,
 }
 
 impl ConsciousnessWitness {
@@ -46,7 +49,8 @@ impl ConsciousnessWitness {
         ConsciousnessWitness {
             hits: Hits::with_capacity(SAMPLE),
             access: crate::access::AccessTail::default(),
-            terms: HashMap::with_capacity_and_hasher(4096, foldhash::fast::RandomState::default()),
+            counts: Vec::new(),
+            touched: Vec::with_capacity(8192),
         }
     }
 }
@@ -54,6 +58,61 @@ impl ConsciousnessWitness {
 impl Default for ConsciousnessWitness {
     fn default() -> ConsciousnessWitness {
         ConsciousnessWitness::new()
+    }
+}
+
+impl ConsciousnessWitness {
+    /// The five keywords counted most often (at least twice) that are neither on the stop list
+    /// nor among `asked`, most frequent first, ties by word; zeroes the counts it read.
+    ///
+    /// Within one segment, term ordinals are in bytewise word order, so ordering candidates by
+    /// (count, ordinal) orders them by (count, word), and only the words walked past are read.
+    /// Across segments one keyword has an ordinal in each: counts are summed by word.
+    fn co_occurring<'a>(
+        &mut self,
+        readers: &[(u32, shm_reader::DocRef<'a>)],
+        asked: &[String],
+    ) -> Vec<(&'a str, usize)> {
+        let wanted = |k: &str| STOP.binary_search(&k).is_err() && !asked.iter().any(|q| q == k);
+        let by_count = |a: &(&str, usize), b: &(&str, usize)| b.1.cmp(&a.1).then(a.0.cmp(b.0));
+        let mut pairs: Vec<(&'a str, usize)> = Vec::with_capacity(5);
+        if let [(_, doc)] = readers {
+            let counts = &self.counts[0];
+            let mut order: Vec<u64> = self
+                .touched
+                .iter()
+                .filter(|&&(_, t)| counts[t as usize] >= 2)
+                .map(|&(_, t)| u64::from(u16::MAX - counts[t as usize]) << 32 | u64::from(t))
+                .collect();
+            order.sort_unstable();
+            for key in order {
+                let t = key as u32;
+                let k = doc.term_text(t);
+                if wanted(k) {
+                    pairs.push((k, usize::from(counts[t as usize])));
+                    if pairs.len() == 5 {
+                        break;
+                    }
+                }
+            }
+        } else {
+            let mut co: HashMap<&str, usize, foldhash::fast::RandomState> = HashMap::default();
+            for &(slot, t) in &self.touched {
+                let doc = readers[slot as usize].1;
+                let k = doc.term_text(t);
+                *co.entry(k).or_default() += usize::from(self.counts[slot as usize][t as usize]);
+            }
+            pairs = co.into_iter().filter(|&(k, c)| c >= 2 && wanted(k)).collect();
+            if pairs.len() > 5 {
+                pairs.select_nth_unstable_by(4, by_count);
+                pairs.truncate(5);
+            }
+            pairs.sort_by(by_count);
+        }
+        for (slot, t) in self.touched.drain(..) {
+            self.counts[slot as usize][t as usize] = 0;
+        }
+        pairs
     }
 }
 
@@ -93,19 +152,33 @@ impl Kind for ConsciousnessWitness {
         let Found { query, asked, hits, .. } = found;
         let note = context_note(&invitation.context);
         let mut seen = Vec::with_capacity(hits.len());
-        // Keywords are counted by term ordinal: reading each occurrence's bytes (two random
-        // loads in the term table) was most of an invitation's cost at 100k. Only the
-        // ordinals that can matter are read as words below. One memory per segment seen
-        // reads its segment's ordinals.
-        self.terms.clear();
+        // Keywords are counted by term ordinal in a dense table per segment: reading each
+        // occurrence's bytes (two random loads in the term table) was most of an invitation's
+        // cost at 100k. Only the ordinals that can matter are read as words below. One memory
+        // per segment seen reads its segment's ordinals.
         let mut readers: Vec<(u32, shm_reader::DocRef<'_>)> = Vec::new();
         for hit in &hits {
             let Some(doc) = memory.doc(hit) else { continue };
-            for t in doc.term_ids() {
-                *self.terms.entry(u64::from(hit.segment) << 32 | u64::from(t)).or_default() += 1;
+            let slot = match readers.iter().position(|(s, _)| *s == hit.segment) {
+                Some(slot) => slot,
+                None => {
+                    readers.push((hit.segment, doc));
+                    readers.len() - 1
+                }
+            };
+            if self.counts.len() <= slot {
+                self.counts.resize_with(slot + 1, Vec::new);
             }
-            if !readers.iter().any(|(s, _)| *s == hit.segment) {
-                readers.push((hit.segment, doc));
+            let counts = &mut self.counts[slot];
+            for t in doc.term_ids() {
+                let at = t as usize;
+                if at >= counts.len() {
+                    counts.resize(at + 1, 0);
+                }
+                if counts[at] == 0 {
+                    self.touched.push((slot as u32, t));
+                }
+                counts[at] = counts[at].saturating_add(1);
             }
             seen.push(Seen {
                 id: hit.id,
@@ -212,31 +285,9 @@ impl Kind for ConsciousnessWitness {
         }
 
         // Co-occurring keywords: content words (not on the stop list, not the query's) in at
-        // least two memories. With one segment, an ordinal counted once cannot reach two;
-        // across segments one keyword has an ordinal in each, summed by its word.
-        let single = readers.len() == 1;
-        let mut co: HashMap<&str, usize, foldhash::fast::RandomState> = HashMap::default();
-        for (&key, &c) in &self.terms {
-            if single && c < 2 {
-                continue;
-            }
-            let segment = (key >> 32) as u32;
-            let Some((_, doc)) = readers.iter().find(|(s, _)| *s == segment) else { continue };
-            let k = doc.term_text(key as u32);
-            if !query.keywords().iter().any(|q| q == k) {
-                *co.entry(k).or_default() += c;
-            }
-        }
-        let mut pairs: Vec<(&str, usize)> =
-            co.into_iter().filter(|&(k, c)| c >= 2 && STOP.binary_search(&k).is_err()).collect();
-        let by_count = |a: &(&str, usize), b: &(&str, usize)| b.1.cmp(&a.1).then(a.0.cmp(b.0));
-        if pairs.len() > 5 {
-            pairs.select_nth_unstable_by(4, by_count);
-            pairs.truncate(5);
-        }
-        pairs.sort_by(by_count);
-        let shown: Vec<String> =
-            pairs.iter().take(5).map(|(k, c)| format!("{k} ({c} of {n})")).collect();
+        // least two memories, the five most frequent, ties by word.
+        let pairs = self.co_occurring(&readers, query.keywords());
+        let shown: Vec<String> = pairs.iter().map(|(k, c)| format!("{k} ({c} of {n})")).collect();
         if !shown.is_empty() {
             insights.push(format!("Keywords that co-occur with [{asked}]: {}.", shown.join(", ")));
         }

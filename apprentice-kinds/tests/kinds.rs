@@ -649,3 +649,62 @@ fn the_witness_follows_the_access_log_as_it_grows() {
         ["Access patterns: no apprentice use recorded yet (`mcs invite` and `mcs circle` record it)."]
     );
 }
+
+/// The witness's co-occurring keywords: the five most frequent content words, ties by word, the
+/// same whether the memories sit in one segment or two (counts summed by word), and the same
+/// again when one witness answers twice (its counts start from zero each time).
+#[test]
+fn the_witness_ranks_co_occurring_keywords_by_count_then_word() {
+    // glacier in all 8; moraine 6, basalt 5, crevasse 4, delta 3, alpine 3, zircon 3, fjord 1.
+    let words = |n: usize| {
+        let mut q = vec!["glacier"];
+        for (w, c) in [
+            ("moraine", 6),
+            ("basalt", 5),
+            ("crevasse", 4),
+            ("delta", 3),
+            ("alpine", 3),
+            ("zircon", 3),
+        ] {
+            if n < c {
+                q.push(w);
+            }
+        }
+        if n == 7 {
+            q.push("fjord");
+        }
+        q.join(" ")
+    };
+    let docs: Vec<Document> =
+        (0..8).map(|n| doc(n as u8 + 1, "geology", &words(n), 0.0, false)).collect();
+    let want = "Keywords that co-occur with [glacier]: moraine (6 of 8), basalt (5 of 8), \
+                crevasse (4 of 8), alpine (3 of 8), delta (3 of 8).";
+    let inv = invitation("glacier", "consciousness emergence patterns");
+
+    let one = tempfile::tempdir().unwrap();
+    publish(one.path(), &docs, 1);
+    let mut reader = MappedStore::open(one.path()).unwrap();
+    let mut witness = ConsciousnessWitness::new();
+    for round in 0..2 {
+        let r = answer(&mut witness, &inv, &mut reader);
+        assert_eq!(r.insights[3], want, "one segment, answer {round}");
+    }
+
+    let two = tempfile::tempdir().unwrap();
+    let mut p = Publisher::open(two.path()).unwrap();
+    let mut entries = Vec::new();
+    for half in [&docs[..3], &docs[3..]] {
+        let mut b = SegmentBuilder::new();
+        for d in half {
+            b.add(d).unwrap();
+        }
+        entries.push(p.write_segment(&b).unwrap());
+    }
+    p.publish(1, entries).unwrap();
+    let mut reader = MappedStore::open(two.path()).unwrap();
+    assert_eq!(reader.snapshot().segment_count(), 2, "two segments");
+    for round in 0..2 {
+        let r = answer(&mut witness, &inv, &mut reader);
+        assert_eq!(r.insights[3], want, "two segments, answer {round}");
+    }
+}
