@@ -121,11 +121,8 @@ impl RelatedSearch {
         self.terms.extend(explanation.terms.into_iter().map(|t| (t.contribution, t.term)));
         self.terms.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
         self.terms.truncate(TERMS);
-        // The keywords whose stems those are (a stem is not always its own stem).
-        let best = &self.terms;
-        let query = Query::from_keywords(doc.keywords().filter(|k| {
-            semantic_index::query_terms([k]).first().is_some_and(|t| best.iter().any(|b| &b.1 == t))
-        }));
+        // The best terms are already analyzed (stems): the search is made of them directly.
+        let query = Query::from_terms(self.terms.iter().map(|(_, t)| t));
         let lexical = SearchOptions {
             limit: limit + 1,
             ranking: Ranking::Bm25f,

@@ -65,6 +65,25 @@ impl Query {
         Query::with_terms(semantic_index::keywords_of(&texts), semantic_index::query_terms(&texts))
     }
 
+    /// A query of ranked terms that already passed the analyzer (as [`Query::terms`] or an
+    /// explanation's terms give them: stemmed, stop words dropped), for [`Ranking::Bm25f`]
+    /// and the rankings built on it; it has no keywords, so [`Ranking::Jaccard`] finds
+    /// nothing with it. Duplicates are dropped; the first [`MAX_QUERY_TERMS`] are kept.
+    pub fn from_terms<I>(terms: I) -> Query
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        let mut distinct: Vec<String> = Vec::new();
+        for t in terms {
+            let t = t.as_ref();
+            if !t.is_empty() && !distinct.iter().any(|d| d == t) {
+                distinct.push(t.to_owned());
+            }
+        }
+        Query::with_terms(Vec::new(), distinct)
+    }
+
     /// A query from keywords that already passed the keyword rule and are distinct.
     pub(crate) fn from_prepared(keywords: Vec<String>) -> Query {
         let terms = semantic_index::query_terms(&keywords);

@@ -428,3 +428,49 @@ fn postings_over_several_pages_search_exactly() {
         }
     }
 }
+
+/// A query of already-analyzed terms ranks exactly as the query they came from under BM25F,
+/// whatever their order or repeats, and finds nothing under Jaccard (it has no keywords).
+#[test]
+fn queries_from_analyzed_terms_rank_as_their_source() {
+    let docs: Vec<semantic_index::Document> = (0..400usize)
+        .map(|i| semantic_index::Document {
+            id: (i as u128).to_be_bytes(),
+            domain: format!("d{}", i % 3),
+            question: format!(
+                "{} {} {}ing {}s",
+                VOCAB[i % VOCAB.len()],
+                VOCAB[(i * 7 + 3) % VOCAB.len()],
+                VOCAB[(i * 5 + 1) % VOCAB.len()],
+                word(i % 37)
+            ),
+            score: (i % 8) as f32 / 8.0,
+            sacred: i % 5 == 0,
+            ..Default::default()
+        })
+        .collect();
+    let segment = segment_of(&docs, 1);
+    let texts = ["Crashing stores were indexed", "memory mapped segments and sockets", "zzz"];
+    let mut hits = Hits::with_capacity(20);
+    let bm25f = SearchOptions { ranking: Ranking::Bm25f, limit: 20, ..SearchOptions::default() };
+    for text in texts {
+        let source = Query::from_text(text);
+        let mut reversed: Vec<&String> = source.terms().iter().rev().collect();
+        reversed.extend(source.terms());
+        let from_terms = Query::from_terms(reversed);
+        let mut sorted = source.terms().to_vec();
+        sorted.sort();
+        let mut got_terms = from_terms.terms().to_vec();
+        got_terms.sort();
+        assert_eq!(got_terms, sorted, "{text}: the same terms, once each");
+        hits.clear();
+        segment.search(&source, &bm25f, &DeletedSet::empty(), 0, &mut hits);
+        let want: Vec<_> = hits.iter().map(|h| (h.id, h.score)).collect();
+        assert_eq!(want.is_empty(), text == "zzz", "{text}: {want:?}");
+        hits.clear();
+        segment.search(&from_terms, &bm25f, &DeletedSet::empty(), 0, &mut hits);
+        let got: Vec<_> = hits.iter().map(|h| (h.id, h.score)).collect();
+        assert_eq!(got, want, "{text}");
+        assert!(from_terms.is_empty_for(Ranking::Jaccard), "{text}: no keywords");
+    }
+}
