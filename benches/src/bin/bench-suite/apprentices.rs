@@ -53,6 +53,7 @@ fn spawn(store: &Path, kind: &str) -> anyhow::Result<(Apprentice, f64)> {
 fn round_trips(a: &Apprentice, corpus: &Corpus, embed: bool) -> anyhow::Result<(f64, usize)> {
     let mut trips = Vec::new();
     let (mut quoted, mut hybrid, mut by_vector) = (0usize, 0usize, 0usize);
+    let cpu_before = cpu_ns(a.pid());
     for q in corpus.queries.iter().take(300) {
         let task = q.join(" ");
         let embedding = if embed {
@@ -83,7 +84,29 @@ fn round_trips(a: &Apprentice, corpus: &Corpus, embed: bool) -> anyhow::Result<(
     if embed {
         println!("  {}: {hybrid} hybrid searches, {by_vector} related by own vectors", a.kind());
     }
+    // The apprentice's own CPU per invitation (all its threads), which the host's load does
+    // not inflate the way it inflates the round trip's wake-ups.
+    if let (Some(before), Some(after)) = (cpu_before, cpu_ns(a.pid())) {
+        println!(
+            "  {}{}: {:.3} ms of its CPU per invitation, round trip median {:.3} ms",
+            a.kind(),
+            if embed { " (hybrid)" } else { "" },
+            after.saturating_sub(before) as f64 / 1e6 / trips.len() as f64,
+            median(trips.clone())
+        );
+    }
     Ok((median(trips), quoted))
+}
+
+/// The CPU time in ns that process `pid`'s threads have run so far (`/proc/PID/task/*/schedstat`,
+/// first field); `None` where that is not readable.
+fn cpu_ns(pid: u32) -> Option<u64> {
+    let mut total = 0u64;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let stat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+        total += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(total)
 }
 
 /// The apprentice rows over the published `store`.
