@@ -332,6 +332,32 @@ impl Publisher {
         self.publish(commit_seq, segments)
     }
 
+    /// Writes the manifest of `segments` durably as generation `at_least` or the next one here
+    /// if that is higher, and names it nowhere yet: the first half of
+    /// [`Publisher::publish_at_least`], so that a replica can write it while its segments are
+    /// being written (their fsyncs overlap). [`Publisher::point_head_at`] publishes it, after
+    /// the segments it names are durable; dropped instead, the manifest is unnamed and a
+    /// collection removes it. The generation is taken either way (never reused).
+    pub fn prepare_at_least(
+        &mut self,
+        at_least: u64,
+        commit_seq: u64,
+        segments: Vec<SegmentEntry>,
+    ) -> Result<Prepared, PublishError> {
+        let generation = self.last_generation.max(at_least.saturating_sub(1)) + 1;
+        let manifest = Manifest { generation, commit_seq, store_id: self.store_id, segments };
+        let name = manifest_file_name(generation);
+        let path = manifest_path(&self.dir, &name);
+        let written = atomic_write::Options::new()
+            .mode(PUBLISHED_MODE)
+            .write(&path, &manifest.to_bytes())
+            .map_err(|source| PublishError::Write { path, source });
+        // Its name is taken even if the write failed half-way: never reuse a generation.
+        self.last_generation = generation;
+        written?;
+        Ok(Prepared { name, manifest })
+    }
+
     /// The store directory.
     pub fn dir(&self) -> &Path {
         &self.dir
