@@ -673,6 +673,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_prepared_manifest_is_named_only_when_head_points_at_it() {
+        use semantic_index::Document;
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = Publisher::open(dir.path()).unwrap();
+        let mut b = SegmentBuilder::new().generation(1);
+        b.add(&Document { question: "prepared, then named".into(), ..Default::default() }).unwrap();
+        let entry = writer.write_segment(&b).unwrap();
+        let replica_dir = tempfile::tempdir().unwrap();
+        let mut replica = Publisher::open_replica(replica_dir.path(), writer.store_id()).unwrap();
+        let bytes = fs::read(segment_path(dir.path(), &entry.file)).unwrap();
+        replica.install_segment(&entry.file, &bytes, entry.checksum).unwrap();
+        // The writer's generation 5: the manifest is written, and nothing names it.
+        let prepared = replica.prepare_at_least(5, 3, vec![entry.clone()]).unwrap();
+        assert_eq!(prepared.generation(), 5);
+        assert!(manifest_path(replica_dir.path(), &manifest_file_name(5)).exists());
+        assert!(read_head(replica_dir.path()).unwrap().is_none(), "nothing named yet");
+        assert_eq!(replica.point_head_at(prepared).unwrap(), 5);
+        let (_, head) = read_head(replica_dir.path()).unwrap().unwrap();
+        assert_eq!((head.generation, head.commit_seq, head.segments), (5, 3, vec![entry.clone()]));
+        // One dropped keeps its generation taken: the next is above it, HEAD is unchanged.
+        drop(replica.prepare_at_least(5, 4, vec![entry.clone()]).unwrap());
+        assert_eq!(read_head(replica_dir.path()).unwrap().unwrap().1.generation, 5);
+        let next = replica.prepare_at_least(2, 4, vec![entry]).unwrap();
+        assert_eq!(next.generation(), 7);
+    }
+
+    #[test]
     fn publish_with_segment_equals_write_then_publish() {
         use semantic_index::Document;
         let build = |generation| {
