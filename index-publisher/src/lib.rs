@@ -332,6 +332,32 @@ impl Publisher {
         self.publish(commit_seq, segments)
     }
 
+    /// Writes the manifest of `segments` durably as generation `at_least` or the next one here
+    /// if that is higher, and names it nowhere yet: the first half of
+    /// [`Publisher::publish_at_least`], so that a replica can write it while its segments are
+    /// being written (their fsyncs overlap). [`Publisher::point_head_at`] publishes it, after
+    /// the segments it names are durable; dropped instead, the manifest is unnamed and a
+    /// collection removes it. The generation is taken either way (never reused).
+    pub fn prepare_at_least(
+        &mut self,
+        at_least: u64,
+        commit_seq: u64,
+        segments: Vec<SegmentEntry>,
+    ) -> Result<Prepared, PublishError> {
+        let generation = self.last_generation.max(at_least.saturating_sub(1)) + 1;
+        let manifest = Manifest { generation, commit_seq, store_id: self.store_id, segments };
+        let name = manifest_file_name(generation);
+        let path = manifest_path(&self.dir, &name);
+        let written = atomic_write::Options::new()
+            .mode(PUBLISHED_MODE)
+            .write(&path, &manifest.to_bytes())
+            .map_err(|source| PublishError::Write { path, source });
+        // Its name is taken even if the write failed half-way: never reuse a generation.
+        self.last_generation = generation;
+        written?;
+        Ok(Prepared { name, manifest })
+    }
+
     /// The store directory.
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -645,6 +671,33 @@ fn create_private_dir(dir: &Path) -> Result<(), PublishError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_prepared_manifest_is_named_only_when_head_points_at_it() {
+        use semantic_index::Document;
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = Publisher::open(dir.path()).unwrap();
+        let mut b = SegmentBuilder::new().generation(1);
+        b.add(&Document { question: "prepared, then named".into(), ..Default::default() }).unwrap();
+        let entry = writer.write_segment(&b).unwrap();
+        let replica_dir = tempfile::tempdir().unwrap();
+        let mut replica = Publisher::open_replica(replica_dir.path(), writer.store_id()).unwrap();
+        let bytes = fs::read(segment_path(dir.path(), &entry.file)).unwrap();
+        replica.install_segment(&entry.file, &bytes, entry.checksum).unwrap();
+        // The writer's generation 5: the manifest is written, and nothing names it.
+        let prepared = replica.prepare_at_least(5, 3, vec![entry.clone()]).unwrap();
+        assert_eq!(prepared.generation(), 5);
+        assert!(manifest_path(replica_dir.path(), &manifest_file_name(5)).exists());
+        assert!(read_head(replica_dir.path()).unwrap().is_none(), "nothing named yet");
+        assert_eq!(replica.point_head_at(prepared).unwrap(), 5);
+        let (_, head) = read_head(replica_dir.path()).unwrap().unwrap();
+        assert_eq!((head.generation, head.commit_seq, head.segments), (5, 3, vec![entry.clone()]));
+        // One dropped keeps its generation taken: the next is above it, HEAD is unchanged.
+        drop(replica.prepare_at_least(5, 4, vec![entry.clone()]).unwrap());
+        assert_eq!(read_head(replica_dir.path()).unwrap().unwrap().1.generation, 5);
+        let next = replica.prepare_at_least(2, 4, vec![entry]).unwrap();
+        assert_eq!(next.generation(), 7);
+    }
 
     #[test]
     fn publish_with_segment_equals_write_then_publish() {

@@ -123,7 +123,7 @@ impl SideFile {
     }
 }
 
-fn read_prefix(path: &Path, len: u64) -> Option<Vec<u8>> {
+pub(crate) fn read_prefix(path: &Path, len: u64) -> Option<Vec<u8>> {
     use std::io::Read;
     let file = layout::open_file(path, std::fs::OpenOptions::new().read(true)).ok()?;
     let mut buf = Vec::with_capacity(len as usize);

@@ -8,6 +8,7 @@ use async_nats::HeaderMap;
 use semantic_index::layout::{self, manifest_path, read_head, read_store_id, segment_path};
 
 use crate::files::{self, SideFile};
+use crate::trace::Marks;
 use crate::{
     encode_parts, hex_id, manifest_object, nats, now_ms, segment_object, stream_position,
     CommitLog, Error, Head, Nats, HEAD_KEY, H_LAST, H_PART, H_SEQ, H_STORE, WRITER_KEY,
@@ -72,6 +73,8 @@ impl Nats {
     /// failed half-way is finished by the next one.
     pub fn push(&self, dir: &Path, log: &dyn CommitLog) -> Result<Pushed, Error> {
         let mut pushed = Pushed::default();
+        let mut marks = Marks::new();
+        marks.mark("w.push");
         let Some(store_id) = read_store_id(dir)? else { return Ok(pushed) };
         let store = hex_id(store_id);
         let (old_head, pos) = self.rt.block_on(async {
@@ -93,6 +96,7 @@ impl Nats {
             }
             Ok((old_head, pos))
         })?;
+        marks.mark("w.checked");
         // Commits first: the head never names a commit the stream lacks.
         let local = log.commit_seq().map_err(Error::Local)?;
         if pos.complete() > local {
@@ -101,7 +105,8 @@ impl Nats {
         if pos.complete() < local {
             pushed.commits = self.push_commits(&store, pos, log)?;
         }
-        self.rt.block_on(self.push_index(dir, &store, old_head, pushed))
+        marks.mark("w.commits");
+        self.rt.block_on(self.push_index(dir, &store, old_head, pushed, marks))
     }
 
     async fn push_index(
@@ -110,6 +115,7 @@ impl Nats {
         store: &str,
         old_head: Option<(Head, u64)>,
         mut pushed: Pushed,
+        mut marks: Marks,
     ) -> Result<Pushed, Error> {
         let store = store.to_owned();
         // Then the index.
@@ -134,6 +140,7 @@ impl Nats {
                 .map_err(nats(format!("uploading {name}")))?;
             pushed.segments += 1;
         }
+        marks.mark("w.segments");
         // The content and vector files beside them: those the previous head lists are there.
         let known: HashSet<String> =
             old_head.iter().flat_map(|(h, _)| h.files.iter().map(SideFile::object)).collect();
@@ -157,6 +164,7 @@ impl Nats {
             pushed.files += 1;
             files.push(f);
         }
+        marks.mark("w.files");
         let man_name = manifest_object(&store, manifest.generation);
         let man_path = manifest_path(dir, &layout::manifest_file_name(manifest.generation));
         let man_bytes = layout::read_file(&man_path, 1 << 30).map_err(|source| Error::Io {
@@ -168,6 +176,7 @@ impl Nats {
             .put(man_name.as_str(), &mut man_bytes.as_slice())
             .await
             .map_err(nats(format!("uploading {man_name}")))?;
+        marks.mark("w.manifest");
         let head = Head {
             store_id: store.clone(),
             generation: manifest.generation,
@@ -197,6 +206,8 @@ impl Nats {
             }
         }
         pushed.generation = Some(manifest.generation);
+        marks.mark("w.head");
+        marks.flush(manifest.generation);
         // Best effort, every few generations (listing the bucket costs more than a push): what
         // neither the new nor the previous head's manifest names goes.
         if manifest.generation % GC_EVERY == 0 {

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use benches::corpus;
 use memory_store::{CommitLogOf as Log, Memory, MemoryStore, Uuid};
-use replication::Nats;
+use replication::{trace, Nats};
 
 struct Server(Child);
 
@@ -94,6 +94,7 @@ fn main() -> anyhow::Result<()> {
     let (_server, url) = server(&tmp.path().join("nats1"))?;
     let (acks, lags) = follow_latency(&mcs, &tmp.path().join("loop"), &url, &url, None, stores)?;
     report("loopback", stores, &acks, &lags);
+    stages(&tmp.path().join("loop/trace"), "w.push")?;
 
     // 2. The same across network namespaces.
     if is_root() {
@@ -112,6 +113,7 @@ fn main() -> anyhow::Result<()> {
             &acks,
             &lags,
         );
+        stages(&tmp.path().join("ns/trace"), "w.push")?;
     } else {
         println!("network namespaces: skipped (needs root)");
     }
@@ -129,14 +131,20 @@ fn main() -> anyhow::Result<()> {
     let pushed = nats2.push(&big_dir, &Log(&big))?;
     let push_time = started.elapsed();
     let fresh = tmp.path().join("fresh");
+    let fresh_trace = tmp.path().join("fresh-trace");
     let started = Instant::now();
+    trace::trace_to(Some(&fresh_trace))?;
+    trace::stage("b.spawn", 0);
     let status = Command::new(&mcs)
+        .env(trace::TRACE_ENV, &fresh_trace)
         .arg("--store")
         .arg(&fresh)
         .args(["--nats", &url2, "replica", "--once"])
         .stdout(Stdio::null())
         .status()?;
     let from_scratch = started.elapsed();
+    trace::stage("b.exited", 0);
+    trace::trace_to(None)?;
     if !status.success() {
         bail!("mcs replica --once failed");
     }
@@ -152,6 +160,7 @@ fn main() -> anyhow::Result<()> {
         pushed.segments,
         from_scratch.as_secs_f64()
     );
+    stages(&fresh_trace, "b.spawn")?;
 
     // 4. Writer-host kills with promotion.
     if kills > 0 {
@@ -186,6 +195,8 @@ fn follow_latency(
     stores: usize,
 ) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)> {
     let nats = Nats::connect(writer_url, Duration::from_secs(5))?;
+    std::fs::create_dir_all(dir)?;
+    let trace_file = dir.join("trace");
     let writer_dir = dir.join("writer");
     let replica_dir = dir.join("replica");
     let mut writer = MemoryStore::open(&writer_dir)?;
@@ -202,6 +213,7 @@ fn follow_latency(
         None => Command::new(mcs),
     };
     let follower = cmd
+        .env(trace::TRACE_ENV, &trace_file)
         .arg("--store")
         .arg(&replica_dir)
         .args(["--nats", replica_url, "replica", "--name", "bench"])
@@ -218,11 +230,14 @@ fn follow_latency(
     }
     let mut reader = shm_reader::Reader::open(&replica_dir)?;
     let (mut acks, mut lags) = (Vec::new(), Vec::new());
+    trace::trace_to(Some(&trace_file))?;
     for c in &corpus.memories {
         let start = Instant::now();
         let id = writer.store(memory(c))?;
-        nats.push(&writer_dir, &Log(&writer))?;
+        let pushed = nats.push(&writer_dir, &Log(&writer))?;
         let acked = Instant::now();
+        let generation = pushed.generation.unwrap_or(0);
+        trace::stage("b.ack", generation);
         let deadline = acked + Duration::from_secs(30);
         loop {
             reader.refresh()?;
@@ -234,12 +249,58 @@ fn follow_latency(
             }
             std::thread::sleep(Duration::from_micros(200));
         }
+        trace::stage("b.found", generation);
         acks.push(acked - start);
         lags.push(acked.elapsed());
     }
+    trace::trace_to(None)?;
     acks.sort();
     lags.sort();
     Ok((acks, lags))
+}
+
+/// Reads a trace file (`replication::trace`: `<unix us> <pid> <stage> <generation>` lines from
+/// this process and the replica's) and prints, for each stage, when it happened after `origin`
+/// of the same generation (or of the whole file with generation 0 stages), p50 and p99 over the
+/// generations that have both: where the time goes.
+fn stages(path: &Path, origin: &str) -> anyhow::Result<()> {
+    use std::collections::BTreeMap;
+    let text = std::fs::read_to_string(path)?;
+    // generation → stage → first time (µs).
+    let mut by_gen: BTreeMap<u64, BTreeMap<String, i128>> = BTreeMap::new();
+    for line in text.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let [us, _pid, stage, generation] = f[..] else { continue };
+        let (Ok(us), Ok(generation)) = (us.parse::<i128>(), generation.parse::<u64>()) else {
+            continue;
+        };
+        by_gen.entry(generation).or_default().entry(stage.to_owned()).or_insert(us);
+    }
+    // Stages of generation 0 (a from-scratch run's own marks) count against every generation.
+    let common = by_gen.remove(&0).unwrap_or_default();
+    let mut offsets: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for stages in by_gen.values() {
+        let mut all = common.clone();
+        all.extend(stages.iter().map(|(k, v)| (k.clone(), *v)));
+        let Some(&t0) = all.get(origin) else { continue };
+        for (stage, &t) in &all {
+            offsets.entry(stage.clone()).or_default().push((t - t0) as f64 / 1e3);
+        }
+    }
+    let mut rows: Vec<(f64, f64, usize, String)> = offsets
+        .into_iter()
+        .map(|(stage, mut v)| {
+            v.sort_by(f64::total_cmp);
+            let p = |q: f64| v[((v.len() as f64 - 1.0) * q).round() as usize];
+            (p(0.5), p(0.99), v.len(), stage)
+        })
+        .collect();
+    rows.sort_by(|a, b| a.0.total_cmp(&b.0));
+    println!("  stages after {origin} (ms, p50 / p99, generations):");
+    for (p50, p99, n, stage) in rows {
+        println!("    {stage:<12} {p50:>9.2} {p99:>9.2} {n:>6}");
+    }
+    Ok(())
 }
 
 /// A child process SIGKILLed and reaped when dropped.
