@@ -40,6 +40,10 @@ pub(crate) const SEGMENT_DOCS_MAX: usize = 1 << 18;
 /// Small in unit tests, so that they cut segments.
 #[cfg(test)]
 pub(crate) const SEGMENT_DOCS_MAX: usize = 1 << 11;
+/// The most documents a merge takes its members' ids from their own files (read whole, a few
+/// MB) instead of from the whole index: tiered merges of single stores stay below it for the
+/// first several thousand stores after a bulk ingest.
+const SMALL_MERGE_DOCS: usize = SEGMENT_DOCS_MAX / 16;
 
 mod bulk;
 mod lazy;
@@ -508,9 +512,9 @@ impl MemoryStore {
             Writer { _lock: lock, publisher, records, index_behind: false, pending: None };
         let mut repaired = None;
         let reader = match damaged_head {
-            // The manifest read; the segments are opened and checked on their own thread,
-            // waited for by the first operation that reads them.
-            None => lazy::Index::in_background(&dir),
+            // The manifest read; the segments are opened and checked by the first operation
+            // that reads them (or on their own thread: `open_index_in_background`).
+            None => lazy::Index::deferred(&dir),
             Some(damage) => {
                 writer.rebuild_index(None)?;
                 repaired = Some(format!("the index could not be read ({damage})"));
@@ -577,6 +581,14 @@ impl MemoryStore {
             }
         }
         Ok(store)
+    }
+
+    /// Starts opening (and checking) the index on a thread of its own, for a writer that will
+    /// search soon: its first search then waits only for what is left of the open. A writer
+    /// opens its index only when something reads it otherwise (issue 17: a process that only
+    /// stores never maps it).
+    pub fn open_index_in_background(&mut self) {
+        self.reader.start();
     }
 
     /// Why [`MemoryStore::open`] rebuilt the index from the records, if it did. Waits for the
@@ -870,16 +882,57 @@ impl MemoryStore {
         Some(group)
     }
 
+    /// The live ids of the segments at `group`, read from their own files when they are small
+    /// (each checked against the manifest's checksum and count): a store's merge then reads a
+    /// few small files instead of mapping and checking the whole index (about 870 MB at a
+    /// million memories; issue 17's 100 MB for a storing process). `None` when the group is
+    /// large or a member is not what the manifest says: the caller then opens the whole index,
+    /// whose checks find (and a writer rebuilds) a damaged one.
+    fn small_member_ids(&self, group: &[usize]) -> Option<Vec<[u8; 16]>> {
+        let manifest = self.writer.as_ref()?.publisher.current()?;
+        let members: Vec<&SegmentEntry> =
+            group.iter().map(|&i| manifest.segments.get(i)).collect::<Option<_>>()?;
+        let docs: usize = members.iter().map(|s| s.doc_count as usize).sum();
+        if docs > SMALL_MERGE_DOCS {
+            return None;
+        }
+        let mut ids = Vec::with_capacity(docs);
+        for entry in members {
+            let path = semantic_index::layout::segment_path(&self.dir, &entry.file);
+            let segment = shm_reader::Segment::read(&path).ok()?;
+            if segment.checksum() != entry.checksum || segment.len() != entry.doc_count {
+                return None;
+            }
+            for ordinal in 0..segment.len() {
+                if entry.deleted.binary_search(&ordinal).is_err() {
+                    ids.push(segment.doc(ordinal)?.id());
+                }
+            }
+        }
+        Some(ids)
+    }
+
     /// Rebuilds the segments at `group` into one, from the records.
     fn merge(&mut self, seq: u64, group: &[usize]) -> Result<()> {
-        let snapshot = self.snapshot()?;
+        let members = match self.small_member_ids(group) {
+            Some(ids) => ids,
+            None => {
+                let before = self.generation();
+                let snapshot = self.snapshot()?;
+                if self.generation() != before {
+                    // The index was found damaged and rebuilt from the records: `group` named
+                    // segments of the old manifest, and the policy looks at the new one.
+                    return Ok(());
+                }
+                group.iter().flat_map(|&i| snapshot.segment_ids(i)).collect()
+            }
+        };
         let writer = self.writer.as_mut().ok_or_else(|| Error::ReadOnly(self.dir.clone()))?;
         let Some(current) = writer.publisher.current() else { return Ok(()) };
         let mut builder = SegmentBuilder::new().generation(current.generation + 1);
         let mut content = ContentBuilder::new();
-        let members = group.iter().flat_map(|&i| snapshot.segment_ids(i));
         let mut batch = Batcher::new(&mut builder, &mut content);
-        writer.records.visit_ids(members, &mut |m| batch.push(&m))?;
+        writer.records.visit_ids(members.into_iter(), &mut |m| batch.push(&m))?;
         batch.finish()?;
         let segments: Vec<SegmentEntry> = current
             .segments

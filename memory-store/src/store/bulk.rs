@@ -250,4 +250,52 @@ mod tests {
         assert_eq!(sizes.iter().sum::<u32>(), 8000);
         assert_eq!(hits(&mut store, "w7777"), 1);
     }
+
+    #[test]
+    fn a_writer_that_only_stores_never_opens_the_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = MemoryStore::open(dir.path()).unwrap();
+        store.ingest_batch(memories(0..3000)).unwrap();
+        store.publish_pending().unwrap();
+        drop(store);
+        let mut store = MemoryStore::open(dir.path()).unwrap();
+        // Single stores: tiered merges of their small segments every fourth store, taken from
+        // the members' own files.
+        for i in 0..40 {
+            store.store(Memory::new("single", format!("single store s{i}"))).unwrap();
+        }
+        assert!(store.reader.get().is_none(), "a store opened the whole index");
+        let sizes = segment_sizes(&store);
+        assert_eq!(sizes.iter().sum::<u32>(), 3040);
+        assert!(sizes.len() < 2 + 40 / 2, "small segments were merged: {sizes:?}");
+        // A forget needs the index (where the memory is); a merge of a segment mostly deleted
+        // still finds the members' ids.
+        assert_eq!(hits(&mut store, "s39"), 1);
+        assert_eq!(hits(&mut store, "s0"), 1);
+        assert!(store.verify().unwrap().is_ok());
+    }
+
+    #[test]
+    fn a_damaged_member_of_a_small_merge_is_rebuilt_from_the_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = MemoryStore::open(dir.path()).unwrap();
+        for i in 0..3 {
+            store.store(Memory::new("single", format!("single store s{i}"))).unwrap();
+        }
+        let first = store.writer.as_ref().unwrap().publisher.current().unwrap().segments[0].clone();
+        let path = semantic_index::layout::segment_path(dir.path(), &first.file);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x40;
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, bytes).unwrap();
+        // The fourth store merges the four: the damaged member is not read as the manifest
+        // says, so the whole index is opened, found damaged and rebuilt from the records.
+        store.store(Memory::new("single", "single store s3".to_string())).unwrap();
+        assert!(store.repaired().is_some_and(|r| r.contains("could not be read")));
+        for i in 0..4 {
+            assert_eq!(hits(&mut store, &format!("s{i}")), 1, "s{i}");
+        }
+        assert!(store.verify().unwrap().is_ok());
+    }
 }
