@@ -214,11 +214,13 @@ fn columns(rows: &mut [&mut [f32]], x: &[f32], rhs: &Packed, first_block: usize,
             let run = &rhs.data[from..][..depth * BLOCK];
             let after = &rhs.data[from + depth * BLOCK..];
             let ahead = &after[..after.len().min(DEPTH * BLOCK)];
-            let mut r0 = 0;
-            while r0 < rows.len() {
+            let passes = rows.len().div_ceil(ROWS);
+            for pass in 0..passes {
+                let r0 = pass * ROWS;
                 let nr = ROWS.min(rows.len() - r0);
                 let xs = &x[r0 * k..(r0 + nr) * k];
-                let pf = if r0 == 0 { ahead } else { &[] };
+                // Pass `p` of `P` prefetches the lines `≡ p (mod P)`: spread over the passes.
+                let pf = Prefetch { ahead, phase: pass, every: passes };
                 let out = &mut rows[r0..r0 + nr];
                 match nr {
                     1 => row_block::<1>(out, xs, k, i0, c0, cols, run, pf, fast),
@@ -228,14 +230,22 @@ fn columns(rows: &mut [&mut [f32]], x: &[f32], rhs: &Packed, first_block: usize,
                     5 => row_block::<5>(out, xs, k, i0, c0, cols, run, pf, fast),
                     _ => row_block::<ROWS>(out, xs, k, i0, c0, cols, run, pf, fast),
                 }
-                r0 += nr;
             }
         }
     }
 }
 
+/// Lines of the weights one kernel pass prefetches: line `i` of `ahead` at step `i` when `i ≡
+/// phase (mod every)`.
+#[derive(Clone, Copy)]
+struct Prefetch<'a> {
+    ahead: &'a [f32],
+    phase: usize,
+    every: usize,
+}
+
 /// `out[r][c0 + c] += Σ_i xs[r·k + i0 + i] · run[i·BLOCK + c]` for the `R` rows of `out`, `c <
-/// cols` (`run` holds `depth` runs of [`BLOCK`] floats); prefetches the lines of `ahead`.
+/// cols` (`run` holds `depth` runs of [`BLOCK`] floats); prefetches as `pf` says.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn row_block<const R: usize>(
@@ -246,7 +256,7 @@ fn row_block<const R: usize>(
     c0: usize,
     cols: usize,
     run: &[f32],
-    ahead: &[f32],
+    pf: Prefetch<'_>,
     fast: bool,
 ) {
     let depth = run.len() / BLOCK;
@@ -256,10 +266,10 @@ fn row_block<const R: usize>(
     if fast {
         // SAFETY: `fast` is true only when `has_avx2_fma` found AVX2 and FMA on this CPU at run
         // time, which is all `kernel_avx2` requires (it reads through safe slices).
-        unsafe { kernel_avx2(&mut acc, x, run, ahead) };
+        unsafe { kernel_avx2(&mut acc, x, run, pf) };
     }
     if !fast {
-        let _ = ahead;
+        let _ = pf;
         for (i, w) in run.chunks_exact(BLOCK).enumerate() {
             for (a, x) in acc.iter_mut().zip(&x) {
                 let x = x[i];
@@ -277,28 +287,32 @@ fn row_block<const R: usize>(
 }
 
 /// `acc[r] = Σ_i x[r][i] · run[i]` with `2R` AVX accumulators (R ≤ 6 rows by two halves of the
-/// block); prefetches one line of `ahead` per step while it lasts.
+/// block); prefetches as `pf` says.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn kernel_avx2<const R: usize>(
     acc: &mut [[f32; BLOCK]; R],
     x: [&[f32]; R],
     run: &[f32],
-    ahead: &[f32],
+    pf: Prefetch<'_>,
 ) {
     use std::arch::x86_64::{
         __m256, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_set1_ps, _mm256_setzero_ps,
         _mm256_storeu_ps, _mm_prefetch, _MM_HINT_T0,
     };
     let depth = run.len() / BLOCK;
+    let run = &run[..depth * BLOCK];
     let x: [&[f32]; R] = x.map(|x| &x[..depth]);
-    let lines = ahead.len() / BLOCK;
     let mut a: [[__m256; 2]; R] = [[_mm256_setzero_ps(); 2]; R];
-    for (i, w) in run.chunks_exact(BLOCK).enumerate() {
-        if i < lines {
+    let lines = pf.ahead.len() / BLOCK;
+    let mut next = pf.phase;
+    for i in 0..depth {
+        if i == next && i < lines {
             // A hint only: the address is inside `ahead`, and a prefetch never faults.
-            _mm_prefetch::<_MM_HINT_T0>(ahead[i * BLOCK..].as_ptr().cast());
+            _mm_prefetch::<_MM_HINT_T0>(pf.ahead[i * BLOCK..].as_ptr().cast());
+            next += pf.every;
         }
+        let w = &run[i * BLOCK..][..BLOCK];
         // SAFETY: `w` holds BLOCK = 16 floats: two unaligned loads of 8 read inside it.
         let (w0, w1) = unsafe { (_mm256_loadu_ps(w.as_ptr()), _mm256_loadu_ps(w[8..].as_ptr())) };
         for (a, x) in a.iter_mut().zip(&x) {
