@@ -294,11 +294,8 @@ const FEW_ROWS: usize = 32;
 fn product(l: &Linear, input: &[f32], out: &mut [f32], parallelism: Parallelism) {
     let rows = out.len() / l.outputs;
     if rows <= FEW_ROWS {
-        let threads = match parallelism {
-            Parallelism::Rayon(t) => t.max(1),
-            _ => 1,
-        };
-        packed_product(rows, out, l.outputs, input, &l.packed, threads);
+        let split = matches!(parallelism, Parallelism::Rayon(t) if t > 1);
+        packed_product(rows, out, l.outputs, input, &l.packed, split);
         return;
     }
     matmul(

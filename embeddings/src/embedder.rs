@@ -19,6 +19,9 @@ pub struct Embedder {
     /// The query path's buffers, sized once (a second concurrent query sizes its own).
     query_scratch: Mutex<Scratch>,
     threads: usize,
+    /// The query path's threads, started once: a query's products run half on the caller's
+    /// pool thread and half on the other (`None` on one core, or when no thread could start).
+    pool: Option<rayon::ThreadPool>,
 }
 
 /// What a call to [`Embedder::embed_documents`] did, for throughput figures.
@@ -78,7 +81,10 @@ impl Embedder {
         let model = Bert::load(vb, &config)?;
         let query_scratch = Mutex::new(model.scratch());
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Ok(Self { model, tokenizer, query_scratch, threads })
+        let pool = (threads > 1)
+            .then(|| rayon::ThreadPoolBuilder::new().num_threads(threads).build().ok())
+            .flatten();
+        Ok(Self { model, tokenizer, query_scratch, threads, pool })
     }
 
     /// The vector of one text (a query): [`DIM`] floats, unit length.
@@ -98,8 +104,10 @@ impl Embedder {
             )));
         }
         let encoding = self.encode(text)?;
-        let parallelism =
-            if self.threads > 1 { Parallelism::Rayon(self.threads) } else { Parallelism::None };
+        let parallelism = match &self.pool {
+            Some(_) => Parallelism::Rayon(self.threads),
+            None => Parallelism::None,
+        };
         let mut own = None;
         let mut shared = match self.query_scratch.try_lock() {
             Ok(guard) => Some(guard),
@@ -110,9 +118,12 @@ impl Embedder {
             Some(s) => s,
             None => own.insert(self.model.scratch()),
         };
-        self.model
-            .embed(encoding.get_ids(), scratch, parallelism, out)
-            .ok_or_else(|| bad_ids(encoding.get_ids()))
+        let ids = encoding.get_ids();
+        let done = match &self.pool {
+            Some(pool) => pool.install(|| self.model.embed(ids, scratch, parallelism, out)),
+            None => self.model.embed(ids, scratch, parallelism, out),
+        };
+        done.ok_or_else(|| bad_ids(ids))
     }
 
     /// Number of tokens the model sees for `text` (`[CLS]`/`[SEP]` included, at most

@@ -2,7 +2,7 @@
 //! dispatch to AVX2/FMA or AVX-512 microkernels, packing, optional rayon threads), behind one
 //! safe function that checks every index the product can touch before handing raw pointers over;
 //! and [`packed_product`] for a few rows against a weight packed once ([`Packed`]), with an
-//! AVX2/FMA kernel of twelve accumulators chosen at run time.
+//! AVX2/FMA kernel of up to twelve accumulators chosen at run time (a scalar loop elsewhere).
 #![allow(unsafe_code)]
 
 pub(crate) use gemm::Parallelism;
@@ -100,11 +100,15 @@ pub(crate) fn matmul(
 /// Columns of one block of a [`Packed`] matrix.
 const BLOCK: usize = 16;
 
-/// Rows one step of the kernel accumulates at once (twelve AVX accumulators).
+/// Rows one step of the kernel accumulates at most (twelve AVX accumulators).
 const ROWS: usize = 6;
 
-/// Rows of a block one pass of the kernel reads: 16 KiB, half a first-level cache.
-const DEPTH: usize = 256;
+/// Rows of a block one pass of the kernel reads: 8 KiB, a quarter of a first-level cache, so
+/// that the run being read, the next one being prefetched and the input rows all stay there.
+const DEPTH: usize = 128;
+
+/// Rows of the product handled together (each weight run is read from memory once per group).
+const GROUP: usize = 36;
 
 /// A `k × n` matrix stored block by block: for each run of [`BLOCK`] columns, its `k` rows of
 /// [`BLOCK`] floats one after another (the last block padded with zeros), so that a product
@@ -138,8 +142,9 @@ impl Packed {
 }
 
 /// `dst += lhs × rhs`: `lhs` is `m × k` row-major (rows `k` apart), `dst` is `m × n` with rows
-/// `dst_rs` apart. Column blocks are split over `threads` scoped threads (the calling thread
-/// takes the last share).
+/// `dst_rs` apart. With `split`, the column blocks are cut in two halves run by `rayon::join`
+/// (in the current pool: the caller's thread and one waiting worker, nothing spawned and
+/// nothing allocated per product).
 ///
 /// # Panics
 ///
@@ -150,7 +155,7 @@ pub(crate) fn packed_product(
     dst_rs: usize,
     lhs: &[f32],
     rhs: &Packed,
-    threads: usize,
+    split: bool,
 ) {
     let (n, k) = (rhs.n, rhs.k);
     if m == 0 || n == 0 || k == 0 {
@@ -159,39 +164,26 @@ pub(crate) fn packed_product(
     assert!(lhs.len() >= m * k, "packed_product: lhs does not hold {m}×{k}");
     assert!(dst_rs >= n && dst.len() >= (m - 1) * dst_rs + n, "packed_product: dst too small");
     let blocks = n.div_ceil(BLOCK);
-    let threads = threads.clamp(1, blocks);
-    let per = blocks.div_ceil(threads) * BLOCK;
-    let mut parts: Vec<Vec<&mut [f32]>> = (0..threads).map(|_| Vec::with_capacity(m)).collect();
-    for row in dst.chunks_mut(dst_rs).take(m) {
-        let mut rest = &mut row[..n];
-        for part in parts.iter_mut() {
-            let (mine, tail) = rest.split_at_mut(per.min(rest.len()));
-            part.push(mine);
-            rest = tail;
+    let cut = if split && blocks > 1 { blocks.div_ceil(2) * BLOCK } else { n };
+    let fast = has_avx2_fma();
+    let mut rows = dst.chunks_mut(dst_rs);
+    for r0 in (0..m).step_by(GROUP) {
+        let g = GROUP.min(m - r0);
+        let mut left: [&mut [f32]; GROUP] = std::array::from_fn(|_| Default::default());
+        let mut right: [&mut [f32]; GROUP] = std::array::from_fn(|_| Default::default());
+        for ((l, r), row) in left.iter_mut().zip(right.iter_mut()).zip(rows.by_ref()).take(g) {
+            (*l, *r) = row[..n].split_at_mut(cut);
+        }
+        let x = &lhs[r0 * k..(r0 + g) * k];
+        if cut < n {
+            rayon::join(
+                || columns(&mut left[..g], x, rhs, 0, fast),
+                || columns(&mut right[..g], x, rhs, cut / BLOCK, fast),
+            );
+        } else {
+            columns(&mut left[..g], x, rhs, 0, fast);
         }
     }
-    let fast = has_avx2_fma();
-    std::thread::scope(|scope| {
-        let count = parts.len();
-        let mut handles = Vec::with_capacity(count);
-        for (t, mut part) in parts.into_iter().enumerate() {
-            if part.first().is_none_or(|r| r.is_empty()) {
-                continue;
-            }
-            let first_block = t * per / BLOCK;
-            let mut work = move || columns(&mut part, &lhs[..m * k], rhs, first_block, fast);
-            if t + 1 == count {
-                work();
-            } else {
-                handles.push(scope.spawn(work));
-            }
-        }
-        for h in handles {
-            if let Err(panic) = h.join() {
-                std::panic::resume_unwind(panic);
-            }
-        }
-    });
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -204,72 +196,123 @@ fn has_avx2_fma() -> bool {
     false
 }
 
-/// `rows[r][c] += Σ_i lhs[r·k + i] · rhs(i, first_block·BLOCK + c)` for every row and column of
-/// `rows`.
-fn columns(rows: &mut [&mut [f32]], lhs: &[f32], rhs: &Packed, first_block: usize, fast: bool) {
+/// `rows[r][c] += Σ_i x[r·k + i] · rhs(i, first_block·BLOCK + c)` for every row and column of
+/// `rows` (all of one width).
+fn columns(rows: &mut [&mut [f32]], x: &[f32], rhs: &Packed, first_block: usize, fast: bool) {
     let k = rhs.k;
     let width = rows.first().map_or(0, |r| r.len());
     for (b, c0) in (0..width).step_by(BLOCK).enumerate() {
         let cols = BLOCK.min(width - c0);
-        let block = &rhs.data[(first_block + b) * k * BLOCK..][..k * BLOCK];
+        let start = (first_block + b) * k * BLOCK;
         // Depth in runs of DEPTH, so that a run of the block stays in the first-level cache
-        // while every row block passes over it.
+        // while every row block passes over it; the first pass prefetches the next run (the
+        // data that follows: the next depth run or the next block), so that memory streams
+        // while the other row blocks compute.
         for i0 in (0..k).step_by(DEPTH) {
             let depth = DEPTH.min(k - i0);
-            let run = &block[i0 * BLOCK..][..depth * BLOCK];
-            let mut r0 = 0;
-            while r0 < rows.len() {
+            let from = start + i0 * BLOCK;
+            let run = &rhs.data[from..][..depth * BLOCK];
+            let after = &rhs.data[from + depth * BLOCK..];
+            let ahead = &after[..after.len().min(DEPTH * BLOCK)];
+            let passes = rows.len().div_ceil(ROWS);
+            for pass in 0..passes {
+                let r0 = pass * ROWS;
                 let nr = ROWS.min(rows.len() - r0);
-                let mut acc = [[0.0f32; BLOCK]; ROWS];
-                let x: [&[f32]; ROWS] = std::array::from_fn(|r| {
-                    let r = (r0 + r).min(r0 + nr - 1);
-                    &lhs[r * k + i0..][..depth]
-                });
-                row_block(&mut acc, x, run, fast);
-                for (r, a) in acc.iter().enumerate().take(nr) {
-                    for (d, a) in rows[r0 + r][c0..c0 + cols].iter_mut().zip(a) {
-                        *d += a;
-                    }
+                let xs = &x[r0 * k..(r0 + nr) * k];
+                // Pass `p` of `P` prefetches the lines `≡ p (mod P)`: spread over the passes.
+                let pf = Prefetch { ahead, phase: pass, every: passes };
+                let out = &mut rows[r0..r0 + nr];
+                match nr {
+                    1 => row_block::<1>(out, xs, k, i0, c0, cols, run, pf, fast),
+                    2 => row_block::<2>(out, xs, k, i0, c0, cols, run, pf, fast),
+                    3 => row_block::<3>(out, xs, k, i0, c0, cols, run, pf, fast),
+                    4 => row_block::<4>(out, xs, k, i0, c0, cols, run, pf, fast),
+                    5 => row_block::<5>(out, xs, k, i0, c0, cols, run, pf, fast),
+                    _ => row_block::<ROWS>(out, xs, k, i0, c0, cols, run, pf, fast),
                 }
-                r0 += ROWS;
             }
         }
     }
 }
 
-/// `acc[r] = Σ_i x[r][i] · block[i]` for [`ROWS`] rows and one block (`block` holds `k` runs of
-/// [`BLOCK`] floats, each `x[r]` holds `k`).
-fn row_block(acc: &mut [[f32; BLOCK]; ROWS], x: [&[f32]; ROWS], block: &[f32], fast: bool) {
-    let k = block.len() / BLOCK;
-    assert!(x.iter().all(|x| x.len() == k), "row_block: rows of {k}");
+/// Lines of the weights one kernel pass prefetches: line `i` of `ahead` at step `i` when `i ≡
+/// phase (mod every)`.
+#[derive(Clone, Copy)]
+struct Prefetch<'a> {
+    ahead: &'a [f32],
+    phase: usize,
+    every: usize,
+}
+
+/// `out[r][c0 + c] += Σ_i xs[r·k + i0 + i] · run[i·BLOCK + c]` for the `R` rows of `out`, `c <
+/// cols` (`run` holds `depth` runs of [`BLOCK`] floats); prefetches as `pf` says.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn row_block<const R: usize>(
+    out: &mut [&mut [f32]],
+    xs: &[f32],
+    k: usize,
+    i0: usize,
+    c0: usize,
+    cols: usize,
+    run: &[f32],
+    pf: Prefetch<'_>,
+    fast: bool,
+) {
+    let depth = run.len() / BLOCK;
+    let x: [&[f32]; R] = std::array::from_fn(|r| &xs[r * k + i0..][..depth]);
+    let mut acc = [[0.0f32; BLOCK]; R];
     #[cfg(target_arch = "x86_64")]
     if fast {
         // SAFETY: `fast` is true only when `has_avx2_fma` found AVX2 and FMA on this CPU at run
-        // time, which is all `row_block_avx2` requires; its lengths are asserted above.
-        unsafe { row_block_avx2(acc, x, block) };
-        return;
+        // time, which is all `kernel_avx2` requires (it reads through safe slices).
+        unsafe { kernel_avx2(&mut acc, x, run, pf) };
     }
-    let _ = fast;
-    for (i, w) in block.chunks_exact(BLOCK).enumerate() {
-        for (a, x) in acc.iter_mut().zip(&x) {
-            let x = x[i];
-            for (a, w) in a.iter_mut().zip(w) {
-                *a += x * w;
+    if !fast {
+        let _ = pf;
+        for (i, w) in run.chunks_exact(BLOCK).enumerate() {
+            for (a, x) in acc.iter_mut().zip(&x) {
+                let x = x[i];
+                for (a, w) in a.iter_mut().zip(w) {
+                    *a += x * w;
+                }
             }
+        }
+    }
+    for (row, a) in out.iter_mut().zip(&acc) {
+        for (d, a) in row[c0..c0 + cols].iter_mut().zip(a) {
+            *d += a;
         }
     }
 }
 
-/// [`row_block`] with twelve AVX accumulators: [`ROWS`] rows by two halves of the block.
+/// `acc[r] = Σ_i x[r][i] · run[i]` with `2R` AVX accumulators (R ≤ 6 rows by two halves of the
+/// block); prefetches as `pf` says.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn row_block_avx2(acc: &mut [[f32; BLOCK]; ROWS], x: [&[f32]; ROWS], block: &[f32]) {
+fn kernel_avx2<const R: usize>(
+    acc: &mut [[f32; BLOCK]; R],
+    x: [&[f32]; R],
+    run: &[f32],
+    pf: Prefetch<'_>,
+) {
     use std::arch::x86_64::{
         __m256, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_set1_ps, _mm256_setzero_ps,
-        _mm256_storeu_ps,
+        _mm256_storeu_ps, _mm_prefetch, _MM_HINT_T0,
     };
-    let mut a: [[__m256; 2]; ROWS] = [[_mm256_setzero_ps(); 2]; ROWS];
-    for (i, w) in block.chunks_exact(BLOCK).enumerate() {
+    let depth = run.len() / BLOCK;
+    let run = &run[..depth * BLOCK];
+    let x: [&[f32]; R] = x.map(|x| &x[..depth]);
+    let mut a: [[__m256; 2]; R] = [[_mm256_setzero_ps(); 2]; R];
+    let lines = pf.ahead.len() / BLOCK;
+    let mut next = pf.phase;
+    for i in 0..depth {
+        if i == next && i < lines {
+            // A hint only: the address is inside `ahead`, and a prefetch never faults.
+            _mm_prefetch::<_MM_HINT_T0>(pf.ahead[i * BLOCK..].as_ptr().cast());
+            next += pf.every;
+        }
+        let w = &run[i * BLOCK..][..BLOCK];
         // SAFETY: `w` holds BLOCK = 16 floats: two unaligned loads of 8 read inside it.
         let (w0, w1) = unsafe { (_mm256_loadu_ps(w.as_ptr()), _mm256_loadu_ps(w[8..].as_ptr())) };
         for (a, x) in a.iter_mut().zip(&x) {
@@ -326,16 +369,23 @@ mod tests {
 
     #[test]
     fn packed_products_match_the_naive_loop() {
-        let shapes =
-            [(20, 1536, 384, 2), (7, 37, 45, 2), (1, 5, 3, 3), (190, 48, 16, 1), (9, 16, 1, 2)];
-        for &(m, n, k, threads) in &shapes {
+        let shapes = [
+            (20, 1536, 384, true),
+            (7, 37, 45, true),
+            (1, 5, 3, true),
+            (190, 48, 16, false),
+            (75, 40, 300, true),
+            (9, 16, 1, true),
+            (13, 33, 257, false),
+        ];
+        for &(m, n, k, split) in &shapes {
             let a: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0).collect();
             let b: Vec<f32> = (0..k * n).map(|i| ((i * 5 % 11) as f32 - 5.0) / 3.0).collect();
             let want = naive(m, n, k, View::rows(&a, k), View::rows(&b, n));
             // Rows 3 columns wider than the product, starting at 1.5: accumulated onto.
             let rs = n + 3;
             let mut dst = vec![1.5f32; m * rs];
-            packed_product(m, &mut dst, rs, &a, &Packed::new(&b, k, n), threads);
+            packed_product(m, &mut dst, rs, &a, &Packed::new(&b, k, n), split);
             for r in 0..m {
                 for c in 0..rs {
                     let got = dst[r * rs + c];
