@@ -290,33 +290,13 @@ impl Publisher {
         bytes: &[u8],
         checksum: u64,
     ) -> Result<bool, PublishError> {
-        let bad = |problem: String| PublishError::BadSegment { file: file.to_owned(), problem };
-        if !layout::valid_file_name(file) || !file.ends_with(".seg") {
-            return Err(bad("not a segment file name".into()));
-        }
-        verify_segment(bytes, checksum).map_err(bad)?;
-        let path = segment_path(&self.dir, file);
-        if self.has_segment(file, checksum) {
-            return Ok(false);
-        }
-        atomic_write::Options::new()
-            .mode(PUBLISHED_MODE)
-            .write(&path, bytes)
-            .map_err(|source| PublishError::Write { path, source })?;
-        Ok(true)
+        install_segment_in(&self.dir, file, bytes, checksum)
     }
 
     /// Whether `segments/<file>` exists with `checksum` in its header (only the header is read:
     /// the file was verified whole before it was written).
     pub fn has_segment(&self, file: &str, checksum: u64) -> bool {
-        if !layout::valid_file_name(file) {
-            return false;
-        }
-        let path = segment_path(&self.dir, file);
-        read_file_prefix(&path, semantic_index::format::HEADER_LEN)
-            .ok()
-            .and_then(|b| semantic_index::format::Header::decode(&b).ok())
-            .is_some_and(|h| h.checksum == checksum)
+        has_segment_in(&self.dir, file, checksum)
     }
 
     /// Publishes like [`Publisher::publish`], at generation `at_least` or the next one here if
@@ -328,8 +308,8 @@ impl Publisher {
         commit_seq: u64,
         segments: Vec<SegmentEntry>,
     ) -> Result<u64, PublishError> {
-        self.last_generation = self.last_generation.max(at_least.saturating_sub(1));
-        self.publish(commit_seq, segments)
+        let prepared = self.prepare_at_least(at_least, commit_seq, segments)?;
+        self.point_head_at(prepared)
     }
 
     /// Writes the manifest of `segments` durably as generation `at_least` or the next one here
@@ -345,16 +325,26 @@ impl Publisher {
         segments: Vec<SegmentEntry>,
     ) -> Result<Prepared, PublishError> {
         let generation = self.last_generation.max(at_least.saturating_sub(1)) + 1;
+        let written = self.write_manifest(generation, commit_seq, segments);
+        // Its name is taken even if the write failed half-way: never reuse a generation.
+        self.last_generation = generation;
+        written
+    }
+
+    /// Writes the manifest of `segments` as `generation`, durably, named by nothing yet.
+    fn write_manifest(
+        &self,
+        generation: u64,
+        commit_seq: u64,
+        segments: Vec<SegmentEntry>,
+    ) -> Result<Prepared, PublishError> {
         let manifest = Manifest { generation, commit_seq, store_id: self.store_id, segments };
         let name = manifest_file_name(generation);
         let path = manifest_path(&self.dir, &name);
-        let written = atomic_write::Options::new()
+        atomic_write::Options::new()
             .mode(PUBLISHED_MODE)
             .write(&path, &manifest.to_bytes())
-            .map_err(|source| PublishError::Write { path, source });
-        // Its name is taken even if the write failed half-way: never reuse a generation.
-        self.last_generation = generation;
-        written?;
+            .map_err(|source| PublishError::Write { path, source })?;
         Ok(Prepared { name, manifest })
     }
 
@@ -429,15 +419,8 @@ impl Publisher {
         commit_seq: u64,
         segments: Vec<SegmentEntry>,
     ) -> Result<u64, PublishError> {
-        let generation = self.generation() + 1;
-        let manifest = Manifest { generation, commit_seq, store_id: self.store_id, segments };
-        let name = manifest_file_name(generation);
-        let path = manifest_path(&self.dir, &name);
-        atomic_write::Options::new()
-            .mode(PUBLISHED_MODE)
-            .write(&path, &manifest.to_bytes())
-            .map_err(|source| PublishError::Write { path, source })?;
-        self.point_head(name, manifest)
+        let prepared = self.write_manifest(self.generation() + 1, commit_seq, segments)?;
+        self.point_head_at(prepared)
     }
 
     /// Writes the builder's segment and publishes `segments` with it appended as the next
@@ -634,6 +617,45 @@ pub fn verify_segment(bytes: &[u8], checksum: u64) -> Result<(), String> {
         return Err(format!("content checksum {computed:016x}, expected {checksum:016x}"));
     }
     Ok(())
+}
+
+/// Installs a segment received from elsewhere as `segments/<file>` of the store in `dir`, after
+/// checking it whole (see [`Publisher::install_segment`], which this is without a publisher:
+/// a replica writes segments while its publisher writes the manifest). Returns whether it
+/// wrote.
+pub fn install_segment_in(
+    dir: &Path,
+    file: &str,
+    bytes: &[u8],
+    checksum: u64,
+) -> Result<bool, PublishError> {
+    let bad = |problem: String| PublishError::BadSegment { file: file.to_owned(), problem };
+    if !layout::valid_file_name(file) || !file.ends_with(".seg") {
+        return Err(bad("not a segment file name".into()));
+    }
+    verify_segment(bytes, checksum).map_err(bad)?;
+    if has_segment_in(dir, file, checksum) {
+        return Ok(false);
+    }
+    let path = segment_path(dir, file);
+    atomic_write::Options::new()
+        .mode(PUBLISHED_MODE)
+        .write(&path, bytes)
+        .map_err(|source| PublishError::Write { path, source })?;
+    Ok(true)
+}
+
+/// Whether `segments/<file>` of the store in `dir` exists with `checksum` in its header (see
+/// [`Publisher::has_segment`]).
+pub fn has_segment_in(dir: &Path, file: &str, checksum: u64) -> bool {
+    if !layout::valid_file_name(file) {
+        return false;
+    }
+    let path = segment_path(dir, file);
+    read_file_prefix(&path, semantic_index::format::HEADER_LEN)
+        .ok()
+        .and_then(|b| semantic_index::format::Header::decode(&b).ok())
+        .is_some_and(|h| h.checksum == checksum)
 }
 
 fn read_file_prefix(path: &Path, len: usize) -> io::Result<Vec<u8>> {

@@ -3,9 +3,8 @@
 use std::path::Path;
 
 use async_nats::jetstream::object_store::ObjectStore;
-use index_publisher::{Prepared, PublishError, Publisher};
-use semantic_index::format::{Header, HEADER_LEN};
-use semantic_index::layout::{self, Manifest, SegmentEntry};
+use index_publisher::{has_segment_in, install_segment_in, Prepared, Publisher};
+use semantic_index::layout::{Manifest, SegmentEntry};
 use tokio::io::AsyncReadExt;
 
 use crate::files::{self, SideFile};
@@ -364,34 +363,6 @@ struct Fetched {
     installed: Installed,
 }
 
-/// Whether `segments/<file>` in `dir` exists with `checksum` in its header (only the header is
-/// read: a file written here was verified whole first).
-fn has_segment(dir: &Path, s: &SegmentEntry) -> bool {
-    if !layout::valid_file_name(&s.file) {
-        return false;
-    }
-    files::read_prefix(&layout::segment_path(dir, &s.file), HEADER_LEN as u64)
-        .and_then(|b| Header::decode(&b).ok())
-        .is_some_and(|h| h.checksum == s.checksum)
-}
-
-/// Checks a downloaded segment whole against its manifest entry and only then writes it,
-/// durably, where the manifest will name it.
-fn install_segment(dir: &Path, s: &SegmentEntry, bytes: &[u8]) -> Result<(), Error> {
-    let bad = |problem: String| {
-        Error::Publish(PublishError::BadSegment { file: s.file.clone(), problem })
-    };
-    if !layout::valid_file_name(&s.file) || !s.file.ends_with(".seg") {
-        return Err(bad("not a segment file name".into()));
-    }
-    index_publisher::verify_segment(bytes, s.checksum).map_err(bad)?;
-    let path = layout::segment_path(dir, &s.file);
-    atomic_write::Options::new()
-        .mode(layout::PUBLISHED_MODE)
-        .write(&path, bytes)
-        .map_err(|source| Error::Publish(PublishError::Write { path, source }))
-}
-
 /// Downloads the manifest the head names, then every segment, content and vector file of it
 /// that `dir` lacks, all at once (each download is a few round trips: the object's info, an
 /// ordered consumer, then its chunks, which overlap), then verifies and writes them off the
@@ -412,8 +383,12 @@ async fn download_head(
             problem: "its store or generation is not the head's".into(),
         });
     }
-    let segments: Vec<SegmentEntry> =
-        manifest.segments.iter().filter(|s| !has_segment(&dir, s)).cloned().collect();
+    let segments: Vec<SegmentEntry> = manifest
+        .segments
+        .iter()
+        .filter(|s| !has_segment_in(&dir, &s.file, s.checksum))
+        .cloned()
+        .collect();
     // The content and vector files of the manifest's segments that are not here yet.
     let wanted: Vec<(SideFile, SegmentEntry)> = head
         .files
@@ -465,7 +440,7 @@ async fn download_head(
             let segments_written = scope.spawn(|| {
                 for (s, bytes) in segments.iter().zip(&segment_bytes) {
                     // Verified whole before it is written where a reader looks.
-                    install_segment(&dir, s, bytes)?;
+                    install_segment_in(&dir, &s.file, bytes, s.checksum)?;
                 }
                 Ok::<_, Error>(segments.len())
             });
