@@ -84,18 +84,19 @@ fn round_trips(a: &Apprentice, corpus: &Corpus, embed: bool) -> anyhow::Result<(
     if embed {
         println!("  {}: {hybrid} hybrid searches, {by_vector} related by own vectors", a.kind());
     }
+    let count = trips.len();
+    let trip = median(trips);
     // The apprentice's own CPU per invitation (all its threads), which the host's load does
     // not inflate the way it inflates the round trip's wake-ups.
     if let (Some(before), Some(after)) = (cpu_before, cpu_ns(a.pid())) {
         println!(
-            "  {}{}: {:.3} ms of its CPU per invitation, round trip median {:.3} ms",
+            "  {}{}: {:.3} ms of its CPU per invitation, round trip median {trip:.3} ms",
             a.kind(),
             if embed { " (hybrid)" } else { "" },
-            after.saturating_sub(before) as f64 / 1e6 / trips.len() as f64,
-            median(trips.clone())
+            after.saturating_sub(before) as f64 / 1e6 / count as f64,
         );
     }
-    Ok((median(trips), quoted))
+    Ok((trip, quoted))
 }
 
 /// The CPU time in ns that process `pid`'s threads have run so far (`/proc/PID/task/*/schedstat`,
