@@ -216,6 +216,7 @@ impl HybridSearch {
         if hits.len() < keep {
             self.offer(snapshot, vectors, options, hits, |s| s < bar);
         }
+        hits.finish();
     }
 
     /// Offers to `hits` the fused memories whose score passes `take`, reading their documents

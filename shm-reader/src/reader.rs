@@ -240,6 +240,7 @@ impl Snapshot {
                 }
             }
         }
+        hits.finish();
     }
 
     /// The document a hit of this snapshot names (`None` if the hit came from another one).

@@ -474,3 +474,47 @@ fn queries_from_analyzed_terms_rank_as_their_source() {
         assert!(from_terms.is_empty_for(Ranking::Jaccard), "{text}: no keywords");
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(40))]
+
+    /// Limits from 64 on collect into a heap during the search: the order, the ties and the
+    /// cut-off at `k` are brute force's, for both rankings, and a second segment searched into
+    /// the same buffer merges with the sorted hits of the first.
+    #[test]
+    fn large_limits_equal_brute_force(
+        a in proptest::collection::vec(doc_strategy(), 100..900),
+        b in proptest::collection::vec(doc_strategy(), 0..300),
+        query in proptest::collection::vec(query_word(), 1..8),
+        limit in prop::sample::select(vec![63usize, 64, 65, 100, 200, 300]),
+        options in options_strategy(),
+        ranked in any::<bool>(),
+    ) {
+        let dedup = |mut docs: Vec<semantic_index::Document>| {
+            docs.sort_by_key(|d| d.id);
+            docs.dedup_by_key(|d| d.id);
+            docs
+        };
+        let a = dedup(a);
+        let b: Vec<_> = dedup(b).into_iter().filter(|d| a.binary_search_by_key(&d.id, |x| x.id).is_err()).collect();
+        let ranking = if ranked { Ranking::Bm25f } else { Ranking::Jaccard };
+        let options = SearchOptions { limit, ranking, ..options };
+        let q = Query::from_keywords(&query);
+        let mut hits = Hits::with_capacity(256);
+        let seg_a = segment_of(&a, 1);
+        seg_a.search(&q, &options, &DeletedSet::empty(), 0, &mut hits);
+        let got: Vec<_> = hits.iter().map(|h| (h.id, h.score)).collect();
+        let want = |docs: &[semantic_index::Document], o: &SearchOptions| {
+            let o = SearchOptions { limit: o.limit.min(256), ..o.clone() };
+            if ranked { brute_force_ranked(&[docs], q.terms(), &o) } else { brute_force(docs, q.keywords(), &o) }
+        };
+        assert_same(&got, &want(&a, &options))?;
+        if !ranked {
+            // Jaccard needs no corpus statistics, so two segments rank as one corpus.
+            segment_of(&b, 2).search(&q, &options, &DeletedSet::empty(), 1, &mut hits);
+            let got: Vec<_> = hits.iter().map(|h| (h.id, h.score)).collect();
+            let both = dedup(a.iter().chain(&b).cloned().collect());
+            assert_same(&got, &want(&both, &options))?;
+        }
+    }
+}
