@@ -214,7 +214,10 @@ impl RankCursor {
     /// Adds the postings in `[w, wend)` to the window's accumulators (`acc[o - w]` gains the
     /// weighted impact above `COUNT_BITS` and one matched term below; `bits` marks the slot)
     /// and moves past them. Returns the `bits` words it touched, one bit per word.
-    #[inline]
+    ///
+    /// Not inlined: inside the search's one large function this loop kept its pointers and
+    /// sums on the stack (register pressure); as a function of its own they stay in registers.
+    #[inline(never)]
     fn accumulate(
         &mut self,
         r: Ranked<'_>,
@@ -223,9 +226,19 @@ impl RankCursor {
         acc: &mut [u64],
         bits: &mut [u64],
     ) -> u64 {
+        let (Ok(acc), Ok(bits)) = (
+            <&mut [u64; RANK_WINDOW]>::try_from(acc),
+            <&mut [u64; RANK_WINDOW / 64]>::try_from(bits),
+        ) else {
+            // The scratch always has these sizes (`Hits::with_capacity`).
+            self.pos = self.end;
+            return 0;
+        };
         let mut touched = 0u64;
         let weight = self.weight;
-        let span = wend.saturating_sub(w) as usize;
+        // At most RANK_WINDOW: slots below it index the arrays directly (masked, never out of
+        // bounds).
+        let span = wend.saturating_sub(w).min(RANK_WINDOW as u32);
         while !self.done() {
             let Some(run) = r.postings.get(self.pos..self.bend) else {
                 self.pos = self.end;
@@ -241,15 +254,14 @@ impl RankCursor {
                 }
                 count += 1;
                 // Only a hostile file's postings out of order can lie before the window.
-                let slot = o.wrapping_sub(w) as usize;
+                let slot = o.wrapping_sub(w);
                 if slot >= span {
                     continue;
                 }
-                if let (Some(a), Some(word)) = (acc.get_mut(slot), bits.get_mut(slot / 64)) {
-                    *a += ((weight * impact_bits(p)) << COUNT_BITS) | 1;
-                    *word |= 1u64 << (slot % 64);
-                    touched |= 1u64 << (slot / 64);
-                }
+                let slot = slot as usize & (RANK_WINDOW - 1);
+                acc[slot] += ((weight * impact_bits(p)) << COUNT_BITS) | 1;
+                bits[slot / 64] |= 1u64 << (slot % 64);
+                touched |= 1u64 << (slot / 64);
             }
             self.pos += count;
             if self.pos < self.bend {
