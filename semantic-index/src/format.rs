@@ -7,7 +7,11 @@ use rkyv::{Archive, Serialize};
 pub const MAGIC: [u8; 8] = *b"MCSEGMT\0";
 /// The format version this build writes and the only one it reads.
 ///
-/// Version 5 adds the BM25F index (`rank_*`): a second vocabulary (stemmed, stop-listed) with
+/// Version 6 packs each BM25F posting into one `u32` (`rank_postings`: its ordinal's offset
+/// from its block's first ordinal above its impact), so a posting's ordinal and impact share a
+/// cache line, and blocks may end early to keep offsets within 24 bits (`rank_block_start`,
+/// `rank_block_first`);
+/// version 5 adds the BM25F index (`rank_*`): a second vocabulary (stemmed, stop-listed) with
 /// quantized impacts per posting and per block of postings;
 /// version 4 keeps the documents of the most frequent terms as bitmaps (`frequent_*`) instead
 /// of postings and forward-list entries;
@@ -16,7 +20,7 @@ pub const MAGIC: [u8; 8] = *b"MCSEGMT\0";
 /// version 2 added the hashed term table (`term_slots`), narrow forward lists, paged `u16`
 /// postings and the chunked checksum. Older segments are refused (a store's writer rebuilds
 /// them from its records).
-pub const VERSION: u32 = 5;
+pub const VERSION: u32 = 6;
 /// The length of the header; a multiple of 16 so that the archive after it stays aligned.
 pub const HEADER_LEN: usize = 64;
 /// The alignment the payload needs in memory (rkyv's archive alignment for this format).
@@ -194,9 +198,17 @@ pub fn term_slots(hashes: impl ExactSizeIterator<Item = u64>) -> Vec<u32> {
     slots
 }
 
-/// Postings per block of the BM25F index: each block of a term's postings has its last ordinal
-/// and its largest impact in `rank_block_last` and `rank_block_max`.
+/// The most postings a block of the BM25F index holds: each block of a term's postings has its
+/// first posting, first and last ordinals and largest impact in `rank_block_start`,
+/// `rank_block_first`, `rank_block_last` and `rank_block_max`.
 pub const RANK_BLOCK: usize = 64;
+
+/// Bits of a packed BM25F posting below its ordinal's offset: the impact.
+pub const RANK_IMPACT_BITS: u32 = 8;
+
+/// The largest offset of an ordinal from its block's first ordinal (24 bits): a block ends
+/// early rather than span more.
+pub const RANK_OFFSET_MAX: u32 = u32::MAX >> RANK_IMPACT_BITS;
 
 /// The BM25F parameters a segment's impacts were computed with, and its mean field lengths
 /// (question, insights, synthesis; in ranked terms).
@@ -291,12 +303,18 @@ pub struct SegmentData {
     pub rank_term_bytes: Vec<u8>,
     /// The hashed table of the BM25F terms, built like `term_slots`.
     pub rank_term_slots: Vec<u32>,
-    /// Document ordinals per BM25F term, ascending.
-    pub rank_docs: Vec<u32>,
-    /// Parallel to `rank_docs`: the quantized impact, 1..=255 (see `Bm25fParams::impact`).
-    pub rank_impacts: Vec<u8>,
-    /// Per block of [`RANK_BLOCK`] postings of a term (the last block may be shorter): its last
-    /// ordinal.
+    /// Per BM25F term, its documents in ordinal order, each packed as
+    /// `(ordinal - block_first) << RANK_IMPACT_BITS | impact`, where `block_first` is the first
+    /// ordinal of the posting's block and the impact is quantized, 1..=255 (see
+    /// `Bm25fParams::impact`).
+    pub rank_postings: Vec<u32>,
+    /// Per block of at most [`RANK_BLOCK`] postings of a term (a block ends early at the term's
+    /// end or when its next ordinal lies more than [`RANK_OFFSET_MAX`] past its first), its
+    /// first posting (index into `rank_postings`), then one more entry: the posting count.
+    pub rank_block_start: Vec<u32>,
+    /// Per block: its first ordinal (offset 0).
+    pub rank_block_first: Vec<u32>,
+    /// Per block: its last ordinal.
     pub rank_block_last: Vec<u32>,
     /// Per block: its largest impact.
     pub rank_block_max: Vec<u8>,
@@ -327,10 +345,11 @@ pub struct SegmentData {
     pub frequent_offsets: Vec<u32>,
     /// `n_rank_terms + 1` offsets into `rank_term_bytes`.
     pub rank_term_offsets: Vec<u32>,
-    /// `n_rank_terms + 1` offsets into `rank_docs` and `rank_impacts`.
+    /// `n_rank_terms + 1` offsets into `rank_postings`.
     pub rank_posting_offsets: Vec<u32>,
-    /// `n_rank_terms + 1` offsets into the block arrays: term `t` has
-    /// `ceil(postings / RANK_BLOCK)` blocks.
+    /// `n_rank_terms + 1` offsets into the block arrays: term `t`'s blocks are
+    /// `[rank_block_offsets[t], rank_block_offsets[t + 1])`, and the first starts at the term's
+    /// first posting.
     pub rank_block_offsets: Vec<u32>,
 }
 

@@ -3,7 +3,7 @@
 
 use crate::analyzer::Bm25fParams;
 use crate::builder::{u32_of, BuildError};
-use crate::format::{self, RankStats, SegmentData, RANK_BLOCK};
+use crate::format::{self, RankStats, SegmentData, RANK_BLOCK, RANK_IMPACT_BITS, RANK_OFFSET_MAX};
 use crate::intern::{hash_term, Terms};
 
 /// A term's document frequency and where it was last seen (see `builder::part::TermStats`).
@@ -140,18 +140,13 @@ impl RankPart {
         term_offsets.push(0u32);
         let mut posting_offsets = Vec::with_capacity(sorted.len() + 1);
         posting_offsets.push(0u32);
-        let mut block_offsets = Vec::with_capacity(sorted.len() + 1);
-        block_offsets.push(0u32);
-        let (mut postings, mut blocks) = (0usize, 0usize);
+        let mut postings = 0usize;
         for (new, &old) in sorted.iter().enumerate() {
             remap[old as usize] = new as u32;
             term_bytes.extend_from_slice(self.terms.get(old));
             term_offsets.push(u32_of(term_bytes.len(), "ranked term bytes")?);
-            let df = self.seen[old as usize].df as usize;
-            postings += df;
-            blocks += df.div_ceil(RANK_BLOCK);
+            postings += self.seen[old as usize].df as usize;
             posting_offsets.push(u32_of(postings, "ranked postings")?);
-            block_offsets.push(u32_of(blocks, "ranked posting blocks")?);
         }
 
         let n = self.docs.len();
@@ -177,22 +172,43 @@ impl RankPart {
             }
         }
 
-        let mut block_last = Vec::with_capacity(blocks);
-        let mut block_max = Vec::with_capacity(blocks);
+        // Cut each term's postings into blocks of at most RANK_BLOCK postings spanning fewer
+        // than 2^24 ordinals, and pack each posting as its offset from its block's first
+        // ordinal above its impact.
+        let blocks_guess = postings / RANK_BLOCK + sorted.len();
+        let mut block_offsets = Vec::with_capacity(sorted.len() + 1);
+        block_offsets.push(0u32);
+        let mut block_start = Vec::with_capacity(blocks_guess + 1);
+        let mut block_first = Vec::with_capacity(blocks_guess);
+        let mut block_last = Vec::with_capacity(blocks_guess);
+        let mut block_max = Vec::with_capacity(blocks_guess);
         let mut term_max = Vec::with_capacity(sorted.len());
         for w in posting_offsets.windows(2) {
-            let run = w[0] as usize..w[1] as usize;
+            let (mut at, end) = (w[0] as usize, w[1] as usize);
             let mut top = 0u8;
-            for (ds, is) in
-                docs[run.clone()].chunks(RANK_BLOCK).zip(impacts[run].chunks(RANK_BLOCK))
-            {
-                block_last.push(ds.last().copied().unwrap_or(0));
-                let m = is.iter().copied().max().unwrap_or(0);
+            while at < end {
+                let first = docs[at];
+                let mut stop = at;
+                let mut m = 0u8;
+                while stop < end && stop - at < RANK_BLOCK && docs[stop] - first <= RANK_OFFSET_MAX
+                {
+                    m = m.max(impacts[stop]);
+                    stop += 1;
+                }
+                block_start.push(u32_of(at, "ranked postings")?);
+                block_first.push(first);
+                block_last.push(docs[stop - 1]);
                 block_max.push(m);
                 top = top.max(m);
+                for (d, &i) in docs[at..stop].iter_mut().zip(&impacts[at..stop]) {
+                    *d = ((*d - first) << RANK_IMPACT_BITS) | u32::from(i);
+                }
+                at = stop;
             }
+            block_offsets.push(u32_of(block_last.len(), "ranked posting blocks")?);
             term_max.push(top);
         }
+        block_start.push(u32_of(postings, "ranked postings")?);
 
         data.rank = RankStats { k1: params.k1, weights: params.weights, b: params.b, avg_len };
         data.rank_term_slots =
@@ -201,8 +217,9 @@ impl RankPart {
         data.rank_term_offsets = term_offsets;
         data.rank_posting_offsets = posting_offsets;
         data.rank_block_offsets = block_offsets;
-        data.rank_docs = docs;
-        data.rank_impacts = impacts;
+        data.rank_postings = docs;
+        data.rank_block_start = block_start;
+        data.rank_block_first = block_first;
         data.rank_block_last = block_last;
         data.rank_block_max = block_max;
         data.rank_term_max = term_max;

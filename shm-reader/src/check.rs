@@ -92,31 +92,36 @@ pub(crate) fn verify(d: &ArchivedSegmentData) -> Result<(), OpenError> {
 /// term maxima and block ends true, the hashed table leading to every term.
 fn verify_rank(d: &ArchivedSegmentData) -> Result<(), OpenError> {
     let n = d.doc_count.to_native();
-    let docs = d.rank_docs.as_slice();
-    let impacts = d.rank_impacts.as_slice();
+    let postings = d.rank_postings.as_slice();
+    let (start, first) = (d.rank_block_start.as_slice(), d.rank_block_first.as_slice());
     let (last, max) = (d.rank_block_last.as_slice(), d.rank_block_max.as_slice());
     let blocks = d.rank_block_offsets.as_slice();
-    for (t, w) in d.rank_posting_offsets.as_slice().windows(2).enumerate() {
-        let run = w[0].to_native() as usize..w[1].to_native() as usize;
-        let (ds, is) = (&docs[run.clone()], &impacts[run]);
-        if ds.windows(2).any(|p| p[0].to_native() >= p[1].to_native())
-            || ds.last().is_some_and(|o| o.to_native() >= n)
-            || is.contains(&0)
-        {
-            return Err(structure("ranked postings not ascending, out of range or without impact"));
-        }
-        let first = blocks[t].to_native() as usize;
-        for (b, (bd, bi)) in
-            ds.chunks(format::RANK_BLOCK).zip(is.chunks(format::RANK_BLOCK)).enumerate()
-        {
-            let at = first + b;
-            if bd.last().map(|o| o.to_native()) != Some(last[at].to_native())
-                || bi.iter().copied().max() != Some(max[at])
-            {
+    let mask = (1u32 << format::RANK_IMPACT_BITS) - 1;
+    for t in 0..blocks.len().saturating_sub(1) {
+        let mut prev: Option<u32> = None;
+        let mut top = 0u8;
+        for b in blocks[t].to_native() as usize..blocks[t + 1].to_native() as usize {
+            let run = &postings[start[b].to_native() as usize..start[b + 1].to_native() as usize];
+            let base = first[b].to_native();
+            let mut block_top = 0u8;
+            for (i, p) in run.iter().enumerate() {
+                let (p, impact) = (p.to_native(), (p.to_native() & mask) as u8);
+                let o = base.checked_add(p >> format::RANK_IMPACT_BITS);
+                let Some(o) = o.filter(|&o| o < n && prev.is_none_or(|q| q < o)) else {
+                    return Err(structure("ranked postings not ascending or out of range"));
+                };
+                if impact == 0 || (i == 0 && o != base) {
+                    return Err(structure("ranked posting without impact or block base"));
+                }
+                prev = Some(o);
+                block_top = block_top.max(impact);
+            }
+            if prev != Some(last[b].to_native()) || block_top != max[b] {
                 return Err(structure("ranked block maxima or ends are wrong"));
             }
+            top = top.max(block_top);
         }
-        if is.iter().copied().max().unwrap_or(0) != d.rank_term_max[t] {
+        if top != d.rank_term_max[t] {
             return Err(structure("ranked term maximum is wrong"));
         }
         let bytes = table_bytes(d.rank_term_bytes.as_slice(), d.rank_term_offsets.as_slice(), t);
@@ -236,28 +241,32 @@ pub(crate) fn check_tables(d: &ArchivedSegmentData, header: &Header) -> Result<(
 fn check_rank_tables(d: &ArchivedSegmentData) -> Result<(), OpenError> {
     let terms = d.rank_term_offsets.len().saturating_sub(1);
     check_offsets(d.rank_term_offsets.as_slice(), terms, d.rank_term_bytes.len(), "ranked terms")?;
-    let postings = d.rank_docs.len();
+    let postings = d.rank_postings.len();
     check_offsets(d.rank_posting_offsets.as_slice(), terms, postings, "ranked postings")?;
     let blocks = d.rank_block_last.len();
     check_offsets(d.rank_block_offsets.as_slice(), terms, blocks, "ranked posting blocks")?;
-    if d.rank_impacts.len() != postings
+    check_offsets(d.rank_block_start.as_slice(), blocks, postings, "ranked block starts")?;
+    if d.rank_block_first.len() != blocks
         || d.rank_block_max.len() != blocks
         || d.rank_term_max.len() != terms
         || d.rank_term_slots.len() != format::term_slot_count(terms)
     {
         return Err(structure("ranked tables of the wrong length"));
     }
-    let per_term = d
-        .rank_posting_offsets
+    // Every term's blocks start at its first posting (so they cover exactly its postings),
+    // and every block holds 1..=RANK_BLOCK postings.
+    let start = d.rank_block_start.as_slice();
+    let term_blocks = d.rank_block_offsets.as_slice().iter().map(|b| b.to_native() as usize);
+    if d.rank_posting_offsets
         .as_slice()
-        .windows(2)
-        .map(|w| (w[1].to_native() - w[0].to_native()) as usize);
-    let block_counts = d
-        .rank_block_offsets
-        .as_slice()
-        .windows(2)
-        .map(|w| (w[1].to_native() - w[0].to_native()) as usize);
-    if per_term.zip(block_counts).any(|(p, b)| p.div_ceil(format::RANK_BLOCK) != b) {
+        .iter()
+        .zip(term_blocks)
+        .any(|(p, b)| start[b].to_native() != p.to_native())
+        || start.windows(2).any(|w| {
+            let len = (w[1].to_native() - w[0].to_native()) as usize;
+            len == 0 || len > format::RANK_BLOCK
+        })
+    {
         return Err(structure("ranked posting blocks do not match the postings"));
     }
     Ok(())

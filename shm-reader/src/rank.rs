@@ -11,7 +11,7 @@
 //! boosts favour.
 
 use rkyv::rend::u32_le;
-use semantic_index::format::{ArchivedSegmentData, RANK_BLOCK};
+use semantic_index::format::{ArchivedSegmentData, RANK_IMPACT_BITS, RANK_OFFSET_MAX};
 
 use crate::search::{
     prefetch, DeletedSet, Explanation, Hit, Hits, Query, Ranking, SearchOptions, TermContribution,
@@ -68,16 +68,18 @@ pub(crate) fn idf_weight(n: u64, df: u64) -> u64 {
 /// One query term's postings in one segment.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct RankCursor {
-    /// Next posting (index into `rank_docs`).
+    /// Next posting (index into `rank_postings`).
     pos: usize,
-    /// First posting of the term.
-    start: usize,
     /// End of the term's postings.
     end: usize,
-    /// The term's first block (index into the block arrays).
-    block_start: usize,
+    /// The block holding `pos` (index into the block arrays).
+    block: usize,
     /// End of the term's blocks.
     block_end: usize,
+    /// End of the postings of `block`.
+    bend: usize,
+    /// The first ordinal of `block`: a posting's ordinal is `base + (posting >> 8)`.
+    base: u32,
     /// The term's idf weight.
     weight: u64,
     /// `weight · ` the term's largest impact.
@@ -87,8 +89,9 @@ pub(crate) struct RankCursor {
 /// The segment's BM25F arrays.
 #[derive(Clone, Copy)]
 struct Ranked<'a> {
-    docs: &'a [u32_le],
-    impacts: &'a [u8],
+    postings: &'a [u32_le],
+    block_start: &'a [u32_le],
+    block_first: &'a [u32_le],
     block_last: &'a [u32_le],
     block_max: &'a [u8],
 }
@@ -96,12 +99,24 @@ struct Ranked<'a> {
 impl<'a> Ranked<'a> {
     fn of(d: &'a ArchivedSegmentData) -> Ranked<'a> {
         Ranked {
-            docs: d.rank_docs.as_slice(),
-            impacts: d.rank_impacts.as_slice(),
+            postings: d.rank_postings.as_slice(),
+            block_start: d.rank_block_start.as_slice(),
+            block_first: d.rank_block_first.as_slice(),
             block_last: d.rank_block_last.as_slice(),
             block_max: d.rank_block_max.as_slice(),
         }
     }
+
+    #[inline]
+    fn last(&self, b: usize) -> u32 {
+        self.block_last.get(b).map_or(u32::MAX, |x| x.to_native())
+    }
+}
+
+/// A packed posting's impact.
+#[inline]
+fn impact_bits(p: u32) -> u64 {
+    u64::from(p & ((1 << RANK_IMPACT_BITS) - 1))
 }
 
 impl RankCursor {
@@ -109,20 +124,36 @@ impl RankCursor {
         self.pos >= self.end
     }
 
+    /// Moves into block `b` (past the cursor's), never backwards.
+    #[inline]
+    fn enter(&mut self, r: Ranked<'_>, b: usize) {
+        let at = |i: usize| r.block_start.get(i).map_or(self.end, |x| x.to_native() as usize);
+        self.block = b;
+        self.base = r.block_first.get(b).map_or(0, |x| x.to_native());
+        self.bend = at(b + 1).min(self.end);
+        self.pos = self.pos.max(at(b)).min(self.end);
+    }
+
+    /// Leaves the current block, whose postings are all read.
+    #[inline]
+    fn next_block(&mut self, r: Ranked<'_>) {
+        if self.block + 1 < self.block_end {
+            self.enter(r, self.block + 1);
+        } else {
+            self.pos = self.end;
+        }
+    }
+
     #[inline]
     fn doc(&self, r: Ranked<'_>) -> u32 {
-        r.docs.get(self.pos).map_or(u32::MAX, |d| d.to_native())
+        r.postings
+            .get(self.pos)
+            .map_or(u32::MAX, |p| self.base.wrapping_add(p.to_native() >> RANK_IMPACT_BITS))
     }
 
     #[inline]
     fn impact(&self, r: Ranked<'_>) -> u64 {
-        u64::from(r.impacts.get(self.pos).copied().unwrap_or(0))
-    }
-
-    /// The block holding `pos`.
-    #[inline]
-    fn block(&self) -> usize {
-        self.block_start + (self.pos - self.start) / RANK_BLOCK
+        r.postings.get(self.pos).map_or(0, |p| impact_bits(p.to_native()))
     }
 
     /// Moves to the first block whose last ordinal is at least `target` (never backwards), and
@@ -132,16 +163,17 @@ impl RankCursor {
         if self.done() {
             return None;
         }
-        let mut b = self.block();
-        while b < self.block_end && r.block_last.get(b).map_or(u32::MAX, |x| x.to_native()) < target
-        {
+        let mut b = self.block;
+        while b < self.block_end && r.last(b) < target {
             b += 1;
         }
         if b >= self.block_end {
             self.pos = self.end;
             return None;
         }
-        self.pos = self.pos.max(self.start + (b - self.block_start) * RANK_BLOCK).min(self.end);
+        if b != self.block {
+            self.enter(r, b);
+        }
         if self.done() {
             return None;
         }
@@ -150,17 +182,24 @@ impl RankCursor {
 
     /// Moves to the first posting at or past `target` inside the current block (after
     /// [`RankCursor::seek_block`]). Candidates come in ordinal order, so the target is often
-    /// a few postings ahead: a galloping search from the cursor reads the cache lines next to
-    /// it before a binary search over the rest of the block would read lines far away.
+    /// a few postings ahead: a galloping search from the cursor reads the cache line it is in
+    /// before a binary search over the rest of the block would read lines far away. Packed
+    /// postings compare as their offsets do, so the search reads no block metadata.
     #[inline]
     fn seek_in_block(&mut self, r: Ranked<'_>, target: u32) {
-        let block_end =
-            (self.start + (self.block() - self.block_start + 1) * RANK_BLOCK).min(self.end);
-        let run = r.docs.get(self.pos..block_end).unwrap_or(&[]);
+        let run = r.postings.get(self.pos..self.bend).unwrap_or(&[]);
+        let Some(key) = target
+            .checked_sub(self.base)
+            .map_or(Some(0), |off| (off <= RANK_OFFSET_MAX).then_some(off << RANK_IMPACT_BITS))
+        else {
+            // Past every offset the block can hold (only a hostile file gets here).
+            self.pos += run.len();
+            return;
+        };
         // `run[..lo]` lies below `target` and `run[hi..]` (if any) at or past it.
         let (mut lo, mut hi, mut probe, mut step) = (0, run.len(), 0, 1);
-        while let Some(d) = run.get(probe) {
-            if d.to_native() >= target {
+        while let Some(p) = run.get(probe) {
+            if p.to_native() >= key {
                 hi = probe;
                 break;
             }
@@ -169,13 +208,16 @@ impl RankCursor {
             step *= 2;
         }
         let rest = run.get(lo..hi).unwrap_or(&[]);
-        self.pos += lo + rest.partition_point(|d| d.to_native() < target);
+        self.pos += lo + rest.partition_point(|p| p.to_native() < key);
     }
 
     /// Adds the postings in `[w, wend)` to the window's accumulators (`acc[o - w]` gains the
     /// weighted impact above `COUNT_BITS` and one matched term below; `bits` marks the slot)
     /// and moves past them. Returns the `bits` words it touched, one bit per word.
-    #[inline]
+    ///
+    /// Not inlined: inside the search's one large function this loop kept its pointers and
+    /// sums on the stack (register pressure); as a function of its own they stay in registers.
+    #[inline(never)]
     fn accumulate(
         &mut self,
         r: Ranked<'_>,
@@ -184,34 +226,49 @@ impl RankCursor {
         acc: &mut [u64],
         bits: &mut [u64],
     ) -> u64 {
-        let (Some(docs), Some(impacts)) =
-            (r.docs.get(self.pos..self.end), r.impacts.get(self.pos..self.end))
-        else {
+        let (Ok(acc), Ok(bits)) = (
+            <&mut [u64; RANK_WINDOW]>::try_from(acc),
+            <&mut [u64; RANK_WINDOW / 64]>::try_from(bits),
+        ) else {
+            // The scratch always has these sizes (`Hits::with_capacity`).
             self.pos = self.end;
             return 0;
         };
         let mut touched = 0u64;
         let weight = self.weight;
-        let span = wend.saturating_sub(w) as usize;
-        let mut count = 0;
-        for (d, &impact) in docs.iter().zip(impacts) {
-            let o = d.to_native();
-            if o >= wend {
+        // At most RANK_WINDOW: slots below it index the arrays directly (masked, never out of
+        // bounds).
+        let span = wend.saturating_sub(w).min(RANK_WINDOW as u32);
+        while !self.done() {
+            let Some(run) = r.postings.get(self.pos..self.bend) else {
+                self.pos = self.end;
                 break;
-            }
-            count += 1;
-            // Only a hostile file's postings out of order can lie before the window.
-            let slot = o.wrapping_sub(w) as usize;
-            if slot >= span {
-                continue;
-            }
-            if let (Some(a), Some(word)) = (acc.get_mut(slot), bits.get_mut(slot / 64)) {
-                *a += ((weight * u64::from(impact)) << COUNT_BITS) | 1;
-                *word |= 1u64 << (slot % 64);
+            };
+            let base = self.base;
+            let mut count = 0;
+            for p in run {
+                let p = p.to_native();
+                let o = base.wrapping_add(p >> RANK_IMPACT_BITS);
+                if o >= wend {
+                    break;
+                }
+                count += 1;
+                // Only a hostile file's postings out of order can lie before the window.
+                let slot = o.wrapping_sub(w);
+                if slot >= span {
+                    continue;
+                }
+                let slot = slot as usize & (RANK_WINDOW - 1);
+                acc[slot] += ((weight * impact_bits(p)) << COUNT_BITS) | 1;
+                bits[slot / 64] |= 1u64 << (slot % 64);
                 touched |= 1u64 << (slot / 64);
             }
+            self.pos += count;
+            if self.pos < self.bend {
+                break;
+            }
+            self.next_block(r);
         }
-        self.pos += count;
         touched
     }
 
@@ -219,6 +276,9 @@ impl RankCursor {
     fn seek(&mut self, r: Ranked<'_>, target: u32) {
         if self.seek_block(r, target).is_some() {
             self.seek_in_block(r, target);
+            if self.pos >= self.bend && !self.done() {
+                self.next_block(r);
+            }
         }
     }
 
@@ -229,11 +289,11 @@ impl RankCursor {
         if self.done() || self.doc(r) >= to {
             return 0;
         }
-        let mut b = self.block();
+        let mut b = self.block;
         let mut top = 0u8;
         while b < self.block_end {
             top = top.max(r.block_max.get(b).copied().unwrap_or(u8::MAX));
-            if r.block_last.get(b).map_or(u32::MAX, |x| x.to_native()) >= to {
+            if r.last(b) >= to {
                 break;
             }
             b += 1;
@@ -248,7 +308,7 @@ pub(crate) fn find_rank_term(d: &ArchivedSegmentData, term: &[u8], hash: u64) ->
     probe_table(slots, offsets, d.rank_term_bytes.as_slice(), term, hash)
 }
 
-/// Term `t`'s range in `rank_docs`.
+/// Term `t`'s range in `rank_postings`.
 fn posting_range(d: &ArchivedSegmentData, t: usize) -> (usize, usize) {
     let o = d.rank_posting_offsets.as_slice();
     let a = o.get(t).map_or(0, |x| x.to_native() as usize);
@@ -258,11 +318,13 @@ fn posting_range(d: &ArchivedSegmentData, t: usize) -> (usize, usize) {
 
 /// The impact (1..=255) of ranked term `t` in document `ordinal`, 0 if absent.
 pub(crate) fn impact_of(d: &ArchivedSegmentData, t: usize, ordinal: u32) -> u8 {
-    let (a, b) = posting_range(d, t);
-    let docs = d.rank_docs.as_slice().get(a..b).unwrap_or(&[]);
-    match docs.binary_search_by(|x| x.to_native().cmp(&ordinal)) {
-        Ok(i) => d.rank_impacts.as_slice().get(a + i).copied().unwrap_or(0),
-        Err(_) => 0,
+    let mut c = cursor(d, t, 1);
+    let r = Ranked::of(d);
+    c.seek(r, ordinal);
+    if !c.done() && c.doc(r) == ordinal {
+        c.impact(r) as u8
+    } else {
+        0
     }
 }
 
@@ -273,15 +335,22 @@ fn cursor(d: &ArchivedSegmentData, t: usize, weight: u64) -> RankCursor {
     let block_start = bo.get(t).map_or(0, |x| x.to_native() as usize);
     let block_end = bo.get(t + 1).map_or(0, |x| x.to_native() as usize).max(block_start);
     let top = d.rank_term_max.get(t).copied().unwrap_or(u8::MAX);
-    RankCursor {
+    let mut c = RankCursor {
         pos: start,
-        start,
         end,
-        block_start,
+        block: block_start,
         block_end,
+        bend: start,
+        base: 0,
         weight,
         max: weight * u64::from(top),
+    };
+    if block_start < block_end {
+        c.enter(Ranked::of(d), block_start);
+    } else {
+        c.pos = end;
     }
+    c
 }
 
 /// A relevance below which no document with the boost of `best_boost` can reach `bar`: the
@@ -393,7 +462,7 @@ impl<B: Storage> Segment<B> {
             }
             if let Some(t) = find_rank_term(d, term.as_bytes(), hash) {
                 let c = cursor(d, t, weight);
-                if c.start < c.end {
+                if !c.done() {
                     scratch.cursors.push(c);
                 }
             }
