@@ -196,3 +196,36 @@ impl Words {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Words;
+
+    #[test]
+    fn words_keep_their_ids_through_growth_and_long_shared_prefixes() {
+        let mut words = Words::default();
+        let mut made = 0u32;
+        let mut ids = |words: &mut Words, w: &str| {
+            words.ids_or_insert(w.as_bytes(), || {
+                made += 1;
+                [made, made + 1_000_000]
+            })
+        };
+        // Past 16 bytes, words differ only in what the slot does not hold inline.
+        let long_a = "internationalization-a";
+        let long_b = "internationalization-b";
+        let first = [ids(&mut words, ""), ids(&mut words, long_a), ids(&mut words, long_b)];
+        assert_eq!(first, [[1, 1_000_001], [2, 1_000_002], [3, 1_000_003]]);
+        // Enough words to grow the table several times (1,024 slots at first).
+        let many: Vec<String> = (0..5000).map(|i| format!("w{i}")).collect();
+        let given: Vec<[u32; 2]> = many.iter().map(|w| ids(&mut words, w)).collect();
+        assert_eq!(ids(&mut words, ""), first[0]);
+        assert_eq!(ids(&mut words, long_a), first[1]);
+        assert_eq!(ids(&mut words, long_b), first[2]);
+        // The 16-byte prefix alone is another word.
+        assert_eq!(ids(&mut words, &long_a[..16]), [5004, 1_005_004]);
+        for (w, g) in many.iter().zip(&given) {
+            assert_eq!(ids(&mut words, w), *g, "{w}");
+        }
+    }
+}
