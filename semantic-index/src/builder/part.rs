@@ -5,7 +5,7 @@ use std::ops::Range;
 use crate::analyzer::ranked;
 use crate::document::Document;
 use crate::format::GIST_MAX_BYTES;
-use crate::intern::{hash_term, Terms};
+use crate::intern::{hash_term, Terms, Words};
 use crate::keywords::{for_each_word, is_stop_word, DOCUMENT_INSIGHTS, MIN_KEYWORD_CHARS};
 use crate::rank::RankPart;
 
@@ -53,8 +53,7 @@ pub(super) struct Part {
     /// term id ([`NONE`] where the analyzer drops it): a token costs one lookup here, and each
     /// word is stop-listed and stemmed once, not at every occurrence. Ids stay valid when other
     /// parts are absorbed (ids are never renumbered), so the table needs no merging.
-    pub(super) words: Terms,
-    pub(super) word_ids: Vec<[u32; 2]>,
+    pub(super) words: Words,
 }
 
 /// No term: the word is not a keyword, or not a ranked term.
@@ -112,13 +111,12 @@ impl Part {
         let mut tokens = 0u32;
         let mut field_len = [0u32; 3];
         {
-            let Part { terms, stats, doc_terms, doc_freqs, rank, words, word_ids, .. } = self;
+            let Part { terms, stats, doc_terms, doc_freqs, rank, words, .. } = self;
             let stemmer = rust_stemmers::Stemmer::create(rust_stemmers::Algorithm::English);
             let mut add_text = |text: &str, field: usize| {
                 for_each_word(text, |word, chars| {
                     let bytes = word.as_bytes();
-                    let (w, new) = words.intern(bytes, hash_term(bytes));
-                    if new {
+                    let [keyword, ranked] = words.ids_or_insert(bytes, || {
                         let keyword = if chars >= MIN_KEYWORD_CHARS && !is_stop_word(word) {
                             let (id, new) = terms.intern(bytes, hash_term(bytes));
                             if new {
@@ -130,9 +128,8 @@ impl Part {
                         };
                         let ranked = ranked(&stemmer, word, chars)
                             .map_or(NONE, |t| rank.term_id(t.as_bytes()));
-                        word_ids.push([keyword, ranked]);
-                    }
-                    let [keyword, ranked] = word_ids[w as usize];
+                        [keyword, ranked]
+                    });
                     if ranked != NONE {
                         field_len[field] = field_len[field].saturating_add(1);
                         rank.count(ranked, field, rank_first);
