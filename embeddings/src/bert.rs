@@ -8,15 +8,17 @@
 //! - The weights are transposed once at load (`in × out`, row-major), the three attention
 //!   projections stacked into one product; biases are written into the product's destination
 //!   first and the product accumulates onto them; the residual likewise, then layer norm in place.
-//!   A second copy of each weight, packed in blocks of 16 columns, serves products of at most
-//!   [`FEW_ROWS`] rows (a query's): `gemm` would pack the whole matrix again for each of them.
+//!   The weights are kept once, packed in blocks of 16 columns at load: products of at most
+//!   [`FEW_ROWS`] rows (a query's) stream them, longer ones pack their rows in panels of 6 and
+//!   run the same 6 × 16 FMA kernel over each weight run while it sits in the first-level cache
+//!   (`gemm` would pack the 42.5 MB of weights again for every text).
 //! - Attention runs per head on the small `len × len` score matrix; softmax uses a vectorizable
 //!   `exp`. All buffers live in a [`Scratch`] sized once for [`MAX_TOKENS`].
 //!
 //! candle only reads the weights (`VarBuilder`, shape-checked); it runs nothing here.
 
 use crate::gelu::gelu_slice;
-use crate::matmul::{matmul, packed_product, Packed, Parallelism, View};
+use crate::matmul::{matmul, packed_product, panel_product, Packed, Panels, Parallelism, View};
 use crate::MAX_TOKENS;
 use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
@@ -42,13 +44,10 @@ struct Norm {
     beta: Vec<f32>,
 }
 
-/// A linear layer, its weight transposed to `in × out` row-major.
+/// A linear layer, its weight (transposed to `in × out`) packed block by block.
 struct Linear {
-    weight: Vec<f32>,
-    /// The same weights block by block, for products of a few rows (a query's).
     packed: Packed,
     bias: Vec<f32>,
-    inputs: usize,
     outputs: usize,
 }
 
@@ -86,6 +85,7 @@ pub(crate) struct Scratch {
     attended: Vec<f32>,
     inner: Vec<f32>,
     scores: Vec<f32>,
+    panels: Panels,
 }
 
 fn flat(t: &Tensor) -> Result<Vec<f32>> {
@@ -107,7 +107,7 @@ fn linear(parts: &[VarBuilder<'_>], inputs: usize, outputs: usize) -> Result<Lin
     let weight = flat(&Tensor::cat(&weights, 0)?.t()?.contiguous()?)?;
     let outputs = outputs * parts.len();
     let packed = Packed::new(&weight, inputs, outputs);
-    Ok(Linear { weight, packed, bias, inputs, outputs })
+    Ok(Linear { packed, bias, outputs })
 }
 
 impl Bert {
@@ -169,6 +169,7 @@ impl Bert {
             attended: vec![0.0; n * self.hidden],
             inner: vec![0.0; n * self.inner],
             scores: vec![0.0; n * n],
+            panels: Panels::new(n),
         }
     }
 
@@ -223,7 +224,7 @@ impl Bert {
         let width = 3 * h;
         // Q, K, V for every token: `n × 3h`, bias first.
         let qkv = &mut s.qkv[..n * width];
-        linear_into(&layer.qkv, &s.x[..n * h], qkv, parallelism);
+        linear_into(&layer.qkv, &s.x[..n * h], qkv, &mut s.panels, parallelism);
         // Attention per head on `n × n` scores; the context lands in its head's columns.
         let scale = 1.0 / (d as f32).sqrt();
         let scores = &mut s.scores[..n * n];
@@ -250,24 +251,31 @@ impl Bert {
         }
         // Output projection onto bias + residual, then layer norm.
         let attended = &mut s.attended[..n * h];
-        residual_into(&layer.attention_out, context, &s.x[..n * h], attended, parallelism);
+        let panels = &mut s.panels;
+        residual_into(&layer.attention_out, context, &s.x[..n * h], attended, panels, parallelism);
         layer_norm(attended, &layer.attention_norm, self.eps);
         // Feed-forward: GELU(attended·W₁ + b₁)·W₂ + b₂ + attended, then layer norm.
         let inner = &mut s.inner[..n * self.inner];
-        linear_into(&layer.intermediate, attended, inner, parallelism);
+        linear_into(&layer.intermediate, attended, inner, panels, parallelism);
         gelu_slice(inner);
         let x = &mut s.x[..n * h];
-        residual_into(&layer.output, inner, attended, x, parallelism);
+        residual_into(&layer.output, inner, attended, x, panels, parallelism);
         layer_norm(x, &layer.output_norm, self.eps);
     }
 }
 
 /// `out = input·W + b` (`out` is `rows × outputs`).
-fn linear_into(l: &Linear, input: &[f32], out: &mut [f32], parallelism: Parallelism) {
+fn linear_into(
+    l: &Linear,
+    input: &[f32],
+    out: &mut [f32],
+    panels: &mut Panels,
+    parallelism: Parallelism,
+) {
     for row in out.chunks_exact_mut(l.outputs) {
         row.copy_from_slice(&l.bias);
     }
-    product(l, input, out, parallelism);
+    product(l, input, out, panels, parallelism);
 }
 
 /// `out = input·W + b + residual` (all `rows × outputs`).
@@ -276,6 +284,7 @@ fn residual_into(
     input: &[f32],
     residual: &[f32],
     out: &mut [f32],
+    panels: &mut Panels,
     parallelism: Parallelism,
 ) {
     for (row, res) in out.chunks_exact_mut(l.outputs).zip(residual.chunks_exact(l.outputs)) {
@@ -283,31 +292,28 @@ fn residual_into(
             *o = r + b;
         }
     }
-    product(l, input, out, parallelism);
+    product(l, input, out, panels, parallelism);
 }
 
-/// Products of at most this many rows (a query's) take the packed weights: `gemm` packs the
-/// whole weight matrix on every call, which for a few rows costs as much as the arithmetic.
+/// Products of at most this many rows (a query's) stream the weights with each core taking half
+/// the columns ([`packed_product`]); more rows are packed in panels ([`panel_product`]).
 const FEW_ROWS: usize = 32;
 
 /// `out += input·W`.
-fn product(l: &Linear, input: &[f32], out: &mut [f32], parallelism: Parallelism) {
+fn product(
+    l: &Linear,
+    input: &[f32],
+    out: &mut [f32],
+    panels: &mut Panels,
+    parallelism: Parallelism,
+) {
     let rows = out.len() / l.outputs;
+    let split = matches!(parallelism, Parallelism::Rayon(t) if t > 1);
     if rows <= FEW_ROWS {
-        let split = matches!(parallelism, Parallelism::Rayon(t) if t > 1);
         packed_product(rows, out, l.outputs, input, &l.packed, split);
-        return;
+    } else {
+        panel_product(rows, out, l.outputs, input, &l.packed, panels, split);
     }
-    matmul(
-        (rows, l.outputs, l.inputs),
-        out,
-        l.outputs,
-        true,
-        View::rows(input, l.inputs),
-        View::rows(&l.weight, l.outputs),
-        1.0,
-        parallelism,
-    );
 }
 
 /// Layer norm of each row of `x` in place (biased variance, as PyTorch).
