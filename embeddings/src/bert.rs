@@ -320,8 +320,8 @@ fn product(
 fn layer_norm(x: &mut [f32], n: &Norm, eps: f32) {
     let h = n.gamma.len();
     for row in x.chunks_exact_mut(h) {
-        let mean = row.iter().sum::<f32>() / h as f32;
-        let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / h as f32;
+        let mean = sum8(row, |v| v) / h as f32;
+        let var = sum8(row, |v| (v - mean) * (v - mean)) / h as f32;
         let inv = 1.0 / (var + eps).sqrt();
         for ((v, g), b) in row.iter_mut().zip(&n.gamma).zip(&n.beta) {
             *v = (*v - mean) * inv * g + b;
@@ -329,15 +329,36 @@ fn layer_norm(x: &mut [f32], n: &Norm, eps: f32) {
     }
 }
 
-/// Softmax of one row in place.
+/// The sum of `f(v)` over `values` in eight interleaved lanes (a vectorizable order; a plain sum is one
+/// dependent chain of additions).
+#[inline(always)]
+fn sum8(values: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+    let (chunks, tail) = values.as_chunks::<8>();
+    let mut lanes = [0.0f32; 8];
+    for c in chunks {
+        for (s, &v) in lanes.iter_mut().zip(c) {
+            *s += f(v);
+        }
+    }
+    lanes.iter().sum::<f32>() + tail.iter().map(|&v| f(v)).sum::<f32>()
+}
+
+/// Softmax of one row in place. The maximum, the exponentials and the sum each run in their
+/// own loop over eight lanes, so that all three vectorize (one loop computing and summing kept
+/// the sum's order, hence scalar: 17 % of a document's time went there).
 fn softmax(row: &mut [f32]) {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0.0;
+    let (chunks, tail) = row.as_chunks::<8>();
+    let mut lanes = [f32::NEG_INFINITY; 8];
+    for c in chunks {
+        for (m, &v) in lanes.iter_mut().zip(c) {
+            *m = if v > *m { v } else { *m };
+        }
+    }
+    let max = lanes.iter().chain(tail).copied().fold(f32::NEG_INFINITY, f32::max);
     for v in row.iter_mut() {
         *v = exp(*v - max);
-        sum += *v;
     }
-    let inv = 1.0 / sum;
+    let inv = 1.0 / sum8(row, |v| v);
     row.iter_mut().for_each(|v| *v *= inv);
 }
 
@@ -351,7 +372,10 @@ fn exp(x: f32) -> f32 {
     let x = x.clamp(-87.0, 0.0);
     // Round to nearest by the 1.5·2²³ trick (`f32::round` is a libm call without SSE4.1).
     const SHIFTER: f32 = 12_582_912.0;
-    let k = (x * std::f32::consts::LOG2_E + SHIFTER) - SHIFTER;
+    let shifted = x * std::f32::consts::LOG2_E + SHIFTER;
+    let k = shifted - SHIFTER;
+    // k as an integer from the shifted float's bits (-126..=0 here), without a saturating cast.
+    let k_int = shifted.to_bits().wrapping_sub(SHIFTER.to_bits()) as i32;
     let r = x - k * LN2_HI - k * LN2_LO;
     let mut p = 1.987_569_1e-4f32;
     p = p * r + 1.398_199_9e-3;
@@ -360,7 +384,7 @@ fn exp(x: f32) -> f32 {
     p = p * r + 1.666_666_5e-1;
     p = p * r + 5e-1;
     let e = p * r * r + r + 1.0;
-    e * f32::from_bits(((k as i32 + 127) as u32) << 23)
+    e * f32::from_bits(((k_int + 127) as u32) << 23)
 }
 
 #[cfg(test)]
