@@ -18,7 +18,7 @@
 //! candle only reads the weights (`VarBuilder`, shape-checked); it runs nothing here.
 
 use crate::gelu::gelu_slice;
-use crate::matmul::{matmul, packed_product, panel_product, Packed, Panels, Parallelism, View};
+use crate::matmul::{few_product, matmul, panel_product, Packed, Panels, Parallelism, View};
 use crate::MAX_TOKENS;
 use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
@@ -86,6 +86,9 @@ pub(crate) struct Scratch {
     inner: Vec<f32>,
     scores: Vec<f32>,
     panels: Panels,
+    /// Products of at most this many rows take [`few_product`] ([`FEW_ROWS`]; tests lower it
+    /// to send short texts through [`panel_product`]).
+    pub(crate) few_rows: usize,
 }
 
 fn flat(t: &Tensor) -> Result<Vec<f32>> {
@@ -170,6 +173,7 @@ impl Bert {
             inner: vec![0.0; n * self.inner],
             scores: vec![0.0; n * n],
             panels: Panels::new(n),
+            few_rows: FEW_ROWS,
         }
     }
 
@@ -222,9 +226,10 @@ impl Bert {
         let h = self.hidden;
         let d = self.head_dim;
         let width = 3 * h;
+        let few_rows = s.few_rows;
         // Q, K, V for every token: `n × 3h`, bias first.
         let qkv = &mut s.qkv[..n * width];
-        linear_into(&layer.qkv, &s.x[..n * h], qkv, &mut s.panels, parallelism);
+        linear_into(&layer.qkv, &s.x[..n * h], qkv, &mut s.panels, few_rows, parallelism);
         // Attention per head on `n × n` scores; the context lands in its head's columns.
         let scale = 1.0 / (d as f32).sqrt();
         let scores = &mut s.scores[..n * n];
@@ -252,14 +257,22 @@ impl Bert {
         // Output projection onto bias + residual, then layer norm.
         let attended = &mut s.attended[..n * h];
         let panels = &mut s.panels;
-        residual_into(&layer.attention_out, context, &s.x[..n * h], attended, panels, parallelism);
+        residual_into(
+            &layer.attention_out,
+            context,
+            &s.x[..n * h],
+            attended,
+            panels,
+            few_rows,
+            parallelism,
+        );
         layer_norm(attended, &layer.attention_norm, self.eps);
         // Feed-forward: GELU(attended·W₁ + b₁)·W₂ + b₂ + attended, then layer norm.
         let inner = &mut s.inner[..n * self.inner];
-        linear_into(&layer.intermediate, attended, inner, panels, parallelism);
+        linear_into(&layer.intermediate, attended, inner, panels, few_rows, parallelism);
         gelu_slice(inner);
         let x = &mut s.x[..n * h];
-        residual_into(&layer.output, inner, attended, x, panels, parallelism);
+        residual_into(&layer.output, inner, attended, x, panels, few_rows, parallelism);
         layer_norm(x, &layer.output_norm, self.eps);
     }
 }
@@ -270,12 +283,13 @@ fn linear_into(
     input: &[f32],
     out: &mut [f32],
     panels: &mut Panels,
+    few_rows: usize,
     parallelism: Parallelism,
 ) {
     for row in out.chunks_exact_mut(l.outputs) {
         row.copy_from_slice(&l.bias);
     }
-    product(l, input, out, panels, parallelism);
+    product(l, input, out, panels, few_rows, parallelism);
 }
 
 /// `out = input·W + b + residual` (all `rows × outputs`).
@@ -285,6 +299,7 @@ fn residual_into(
     residual: &[f32],
     out: &mut [f32],
     panels: &mut Panels,
+    few_rows: usize,
     parallelism: Parallelism,
 ) {
     for (row, res) in out.chunks_exact_mut(l.outputs).zip(residual.chunks_exact(l.outputs)) {
@@ -292,12 +307,12 @@ fn residual_into(
             *o = r + b;
         }
     }
-    product(l, input, out, panels, parallelism);
+    product(l, input, out, panels, few_rows, parallelism);
 }
 
 /// Products of at most this many rows (a query's) stream the weights with each core taking half
-/// the columns ([`packed_product`]); more rows are packed in panels ([`panel_product`]).
-const FEW_ROWS: usize = 32;
+/// the columns ([`few_product`]); more rows are packed in panels ([`panel_product`]).
+pub(crate) const FEW_ROWS: usize = 32;
 
 /// `out += input·W`.
 fn product(
@@ -305,12 +320,13 @@ fn product(
     input: &[f32],
     out: &mut [f32],
     panels: &mut Panels,
+    few_rows: usize,
     parallelism: Parallelism,
 ) {
     let rows = out.len() / l.outputs;
     let split = matches!(parallelism, Parallelism::Rayon(t) if t > 1);
-    if rows <= FEW_ROWS {
-        packed_product(rows, out, l.outputs, input, &l.packed, split);
+    if rows <= few_rows {
+        few_product(rows, out, l.outputs, input, &l.packed, panels, split);
     } else {
         panel_product(rows, out, l.outputs, input, &l.packed, panels, split);
     }
