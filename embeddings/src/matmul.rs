@@ -268,7 +268,12 @@ fn panel_rows(
         }
         for c0 in (0..n).step_by(BLOCK) {
             let cols = BLOCK.min(n - c0);
-            let run = &weights[(c0 / BLOCK * k + i0) * BLOCK..][..depth * BLOCK];
+            let from = (c0 / BLOCK * k + i0) * BLOCK;
+            let run = &weights[from..][..depth * BLOCK];
+            // The next block's run (same depth), prefetched to the second-level cache a share
+            // per panel, so that its first panel does not wait on memory.
+            let next_run = weights.get(from + k * BLOCK..).unwrap_or(&[]);
+            let ahead = &next_run[..next_run.len().min(depth * BLOCK)];
             for (p, panel) in buf.chunks_exact(PANEL * depth).take(count).enumerate() {
                 let r0 = p * PANEL;
                 let tile = Tile { r0, rows: PANEL.min(m - r0), c0, rs: dst_rs };
@@ -278,7 +283,7 @@ fn panel_rows(
                     let next = if r0 + PANEL < m { (r0 + PANEL, c0) } else { (0, c0 + BLOCK) };
                     // SAFETY: `fast` is true only when `has_avx2_fma` found AVX2 and FMA on
                     // this CPU at run time, which is all `panel_kernel_avx2` requires.
-                    unsafe { panel_kernel_avx2(panel, run, dst, tile, next) };
+                    unsafe { panel_kernel_avx2(panel, run, dst, tile, next, ahead, (p, count)) };
                     continue;
                 }
                 let mut acc = [[0.0f32; BLOCK]; PANEL];
@@ -316,7 +321,8 @@ static ZEROS: [f32; DEPTH_MANY] = [0.0; DEPTH_MANY];
 /// `dst[tile] += Σ_i panel[i·6 + r] · run[i·16 + c]`: twelve AVX accumulators (six rows by two
 /// halves of the block), two weight loads and six broadcasts per step of the depth; the
 /// destination is read and written once, at the end, and the `next` tile's lines (row, column)
-/// are prefetched at the start so that they arrive while this one computes.
+/// are prefetched at the start so that they arrive while this one computes, as are (to the
+/// second-level cache) the lines of `ahead` numbered `≡ share.0 (mod share.1)`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn panel_kernel_avx2(
@@ -325,11 +331,17 @@ fn panel_kernel_avx2(
     dst: &mut [f32],
     tile: Tile,
     next: (usize, usize),
+    ahead: &[f32],
+    share: (usize, usize),
 ) {
     use std::arch::x86_64::{
         __m256, _mm256_add_ps, _mm256_broadcast_ss, _mm256_fmadd_ps, _mm256_loadu_ps,
-        _mm256_setzero_ps, _mm256_storeu_ps, _mm_prefetch, _MM_HINT_T0,
+        _mm256_setzero_ps, _mm256_storeu_ps, _mm_prefetch, _MM_HINT_T0, _MM_HINT_T1,
     };
+    for line in ahead.chunks(BLOCK).skip(share.0).step_by(share.1.max(1)) {
+        // A hint only: the address is inside `ahead`, and a prefetch never faults.
+        _mm_prefetch::<_MM_HINT_T1>(line.as_ptr().cast());
+    }
     for r in 0..PANEL {
         let at = (next.0 + r) * tile.rs + next.1;
         if let Some(line) = dst.get(at..at + BLOCK) {
