@@ -199,3 +199,50 @@ fn bad_ids(ids: &[u32]) -> Error {
         ids.iter().max().copied().unwrap_or(0)
     ))
 }
+
+#[cfg(all(test, feature = "model-tests"))]
+mod tests {
+    use super::*;
+
+    /// The reference vectors are short texts (a query's product path); forcing them through the
+    /// many-row path (panels of six, as every document over 32 tokens takes) checks that path
+    /// against the reference too.
+    #[test]
+    fn the_document_product_path_matches_the_reference() {
+        let e = Embedder::load(&crate::default_model_dir().unwrap()).unwrap();
+        let json: serde_json::Value =
+            serde_json::from_str(include_str!("../tests/minilm-reference.json")).unwrap();
+        let vectors = json["vectors"].as_array().unwrap();
+        assert_eq!(vectors.len(), 7);
+        let mut worst = 0.0f32;
+        for v in vectors {
+            let text = v["text"].as_str().unwrap();
+            let expected: Vec<f32> = v["embedding"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap() as f32)
+                .collect();
+            let ids = e.encode(text).unwrap().get_ids().to_vec();
+            for (few_rows, parallelism) in [
+                (0, Parallelism::None),
+                (0, Parallelism::Rayon(2)),
+                (crate::bert::FEW_ROWS, Parallelism::Rayon(2)),
+            ] {
+                let mut s = e.model.scratch();
+                s.few_rows = few_rows;
+                let mut out = [0.0f32; DIM];
+                let mut run = || e.model.embed(&ids, &mut s, parallelism, &mut out);
+                match &e.pool {
+                    Some(pool) => pool.install(run),
+                    None => run(),
+                }
+                .unwrap();
+                let d = out.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+                assert!(d < 1e-4, "{text:?} with few_rows {few_rows}: max difference {d}");
+                worst = worst.max(d);
+            }
+        }
+        eprintln!("worst difference from the reference: {worst:e}");
+    }
+}

@@ -1,9 +1,9 @@
 //! Local sentence embeddings for memory circulation: all-MiniLM-L6-v2 (BERT, 6 layers, 384
 //! dimensions) run on the CPU, tokenized by the model's own `tokenizer.json`.
 //!
-//! The encoder is written here on plain slices (candle reads the weights; the `gemm` crate runs
-//! the matrix products): documents run one whole text per core, a query's products use every
-//! core. A vector is the mean of the last layer's token states over the attention mask, L2-normalized,
+//! The encoder is written here on plain slices (candle reads the weights; the linear layers run
+//! on weights packed once at load with an AVX2/FMA kernel, attention's small products through
+//! the `gemm` crate): documents run one whole text per core, a query's products use every core. A vector is the mean of the last layer's token states over the attention mask, L2-normalized,
 //! exactly as sentence-transformers computes it; inputs are cut at [`MAX_TOKENS`] tokens.
 //!
 //! The model is not shipped: [`install`] (what `mcs model install` and `cargo xtask model` run)
@@ -19,7 +19,8 @@
 //! # }
 //! # Ok::<(), embeddings::Error>(())
 //! ```
-// The one `unsafe` block is the call into `gemm` (src/matmul.rs), behind checked bounds.
+// `unsafe` lives in src/matmul.rs only: the call into `gemm` and the kernels' vector loads and
+// stores, behind checked bounds.
 #![deny(unsafe_code)]
 
 #[cfg(feature = "runtime")]

@@ -1,8 +1,9 @@
-//! Matrix products on slices, through the `gemm` crate (the kernels candle itself uses: runtime
-//! dispatch to AVX2/FMA or AVX-512 microkernels, packing, optional rayon threads), behind one
-//! safe function that checks every index the product can touch before handing raw pointers over;
-//! and [`packed_product`] for a few rows against a weight packed once ([`Packed`]), with an
-//! AVX2/FMA kernel of up to twelve accumulators chosen at run time (a scalar loop elsewhere).
+//! Matrix products on slices. Attention's small products go through the `gemm` crate (runtime
+//! dispatch to AVX2/FMA or AVX-512 microkernels), behind one safe function that checks every
+//! index the product can touch before handing raw pointers over. The linear layers multiply by a
+//! weight packed once ([`Packed`]): [`few_product`] streams it for a few rows (a query's),
+//! [`panel_product`] packs many rows (a document's) in panels of six; both run a 6 × 16 AVX2/FMA
+//! kernel of twelve accumulators chosen at run time (a scalar loop elsewhere).
 #![allow(unsafe_code)]
 
 pub(crate) use gemm::Parallelism;
@@ -100,23 +101,47 @@ pub(crate) fn matmul(
 /// Columns of one block of a [`Packed`] matrix.
 const BLOCK: usize = 16;
 
-/// Rows one step of the kernel accumulates at most (twelve AVX accumulators).
-const ROWS: usize = 6;
-
 /// Rows of a block one pass of the kernel reads: 8 KiB, a quarter of a first-level cache, so
 /// that the run being read, the next one being prefetched and the input rows all stay there.
 const DEPTH: usize = 128;
 
-/// Rows of the product handled together (each weight run is read from memory once per group).
+/// Rows [`few_product`] takes at most (a query's products, with a margin).
 const GROUP: usize = 36;
 
 /// A `k × n` matrix stored block by block: for each run of [`BLOCK`] columns, its `k` rows of
 /// [`BLOCK`] floats one after another (the last block padded with zeros), so that a product
 /// streams it front to back.
 pub(crate) struct Packed {
-    data: Vec<f32>,
+    data: Aligned,
     k: usize,
     n: usize,
+}
+
+/// Floats whose first one starts a 64-byte cache line, so that no 32-byte load of a run of
+/// [`BLOCK`] floats straddles two lines (a large `Vec<f32>` from the allocator starts 16 bytes
+/// into a line: every other load would).
+pub(crate) struct Aligned {
+    buf: Vec<f32>,
+    start: usize,
+    len: usize,
+}
+
+impl Aligned {
+    /// `len` zeros.
+    pub(crate) fn zeros(len: usize) -> Aligned {
+        let buf = vec![0.0f32; len + 16];
+        // The offset, in floats, of the first 64-byte boundary; at most 15 for an f32 buffer.
+        let start = buf.as_ptr().align_offset(64).min(16);
+        Aligned { buf, start, len }
+    }
+
+    pub(crate) fn as_slice(&self) -> &[f32] {
+        &self.buf[self.start..self.start + self.len]
+    }
+
+    pub(crate) fn as_mut_slice(&mut self) -> &mut [f32] {
+        &mut self.buf[self.start..self.start + self.len]
+    }
 }
 
 impl Packed {
@@ -129,8 +154,8 @@ impl Packed {
     pub(crate) fn new(row_major: &[f32], k: usize, n: usize) -> Packed {
         assert_eq!(row_major.len(), k * n, "Packed::new: a {k}×{n} matrix");
         let blocks = n.div_ceil(BLOCK);
-        let mut data = vec![0.0; blocks * k * BLOCK];
-        for (b, block) in data.chunks_exact_mut(k * BLOCK).enumerate() {
+        let mut data = Aligned::zeros(blocks * k * BLOCK);
+        for (b, block) in data.as_mut_slice().chunks_exact_mut(k * BLOCK).enumerate() {
             let c0 = b * BLOCK;
             let cols = BLOCK.min(n - c0);
             for (i, dst) in block.chunks_exact_mut(BLOCK).enumerate() {
@@ -138,51 +163,6 @@ impl Packed {
             }
         }
         Packed { data, k, n }
-    }
-}
-
-/// `dst += lhs × rhs`: `lhs` is `m × k` row-major (rows `k` apart), `dst` is `m × n` with rows
-/// `dst_rs` apart. With `split`, the column blocks are cut in two halves run by `rayon::join`
-/// (in the current pool: the caller's thread and one waiting worker, nothing spawned and
-/// nothing allocated per product).
-///
-/// # Panics
-///
-/// When a matrix does not fit its slice (a bug in the caller, as for [`matmul`]).
-pub(crate) fn packed_product(
-    m: usize,
-    dst: &mut [f32],
-    dst_rs: usize,
-    lhs: &[f32],
-    rhs: &Packed,
-    split: bool,
-) {
-    let (n, k) = (rhs.n, rhs.k);
-    if m == 0 || n == 0 || k == 0 {
-        return;
-    }
-    assert!(lhs.len() >= m * k, "packed_product: lhs does not hold {m}×{k}");
-    assert!(dst_rs >= n && dst.len() >= (m - 1) * dst_rs + n, "packed_product: dst too small");
-    let blocks = n.div_ceil(BLOCK);
-    let cut = if split && blocks > 1 { blocks.div_ceil(2) * BLOCK } else { n };
-    let fast = has_avx2_fma();
-    let mut rows = dst.chunks_mut(dst_rs);
-    for r0 in (0..m).step_by(GROUP) {
-        let g = GROUP.min(m - r0);
-        let mut left: [&mut [f32]; GROUP] = std::array::from_fn(|_| Default::default());
-        let mut right: [&mut [f32]; GROUP] = std::array::from_fn(|_| Default::default());
-        for ((l, r), row) in left.iter_mut().zip(right.iter_mut()).zip(rows.by_ref()).take(g) {
-            (*l, *r) = row[..n].split_at_mut(cut);
-        }
-        let x = &lhs[r0 * k..(r0 + g) * k];
-        if cut < n {
-            rayon::join(
-                || columns(&mut left[..g], x, rhs, 0, fast),
-                || columns(&mut right[..g], x, rhs, cut / BLOCK, fast),
-            );
-        } else {
-            columns(&mut left[..g], x, rhs, 0, fast);
-        }
     }
 }
 
@@ -196,136 +176,347 @@ fn has_avx2_fma() -> bool {
     false
 }
 
-/// `rows[r][c] += Σ_i x[r·k + i] · rhs(i, first_block·BLOCK + c)` for every row and column of
-/// `rows` (all of one width).
-fn columns(rows: &mut [&mut [f32]], x: &[f32], rhs: &Packed, first_block: usize, fast: bool) {
-    let k = rhs.k;
-    let width = rows.first().map_or(0, |r| r.len());
-    for (b, c0) in (0..width).step_by(BLOCK).enumerate() {
-        let cols = BLOCK.min(width - c0);
-        let start = (first_block + b) * k * BLOCK;
-        // Depth in runs of DEPTH, so that a run of the block stays in the first-level cache
-        // while every row block passes over it; the first pass prefetches the next run (the
-        // data that follows: the next depth run or the next block), so that memory streams
-        // while the other row blocks compute.
-        for i0 in (0..k).step_by(DEPTH) {
-            let depth = DEPTH.min(k - i0);
-            let from = start + i0 * BLOCK;
-            let run = &rhs.data[from..][..depth * BLOCK];
-            let after = &rhs.data[from + depth * BLOCK..];
-            let ahead = &after[..after.len().min(DEPTH * BLOCK)];
-            let passes = rows.len().div_ceil(ROWS);
-            for pass in 0..passes {
-                let r0 = pass * ROWS;
-                let nr = ROWS.min(rows.len() - r0);
-                let xs = &x[r0 * k..(r0 + nr) * k];
-                // Pass `p` of `P` prefetches the lines `≡ p (mod P)`: spread over the passes.
-                let pf = Prefetch { ahead, phase: pass, every: passes };
-                let out = &mut rows[r0..r0 + nr];
-                match nr {
-                    1 => row_block::<1>(out, xs, k, i0, c0, cols, run, pf, fast),
-                    2 => row_block::<2>(out, xs, k, i0, c0, cols, run, pf, fast),
-                    3 => row_block::<3>(out, xs, k, i0, c0, cols, run, pf, fast),
-                    4 => row_block::<4>(out, xs, k, i0, c0, cols, run, pf, fast),
-                    5 => row_block::<5>(out, xs, k, i0, c0, cols, run, pf, fast),
-                    _ => row_block::<ROWS>(out, xs, k, i0, c0, cols, run, pf, fast),
-                }
-            }
-        }
+/// Rows of one panel of packed activations (the kernel's six rows).
+const PANEL: usize = 6;
+
+/// Depth of one pass of [`panel_product`]: a weight panel of `DEPTH_MANY × BLOCK` floats (24 KiB)
+/// stays in the first-level cache while every row panel passes over it (the packed activations,
+/// `rows × DEPTH_MANY`, 282 KiB at 188 rows, in the second-level cache); a 384-deep product
+/// then reads and writes its destination once. 128, 192 and 256 measured 2-5 % slower.
+const DEPTH_MANY: usize = 384;
+
+/// Buffer for [`panel_product`]'s packed activations, sized once for `rows` rows.
+pub(crate) struct Panels(Aligned);
+
+impl Panels {
+    pub(crate) fn new(rows: usize) -> Panels {
+        Panels(Aligned::zeros(rows.div_ceil(PANEL) * PANEL * DEPTH_MANY))
     }
 }
 
-/// Lines of the weights one kernel pass prefetches: line `i` of `ahead` at step `i` when `i ≡
-/// phase (mod every)`.
-#[derive(Clone, Copy)]
-struct Prefetch<'a> {
-    ahead: &'a [f32],
-    phase: usize,
-    every: usize,
-}
-
-/// `out[r][c0 + c] += Σ_i xs[r·k + i0 + i] · run[i·BLOCK + c]` for the `R` rows of `out`, `c <
-/// cols` (`run` holds `depth` runs of [`BLOCK`] floats); prefetches as `pf` says.
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn row_block<const R: usize>(
-    out: &mut [&mut [f32]],
-    xs: &[f32],
-    k: usize,
-    i0: usize,
-    c0: usize,
-    cols: usize,
-    run: &[f32],
-    pf: Prefetch<'_>,
-    fast: bool,
+/// `dst += lhs × rhs` for many rows (a document's): `lhs` is `m × k` row-major (rows `k`
+/// apart), `dst` is `m × n` with rows `dst_rs` apart. For each depth run of [`DEPTH_MANY`], the
+/// rows are packed into panels of [`PANEL`] rows (`panels` holds them), then each weight block's
+/// run is read once and every panel passes over it. One thread.
+///
+/// # Panics
+///
+/// When a matrix does not fit its slice or `panels` was sized for fewer rows (a bug in the
+/// caller, as for [`matmul`]).
+pub(crate) fn panel_product(
+    m: usize,
+    dst: &mut [f32],
+    dst_rs: usize,
+    lhs: &[f32],
+    rhs: &Packed,
+    panels: &mut Panels,
+    split: bool,
 ) {
-    let depth = run.len() / BLOCK;
-    let x: [&[f32]; R] = std::array::from_fn(|r| &xs[r * k + i0..][..depth]);
-    let mut acc = [[0.0f32; BLOCK]; R];
-    #[cfg(target_arch = "x86_64")]
-    if fast {
-        // SAFETY: `fast` is true only when `has_avx2_fma` found AVX2 and FMA on this CPU at run
-        // time, which is all `kernel_avx2` requires (it reads through safe slices).
-        unsafe { kernel_avx2(&mut acc, x, run, pf) };
+    let (n, k) = (rhs.n, rhs.k);
+    if m == 0 || n == 0 || k == 0 {
+        return;
     }
-    if !fast {
-        let _ = pf;
-        for (i, w) in run.chunks_exact(BLOCK).enumerate() {
-            for (a, x) in acc.iter_mut().zip(&x) {
-                let x = x[i];
-                for (a, w) in a.iter_mut().zip(w) {
-                    *a += x * w;
+    assert!(lhs.len() >= m * k, "panel_product: lhs does not hold {m}×{k}");
+    assert!(dst_rs >= n && dst.len() >= (m - 1) * dst_rs + n, "panel_product: dst too small");
+    let buf = panels.0.as_mut_slice();
+    if split && m > 2 * PANEL {
+        // Two halves of the rows, each packed into its own part of the buffer.
+        let half = (m / 2).div_ceil(PANEL) * PANEL;
+        let (buf0, buf1) = buf.split_at_mut(half * DEPTH_MANY);
+        let (dst0, dst1) = dst.split_at_mut(half * dst_rs);
+        let (lhs0, lhs1) = lhs.split_at(half * k);
+        rayon::join(
+            || panel_rows(half, dst0, dst_rs, lhs0, rhs, buf0),
+            || panel_rows(m - half, dst1, dst_rs, lhs1, rhs, buf1),
+        );
+    } else {
+        panel_rows(m, dst, dst_rs, lhs, rhs, buf);
+    }
+}
+
+/// [`panel_product`] on one thread, `buf` holding the packed panels.
+fn panel_rows(
+    m: usize,
+    dst: &mut [f32],
+    dst_rs: usize,
+    lhs: &[f32],
+    rhs: &Packed,
+    buf: &mut [f32],
+) {
+    let (n, k) = (rhs.n, rhs.k);
+    let count = m.div_ceil(PANEL);
+    assert!(buf.len() >= count * PANEL * DEPTH_MANY, "panel_product: panels sized for fewer rows");
+    let weights = rhs.data.as_slice();
+    let fast = has_avx2_fma();
+    for i0 in (0..k).step_by(DEPTH_MANY) {
+        let depth = DEPTH_MANY.min(k - i0);
+        // Panel p holds rows 6p..6p+6, element (r, i) at i·6 + r; rows past m are zeros.
+        for (p, panel) in buf.chunks_exact_mut(PANEL * depth).take(count).enumerate() {
+            let rows: [&[f32]; PANEL] = std::array::from_fn(|r| {
+                let row = p * PANEL + r;
+                if row < m {
+                    &lhs[row * k + i0..][..depth]
+                } else {
+                    &ZEROS[..depth]
+                }
+            });
+            for (i, d) in panel.as_chunks_mut::<PANEL>().0.iter_mut().enumerate() {
+                for (d, row) in d.iter_mut().zip(&rows) {
+                    *d = row[i];
+                }
+            }
+        }
+        for c0 in (0..n).step_by(BLOCK) {
+            let cols = BLOCK.min(n - c0);
+            let from = (c0 / BLOCK * k + i0) * BLOCK;
+            let run = &weights[from..][..depth * BLOCK];
+            // The next block's run (same depth), prefetched to the second-level cache a share
+            // per panel, so that its first panel does not wait on memory.
+            let next_run = weights.get(from + k * BLOCK..).unwrap_or(&[]);
+            let ahead = &next_run[..next_run.len().min(depth * BLOCK)];
+            for (p, panel) in buf.chunks_exact(PANEL * depth).take(count).enumerate() {
+                let r0 = p * PANEL;
+                let tile = Tile { r0, rows: PANEL.min(m - r0), c0, rs: dst_rs };
+                #[cfg(target_arch = "x86_64")]
+                if fast && cols == BLOCK {
+                    // The tile after this one: the next panel's, or the next block's first.
+                    let next = if r0 + PANEL < m { (r0 + PANEL, c0) } else { (0, c0 + BLOCK) };
+                    // SAFETY: `fast` is true only when `has_avx2_fma` found AVX2 and FMA on
+                    // this CPU at run time, which is all `panel_kernel_avx2` requires.
+                    unsafe { panel_kernel_avx2(panel, run, dst, tile, next, ahead, (p, count)) };
+                    continue;
+                }
+                let mut acc = [[0.0f32; BLOCK]; PANEL];
+                for (x, w) in panel.chunks_exact(PANEL).zip(run.chunks_exact(BLOCK)) {
+                    for (a, x) in acc.iter_mut().zip(x) {
+                        for (a, w) in a.iter_mut().zip(w) {
+                            *a += x * w;
+                        }
+                    }
+                }
+                for (r, a) in acc.iter().enumerate().take(tile.rows) {
+                    let row = &mut dst[(r0 + r) * dst_rs + c0..][..cols];
+                    for (d, a) in row.iter_mut().zip(a) {
+                        *d += a;
+                    }
                 }
             }
         }
     }
-    for (row, a) in out.iter_mut().zip(&acc) {
-        for (d, a) in row[c0..c0 + cols].iter_mut().zip(a) {
-            *d += a;
-        }
-    }
 }
 
-/// `acc[r] = Σ_i x[r][i] · run[i]` with `2R` AVX accumulators (R ≤ 6 rows by two halves of the
-/// block); prefetches as `pf` says.
+/// Where a kernel's `rows × 16` result goes: rows `r0..r0 + rows`, columns `c0..c0 + 16` of a
+/// destination with rows `rs` apart.
+#[derive(Clone, Copy)]
+struct Tile {
+    r0: usize,
+    rows: usize,
+    c0: usize,
+    rs: usize,
+}
+
+/// Zeros standing for the rows past the end of the last panel.
+static ZEROS: [f32; DEPTH_MANY] = [0.0; DEPTH_MANY];
+
+/// `dst[tile] += Σ_i panel[i·6 + r] · run[i·16 + c]`: twelve AVX accumulators (six rows by two
+/// halves of the block), two weight loads and six broadcasts per step of the depth; the
+/// destination is read and written once, at the end, and the `next` tile's lines (row, column)
+/// are prefetched at the start so that they arrive while this one computes, as are (to the
+/// second-level cache) the lines of `ahead` numbered `≡ share.0 (mod share.1)`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn kernel_avx2<const R: usize>(
-    acc: &mut [[f32; BLOCK]; R],
-    x: [&[f32]; R],
+fn panel_kernel_avx2(
+    panel: &[f32],
     run: &[f32],
-    pf: Prefetch<'_>,
+    dst: &mut [f32],
+    tile: Tile,
+    next: (usize, usize),
+    ahead: &[f32],
+    share: (usize, usize),
 ) {
     use std::arch::x86_64::{
-        __m256, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_set1_ps, _mm256_setzero_ps,
-        _mm256_storeu_ps, _mm_prefetch, _MM_HINT_T0,
+        __m256, _mm256_add_ps, _mm256_broadcast_ss, _mm256_fmadd_ps, _mm256_loadu_ps,
+        _mm256_setzero_ps, _mm256_storeu_ps, _mm_prefetch, _MM_HINT_T0, _MM_HINT_T1,
     };
-    let depth = run.len() / BLOCK;
-    let run = &run[..depth * BLOCK];
-    let x: [&[f32]; R] = x.map(|x| &x[..depth]);
-    let mut a: [[__m256; 2]; R] = [[_mm256_setzero_ps(); 2]; R];
-    let lines = pf.ahead.len() / BLOCK;
-    let mut next = pf.phase;
-    for i in 0..depth {
-        if i == next && i < lines {
-            // A hint only: the address is inside `ahead`, and a prefetch never faults.
-            _mm_prefetch::<_MM_HINT_T0>(pf.ahead[i * BLOCK..].as_ptr().cast());
-            next += pf.every;
+    for line in ahead.chunks(BLOCK).skip(share.0).step_by(share.1.max(1)) {
+        // A hint only: the address is inside `ahead`, and a prefetch never faults.
+        _mm_prefetch::<_MM_HINT_T1>(line.as_ptr().cast());
+    }
+    for r in 0..PANEL {
+        let at = (next.0 + r) * tile.rs + next.1;
+        if let Some(line) = dst.get(at..at + BLOCK) {
+            // A hint only: both ends of the next tile's row, inside `dst`; never faults.
+            _mm_prefetch::<_MM_HINT_T0>(line.as_ptr().cast());
+            _mm_prefetch::<_MM_HINT_T0>(line[BLOCK - 1..].as_ptr().cast());
         }
-        let w = &run[i * BLOCK..][..BLOCK];
-        // SAFETY: `w` holds BLOCK = 16 floats: two unaligned loads of 8 read inside it.
+    }
+    let (xs, _) = panel.as_chunks::<PANEL>();
+    let (ws, _) = run.as_chunks::<BLOCK>();
+    let mut a: [[__m256; 2]; PANEL] = [[_mm256_setzero_ps(); 2]; PANEL];
+    for (x, w) in xs.iter().zip(ws) {
+        // SAFETY: `w` is 16 floats: two unaligned loads of 8 read inside it.
         let (w0, w1) = unsafe { (_mm256_loadu_ps(w.as_ptr()), _mm256_loadu_ps(w[8..].as_ptr())) };
-        for (a, x) in a.iter_mut().zip(&x) {
-            let b = _mm256_set1_ps(x[i]);
+        for (a, x) in a.iter_mut().zip(x) {
+            let b = _mm256_broadcast_ss(x);
             a[0] = _mm256_fmadd_ps(b, w0, a[0]);
             a[1] = _mm256_fmadd_ps(b, w1, a[1]);
         }
     }
-    for (out, a) in acc.iter_mut().zip(&a) {
-        // SAFETY: each `out` row holds 16 floats: two unaligned stores of 8 write inside it.
+    for (r, a) in a.iter().enumerate().take(tile.rows) {
+        let row = &mut dst[(tile.r0 + r) * tile.rs + tile.c0..][..BLOCK];
+        // SAFETY: `row` holds 16 floats: two unaligned loads and stores of 8 stay inside it.
         unsafe {
-            _mm256_storeu_ps(out.as_mut_ptr(), a[0]);
-            _mm256_storeu_ps(out[8..].as_mut_ptr(), a[1]);
+            let p = row.as_mut_ptr();
+            _mm256_storeu_ps(p, _mm256_add_ps(_mm256_loadu_ps(p), a[0]));
+            _mm256_storeu_ps(p.add(8), _mm256_add_ps(_mm256_loadu_ps(p.add(8)), a[1]));
+        }
+    }
+}
+
+/// `dst += lhs × rhs` for at most [`GROUP`] rows (a query's): `lhs` is `m × k` row-major (rows
+/// `k` apart), `dst` is `m × n` with rows `dst_rs` apart. The rows are packed first in panels of
+/// six over the whole depth (`panels` holds them), so that the kernel reads one stream of
+/// broadcasts. With `split`, the column blocks are cut in two halves run by `rayon::join` (in
+/// the current pool: the caller's thread and one waiting worker, nothing spawned and nothing
+/// allocated per product), each core streaming its half of the weights.
+///
+/// # Panics
+///
+/// When a matrix does not fit its slice, `m` exceeds [`GROUP`] or `panels` is too small (a bug
+/// in the caller, as for [`matmul`]).
+pub(crate) fn few_product(
+    m: usize,
+    dst: &mut [f32],
+    dst_rs: usize,
+    lhs: &[f32],
+    rhs: &Packed,
+    panels: &mut Panels,
+    split: bool,
+) {
+    let (n, k) = (rhs.n, rhs.k);
+    if m == 0 || n == 0 || k == 0 {
+        return;
+    }
+    assert!(m <= GROUP, "few_product: {m} rows, at most {GROUP}");
+    assert!(lhs.len() >= m * k, "few_product: lhs does not hold {m}×{k}");
+    assert!(dst_rs >= n && dst.len() >= (m - 1) * dst_rs + n, "few_product: dst too small");
+    let count = m.div_ceil(PANEL);
+    let buf = &mut panels.0.as_mut_slice()[..count * PANEL * k];
+    // Panel p holds rows 6p..6p+6 over the whole depth, element (r, i) at i·6 + r.
+    for (p, panel) in buf.chunks_exact_mut(PANEL * k).enumerate() {
+        for r in 0..PANEL {
+            let row = p * PANEL + r;
+            let dst = panel.iter_mut().skip(r).step_by(PANEL);
+            if row < m {
+                dst.zip(&lhs[row * k..][..k]).for_each(|(d, &v)| *d = v);
+            } else {
+                dst.for_each(|d| *d = 0.0);
+            }
+        }
+    }
+    let buf = &*buf;
+    let blocks = n.div_ceil(BLOCK);
+    let cut = if split && blocks > 1 { blocks.div_ceil(2) * BLOCK } else { n };
+    let fast = has_avx2_fma();
+    let mut left: [&mut [f32]; GROUP] = std::array::from_fn(|_| Default::default());
+    let mut right: [&mut [f32]; GROUP] = std::array::from_fn(|_| Default::default());
+    for ((l, r), row) in left.iter_mut().zip(right.iter_mut()).zip(dst.chunks_mut(dst_rs)).take(m) {
+        (*l, *r) = row[..n].split_at_mut(cut);
+    }
+    if cut < n {
+        rayon::join(
+            || few_columns(&mut left[..m], buf, rhs, 0, fast),
+            || few_columns(&mut right[..m], buf, rhs, cut / BLOCK, fast),
+        );
+    } else {
+        few_columns(&mut left[..m], buf, rhs, 0, fast);
+    }
+}
+
+/// `rows[r][c] += Σ_i x(r, i) · rhs(i, first_block·BLOCK + c)`, `x` packed in panels of six
+/// over the whole depth; weight runs of [`DEPTH`] rows, each read once from memory and passed
+/// over by every panel while it sits in the first-level cache, each panel's pass prefetching
+/// its share of the next run.
+fn few_columns(rows: &mut [&mut [f32]], buf: &[f32], rhs: &Packed, first_block: usize, fast: bool) {
+    let k = rhs.k;
+    let weights = rhs.data.as_slice();
+    let width = rows.first().map_or(0, |r| r.len());
+    let passes = rows.len().div_ceil(PANEL);
+    for (b, c0) in (0..width).step_by(BLOCK).enumerate() {
+        let cols = BLOCK.min(width - c0);
+        let start = (first_block + b) * k * BLOCK;
+        for i0 in (0..k).step_by(DEPTH) {
+            let depth = DEPTH.min(k - i0);
+            let from = start + i0 * BLOCK;
+            let run = &weights[from..][..depth * BLOCK];
+            let after = &weights[from + depth * BLOCK..];
+            let ahead = &after[..after.len().min(DEPTH * BLOCK)];
+            for (p, out) in rows.chunks_mut(PANEL).enumerate() {
+                let panel = &buf[p * PANEL * k + i0 * PANEL..][..depth * PANEL];
+                #[cfg(target_arch = "x86_64")]
+                if fast && cols == BLOCK {
+                    // SAFETY: `fast` is true only when `has_avx2_fma` found AVX2 and FMA on
+                    // this CPU at run time, which is all `few_kernel_avx2` requires.
+                    unsafe { few_kernel_avx2(panel, run, out, c0, ahead, (p, passes)) };
+                    continue;
+                }
+                let mut acc = [[0.0f32; BLOCK]; PANEL];
+                for (x, w) in panel.chunks_exact(PANEL).zip(run.chunks_exact(BLOCK)) {
+                    for (a, x) in acc.iter_mut().zip(x) {
+                        for (a, w) in a.iter_mut().zip(w) {
+                            *a += x * w;
+                        }
+                    }
+                }
+                for (row, a) in out.iter_mut().zip(&acc) {
+                    for (d, a) in row[c0..c0 + cols].iter_mut().zip(a) {
+                        *d += a;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `out[r][c0 + c] += Σ_i panel[i·6 + r] · run[i·16 + c]` (as [`panel_kernel_avx2`] does); first
+/// prefetches the lines of `ahead` numbered `≡ share.0 (mod share.1)`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn few_kernel_avx2(
+    panel: &[f32],
+    run: &[f32],
+    out: &mut [&mut [f32]],
+    c0: usize,
+    ahead: &[f32],
+    share: (usize, usize),
+) {
+    use std::arch::x86_64::{
+        __m256, _mm256_add_ps, _mm256_broadcast_ss, _mm256_fmadd_ps, _mm256_loadu_ps,
+        _mm256_setzero_ps, _mm256_storeu_ps, _mm_prefetch, _MM_HINT_T0,
+    };
+    for line in ahead.chunks(BLOCK).skip(share.0).step_by(share.1.max(1)) {
+        // A hint only: the address is inside `ahead`, and a prefetch never faults.
+        _mm_prefetch::<_MM_HINT_T0>(line.as_ptr().cast());
+    }
+    let (xs, _) = panel.as_chunks::<PANEL>();
+    let (ws, _) = run.as_chunks::<BLOCK>();
+    let mut a: [[__m256; 2]; PANEL] = [[_mm256_setzero_ps(); 2]; PANEL];
+    for (x, w) in xs.iter().zip(ws) {
+        // SAFETY: `w` is 16 floats: two unaligned loads of 8 read inside it.
+        let (w0, w1) = unsafe { (_mm256_loadu_ps(w.as_ptr()), _mm256_loadu_ps(w[8..].as_ptr())) };
+        for (a, x) in a.iter_mut().zip(x) {
+            let b = _mm256_broadcast_ss(x);
+            a[0] = _mm256_fmadd_ps(b, w0, a[0]);
+            a[1] = _mm256_fmadd_ps(b, w1, a[1]);
+        }
+    }
+    for (row, a) in out.iter_mut().zip(&a) {
+        let row = &mut row[c0..][..BLOCK];
+        // SAFETY: `row` holds 16 floats: two unaligned loads and stores of 8 stay inside it.
+        unsafe {
+            let p = row.as_mut_ptr();
+            _mm256_storeu_ps(p, _mm256_add_ps(_mm256_loadu_ps(p), a[0]));
+            _mm256_storeu_ps(p.add(8), _mm256_add_ps(_mm256_loadu_ps(p.add(8)), a[1]));
         }
     }
 }
@@ -333,6 +524,7 @@ fn kernel_avx2<const R: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::MAX_TOKENS as MAX_ROWS;
 
     fn naive(m: usize, n: usize, k: usize, a: View<'_>, b: View<'_>) -> Vec<f32> {
         let mut out = vec![0.0; m * n];
@@ -368,13 +560,39 @@ mod tests {
     }
 
     #[test]
-    fn packed_products_match_the_naive_loop() {
+    fn panel_products_match_the_naive_loop() {
+        let shapes = [(188, 384, 1536), (188, 1536, 384), (7, 37, 45), (1, 5, 3), (256, 48, 193)];
+        for &(m, n, k) in &shapes {
+            let a: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0).collect();
+            let b: Vec<f32> = (0..k * n).map(|i| ((i * 5 % 11) as f32 - 5.0) / 3.0).collect();
+            let want = naive(m, n, k, View::rows(&a, k), View::rows(&b, n));
+            let rs = n + 3;
+            let mut panels = Panels::new(m);
+            for split in [false, true] {
+                let mut dst = vec![1.5f32; m * rs];
+                panel_product(m, &mut dst, rs, &a, &Packed::new(&b, k, n), &mut panels, split);
+                for r in 0..m {
+                    for c in 0..rs {
+                        let got = dst[r * rs + c];
+                        let expect = if c < n { want[r * n + c] + 1.5 } else { 1.5 };
+                        assert!(
+                            (got - expect).abs() <= 1e-3 * expect.abs().max(1.0),
+                            "{m}x{n}x{k} split {split}: ({r}, {c}) = {got}, want {expect}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn few_row_products_match_the_naive_loop() {
         let shapes = [
             (20, 1536, 384, true),
             (7, 37, 45, true),
             (1, 5, 3, true),
-            (190, 48, 16, false),
-            (75, 40, 300, true),
+            (36, 48, 16, false),
+            (30, 40, 300, true),
             (9, 16, 1, true),
             (13, 33, 257, false),
         ];
@@ -385,7 +603,8 @@ mod tests {
             // Rows 3 columns wider than the product, starting at 1.5: accumulated onto.
             let rs = n + 3;
             let mut dst = vec![1.5f32; m * rs];
-            packed_product(m, &mut dst, rs, &a, &Packed::new(&b, k, n), split);
+            let packed = Packed::new(&b, k, n);
+            few_product(m, &mut dst, rs, &a, &packed, &mut Panels::new(MAX_ROWS), split);
             for r in 0..m {
                 for c in 0..rs {
                     let got = dst[r * rs + c];
