@@ -255,9 +255,19 @@ impl Vectors {
             .bytes
             .get(self.layout.ordinals + 4 * rows.start..self.layout.ordinals + 4 * rows.end);
         let (Some(scales), Some(codes), Some(ordinals)) = (scales, codes, ordinals) else { return };
-        for ((scale, code), ordinal) in
-            scales.chunks_exact(4).zip(codes.chunks_exact(dim)).zip(ordinals.chunks_exact(4))
+        for (row, ((scale, code), ordinal)) in scales
+            .chunks_exact(4)
+            .zip(codes.chunks_exact(dim))
+            .zip(ordinals.chunks_exact(4))
+            .enumerate()
         {
+            // The row `PREFETCH_ROWS` ahead: the scan waits on memory (a list's rows are not in
+            // cache), and the hardware prefetcher stops at page boundaries.
+            if let Some(ahead) =
+                codes.get((row + PREFETCH_ROWS) * dim..(row + PREFETCH_ROWS + 1) * dim)
+            {
+                prefetch_bytes(ahead);
+            }
             #[cfg(target_arch = "x86_64")]
             let d = if AVX2 {
                 // SAFETY: `AVX2` is true only in the instance inlined into `search_avx2`, whose
@@ -367,6 +377,15 @@ impl Vectors {
             let l = hits.lists[i].1 as usize;
             let start = self.u32_at(self.layout.list_starts, l).unwrap_or(0) as usize;
             let end = self.u32_at(self.layout.list_starts, l + 1).unwrap_or(0) as usize;
+            // The next list's first rows, which the scan's own prefetch does not reach.
+            if let Some(&(_, next)) = hits.lists.get(i + 1).filter(|_| i + 1 < probes) {
+                let from =
+                    self.u32_at(self.layout.list_starts, next as usize).unwrap_or(0) as usize;
+                let at = self.layout.codes + from * self.dim;
+                if let Some(rows) = self.bytes.get(at..at + PREFETCH_ROWS * self.dim) {
+                    prefetch_bytes(rows);
+                }
+            }
             if start < end {
                 self.scan_rows::<AVX2>(query, deleted, segment, start..end, hits);
             }
@@ -386,6 +405,17 @@ impl Vectors {
             return;
         }
         self.search(query, deleted, segment, Some(usize::MAX), hits);
+    }
+}
+
+/// How many rows ahead a scan asks for the codes it will read.
+const PREFETCH_ROWS: usize = 4;
+
+/// Asks for every cache line of `bytes` (a hint: results do not depend on it).
+#[inline(always)]
+fn prefetch_bytes(bytes: &[u8]) {
+    for line in bytes.chunks(64) {
+        crate::search::prefetch(line.as_ptr());
     }
 }
 
