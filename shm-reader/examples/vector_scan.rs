@@ -140,8 +140,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             (None, None) => None,
             _ => return Err("--vectors and --queries go together".into()),
         };
+    // With real vectors, `--n N` takes the first N (several for a trend), else all of them.
     if let Some((docs, _)) = &real {
-        sizes = vec![docs.len() / DIM];
+        let all = docs.len() / DIM;
+        sizes =
+            if sizes.is_empty() { vec![all] } else { sizes.iter().map(|&n| n.min(all)).collect() };
     }
     if sizes.is_empty() {
         sizes = vec![10_000, 100_000];
@@ -186,7 +189,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let (file, _) = snapshot.segment_files().next().ok_or("no segment")?;
             std::fs::create_dir_all(store.join(VECTORS_DIR))?;
             let docs = match &real {
-                Some((docs, _)) => docs.clone(),
+                Some((docs, _)) => docs[..n * DIM].to_vec(),
                 None => topic_vectors(n, &topics, 42),
             };
             let bytes = encode(&ids, &docs, DIM, "bench")?;

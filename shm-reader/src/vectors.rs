@@ -69,11 +69,12 @@ pub struct Vectors {
     centroid_scales: Vec<f32>,
 }
 
-/// How many lists a search probes by default in a file of `lists` lists: the nearest one in
-/// 80, at least 8 (8 of 632 at 100k: about 1.3 % of the rows; recall@10 against the exact scan
-/// measured in benches/NOTES.md, issue 18).
+/// How many lists a search probes by default in a file of `lists` lists: one in 40, at least
+/// 16 (16 of 632 at 100k: about 2.5 % of the rows). On real MiniLM vectors (Cranfield, 12,168
+/// texts, 221 lists; `cargo xtask bench-vectors --real`) recall@10 against the exact scan is
+/// 0.955 at 16 probes and 0.912 at 8; benches/NOTES.md, issue 18, sixth session.
 pub fn default_probes(lists: usize) -> usize {
-    lists.div_ceil(80).max(8)
+    lists.div_ceil(40).max(16)
 }
 
 impl std::fmt::Debug for Vectors {
