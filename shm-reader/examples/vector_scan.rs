@@ -2,14 +2,17 @@
 //! inverted lists (the default probes and others), p50/p90 per query excluding the query's
 //! embedding, recall@10 of the lists against the exact scan; hybrid search (`HybridSearch`:
 //! BM25F's top 100 fused with the vector top 100) through a published snapshot of one segment
-//! of synthetic memories; and the process's private memory (anonymous RSS) beyond the mappings. Deterministic synthetic unit vectors of 384 dimensions
-//! in topics (a topic's direction plus noise: cosine about 0.5 within a topic, about 0 across),
-//! int8 with a scale as the store writes them; queries are drawn the same way.
+//! of synthetic memories; and the process's private memory (anonymous RSS) beyond the
+//! mappings. Deterministic synthetic unit vectors of 384 dimensions in topics (a topic's
+//! direction plus noise: cosine about 0.5 within a topic, about 0 across), int8 with a scale as
+//! the store writes them; queries are drawn the same way.
 //!
 //! Usage: `cargo run --release -p shm-reader --example vector_scan -- [--n N]... [--probes
-//! P,P...] [--store DIR] [--rounds R]` (default 10,000 and 100,000; half, once and twice the
-//! default probes; `--store` keeps the built stores in DIR and reuses them; `--rounds`: timed
-//! passes over the hybrid queries).
+//! P,P...] [--store DIR] [--rounds R] [--vectors F --queries F [--texts F --query-texts F]]`
+//! (default 10,000 and 100,000; half, once and twice the default probes; `--store` keeps the
+//! built stores in DIR and reuses them; `--rounds`: timed passes over the hybrid queries;
+//! `--vectors`/`--queries`: real vectors in place of the synthetic ones, `--texts` and
+//! `--query-texts` the texts they embed, see `cargo xtask bench-vectors --real`).
 
 use std::time::Instant;
 
@@ -141,6 +144,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             _ => return Err("--vectors and --queries go together".into()),
         };
     // With real vectors, `--n N` takes the first N (several for a trend), else all of them.
+    // `--texts DOCS --query-texts QUERIES` (with `--vectors`): the texts those vectors embed,
+    // one a line; the segment's memories are then these texts and the hybrid queries these
+    // queries, and the hybrid's top 10 at each probe count is compared with its top 10 over
+    // the exact vector scan.
+    let texts: Option<(Vec<String>, Vec<String>)> =
+        match (flag(&args, "--texts"), flag(&args, "--query-texts")) {
+            (Some(d), Some(q)) => {
+                let lines = |p: &str| -> Result<Vec<String>, Box<dyn std::error::Error>> {
+                    Ok(std::fs::read_to_string(p)
+                        .map_err(|e| format!("{p}: {e}"))?
+                        .lines()
+                        .map(str::to_owned)
+                        .collect())
+                };
+                Some((lines(d)?, lines(q)?))
+            }
+            (None, None) => None,
+            _ => return Err("--texts and --query-texts go together".into()),
+        };
     if let Some((docs, _)) = &real {
         let all = docs.len() / DIM;
         sizes =
@@ -165,11 +187,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             for i in 0..n as u32 {
                 let mut id = [0u8; 16];
                 id[..4].copy_from_slice(&i.to_le_bytes());
+                let (question, synthesis) = match &texts {
+                    Some((docs, _)) => (docs[i as usize].clone(), String::new()),
+                    None => (words(&mut rng, 8).join(" "), words(&mut rng, 12).join(" ")),
+                };
                 let doc = Document {
                     id,
                     domain: format!("d{}", i % 8),
-                    question: words(&mut rng, 8).join(" "),
-                    synthesis: words(&mut rng, 12).join(" "),
+                    question,
+                    synthesis,
                     timestamp_micros: i64::from(i),
                     ..Default::default()
                 };
@@ -205,7 +231,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut rng = Rng(5);
         let hybrid_queries: Vec<Query> = embeddings
             .chunks_exact(DIM)
-            .map(|e| {
+            .enumerate()
+            .map(|(i, e)| {
+                if let Some((_, query_texts)) = &texts {
+                    return Query::from_text(&query_texts[i]).with_embedding(e);
+                }
                 // Two words drawn uniformly from the vocabulary (a user's informative words,
                 // not the corpus's most frequent ones).
                 let w: Vec<String> = (0..2)
@@ -272,6 +302,35 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             times[times.len() * 9 / 10],
             String::new(),
         ));
+        // The hybrid's top 10 at each probe count against its top 10 over the exact scan.
+        if texts.is_some() {
+            let mut top10 = |hybrid: &mut HybridSearch, probes: usize| -> Vec<Vec<(u32, u32)>> {
+                hybrid.set_probes(probes);
+                hybrid_queries
+                    .iter()
+                    .map(|q| {
+                        hybrid.search(&snapshot, &files, q, &options, &mut hybrid_hits);
+                        hybrid_hits.iter().map(|h| (h.segment, h.ordinal)).collect()
+                    })
+                    .collect()
+            };
+            let exact = top10(&mut hybrid, usize::MAX);
+            for &probes in probe_list.as_deref().unwrap_or(&[d / 2, d, d * 2]) {
+                let got = top10(&mut hybrid, probes);
+                let found: usize = got
+                    .iter()
+                    .zip(&exact)
+                    .map(|(g, e)| g.iter().filter(|h| e.contains(h)).count())
+                    .sum();
+                let total: usize = exact.iter().map(Vec::len).sum();
+                rows.push((
+                    format!("hybrid top 10 vs hybrid over exact, {probes}"),
+                    0.0,
+                    0.0,
+                    format!("{:.3}", found as f64 / total.max(1) as f64),
+                ));
+            }
+        }
         // Its lexical side alone: BM25F's top 100 for the same queries.
         let lexical = SearchOptions { limit: 100, ..Default::default() };
         let mut lexical_hits = Hits::with_capacity(100);

@@ -290,6 +290,12 @@ impl HybridSearch {
         self.fused.iter().find(|f| (f.segment, f.ordinal) == (segment, ordinal))
     }
 
+    /// Inverted lists its vector side probes per vector file (default:
+    /// [`default_probes`](crate::vectors::default_probes)); `usize::MAX` scans every vector.
+    pub fn set_probes(&mut self, probes: usize) {
+        self.vector_hits.set_probes(probes);
+    }
+
     /// How deep each side ranks.
     pub fn depth(&self) -> usize {
         self.depth

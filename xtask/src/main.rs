@@ -110,7 +110,8 @@ enum Task {
         /// Vector search on real MiniLM vectors instead (needs the model): Cranfield's titles,
         /// abstracts and the abstracts' sentences embedded once (kept in target/real-vectors,
         /// minutes the first time), its 225 queries; recall@10 of each probe count against the
-        /// exact scan.
+        /// exact scan, and the hybrid's top 10 (over a segment of those texts) against its top
+        /// 10 over the exact scan.
         #[arg(long)]
         real: bool,
         /// Probe counts measured besides the exact scan (comma-separated; default: half, once
@@ -227,6 +228,10 @@ fn main() -> anyhow::Result<()> {
                 .arg(out.join("docs.f32"))
                 .arg("--queries")
                 .arg(out.join("queries.f32"))
+                .arg("--texts")
+                .arg(out.join("docs.txt"))
+                .arg("--query-texts")
+                .arg(out.join("queries.txt"))
                 .args(["--probes", probes.as_deref().unwrap_or("2,3,4,6,8,12,16")]))
         }
         Task::BenchVectors { docs, no_embed, probes, .. } => {
