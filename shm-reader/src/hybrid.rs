@@ -34,6 +34,8 @@ pub struct Fused {
     pub vector_part: f64,
     /// Query keywords or terms it has (from the lexical side; 0 when unranked there).
     overlap: u32,
+    /// Its fused score (its similarity for [`Ranking::Vector`]).
+    score: f64,
 }
 
 /// A reusable hybrid search: the quantized query, both sides' top lists and the fusion's
@@ -47,9 +49,18 @@ pub struct HybridSearch {
     lexical_options: SearchOptions,
     spare: String,
     fused: Vec<Fused>,
-    /// Each fused memory's score, and a copy to select the bar from.
-    scores: Vec<f64>,
-    ranked: Vec<f64>,
+    /// Open addressing from a memory (segment, ordinal) to its entry in `fused` (`EMPTY`:
+    /// free): both sides' entries of one memory merge without sorting.
+    slots: Vec<u16>,
+}
+
+/// A free slot of [`HybridSearch`]'s table.
+const EMPTY: u16 = u16::MAX;
+
+/// The slot where the search for `(segment, ordinal)` starts in a table of `mask + 1` slots.
+fn slot_of(segment: u32, ordinal: u32, mask: usize) -> usize {
+    let key = (u64::from(segment) << 32) | u64::from(ordinal);
+    (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as usize & mask
 }
 
 impl HybridSearch {
@@ -64,9 +75,9 @@ impl HybridSearch {
             lexical: Hits::with_capacity(depth),
             lexical_options: SearchOptions::default(),
             spare: String::new(),
-            fused: Vec::with_capacity(3 * depth),
-            scores: Vec::with_capacity(3 * depth),
-            ranked: Vec::with_capacity(3 * depth),
+            fused: Vec::with_capacity(2 * depth),
+            // At most 2 × depth entries: a table at most a quarter full.
+            slots: vec![EMPTY; (8 * depth).next_power_of_two()],
         }
     }
 
@@ -125,6 +136,7 @@ impl HybridSearch {
                 lexical_part: 0.0,
                 vector_part: 0.0,
                 overlap: 0,
+                score: 0.0,
             });
             rank += 1;
         }
@@ -153,7 +165,48 @@ impl HybridSearch {
             o.ranking = Ranking::Bm25f;
             o.limit = depth;
             snapshot.search(query, o, &mut self.lexical);
+            // One entry per memory: a lexical hit the vector side ranked merges into its
+            // entry (found through the table), any other gets its own.
+            let mask = self.slots.len() - 1;
+            let fits = self.fused.len() + self.lexical.len() < usize::from(EMPTY).min(mask / 2);
+            if fits {
+                self.slots.fill(EMPTY);
+                for (i, f) in self.fused.iter().enumerate() {
+                    let mut at = slot_of(f.segment, f.ordinal, mask);
+                    while self.slots[at] != EMPTY {
+                        at = (at + 1) & mask;
+                    }
+                    self.slots[at] = i as u16;
+                }
+            }
             for (rank, h) in self.lexical.iter().enumerate() {
+                let mut at = slot_of(h.segment, h.ordinal, mask);
+                let mut found = None;
+                if fits {
+                    while self.slots[at] != EMPTY {
+                        let i = usize::from(self.slots[at]);
+                        if (self.fused[i].segment, self.fused[i].ordinal) == (h.segment, h.ordinal)
+                        {
+                            found = Some(i);
+                            break;
+                        }
+                        at = (at + 1) & mask;
+                    }
+                } else {
+                    found = self
+                        .fused
+                        .iter()
+                        .position(|f| (f.segment, f.ordinal) == (h.segment, h.ordinal));
+                }
+                if let Some(i) = found {
+                    let f = &mut self.fused[i];
+                    f.lexical_rank = Some(rank as u32);
+                    f.overlap = h.overlap;
+                    continue;
+                }
+                if fits {
+                    self.slots[at] = self.fused.len() as u16;
+                }
                 self.fused.push(Fused {
                     segment: h.segment,
                     ordinal: h.ordinal,
@@ -163,52 +216,32 @@ impl HybridSearch {
                     lexical_part: 0.0,
                     vector_part: 0.0,
                     overlap: h.overlap,
+                    score: 0.0,
                 });
             }
         }
-        // One entry per memory: sorted by place, the two sides' entries of a memory merge.
-        self.fused.sort_unstable_by_key(|f| (f.segment, f.ordinal, f.lexical_rank.is_some()));
-        let mut kept = 0;
-        for i in 0..self.fused.len() {
-            let f = self.fused[i];
-            if kept > 0 {
-                let last = &mut self.fused[kept - 1];
-                if (last.segment, last.ordinal) == (f.segment, f.ordinal) {
-                    last.lexical_rank = last.lexical_rank.or(f.lexical_rank);
-                    last.vector_rank = last.vector_rank.or(f.vector_rank);
-                    last.similarity = last.similarity.or(f.similarity);
-                    last.overlap = last.overlap.max(f.overlap);
-                    continue;
-                }
-            }
-            self.fused[kept] = f;
-            kept += 1;
-        }
-        self.fused.truncate(kept);
         hits.clear();
         // Score every memory (ranks only: no document, no vector read), then find the score the
         // `limit`-th best reaches: only memories at or above it can enter `hits`, so only those
         // have their document read (id, timestamp for the order) and, for lexical-only hits,
         // their similarity computed. Same hits as offering every memory.
-        self.scores.clear();
         for f in &mut self.fused {
             let (l, v) = rrf(f.lexical_rank.map(|r| r as usize), f.vector_rank.map(|r| r as usize));
             f.lexical_part = l;
             f.vector_part = v;
-            let score = match options.ranking {
+            f.score = match options.ranking {
                 Ranking::Vector => f64::from(f.similarity.unwrap_or(0.0)),
                 _ => l + v,
             };
-            self.scores.push(score);
         }
         let keep = options.limit.min(hits.capacity());
-        let bar = if keep == 0 || keep >= self.scores.len() {
+        let bar = if keep == 0 || keep >= self.fused.len() {
             f64::NEG_INFINITY
         } else {
-            self.ranked.clear();
-            self.ranked.extend_from_slice(&self.scores);
-            let at = self.ranked.len() - keep;
-            *self.ranked.select_nth_unstable_by(at, f64::total_cmp).1
+            // Best first up to the `keep`-th (the order of `fused` does not matter: `hits`
+            // orders what it is offered, `contribution` looks memories up by key).
+            let at = keep - 1;
+            self.fused.select_nth_unstable_by(at, |a, b| b.score.total_cmp(&a.score)).1.score
         };
         self.offer(snapshot, vectors, options, hits, |s| s >= bar);
         // A memory at or above the bar without a document (a torn segment) leaves room: the
@@ -229,7 +262,8 @@ impl HybridSearch {
         hits: &mut Hits,
         take: impl Fn(f64) -> bool,
     ) {
-        for (f, &score) in self.fused.iter_mut().zip(&self.scores) {
+        for f in &mut self.fused {
+            let score = f.score;
             if !take(score) {
                 continue;
             }
@@ -254,11 +288,13 @@ impl HybridSearch {
     /// What each side contributed to a hit of the last [`search`](HybridSearch::search)
     /// (`None` for a memory it did not rank, or after a lexical search).
     pub fn contribution(&self, segment: u32, ordinal: u32) -> Option<&Fused> {
-        let at = self
-            .fused
-            .binary_search_by_key(&(segment, ordinal), |f| (f.segment, f.ordinal))
-            .ok()?;
-        self.fused.get(at)
+        self.fused.iter().find(|f| (f.segment, f.ordinal) == (segment, ordinal))
+    }
+
+    /// Inverted lists its vector side probes per vector file (default:
+    /// [`default_probes`](crate::vectors::default_probes)); `usize::MAX` scans every vector.
+    pub fn set_probes(&mut self, probes: usize) {
+        self.vector_hits.set_probes(probes);
     }
 
     /// How deep each side ranks.

@@ -62,13 +62,19 @@ pub struct Vectors {
     lists: u32,
     layout: Layout,
     model: String,
+    /// The centroids quantized like the vectors (`lists × dim` int8 codes) and their scales,
+    /// copied once at open: a query ranks them in int8 (a quarter of the f32 bytes, which stay
+    /// in L2: 243 KiB at 100k's 632 lists against 970 KiB read from L3 per query).
+    centroid_codes: Vec<u8>,
+    centroid_scales: Vec<f32>,
 }
 
-/// How many lists a search probes by default in a file of `lists` lists: the nearest one in
-/// 80, at least 8 (8 of 632 at 100k: about 1.3 % of the rows; recall@10 against the exact scan
-/// measured in benches/NOTES.md, issue 18).
+/// How many lists a search probes by default in a file of `lists` lists: one in 40, at least
+/// 16 (16 of 632 at 100k: about 2.5 % of the rows). On real MiniLM vectors (Cranfield, 12,168
+/// texts, 221 lists; `cargo xtask bench-vectors --real`) recall@10 against the exact scan is
+/// 0.955 at 16 probes and 0.912 at 8; benches/NOTES.md, issue 18, sixth session.
 pub fn default_probes(lists: usize) -> usize {
-    lists.div_ceil(80).max(8)
+    lists.div_ceil(40).max(16)
 }
 
 impl std::fmt::Debug for Vectors {
@@ -105,13 +111,15 @@ impl Vectors {
         let header = decode_header(&bytes)?;
         let layout = Layout::of(header.count, header.dim, header.lists)
             .ok_or(VectorsCheck::Length { len: bytes.len(), expected: usize::MAX })?;
-        let v = Vectors {
+        let mut v = Vectors {
             dim: header.dim as usize,
             count: header.count,
             lists: header.lists,
             layout,
             model: header.model,
             bytes,
+            centroid_codes: Vec::new(),
+            centroid_scales: Vec::new(),
         };
         // The lists' bounds, once: ascending, within the rows.
         let mut previous = 0;
@@ -124,6 +132,22 @@ impl Vectors {
                 return Err(VectorsCheck::Lists);
             }
             previous = start;
+        }
+        let (lists, dim) = (v.lists as usize, v.dim);
+        let centroids = v
+            .bytes
+            .get(v.layout.centroids..v.layout.centroids + 4 * lists * dim)
+            .ok_or(VectorsCheck::Lists)?;
+        let mut values = vec![0.0f32; dim];
+        let mut codes = vec![0i8; dim];
+        v.centroid_codes.reserve_exact(lists * dim);
+        v.centroid_scales.reserve_exact(lists);
+        for c in centroids.chunks_exact(4 * dim.max(1)) {
+            for (x, b) in values.iter_mut().zip(c.chunks_exact(4)) {
+                *x = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            }
+            v.centroid_scales.push(quantize(&values, &mut codes));
+            v.centroid_codes.extend(codes.iter().map(|&c| c as u8));
         }
         Ok(v)
     }
@@ -232,9 +256,19 @@ impl Vectors {
             .bytes
             .get(self.layout.ordinals + 4 * rows.start..self.layout.ordinals + 4 * rows.end);
         let (Some(scales), Some(codes), Some(ordinals)) = (scales, codes, ordinals) else { return };
-        for ((scale, code), ordinal) in
-            scales.chunks_exact(4).zip(codes.chunks_exact(dim)).zip(ordinals.chunks_exact(4))
+        for (row, ((scale, code), ordinal)) in scales
+            .chunks_exact(4)
+            .zip(codes.chunks_exact(dim))
+            .zip(ordinals.chunks_exact(4))
+            .enumerate()
         {
+            // The row `PREFETCH_ROWS` ahead: the scan waits on memory (a list's rows are not in
+            // cache), and the hardware prefetcher stops at page boundaries.
+            if let Some(ahead) =
+                codes.get((row + PREFETCH_ROWS) * dim..(row + PREFETCH_ROWS + 1) * dim)
+            {
+                prefetch_bytes(ahead);
+            }
             #[cfg(target_arch = "x86_64")]
             let d = if AVX2 {
                 // SAFETY: `AVX2` is true only in the instance inlined into `search_avx2`, whose
@@ -278,8 +312,8 @@ impl Vectors {
         self.search_impl::<false>(query, deleted, segment, probes, hits);
     }
 
-    /// [`Vectors::search`] with the AVX2 kernels ([`dot_avx2`] for the codes, [`dot_f32_avx2`]
-    /// for the centroids).
+    /// [`Vectors::search`] with the AVX2 kernel ([`dot_avx2`], for the rows and the
+    /// centroids).
     ///
     /// # Safety
     ///
@@ -314,26 +348,24 @@ impl Vectors {
             self.scan_rows::<AVX2>(query, deleted, segment, 0..self.count as usize, hits);
             return;
         }
-        // Rank the centroids by similarity with the query, keep the best `probes`.
+        // Rank the centroids by similarity with the query (int8, like the rows; the query's
+        // scale is common to all, so left out), keep the best `probes`.
         let ranked = &mut hits.lists;
         ranked.clear();
         let dim = self.dim;
-        let Some(centroids) =
-            self.bytes.get(self.layout.centroids..self.layout.centroids + 4 * lists * dim)
-        else {
-            return;
-        };
-        for (l, c) in centroids.chunks_exact(4 * dim).enumerate() {
+        for (l, (c, &scale)) in
+            self.centroid_codes.chunks_exact(dim).zip(&self.centroid_scales).enumerate()
+        {
             #[cfg(target_arch = "x86_64")]
-            let similarity = if AVX2 {
+            let d = if AVX2 {
                 // SAFETY: as for `dot_avx2` above (AVX2 and FMA checked by `search`'s caller).
-                unsafe { dot_f32_avx2(c, &query.values) }
+                unsafe { dot_avx2(&query.codes, c) }
             } else {
-                dot_f32(c, &query.values)
+                dot(&query.codes, c)
             };
             #[cfg(not(target_arch = "x86_64"))]
-            let similarity = dot_f32(c, &query.values);
-            ranked.push((similarity, l as u32));
+            let d = dot(&query.codes, c);
+            ranked.push((d as f32 * scale, l as u32));
         }
         let probes = probes.max(1);
         if probes < ranked.len() {
@@ -346,6 +378,15 @@ impl Vectors {
             let l = hits.lists[i].1 as usize;
             let start = self.u32_at(self.layout.list_starts, l).unwrap_or(0) as usize;
             let end = self.u32_at(self.layout.list_starts, l + 1).unwrap_or(0) as usize;
+            // The next list's first rows, which the scan's own prefetch does not reach.
+            if let Some(&(_, next)) = hits.lists.get(i + 1).filter(|_| i + 1 < probes) {
+                let from =
+                    self.u32_at(self.layout.list_starts, next as usize).unwrap_or(0) as usize;
+                let at = self.layout.codes + from * self.dim;
+                if let Some(rows) = self.bytes.get(at..at + PREFETCH_ROWS * self.dim) {
+                    prefetch_bytes(rows);
+                }
+            }
             if start < end {
                 self.scan_rows::<AVX2>(query, deleted, segment, start..end, hits);
             }
@@ -365,6 +406,17 @@ impl Vectors {
             return;
         }
         self.search(query, deleted, segment, Some(usize::MAX), hits);
+    }
+}
+
+/// How many rows ahead a scan asks for the codes it will read.
+const PREFETCH_ROWS: usize = 4;
+
+/// Asks for every cache line of `bytes` (a hint: results do not depend on it).
+#[inline(always)]
+fn prefetch_bytes(bytes: &[u8]) {
+    for line in bytes.chunks(64) {
+        crate::search::prefetch(line.as_ptr());
     }
 }
 
@@ -428,94 +480,17 @@ unsafe fn dot_avx2(query: &[i8], doc: &[u8]) -> i32 {
     sum
 }
 
-/// A centroid's little-endian f32 bytes times the query's values (`values` padded with zeros
-/// to a multiple of 8; the centroid's bytes past `values` are ignored).
-#[inline(always)]
-fn dot_f32(centroid: &[u8], values: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let mut tail = 0.0;
-    let chunks = centroid.chunks_exact(32);
-    let rest = chunks.remainder();
-    for (cs, qs) in chunks.zip(values.chunks_exact(8)) {
-        for i in 0..8 {
-            let b = &cs[4 * i..4 * i + 4];
-            acc[i] += f32::from_le_bytes([b[0], b[1], b[2], b[3]]) * qs[i];
-        }
-    }
-    let done = (centroid.len() / 32) * 8;
-    for (b, q) in rest.chunks_exact(4).zip(values.get(done..).unwrap_or(&[])) {
-        tail += f32::from_le_bytes([b[0], b[1], b[2], b[3]]) * q;
-    }
-    acc.iter().sum::<f32>() + tail
-}
-
-/// [`dot_f32`] with AVX2 and FMA (x86 is little-endian: the bytes load as f32 directly).
-///
-/// # Safety
-///
-/// The CPU must support AVX2 and FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[inline]
-unsafe fn dot_f32_avx2(centroid: &[u8], values: &[f32]) -> f32 {
-    use std::arch::x86_64::*;
-    let n = (centroid.len() / 4).min(values.len());
-    let whole = n - n % 8;
-    // Four independent sums over runs of 32 floats: one sum would chain 48 FMAs (4-5 cycles
-    // each) per 384-dimension centroid, four let them overlap.
-    let wide = n - n % 32;
-    let mut sums = [_mm256_setzero_ps(); 4];
-    let mut i = 0;
-    while i < wide {
-        for (j, sum) in sums.iter_mut().enumerate() {
-            // SAFETY: `i + 8j + 8 <= i + 32 <= wide <= n`: 8 floats within `values` and 32
-            // bytes within `centroid`; unaligned loads are allowed.
-            let (c, q) = unsafe {
-                (
-                    _mm256_loadu_ps(centroid.as_ptr().add(4 * (i + 8 * j)).cast()),
-                    _mm256_loadu_ps(values.as_ptr().add(i + 8 * j)),
-                )
-            };
-            *sum = _mm256_fmadd_ps(c, q, *sum);
-        }
-        i += 32;
-    }
-    let mut acc = _mm256_add_ps(_mm256_add_ps(sums[0], sums[1]), _mm256_add_ps(sums[2], sums[3]));
-    while i < whole {
-        // SAFETY: `i + 8 <= whole <= n`: 8 floats within `values` and 32 bytes within
-        // `centroid`; unaligned loads are allowed.
-        let (c, q) = unsafe {
-            (
-                _mm256_loadu_ps(centroid.as_ptr().add(4 * i).cast()),
-                _mm256_loadu_ps(values.as_ptr().add(i)),
-            )
-        };
-        acc = _mm256_fmadd_ps(c, q, acc);
-        i += 8;
-    }
-    let half = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-    let quarter = _mm_add_ps(half, _mm_movehl_ps(half, half));
-    let one = _mm_add_ss(quarter, _mm_shuffle_ps(quarter, quarter, 0b01));
-    let mut sum = _mm_cvtss_f32(one);
-    for (b, q) in centroid[4 * whole..4 * n].chunks_exact(4).zip(&values[whole..n]) {
-        sum += f32::from_le_bytes([b[0], b[1], b[2], b[3]]) * q;
-    }
-    sum
-}
-
 /// A query's vector, quantized once like the documents' (int8 and a scale).
 #[derive(Clone, Debug)]
 pub struct QueryVector {
     codes: Vec<i8>,
     scale: f32,
-    /// The vector itself (centroids are ranked in f32), padded with zeros to a multiple of 8.
-    values: Vec<f32>,
 }
 
 impl QueryVector {
     /// A zero query of `dim` dimensions, to [`set`](QueryVector::set) before each search.
     pub fn with_dim(dim: usize) -> QueryVector {
-        QueryVector { codes: vec![0; dim], scale: 0.0, values: vec![0.0; dim.next_multiple_of(8)] }
+        QueryVector { codes: vec![0; dim], scale: 0.0 }
     }
 
     /// Quantizes `vector` (unit length, from the same model as the documents).
@@ -529,9 +504,6 @@ impl QueryVector {
     pub fn set(&mut self, vector: &[f32]) {
         self.codes.resize(vector.len(), 0);
         self.scale = quantize(vector, &mut self.codes);
-        self.values.clear();
-        self.values.extend_from_slice(vector);
-        self.values.resize(vector.len().next_multiple_of(8), 0.0);
     }
 
     /// Dimensions.
@@ -882,24 +854,6 @@ mod tests {
                 assert_eq!(extreme, -127 * 127 * len as i32, "length {len}");
             }
             assert_eq!(dot(&low, &high), -127 * 127 * len as i32);
-        }
-    }
-
-    #[test]
-    fn centroid_kernels_equal_the_plain_sum() {
-        for dim in [1usize, 8, 13, 40, 45, 100, 384] {
-            let centroid: Vec<f32> = (0..dim).map(|i| (i as f32 * 0.7).sin()).collect();
-            let bytes: Vec<u8> = centroid.iter().flat_map(|x| x.to_le_bytes()).collect();
-            let mut values: Vec<f32> = (0..dim).map(|i| (i as f32 * 0.3).cos()).collect();
-            let plain: f32 = centroid.iter().zip(&values).map(|(a, b)| a * b).sum();
-            values.resize(dim.next_multiple_of(8), 0.0);
-            assert!((dot_f32(&bytes, &values) - plain).abs() < 1e-3, "dim {dim}");
-            #[cfg(target_arch = "x86_64")]
-            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-                // SAFETY: the CPU has AVX2 and FMA, checked just above.
-                let fast = unsafe { dot_f32_avx2(&bytes, &values) };
-                assert!((fast - plain).abs() < 1e-3, "dim {dim}: {fast} vs {plain}");
-            }
         }
     }
 

@@ -107,6 +107,17 @@ enum Task {
         /// Leave out the embedding rows.
         #[arg(long)]
         no_embed: bool,
+        /// Vector search on real MiniLM vectors instead (needs the model): Cranfield's titles,
+        /// abstracts and the abstracts' sentences embedded once (kept in target/real-vectors,
+        /// minutes the first time), its 225 queries; recall@10 of each probe count against the
+        /// exact scan, and the hybrid's top 10 (over a segment of those texts) against its top
+        /// 10 over the exact scan.
+        #[arg(long)]
+        real: bool,
+        /// Probe counts measured besides the exact scan (comma-separated; default: half, once
+        /// and twice the default probes, or 2,3,4,6,8,12,16 with --real).
+        #[arg(long)]
+        probes: Option<String>,
     },
     /// Replication through a real nats-server: acknowledged on the writer → searchable on a
     /// replica (p50/p99 over single stores), and a large store replicated from scratch.
@@ -176,16 +187,60 @@ fn main() -> anyhow::Result<()> {
                 .args(["run", "--release", "-q", "-p", "benches", "--bin", "mcp-bench", "--"])
                 .args(["--n", &n.to_string()]))
         }
-        Task::BenchVectors { docs, no_embed } => {
-            run(cargo(&root).args([
-                "run",
-                "--release",
-                "-q",
-                "-p",
-                "shm-reader",
-                "--example",
-                "vector_scan",
-            ]))?;
+        Task::BenchVectors { real: true, probes, .. } => {
+            let data = root.join("../shared/data/cranfield");
+            let out = root.join("target/real-vectors");
+            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+            let (docs, queries) = real_texts(&data)?;
+            for (name, texts) in [("docs", &docs), ("queries", &queries)] {
+                let path = out.join(format!("{name}.txt"));
+                // Rewritten only when it changes, so the kept vectors stay newer than it.
+                let text = texts.join("\n");
+                if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+                    std::fs::write(&path, text)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                }
+                run(cargo(&root)
+                    .args([
+                        "run",
+                        "--release",
+                        "-q",
+                        "-p",
+                        "embeddings",
+                        "--example",
+                        "embed_texts",
+                    ])
+                    .arg("--")
+                    .arg("--in")
+                    .arg(&path)
+                    .arg("--out")
+                    .arg(out.join(format!("{name}.f32"))))?;
+            }
+            println!(
+                "{} documents, {} queries (Cranfield, real MiniLM vectors)",
+                docs.len(),
+                queries.len()
+            );
+            run(cargo(&root)
+                .args(["run", "--release", "-q", "-p", "shm-reader", "--example", "vector_scan"])
+                .arg("--")
+                .arg("--vectors")
+                .arg(out.join("docs.f32"))
+                .arg("--queries")
+                .arg(out.join("queries.f32"))
+                .arg("--texts")
+                .arg(out.join("docs.txt"))
+                .arg("--query-texts")
+                .arg(out.join("queries.txt"))
+                .args(["--probes", probes.as_deref().unwrap_or("2,3,4,6,8,12,16")]))
+        }
+        Task::BenchVectors { docs, no_embed, probes, .. } => {
+            let mut scan = cargo(&root);
+            scan.args(["run", "--release", "-q", "-p", "shm-reader", "--example", "vector_scan"]);
+            if let Some(p) = probes {
+                scan.args(["--", "--probes", &p]);
+            }
+            run(&mut scan)?;
             if no_embed {
                 return Ok(());
             }
@@ -298,6 +353,41 @@ fn fuzz(root: &Path, target: FuzzTarget, seconds: u64, build: bool) -> anyhow::R
         .arg(format!("-max_total_time={seconds}"))
         .arg("-rss_limit_mb=2048");
     run(&mut cmd)
+}
+
+/// Cranfield's texts for vector recall on real vectors: each record's title, its abstract and
+/// the abstract's sentences of five words or more (one text a line, whitespace collapsed), and
+/// the 225 queries.
+fn real_texts(data: &Path) -> anyhow::Result<(Vec<String>, Vec<String>)> {
+    let read = |name: &str| {
+        let path = data.join(name);
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))
+    };
+    let flat = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let field = |record: &str, tag: &str| -> Option<String> {
+        let (_, rest) = record.split_once(&format!("\n.{tag}\n"))?;
+        Some(flat(rest.split("\n.").next().unwrap_or(rest)))
+    };
+    let mut docs = Vec::new();
+    for record in read("cran.all.1400")?.split("\n.I ") {
+        if let Some(title) = field(record, "T").filter(|t| !t.is_empty()) {
+            docs.push(title);
+        }
+        if let Some(w) = field(record, "W").filter(|w| !w.is_empty()) {
+            docs.extend(
+                w.split(" . ")
+                    .filter(|s| s.split(' ').count() >= 5)
+                    .map(|s| s.trim_end_matches(" .").to_owned() + " ."),
+            );
+            docs.push(w);
+        }
+    }
+    let queries: Vec<String> =
+        read("cran.qry")?.split("\n.I ").filter_map(|r| field(r, "W")).collect();
+    if docs.is_empty() || queries.is_empty() {
+        bail!("no Cranfield documents or queries under {}", data.display());
+    }
+    Ok((docs, queries))
 }
 
 fn workspace_root() -> PathBuf {
