@@ -421,42 +421,44 @@ impl Hits {
             self.hits.reverse();
             self.heap = true;
         }
+        // Sifting moves a hole rather than swapping: each level copies one hit, and `hit` is
+        // written once where it belongs.
         let hits = &mut self.hits;
         if hits.len() < k {
             hits.push(hit);
             let mut i = hits.len() - 1;
             while i > 0 {
                 let parent = (i - 1) / 2;
-                if hits[i].cmp_rank(&hits[parent]) != Ordering::Greater {
+                if hit.cmp_rank(&hits[parent]) != Ordering::Greater {
                     break;
                 }
-                hits.swap(i, parent);
+                hits[i] = hits[parent];
                 i = parent;
             }
+            hits[i] = hit;
             return true;
         }
         match hits.first() {
             Some(worst) if hit.cmp_rank(worst) == Ordering::Less => {}
             _ => return false,
         }
-        hits[0] = hit;
         let n = hits.len();
         let mut i = 0;
         loop {
-            let (l, r) = (2 * i + 1, 2 * i + 2);
-            let mut worst = i;
-            if l < n && hits[l].cmp_rank(&hits[worst]) == Ordering::Greater {
-                worst = l;
-            }
-            if r < n && hits[r].cmp_rank(&hits[worst]) == Ordering::Greater {
-                worst = r;
-            }
-            if worst == i {
+            let l = 2 * i + 1;
+            if l >= n {
                 break;
             }
-            hits.swap(i, worst);
-            i = worst;
+            let r = l + 1;
+            let worse =
+                if r < n && hits[r].cmp_rank(&hits[l]) == Ordering::Greater { r } else { l };
+            if hits[worse].cmp_rank(&hit) != Ordering::Greater {
+                break;
+            }
+            hits[i] = hits[worse];
+            i = worse;
         }
+        hits[i] = hit;
         true
     }
 
