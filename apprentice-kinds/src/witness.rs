@@ -18,6 +18,7 @@ pub(crate) const SPECIALIZATION: &str = "consciousness emergence patterns";
 
 /// How many matching memories the witness reads patterns from.
 const SAMPLE: usize = 200;
+const _: () = assert!(SAMPLE <= u8::MAX as usize, "keyword counts are one byte");
 /// Below this many matching memories its confidence scales down.
 const ENOUGH: f64 = 10.0;
 
@@ -38,7 +39,9 @@ pub struct ConsciousnessWitness {
     access: crate::access::AccessTail,
     /// Keyword occurrences by term ordinal, one dense table per segment seen (in the order
     /// of `readers` in `consider`), kept across invitations and zeroed after each.
-    counts: Vec<Vec<u16>>,
+    /// One byte a term: a keyword is counted at most once a memory, and at most `SAMPLE`
+    /// memories are read, so no count passes 255; the smaller table stays in cache.
+    counts: Vec<Vec<u8>>,
     /// The (segment slot, ordinal) pairs counted in this invitation.
     touched: Vec<(u32, u32)>,
 }
@@ -82,7 +85,7 @@ impl ConsciousnessWitness {
                 .touched
                 .iter()
                 .filter(|&&(_, t)| counts[t as usize] >= 2)
-                .map(|&(_, t)| u64::from(u16::MAX - counts[t as usize]) << 32 | u64::from(t))
+                .map(|&(_, t)| u64::from(u8::MAX - counts[t as usize]) << 32 | u64::from(t))
                 .collect();
             order.sort_unstable();
             for key in order {
