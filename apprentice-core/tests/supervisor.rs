@@ -1,6 +1,7 @@
 //! Real apprentice processes (the test worker binary) over real sockets.
 
 use std::io::BufRead;
+use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -311,13 +312,25 @@ fn kill_supervisor_with(signal: rustix::process::Signal) {
     let dir = tempfile::tempdir().unwrap();
     let base = tempfile::tempdir().unwrap();
     let _p = store_with(dir.path(), 1);
-    let mut sup = Command::new(SUPERVISOR)
-        .arg(WORKER)
-        .arg(dir.path())
-        .arg(base.path())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut sup = Command::new(SUPERVISOR);
+    // A test run started in the background (`cmd &`, `nohup`) inherits SIGINT and SIGHUP
+    // ignored, and exec keeps an ignored signal ignored: the supervisor would then outlive the
+    // signal this test sends. It gets the dispositions an interactive shell gives a program.
+    // SAFETY: the closure runs in the forked child before exec and only calls `signal`, which
+    // is async-signal-safe, with valid signal numbers and `SIG_DFL`; it touches no memory of
+    // the parent.
+    unsafe {
+        sup.pre_exec(|| {
+            for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+                if libc::signal(s, libc::SIG_DFL) == libc::SIG_ERR {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    let mut sup =
+        sup.arg(WORKER).arg(dir.path()).arg(base.path()).stdout(Stdio::piped()).spawn().unwrap();
     let mut lines = std::io::BufReader::new(sup.stdout.take().unwrap()).lines();
     let mut pids: Vec<u32> = Vec::new();
     let mut silent: Option<u32> = None;
