@@ -180,6 +180,20 @@ impl Memory {
         }
     }
 
+    /// The memory as the index sees it, its strings moved rather than copied.
+    pub(crate) fn into_document(self) -> semantic_index::Document {
+        semantic_index::Document {
+            id: *self.id.as_bytes(),
+            domain: self.domain,
+            question: self.question,
+            insights: self.insights,
+            synthesis: self.synthesis,
+            score: self.score,
+            sacred: self.sacred,
+            timestamp_micros: self.timestamp.timestamp_micros(),
+        }
+    }
+
     /// Adds this memory's text to a content file being built (what readers quote).
     pub(crate) fn add_content(&self, content: &mut semantic_index::content::ContentBuilder) {
         content.add(

@@ -226,3 +226,21 @@ impl RankPart {
         Ok(())
     }
 }
+
+/// Moves the `rank_*` fields [`RankPart::build`] fills from `from` into `to` (the ranked
+/// postings are built on their own thread, into their own [`SegmentData`]).
+pub(crate) fn move_ranked(from: &mut SegmentData, to: &mut SegmentData) {
+    use std::mem::take;
+    to.rank = from.rank;
+    to.rank_term_slots = take(&mut from.rank_term_slots);
+    to.rank_term_bytes = take(&mut from.rank_term_bytes);
+    to.rank_term_offsets = take(&mut from.rank_term_offsets);
+    to.rank_posting_offsets = take(&mut from.rank_posting_offsets);
+    to.rank_block_offsets = take(&mut from.rank_block_offsets);
+    to.rank_postings = take(&mut from.rank_postings);
+    to.rank_block_start = take(&mut from.rank_block_start);
+    to.rank_block_first = take(&mut from.rank_block_first);
+    to.rank_block_last = take(&mut from.rank_block_last);
+    to.rank_block_max = take(&mut from.rank_block_max);
+    to.rank_term_max = take(&mut from.rank_term_max);
+}

@@ -6,8 +6,8 @@
 //!   in a table of term ids (one arena of bytes, a `hashbrown::HashTable` of ids); documents
 //!   keep their terms in one flat array, not one vector each.
 //! - [`threads`]: [`SegmentBuilder::add_batch`] tokenizes on every core into private parts and
-//!   merges them; [`SegmentBuilder::data`] builds postings on one thread while another builds
-//!   the per-document arrays.
+//!   merges them; [`SegmentBuilder::data`] builds postings on one thread, the ranked (BM25F)
+//!   postings on a second and the per-document arrays on a third.
 //! - [`postings`]: the inverted lists, by counting sort over documents in ordinal order.
 //! - [`bitmaps`]: which frequent terms are stored as bitmaps instead of postings.
 //! - [`documents`]: the per-document arrays, forward lists and bitmaps, in ordinal order.
@@ -33,6 +33,7 @@ use crate::analyzer::Bm25fParams;
 use crate::cost;
 use crate::document::Document;
 use crate::format::{self, SegmentData};
+use crate::rank;
 
 use self::bitmaps::frequent_terms;
 use self::documents::{per_document, DocLayout};
@@ -301,12 +302,23 @@ impl SegmentBuilder {
         for (i, &t) in frequent.iter().enumerate() {
             bitmap_of[sorted_terms[t as usize] as usize] = i as u32;
         }
-        let (postings, data) = join(
+        // The ranked postings on a third thread: on two cores, the OS shares them out.
+        let (ranked, (postings, data)) = join(
             parallel,
-            || postings(part, &order, &sorted_terms, &bitmap_of),
             || {
-                let layout = DocLayout { remap: &remap, domain_remap: &domain_remap, narrow };
-                per_document(part, &order, &layout, &bitmap_of, frequent.len())
+                let mut ranked = SegmentData::default();
+                part.rank.build(&order, &self.rank_params, &mut ranked).map(|()| ranked)
+            },
+            || {
+                join(
+                    parallel,
+                    || postings(part, &order, &sorted_terms, &bitmap_of),
+                    || {
+                        let layout =
+                            DocLayout { remap: &remap, domain_remap: &domain_remap, narrow };
+                        per_document(part, &order, &layout, &bitmap_of, frequent.len())
+                    },
+                )
             },
         );
         let (posting_offsets, postings, mut frequencies) = postings?;
@@ -339,7 +351,7 @@ impl SegmentBuilder {
         } else {
             data.frequencies = frequencies;
         }
-        part.rank.build(&order, &self.rank_params, &mut data)?;
+        rank::move_ranked(&mut ranked?, &mut data);
         Ok(data)
     }
 
