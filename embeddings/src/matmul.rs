@@ -520,8 +520,9 @@ fn few_columns(rows: &mut [&mut [f32]], buf: &[f32], rhs: &Packed, first_block: 
     }
 }
 
-/// `out[r][c0 + c] += Σ_i panel[i·6 + r] · run[i·16 + c]` (as [`panel_kernel_avx2`] does); first
-/// prefetches the lines of `ahead` numbered `≡ share.0 (mod share.1)`.
+/// `out[r][c0 + c] += Σ_i panel[i·6 + r] · run[i·16 + c]` for the panel's `R` rows (as
+/// [`panel_kernel_avx2`] does for six); prefetches the lines of `ahead` numbered `≡ share.0 (mod
+/// share.1)`, one every four steps.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn few_kernel_avx2<const R: usize>(
@@ -536,21 +537,46 @@ fn few_kernel_avx2<const R: usize>(
         __m256, _mm256_add_ps, _mm256_broadcast_ss, _mm256_fmadd_ps, _mm256_loadu_ps,
         _mm256_setzero_ps, _mm256_storeu_ps, _mm_prefetch, _MM_HINT_T0,
     };
-    for line in ahead.chunks(BLOCK).skip(share.0).step_by(share.1.max(1)) {
-        // A hint only: the address is inside `ahead`, and a prefetch never faults.
-        _mm_prefetch::<_MM_HINT_T0>(line.as_ptr().cast());
-    }
+    let mut lines = ahead.chunks(BLOCK).skip(share.0).step_by(share.1.max(1));
     let (xs, _) = panel.as_chunks::<PANEL>();
     let (ws, _) = run.as_chunks::<BLOCK>();
+    let depth = xs.len().min(ws.len());
+    let (xs, ws) = (&xs[..depth], &ws[..depth]);
     let mut a: [[__m256; 2]; R] = [[_mm256_setzero_ps(); 2]; R];
-    for (x, w) in xs.iter().zip(ws) {
-        // SAFETY: `w` is 16 floats: two unaligned loads of 8 read inside it.
-        let (w0, w1) = unsafe { (_mm256_loadu_ps(w.as_ptr()), _mm256_loadu_ps(w[8..].as_ptr())) };
-        for (a, x) in a.iter_mut().zip(x) {
-            let b = _mm256_broadcast_ss(x);
-            a[0] = _mm256_fmadd_ps(b, w0, a[0]);
-            a[1] = _mm256_fmadd_ps(b, w1, a[1]);
+    // One step of the depth: two weight loads, R broadcasts, 2R FMAs.
+    macro_rules! step {
+        ($x:expr, $w:expr) => {{
+            let (x, w): (&[f32; PANEL], &[f32; BLOCK]) = ($x, $w);
+            // SAFETY: `w` is 16 floats: an unaligned load of its first 8 reads inside it.
+            let w0 = unsafe { _mm256_loadu_ps(w.as_ptr()) };
+            // SAFETY: and one of its last 8.
+            let w1 = unsafe { _mm256_loadu_ps(w[8..].as_ptr()) };
+            for (a, x) in a.iter_mut().zip(x) {
+                let b = _mm256_broadcast_ss(x);
+                a[0] = _mm256_fmadd_ps(b, w0, a[0]);
+                a[1] = _mm256_fmadd_ps(b, w1, a[1]);
+            }
+        }};
+    }
+    // Four steps, then one line of this pass's share of the next run: the prefetches spread
+    // over the loop instead of a burst that stalls on the miss buffers before it.
+    let (xs4, xs_tail) = xs.as_chunks::<4>();
+    let (ws4, ws_tail) = ws.as_chunks::<4>();
+    for (x4, w4) in xs4.iter().zip(ws4) {
+        if let Some(line) = lines.next() {
+            // A hint only: the address is inside `ahead`, and a prefetch never faults.
+            _mm_prefetch::<_MM_HINT_T0>(line.as_ptr().cast());
         }
+        for (x, w) in x4.iter().zip(w4) {
+            step!(x, w);
+        }
+    }
+    for (x, w) in xs_tail.iter().zip(ws_tail) {
+        step!(x, w);
+    }
+    for line in lines {
+        // A hint only, as above.
+        _mm_prefetch::<_MM_HINT_T0>(line.as_ptr().cast());
     }
     for (row, a) in out.iter_mut().zip(&a) {
         let row = &mut row[c0..][..BLOCK];
