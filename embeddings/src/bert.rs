@@ -269,8 +269,10 @@ impl Bert {
         layer_norm(attended, &layer.attention_norm, self.eps);
         // Feed-forward: GELU(attended·W₁ + b₁)·W₂ + b₂ + attended, then layer norm.
         let inner = &mut s.inner[..n * self.inner];
-        linear_into(&layer.intermediate, attended, inner, panels, few_rows, parallelism);
-        gelu_slice(inner);
+        for row in inner.chunks_exact_mut(self.inner) {
+            row.copy_from_slice(&layer.intermediate.bias);
+        }
+        product(&layer.intermediate, attended, inner, panels, few_rows, parallelism, true);
         let x = &mut s.x[..n * h];
         residual_into(&layer.output, inner, attended, x, panels, few_rows, parallelism);
         layer_norm(x, &layer.output_norm, self.eps);
@@ -289,7 +291,7 @@ fn linear_into(
     for row in out.chunks_exact_mut(l.outputs) {
         row.copy_from_slice(&l.bias);
     }
-    product(l, input, out, panels, few_rows, parallelism);
+    product(l, input, out, panels, few_rows, parallelism, false);
 }
 
 /// `out = input·W + b + residual` (all `rows × outputs`).
@@ -307,14 +309,15 @@ fn residual_into(
             *o = r + b;
         }
     }
-    product(l, input, out, panels, few_rows, parallelism);
+    product(l, input, out, panels, few_rows, parallelism, false);
 }
 
 /// Products of at most this many rows (a query's) stream the weights with each core taking half
 /// the columns ([`few_product`]); more rows are packed in panels ([`panel_product`]).
 pub(crate) const FEW_ROWS: usize = 32;
 
-/// `out += input·W`.
+/// `out += input·W`, then (with `gelu`) `out = GELU(out)`: fused into the panel kernel for long
+/// inputs, a separate pass for short ones.
 fn product(
     l: &Linear,
     input: &[f32],
@@ -322,13 +325,17 @@ fn product(
     panels: &mut Panels,
     few_rows: usize,
     parallelism: Parallelism,
+    gelu: bool,
 ) {
     let rows = out.len() / l.outputs;
     let split = matches!(parallelism, Parallelism::Rayon(t) if t > 1);
     if rows <= few_rows {
         few_product(rows, out, l.outputs, input, &l.packed, panels, split);
+        if gelu {
+            gelu_slice(out);
+        }
     } else {
-        panel_product(rows, out, l.outputs, input, &l.packed, panels, split);
+        panel_product(rows, out, l.outputs, input, &l.packed, panels, split, gelu);
     }
 }
 

@@ -8,6 +8,8 @@
 
 pub(crate) use gemm::Parallelism;
 
+use crate::gelu::gelu_slice;
+
 /// A read-only matrix in a slice: element `(r, c)` is `data[r * rs + c * cs]`.
 #[derive(Clone, Copy)]
 pub(crate) struct View<'a> {
@@ -197,12 +199,14 @@ impl Panels {
 /// `dst += lhs × rhs` for many rows (a document's): `lhs` is `m × k` row-major (rows `k`
 /// apart), `dst` is `m × n` with rows `dst_rs` apart. For each depth run of [`DEPTH_MANY`], the
 /// rows are packed into panels of [`PANEL`] rows (`panels` holds them), then each weight block's
-/// run is read once and every panel passes over it. One thread.
+/// run is read once and every panel passes over it. One thread. With `gelu`, GELU is applied to
+/// each finished tile of `dst` (so `dst` ends as `GELU(dst + lhs × rhs)`).
 ///
 /// # Panics
 ///
 /// When a matrix does not fit its slice or `panels` was sized for fewer rows (a bug in the
 /// caller, as for [`matmul`]).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn panel_product(
     m: usize,
     dst: &mut [f32],
@@ -211,6 +215,7 @@ pub(crate) fn panel_product(
     rhs: &Packed,
     panels: &mut Panels,
     split: bool,
+    gelu: bool,
 ) {
     let (n, k) = (rhs.n, rhs.k);
     if m == 0 || n == 0 || k == 0 {
@@ -226,11 +231,11 @@ pub(crate) fn panel_product(
         let (dst0, dst1) = dst.split_at_mut(half * dst_rs);
         let (lhs0, lhs1) = lhs.split_at(half * k);
         rayon::join(
-            || panel_rows(half, dst0, dst_rs, lhs0, rhs, buf0),
-            || panel_rows(m - half, dst1, dst_rs, lhs1, rhs, buf1),
+            || panel_rows(half, dst0, dst_rs, lhs0, rhs, buf0, gelu),
+            || panel_rows(m - half, dst1, dst_rs, lhs1, rhs, buf1, gelu),
         );
     } else {
-        panel_rows(m, dst, dst_rs, lhs, rhs, buf);
+        panel_rows(m, dst, dst_rs, lhs, rhs, buf, gelu);
     }
 }
 
@@ -242,6 +247,7 @@ fn panel_rows(
     lhs: &[f32],
     rhs: &Packed,
     buf: &mut [f32],
+    gelu: bool,
 ) {
     let (n, k) = (rhs.n, rhs.k);
     let count = m.div_ceil(PANEL);
@@ -250,6 +256,8 @@ fn panel_rows(
     let fast = has_avx2_fma();
     for i0 in (0..k).step_by(DEPTH_MANY) {
         let depth = DEPTH_MANY.min(k - i0);
+        // GELU goes onto each tile as the last depth pass finishes it, while it is in cache.
+        let gelu = gelu && i0 + depth == k;
         // Panel p holds rows 6p..6p+6, element (r, i) at i·6 + r; rows past m are zeros.
         for (p, panel) in buf.chunks_exact_mut(PANEL * depth).take(count).enumerate() {
             let rows: [&[f32]; PANEL] = std::array::from_fn(|r| {
@@ -283,7 +291,9 @@ fn panel_rows(
                     let next = if r0 + PANEL < m { (r0 + PANEL, c0) } else { (0, c0 + BLOCK) };
                     // SAFETY: `fast` is true only when `has_avx2_fma` found AVX2 and FMA on
                     // this CPU at run time, which is all `panel_kernel_avx2` requires.
-                    unsafe { panel_kernel_avx2(panel, run, dst, tile, next, ahead, (p, count)) };
+                    unsafe {
+                        panel_kernel_avx2(panel, run, dst, tile, next, ahead, (p, count), gelu)
+                    };
                     continue;
                 }
                 let mut acc = [[0.0f32; BLOCK]; PANEL];
@@ -298,6 +308,9 @@ fn panel_rows(
                     let row = &mut dst[(r0 + r) * dst_rs + c0..][..cols];
                     for (d, a) in row.iter_mut().zip(a) {
                         *d += a;
+                    }
+                    if gelu {
+                        gelu_slice(row);
                     }
                 }
             }
@@ -325,6 +338,7 @@ static ZEROS: [f32; DEPTH_MANY] = [0.0; DEPTH_MANY];
 /// second-level cache) the lines of `ahead` numbered `≡ share.0 (mod share.1)`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
 fn panel_kernel_avx2(
     panel: &[f32],
     run: &[f32],
@@ -333,6 +347,7 @@ fn panel_kernel_avx2(
     next: (usize, usize),
     ahead: &[f32],
     share: (usize, usize),
+    gelu: bool,
 ) {
     use std::arch::x86_64::{
         __m256, _mm256_add_ps, _mm256_broadcast_ss, _mm256_fmadd_ps, _mm256_loadu_ps,
@@ -370,6 +385,11 @@ fn panel_kernel_avx2(
             _mm256_storeu_ps(p, _mm256_add_ps(_mm256_loadu_ps(p), a[0]));
             _mm256_storeu_ps(p.add(8), _mm256_add_ps(_mm256_loadu_ps(p.add(8)), a[1]));
         }
+        if gelu {
+            // Inlined here, so compiled for AVX2 + FMA: eight lanes (the same IEEE operations
+            // as the separate pass, which ran four lanes of SSE over the whole matrix again).
+            gelu_slice(row);
+        }
     }
 }
 
@@ -402,13 +422,14 @@ pub(crate) fn few_product(
     assert!(dst_rs >= n && dst.len() >= (m - 1) * dst_rs + n, "few_product: dst too small");
     let count = m.div_ceil(PANEL);
     let buf = &mut panels.0.as_mut_slice()[..count * PANEL * k];
-    // Panel p holds rows 6p..6p+6 over the whole depth, element (r, i) at i·6 + r.
+    // Panel p holds the rows `share(m, count, p)` over the whole depth, element (r, i) at
+    // i·6 + r; the slots past its rows are zeros.
     for (p, panel) in buf.chunks_exact_mut(PANEL * k).enumerate() {
+        let (first, size) = share(m, count, p);
         for r in 0..PANEL {
-            let row = p * PANEL + r;
             let dst = panel.iter_mut().skip(r).step_by(PANEL);
-            if row < m {
-                dst.zip(&lhs[row * k..][..k]).for_each(|(d, &v)| *d = v);
+            if r < size {
+                dst.zip(&lhs[(first + r) * k..][..k]).for_each(|(d, &v)| *d = v);
             } else {
                 dst.for_each(|d| *d = 0.0);
             }
@@ -433,6 +454,15 @@ pub(crate) fn few_product(
     }
 }
 
+/// The rows of panel `p` when `m` rows are dealt to `count` panels as evenly as possible:
+/// `(first row, rows)`. Even panels cost less than full ones and a remainder: a panel of `r`
+/// rows takes `max(r, 4)` cycles a step on two FMA units of latency 4, so 20 rows as 5 + 5 + 5
+/// + 5 take 20 cycles a step where 6 + 6 + 6 + 2 took 24 (the 6-row kernel ran the zeros).
+fn share(m: usize, count: usize, p: usize) -> (usize, usize) {
+    let (base, extra) = (m / count, m % count);
+    (p * base + p.min(extra), base + usize::from(p < extra))
+}
+
 /// `rows[r][c] += Σ_i x(r, i) · rhs(i, first_block·BLOCK + c)`, `x` packed in panels of six
 /// over the whole depth; weight runs of [`DEPTH`] rows, each read once from memory and passed
 /// over by every panel while it sits in the first-level cache, each panel's pass prefetching
@@ -451,13 +481,25 @@ fn few_columns(rows: &mut [&mut [f32]], buf: &[f32], rhs: &Packed, first_block: 
             let run = &weights[from..][..depth * BLOCK];
             let after = &weights[from + depth * BLOCK..];
             let ahead = &after[..after.len().min(DEPTH * BLOCK)];
-            for (p, out) in rows.chunks_mut(PANEL).enumerate() {
+            for p in 0..passes {
+                let (first, size) = share(rows.len(), passes, p);
+                let out = &mut rows[first..first + size];
                 let panel = &buf[p * PANEL * k + i0 * PANEL..][..depth * PANEL];
                 #[cfg(target_arch = "x86_64")]
                 if fast && cols == BLOCK {
+                    let share = (p, passes);
                     // SAFETY: `fast` is true only when `has_avx2_fma` found AVX2 and FMA on
                     // this CPU at run time, which is all `few_kernel_avx2` requires.
-                    unsafe { few_kernel_avx2(panel, run, out, c0, ahead, (p, passes)) };
+                    unsafe {
+                        match size {
+                            1 => few_kernel_avx2::<1>(panel, run, out, c0, ahead, share),
+                            2 => few_kernel_avx2::<2>(panel, run, out, c0, ahead, share),
+                            3 => few_kernel_avx2::<3>(panel, run, out, c0, ahead, share),
+                            4 => few_kernel_avx2::<4>(panel, run, out, c0, ahead, share),
+                            5 => few_kernel_avx2::<5>(panel, run, out, c0, ahead, share),
+                            _ => few_kernel_avx2::<6>(panel, run, out, c0, ahead, share),
+                        }
+                    }
                     continue;
                 }
                 let mut acc = [[0.0f32; BLOCK]; PANEL];
@@ -478,11 +520,12 @@ fn few_columns(rows: &mut [&mut [f32]], buf: &[f32], rhs: &Packed, first_block: 
     }
 }
 
-/// `out[r][c0 + c] += Σ_i panel[i·6 + r] · run[i·16 + c]` (as [`panel_kernel_avx2`] does); first
-/// prefetches the lines of `ahead` numbered `≡ share.0 (mod share.1)`.
+/// `out[r][c0 + c] += Σ_i panel[i·6 + r] · run[i·16 + c]` for the panel's `R` rows (as
+/// [`panel_kernel_avx2`] does for six); prefetches the lines of `ahead` numbered `≡ share.0 (mod
+/// share.1)`, one every four steps.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn few_kernel_avx2(
+fn few_kernel_avx2<const R: usize>(
     panel: &[f32],
     run: &[f32],
     out: &mut [&mut [f32]],
@@ -494,21 +537,46 @@ fn few_kernel_avx2(
         __m256, _mm256_add_ps, _mm256_broadcast_ss, _mm256_fmadd_ps, _mm256_loadu_ps,
         _mm256_setzero_ps, _mm256_storeu_ps, _mm_prefetch, _MM_HINT_T0,
     };
-    for line in ahead.chunks(BLOCK).skip(share.0).step_by(share.1.max(1)) {
-        // A hint only: the address is inside `ahead`, and a prefetch never faults.
-        _mm_prefetch::<_MM_HINT_T0>(line.as_ptr().cast());
-    }
+    let mut lines = ahead.chunks(BLOCK).skip(share.0).step_by(share.1.max(1));
     let (xs, _) = panel.as_chunks::<PANEL>();
     let (ws, _) = run.as_chunks::<BLOCK>();
-    let mut a: [[__m256; 2]; PANEL] = [[_mm256_setzero_ps(); 2]; PANEL];
-    for (x, w) in xs.iter().zip(ws) {
-        // SAFETY: `w` is 16 floats: two unaligned loads of 8 read inside it.
-        let (w0, w1) = unsafe { (_mm256_loadu_ps(w.as_ptr()), _mm256_loadu_ps(w[8..].as_ptr())) };
-        for (a, x) in a.iter_mut().zip(x) {
-            let b = _mm256_broadcast_ss(x);
-            a[0] = _mm256_fmadd_ps(b, w0, a[0]);
-            a[1] = _mm256_fmadd_ps(b, w1, a[1]);
+    let depth = xs.len().min(ws.len());
+    let (xs, ws) = (&xs[..depth], &ws[..depth]);
+    let mut a: [[__m256; 2]; R] = [[_mm256_setzero_ps(); 2]; R];
+    // One step of the depth: two weight loads, R broadcasts, 2R FMAs.
+    macro_rules! step {
+        ($x:expr, $w:expr) => {{
+            let (x, w): (&[f32; PANEL], &[f32; BLOCK]) = ($x, $w);
+            // SAFETY: `w` is 16 floats: an unaligned load of its first 8 reads inside it.
+            let w0 = unsafe { _mm256_loadu_ps(w.as_ptr()) };
+            // SAFETY: and one of its last 8.
+            let w1 = unsafe { _mm256_loadu_ps(w[8..].as_ptr()) };
+            for (a, x) in a.iter_mut().zip(x) {
+                let b = _mm256_broadcast_ss(x);
+                a[0] = _mm256_fmadd_ps(b, w0, a[0]);
+                a[1] = _mm256_fmadd_ps(b, w1, a[1]);
+            }
+        }};
+    }
+    // Four steps, then one line of this pass's share of the next run: the prefetches spread
+    // over the loop instead of a burst that stalls on the miss buffers before it.
+    let (xs4, xs_tail) = xs.as_chunks::<4>();
+    let (ws4, ws_tail) = ws.as_chunks::<4>();
+    for (x4, w4) in xs4.iter().zip(ws4) {
+        if let Some(line) = lines.next() {
+            // A hint only: the address is inside `ahead`, and a prefetch never faults.
+            _mm_prefetch::<_MM_HINT_T0>(line.as_ptr().cast());
         }
+        for (x, w) in x4.iter().zip(w4) {
+            step!(x, w);
+        }
+    }
+    for (x, w) in xs_tail.iter().zip(ws_tail) {
+        step!(x, w);
+    }
+    for line in lines {
+        // A hint only, as above.
+        _mm_prefetch::<_MM_HINT_T0>(line.as_ptr().cast());
     }
     for (row, a) in out.iter_mut().zip(&a) {
         let row = &mut row[c0..][..BLOCK];
@@ -568,16 +636,22 @@ mod tests {
             let want = naive(m, n, k, View::rows(&a, k), View::rows(&b, n));
             let rs = n + 3;
             let mut panels = Panels::new(m);
-            for split in [false, true] {
+            let packed = Packed::new(&b, k, n);
+            for (split, gelu) in [(false, false), (true, false), (false, true), (true, true)] {
                 let mut dst = vec![1.5f32; m * rs];
-                panel_product(m, &mut dst, rs, &a, &Packed::new(&b, k, n), &mut panels, split);
+                panel_product(m, &mut dst, rs, &a, &packed, &mut panels, split, gelu);
                 for r in 0..m {
                     for c in 0..rs {
                         let got = dst[r * rs + c];
-                        let expect = if c < n { want[r * n + c] + 1.5 } else { 1.5 };
+                        let mut expect = if c < n { want[r * n + c] + 1.5 } else { 1.5 };
+                        if gelu && c < n {
+                            let mut v = [expect];
+                            gelu_slice(&mut v);
+                            expect = v[0];
+                        }
                         assert!(
                             (got - expect).abs() <= 1e-3 * expect.abs().max(1.0),
-                            "{m}x{n}x{k} split {split}: ({r}, {c}) = {got}, want {expect}"
+                            "{m}x{n}x{k} split {split} gelu {gelu}: ({r}, {c}) = {got}, want {expect}"
                         );
                     }
                 }
