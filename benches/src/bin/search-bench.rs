@@ -1,8 +1,9 @@
 //! `search-bench`: ranked search alone, ours against tantivy's BM25, on the bench corpus; the
 //! quick loop for work on the search path (`cargo xtask bench` runs the whole suite).
 //!
-//! Usage: `search-bench [--n N] [--rounds R] [--dir DIR] [--slowest K]`. The segment and
-//! tantivy's index are built once into `DIR/N` (default `target/search-bench`) and reused.
+//! Usage: `search-bench [--n N] [--rounds R] [--dir DIR] [--slowest K] [--inter-only]`. The
+//! segment and tantivy's index are built once into `DIR/N` (default `target/search-bench`) and
+//! reused. `--inter-only` skips the back-to-back rounds, for profiles of the interleaved mode.
 
 #[cfg(not(feature = "peers"))]
 fn main() {
@@ -91,7 +92,9 @@ mod peers {
         }
         let mut ours = Vec::new();
         let mut per_query = vec![0f64; queries.len()];
-        for _ in 0..rounds {
+        // For profiles of the interleaved mode alone: no back-to-back rounds.
+        let inter_only = args.iter().any(|a| a == "--inter-only");
+        for _ in 0..if inter_only { 0 } else { rounds } {
             for (i, q) in queries.iter().enumerate() {
                 let t = Instant::now();
                 reader.search(q, &bm25f, &mut hits)?;
@@ -108,7 +111,7 @@ mod peers {
             return Ok(());
         }
         let mut theirs = Vec::new();
-        for _ in 0..rounds {
+        for _ in 0..if inter_only { 0 } else { rounds } {
             for words in &corpus.queries {
                 let t = Instant::now();
                 std::hint::black_box(tantivy.search(words, 10)?);
