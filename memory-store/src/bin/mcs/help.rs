@@ -1,6 +1,6 @@
 //! Long help texts.
 
-/// The memory format `mcs ingest` reads (also in the README, "The memory format").
+/// The memory format `mcs ingest` reads (also in docs/GUIDE.md, "The memory format").
 pub(crate) const MEMORY_FORMAT: &str = "\
 The input is JSON Lines: one JSON object per line, one memory per object; blank lines are
 skipped. Fields (unknown fields are refused, naming the field and the line):
