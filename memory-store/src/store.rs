@@ -437,42 +437,26 @@ impl<'a> Batcher<'a> {
     }
 }
 
-/// Adds memories the caller gives up to a builder, their strings moved into the documents:
-/// [`add_all`] copies five strings per memory, which the bulk paths (ingest, rebuild) would free
-/// right after. Batches of at most 16,384 documents, of even sizes (20k memories are two of
-/// 10k, not 16k and a 3.6k tail too small to be split over threads).
-fn add_owned(
-    builder: &mut SegmentBuilder,
-    content: &mut ContentBuilder,
-    memories: Vec<Memory>,
-) -> std::result::Result<(), BuildError> {
-    const BATCH: usize = 16_384;
-    let size = memories.len().div_ceil(memories.len().div_ceil(BATCH).max(1)).max(1);
-    let mut batch = Vec::with_capacity(size.min(memories.len()));
-    for m in memories {
-        m.add_content(content);
-        batch.push(m.into_document());
-        if batch.len() == size {
-            builder.add_batch(&batch)?;
-            batch.clear();
-        }
-    }
-    builder.add_batch(&batch)
-}
-
 /// Adds memories to a builder in batches, so that they are tokenized on every core while at
-/// most one batch of documents is held at a time.
-fn add_all<'a>(
+/// most one batch of documents is held at a time: batches of at most 16,384 documents, of even
+/// sizes (20k memories are two of 10k, not 16k and a 3.6k tail too small to be split over
+/// threads). `document` makes each memory's document: the bulk paths (ingest, rebuild) give
+/// their memories up and pass [`Memory::into_document`], which moves the strings instead of
+/// copying five per memory.
+fn add_all<M: std::borrow::Borrow<Memory>>(
     builder: &mut SegmentBuilder,
     content: &mut ContentBuilder,
-    memories: impl Iterator<Item = &'a Memory>,
+    memories: impl ExactSizeIterator<Item = M>,
+    document: impl Fn(M) -> semantic_index::Document,
 ) -> std::result::Result<(), BuildError> {
     const BATCH: usize = 16_384;
-    let mut batch = Vec::with_capacity(BATCH);
+    let n = memories.len();
+    let size = n.div_ceil(n.div_ceil(BATCH).max(1)).max(1);
+    let mut batch = Vec::with_capacity(size.min(n));
     for m in memories {
-        m.add_content(content);
-        batch.push(m.to_document());
-        if batch.len() == BATCH {
+        m.borrow().add_content(content);
+        batch.push(document(m));
+        if batch.len() == size {
             builder.add_batch(&batch)?;
             batch.clear();
         }
@@ -758,7 +742,7 @@ impl MemoryStore {
         }
         let mut builder = SegmentBuilder::new().generation(writer.publisher.generation() + 1);
         let mut content = ContentBuilder::new();
-        add_all(&mut builder, &mut content, fresh.iter())?;
+        add_all(&mut builder, &mut content, fresh.iter(), Memory::to_document)?;
         let entries = fresh.into_iter().map(|m| Entry::Put(Box::new(m))).collect();
         if writer.index_behind {
             let seq = writer.records.commit(entries)?;

@@ -10,7 +10,7 @@ use semantic_index::content::ContentBuilder;
 use semantic_index::{BuildError, SegmentBuilder};
 use uuid::Uuid;
 
-use super::{add_owned, BatchReport, MemoryStore, Result, SEGMENT_DOCS_MAX};
+use super::{add_all, BatchReport, MemoryStore, Result, SEGMENT_DOCS_MAX};
 use crate::memory::Memory;
 use crate::records::Entry;
 
@@ -42,7 +42,7 @@ impl Pending {
             let mut builder = SegmentBuilder::new().generation(generation);
             let mut content = ContentBuilder::new();
             for batch in rx {
-                add_owned(&mut builder, &mut content, batch)?;
+                add_all(&mut builder, &mut content, batch.into_iter(), Memory::into_document)?;
             }
             Ok((builder, content))
         });

@@ -9,7 +9,7 @@ use semantic_index::content::ContentBuilder;
 use semantic_index::layout::SegmentEntry;
 use semantic_index::SegmentBuilder;
 
-use super::{add_owned, write_segment, Result, SEGMENT_DOCS_MAX};
+use super::{add_all, write_segment, Result, SEGMENT_DOCS_MAX};
 use crate::memory::Memory;
 use crate::records::{self, Records};
 
@@ -72,7 +72,7 @@ fn build_segments(
             builder = SegmentBuilder::new().generation(generation);
             content = ContentBuilder::new();
         }
-        add_owned(&mut builder, &mut content, batch)?;
+        add_all(&mut builder, &mut content, batch.into_iter(), Memory::into_document)?;
     }
     if !builder.is_empty() {
         segments.push(write_segment(publisher, &builder, &content)?);
