@@ -51,11 +51,11 @@ pub struct HybridSearch {
     fused: Vec<Fused>,
     /// Open addressing from a memory (segment, ordinal) to its entry in `fused` (`EMPTY`:
     /// free): both sides' entries of one memory merge without sorting.
-    slots: Vec<u16>,
+    slots: Vec<u32>,
 }
 
 /// A free slot of [`HybridSearch`]'s table.
-const EMPTY: u16 = u16::MAX;
+const EMPTY: u32 = u32::MAX;
 
 /// The slot where the search for `(segment, ordinal)` starts in a table of `mask + 1` slots.
 fn slot_of(segment: u32, ordinal: u32, mask: usize) -> usize {
@@ -167,36 +167,28 @@ impl HybridSearch {
             snapshot.search(query, o, &mut self.lexical);
             // One entry per memory: a lexical hit the vector side ranked merges into its
             // entry (found through the table), any other gets its own.
+            // The table has 8 × depth slots for at most 2 × depth entries (each side's top
+            // `depth`): never more than a quarter full, so every probe ends at a free slot.
             let mask = self.slots.len() - 1;
-            let fits = self.fused.len() + self.lexical.len() < usize::from(EMPTY).min(mask / 2);
-            if fits {
-                self.slots.fill(EMPTY);
-                for (i, f) in self.fused.iter().enumerate() {
-                    let mut at = slot_of(f.segment, f.ordinal, mask);
-                    while self.slots[at] != EMPTY {
-                        at = (at + 1) & mask;
-                    }
-                    self.slots[at] = i as u16;
+            debug_assert!(self.fused.len() + self.lexical.len() <= mask / 2);
+            self.slots.fill(EMPTY);
+            for (i, f) in self.fused.iter().enumerate() {
+                let mut at = slot_of(f.segment, f.ordinal, mask);
+                while self.slots[at] != EMPTY {
+                    at = (at + 1) & mask;
                 }
+                self.slots[at] = i as u32;
             }
             for (rank, h) in self.lexical.iter().enumerate() {
                 let mut at = slot_of(h.segment, h.ordinal, mask);
                 let mut found = None;
-                if fits {
-                    while self.slots[at] != EMPTY {
-                        let i = usize::from(self.slots[at]);
-                        if (self.fused[i].segment, self.fused[i].ordinal) == (h.segment, h.ordinal)
-                        {
-                            found = Some(i);
-                            break;
-                        }
-                        at = (at + 1) & mask;
+                while self.slots[at] != EMPTY {
+                    let i = self.slots[at] as usize;
+                    if (self.fused[i].segment, self.fused[i].ordinal) == (h.segment, h.ordinal) {
+                        found = Some(i);
+                        break;
                     }
-                } else {
-                    found = self
-                        .fused
-                        .iter()
-                        .position(|f| (f.segment, f.ordinal) == (h.segment, h.ordinal));
+                    at = (at + 1) & mask;
                 }
                 if let Some(i) = found {
                     let f = &mut self.fused[i];
@@ -204,9 +196,7 @@ impl HybridSearch {
                     f.overlap = h.overlap;
                     continue;
                 }
-                if fits {
-                    self.slots[at] = self.fused.len() as u16;
-                }
+                self.slots[at] = self.fused.len() as u32;
                 self.fused.push(Fused {
                     segment: h.segment,
                     ordinal: h.ordinal,
