@@ -158,6 +158,41 @@ proptest! {
 }
 
 #[test]
+fn keywords_read_back_with_every_bitmap_chunk() {
+    // 200 words each in about two thirds of 130 documents: every word is frequent (a bitmap),
+    // so a document's block has 200 words and its frequent terms are gathered in four chunks
+    // of 64 (the last partial); some documents end in the first chunk, some have none at all.
+    let words: Vec<String> = (0..200).map(word).collect();
+    let docs: Vec<semantic_index::Document> = (0..130usize)
+        .map(|i| {
+            let question: Vec<&str> = words
+                .iter()
+                .enumerate()
+                .filter(|&(j, _)| match i % 13 {
+                    0 => false,
+                    1 => j < 40 && j % 3 == 0,
+                    2 => j == 199,
+                    _ => (i * 7 + j * 13) % 3 != 0,
+                })
+                .map(|(_, w)| w.as_str())
+                .chain(["unique", "words"])
+                .collect();
+            semantic_index::Document {
+                id: [i as u8; 16],
+                question: question.join(" "),
+                ..Default::default()
+            }
+        })
+        .collect();
+    let mut b = semantic_index::SegmentBuilder::new();
+    for d in &docs {
+        b.add(d).unwrap();
+    }
+    assert!(b.data().unwrap().frequent_terms.len() >= 129, "expected over two chunks of bitmaps");
+    assert_frequencies(&docs, &words[..3]);
+}
+
+#[test]
 fn term_frequencies_stored_sparsely_read_back() {
     // Mostly distinct words, a few repeated (one past the u8 range): the builder stores
     // the exceptions only, and the reader finds every frequency, 1 or not.
