@@ -143,3 +143,51 @@ fn embedding_resumes_after_a_failure_and_merges_reuse_vectors() {
     let vec_files = std::fs::read_dir(path.join("vectors")).unwrap().count();
     assert_eq!(vec_files, store.stats().unwrap().segments, "old vector files were removed");
 }
+
+#[test]
+fn version_2_vector_files_are_rewritten_without_embedding() {
+    use semantic_index::vectors::{Layout, VECTORS_HEADER_LEN, VECTORS_VERSION};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    let mut store = MemoryStore::open(&path).unwrap();
+    store.store(memory("d", "question number 0", "text")).unwrap();
+    let second = store.store(memory("d", "question number 1", "text")).unwrap();
+    assert_eq!(store.embed_pending(&BagOfWords::new(), &mut |_, _| {}).unwrap(), 2);
+    // Turn every vector file into the version 2 file of the same vectors (no 4-bit codes).
+    let files: Vec<std::path::PathBuf> = std::fs::read_dir(path.join("vectors"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "vec"))
+        .collect();
+    assert!(!files.is_empty());
+    for file in &files {
+        let bytes = std::fs::read(file).unwrap();
+        let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+        assert_eq!(u32_at(8), VECTORS_VERSION);
+        let old = Layout::of_version(2, u32_at(16), u32_at(12), u32_at(20)).unwrap();
+        let mut old_bytes = bytes[..old.len].to_vec();
+        old_bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
+        let sum = twox_hash::XxHash3_64::oneshot(&old_bytes[VECTORS_HEADER_LEN..]);
+        old_bytes[24..32].copy_from_slice(&sum.to_le_bytes());
+        // The file is read-only: replace it.
+        std::fs::remove_file(file).unwrap();
+        std::fs::write(file, old_bytes).unwrap();
+    }
+    drop(store);
+    let mut store = MemoryStore::open(&path).unwrap();
+    // Version 2 files are still read: nothing waits, and the vector side finds by meaning.
+    assert_eq!(store.pending_vectors().unwrap(), 0);
+    let model = BagOfWords::new();
+    assert_eq!(store.embed_pending(&model, &mut |_, _| {}).unwrap(), 0, "vectors reused");
+    assert_eq!(model.seen.get(), 0, "the model embedded nothing");
+    for entry in std::fs::read_dir(path.join("vectors")).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        assert_eq!(bytes[8..12], VECTORS_VERSION.to_le_bytes(), "rewritten in this version");
+    }
+    let v = BagOfWords::vector("question number 1 text");
+    let q = Query::from_text("question number 1").with_embedding(&v);
+    let options = SearchOptions { ranking: Ranking::Vector, ..SearchOptions::default() };
+    let hits = store.search(&q, &options).unwrap().hits;
+    assert_eq!(hits[0].id, second);
+    assert_eq!(hits[0].why.as_ref().unwrap().ranking, "vector");
+}

@@ -10,8 +10,11 @@ use std::path::{Path, PathBuf};
 
 /// First bytes of a vector file.
 pub const VECTORS_MAGIC: [u8; 8] = *b"MCVECT\0\0";
-/// The version this build writes and reads.
-pub const VECTORS_VERSION: u32 = 2;
+/// The version this build writes.
+pub const VECTORS_VERSION: u32 = 3;
+/// The oldest version this build reads (version 2 has no 4-bit codes: its files are searched
+/// in int8 alone, and the writer reuses their vectors when it writes them again).
+pub const VECTORS_OLDEST_VERSION: u32 = 2;
 /// The directory of vector files in a store.
 pub const VECTORS_DIR: &str = "vectors";
 /// Length of the header; the sections follow ([`Layout`]).
@@ -41,6 +44,8 @@ pub struct VectorsHeader {
     pub model: String,
     /// xxh3-64 of everything after the header.
     pub checksum: u64,
+    /// The format version (from [`VECTORS_OLDEST_VERSION`] to [`VECTORS_VERSION`]).
+    pub version: u32,
 }
 
 /// Where each section of a vector file starts (bytes from the file's start), and its length.
@@ -61,14 +66,27 @@ pub struct Layout {
     pub centroids: usize,
     /// `codes`: `count × dim` i8 in row order, 64-aligned.
     pub codes: usize,
+    /// `nibbles`: `count × nibble_row_len(dim)` bytes of 4-bit codes in row order, 64-aligned
+    /// (version 3; empty, at `len`, in version 2).
+    pub nibbles: usize,
     /// The file's length.
     pub len: usize,
 }
 
+/// Bytes of one row's 4-bit codes: 32 per 64 dimensions (the last 64 padded).
+pub fn nibble_row_len(dim: usize) -> usize {
+    dim.div_ceil(64) * 32
+}
+
 impl Layout {
-    /// The layout of a file of `count` vectors of `dim` dimensions in `lists` lists (`None`
-    /// when the length overflows).
+    /// The layout of a file of this build's version holding `count` vectors of `dim`
+    /// dimensions in `lists` lists (`None` when the length overflows).
     pub fn of(count: u32, dim: u32, lists: u32) -> Option<Layout> {
+        Layout::of_version(VECTORS_VERSION, count, dim, lists)
+    }
+
+    /// [`Layout::of`] for a file of `version` (2 has no `nibbles`).
+    pub fn of_version(version: u32, count: u32, dim: u32, lists: u32) -> Option<Layout> {
         let (n, d, l) = (count as usize, dim as usize, lists as usize);
         let scales = VECTORS_HEADER_LEN;
         let ids = scales.checked_add(n.checked_mul(4)?)?;
@@ -81,8 +99,24 @@ impl Layout {
         let codes = centroids
             .checked_add(l.checked_mul(d)?.checked_mul(4)?)?
             .checked_next_multiple_of(64)?;
-        let len = codes.checked_add(n.checked_mul(d)?)?;
-        Some(Layout { scales, ids, rows, ordinals, list_starts, centroids, codes, len })
+        let codes_end = codes.checked_add(n.checked_mul(d)?)?;
+        if version < 3 {
+            let len = codes_end;
+            return Some(Layout {
+                scales,
+                ids,
+                rows,
+                ordinals,
+                list_starts,
+                centroids,
+                codes,
+                nibbles: len,
+                len,
+            });
+        }
+        let nibbles = codes_end.checked_next_multiple_of(64)?;
+        let len = nibbles.checked_add(n.checked_mul(nibble_row_len(d))?)?;
+        Some(Layout { scales, ids, rows, ordinals, list_starts, centroids, codes, nibbles, len })
     }
 }
 
@@ -127,6 +161,32 @@ pub fn quantize(vector: &[f32], codes: &mut [i8]) -> f32 {
         *c = (x / scale).round().clamp(-127.0, 127.0) as i8;
     }
     scale
+}
+
+/// The largest 4-bit code magnitude: codes run from -7 to 7, stored plus 8 (1 to 15; 8 is 0).
+pub const NIBBLE_MAX: i32 = 7;
+
+/// The 4-bit codes of one vector whose int8 scale is `scale` ([`quantize`]) into `out`
+/// ([`nibble_row_len`] bytes): step `scale · 127 / 7`, `code = round(x / step)` within ±7,
+/// stored as `code + 8`. Byte `32b + j` holds dimension `64b + j` in its low half and
+/// `64b + 32 + j` in its high half (so 32 bytes unpack into two runs of 32 dimensions); the
+/// padding past `dim` holds 8 (zero).
+pub fn pack_nibbles(vector: &[f32], scale: f32, out: &mut [u8]) {
+    out.fill(0x88);
+    if scale == 0.0 {
+        return;
+    }
+    let step = scale * 127.0 / NIBBLE_MAX as f32;
+    for (d, x) in vector.iter().enumerate() {
+        let code = (x / step).round().clamp(-NIBBLE_MAX as f32, NIBBLE_MAX as f32) as i32 + 8;
+        let (block, within) = (d / 64, d % 64);
+        let Some(byte) = out.get_mut(32 * block + within % 32) else { return };
+        *byte = if within < 32 {
+            (*byte & 0xF0) | code as u8
+        } else {
+            (*byte & 0x0F) | ((code as u8) << 4)
+        };
+    }
 }
 
 /// How many lists a file of `count` vectors gets: none under [`IVF_MIN_VECTORS`], else about
@@ -274,6 +334,7 @@ pub fn encode(
             .copy_from_slice(&c.to_le_bytes());
     }
     let mut codes = vec![0i8; dim];
+    let nibble_len = nibble_row_len(dim);
     for (row, &(_, ordinal)) in order.iter().enumerate() {
         let o = ordinal as usize;
         put_u32(&mut out, layout.rows + 4 * o, row as u32);
@@ -286,6 +347,8 @@ pub fn encode(
         {
             *b = *c as u8;
         }
+        let at = layout.nibbles + row * nibble_len;
+        pack_nibbles(&vectors[o * dim..(o + 1) * dim], scale, &mut out[at..at + nibble_len]);
     }
     for (i, id) in ids.iter().enumerate() {
         out[layout.ids + 16 * i..layout.ids + 16 * (i + 1)].copy_from_slice(id);
@@ -316,7 +379,9 @@ pub enum VectorsCheck {
     #[error("not a vector file (bad magic)")]
     Magic,
     /// A version this build does not read.
-    #[error("vector format version {0}, this build reads {VECTORS_VERSION}")]
+    #[error(
+        "vector format version {0}, this build reads {VECTORS_OLDEST_VERSION} to {VECTORS_VERSION}"
+    )]
     Version(u32),
     /// The bytes after the header do not match the checksum.
     #[error("checksum mismatch")]
@@ -340,11 +405,11 @@ pub fn decode_header(bytes: &[u8]) -> Result<VectorsHeader, VectorsCheck> {
     let u32_at =
         |at: usize| u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
     let version = u32_at(8);
-    if version != VECTORS_VERSION {
+    if !(VECTORS_OLDEST_VERSION..=VECTORS_VERSION).contains(&version) {
         return Err(VectorsCheck::Version(version));
     }
     let (dim, count, lists) = (u32_at(12), u32_at(16), u32_at(20));
-    let expected = Layout::of(count, dim, lists).map_or(usize::MAX, |l| l.len);
+    let expected = Layout::of_version(version, count, dim, lists).map_or(usize::MAX, |l| l.len);
     if bytes.len() != expected {
         return Err(VectorsCheck::Length { len: bytes.len(), expected });
     }
@@ -361,7 +426,7 @@ pub fn decode_header(bytes: &[u8]) -> Result<VectorsHeader, VectorsCheck> {
         .filter(|s| s.is_ascii())
         .ok_or(VectorsCheck::ModelTag)?
         .to_owned();
-    Ok(VectorsHeader { dim, count, lists, model, checksum })
+    Ok(VectorsHeader { dim, count, lists, model, checksum, version })
 }
 
 #[cfg(test)]
@@ -432,6 +497,54 @@ mod tests {
                 assert_eq!(nearest(&all, dim, &vectors[o * dim..(o + 1) * dim]), l);
             }
         }
+    }
+
+    #[test]
+    fn nibbles_hold_each_dimension_within_half_a_step() {
+        for dim in [8usize, 64, 100, 384] {
+            let vectors: Vec<f32> = (0..2 * dim).map(|i| ((i as f32) * 0.61).cos()).collect();
+            let bytes = encode(&[[1; 16], [2; 16]], &vectors, dim, "m").unwrap();
+            let layout = Layout::of(2, dim as u32, 0).unwrap();
+            let width = nibble_row_len(dim);
+            assert_eq!(layout.len, layout.nibbles + 2 * width);
+            for row in 0..2 {
+                let at = layout.scales + 4 * row;
+                let scale = f32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+                let step = scale * 127.0 / NIBBLE_MAX as f32;
+                let nibbles = &bytes[layout.nibbles + row * width..][..width];
+                for d in 0..64 * dim.div_ceil(64) {
+                    let byte = nibbles[32 * (d / 64) + d % 32];
+                    let code = i32::from(if d % 64 < 32 { byte & 0x0F } else { byte >> 4 }) - 8;
+                    if d >= dim {
+                        assert_eq!(code, 0, "padding, dimension {d}");
+                        continue;
+                    }
+                    let x = vectors[row * dim + d];
+                    assert!(code.abs() <= NIBBLE_MAX);
+                    assert!((code as f32 * step - x).abs() <= step / 2.0 + 1e-6, "dimension {d}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn version_2_files_are_read_and_other_versions_refused() {
+        let vectors: Vec<f32> = (0..3 * 8).map(|i| ((i as f32) * 0.37).sin()).collect();
+        let mut bytes = encode(&[[1; 16], [2; 16], [3; 16]], &vectors, 8, "m").unwrap();
+        // The same file in version 2: no nibbles.
+        let v2 = Layout::of_version(2, 3, 8, 0).unwrap();
+        assert_eq!(v2.len.next_multiple_of(64), Layout::of(3, 8, 0).unwrap().nibbles);
+        let mut old = bytes[..v2.len].to_vec();
+        old[8..12].copy_from_slice(&2u32.to_le_bytes());
+        let sum = twox_hash::XxHash3_64::oneshot(&old[VECTORS_HEADER_LEN..]);
+        old[24..32].copy_from_slice(&sum.to_le_bytes());
+        let header = decode_header(&old).unwrap();
+        assert_eq!((header.version, header.count, header.dim), (2, 3, 8));
+        assert_eq!(decode_header(&bytes).unwrap().version, VECTORS_VERSION);
+        old[8..12].copy_from_slice(&1u32.to_le_bytes());
+        assert_eq!(decode_header(&old), Err(VectorsCheck::Version(1)));
+        bytes[8..12].copy_from_slice(&4u32.to_le_bytes());
+        assert_eq!(decode_header(&bytes), Err(VectorsCheck::Version(4)));
     }
 
     #[test]

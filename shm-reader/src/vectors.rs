@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use semantic_index::vectors::{decode_header, quantize, Layout, VectorsCheck};
+use semantic_index::vectors::{decode_header, nibble_row_len, quantize, Layout, VectorsCheck};
 
 use crate::reader::Snapshot;
 use crate::search::DeletedSet;
@@ -61,6 +61,9 @@ pub struct Vectors {
     count: u32,
     lists: u32,
     layout: Layout,
+    /// Whether the file has 4-bit codes (version 3): a probed search then scans them and
+    /// re-ranks its best candidates with the int8 codes.
+    nibbles: bool,
     model: String,
     /// The centroids quantized like the vectors (`lists × dim` int8 codes) and their scales,
     /// copied once at open: a query ranks them in int8 (a quarter of the f32 bytes, which stay
@@ -109,9 +112,10 @@ impl Vectors {
 
     fn new(bytes: Bytes) -> Result<Vectors, VectorsCheck> {
         let header = decode_header(&bytes)?;
-        let layout = Layout::of(header.count, header.dim, header.lists)
+        let layout = Layout::of_version(header.version, header.count, header.dim, header.lists)
             .ok_or(VectorsCheck::Length { len: bytes.len(), expected: usize::MAX })?;
         let mut v = Vectors {
+            nibbles: header.version >= 3,
             dim: header.dim as usize,
             count: header.count,
             lists: header.lists,
@@ -290,9 +294,103 @@ impl Vectors {
         }
     }
 
+    /// Offers the rows `rows` not deleted to `hits`' candidates, ranked by their 4-bit codes
+    /// (an approximation of the int8 similarity, without the query's scale).
+    #[inline(always)]
+    fn scan_nibbles<const AVX2: bool>(
+        &self,
+        query: &QueryVector,
+        deleted: &DeletedSet,
+        rows: std::ops::Range<usize>,
+        hits: &mut VectorHits,
+    ) {
+        let width = nibble_row_len(self.dim);
+        let scales =
+            self.bytes.get(self.layout.scales + 4 * rows.start..self.layout.scales + 4 * rows.end);
+        let nibbles = self
+            .bytes
+            .get(self.layout.nibbles + width * rows.start..self.layout.nibbles + width * rows.end);
+        let ordinals = self
+            .bytes
+            .get(self.layout.ordinals + 4 * rows.start..self.layout.ordinals + 4 * rows.end);
+        let (Some(scales), Some(nibbles), Some(ordinals)) = (scales, nibbles, ordinals) else {
+            return;
+        };
+        let offset = 8 * query.sum;
+        for (i, ((scale, code), ordinal)) in scales
+            .chunks_exact(4)
+            .zip(nibbles.chunks_exact(width))
+            .zip(ordinals.chunks_exact(4))
+            .enumerate()
+        {
+            if let Some(ahead) = nibbles
+                .get((i + PREFETCH_NIBBLE_ROWS) * width..(i + PREFETCH_NIBBLE_ROWS + 1) * width)
+            {
+                prefetch_bytes(ahead);
+            }
+            #[cfg(target_arch = "x86_64")]
+            let d = if AVX2 {
+                // SAFETY: `AVX2` is true only in the instance inlined into `search_avx2`, whose
+                // caller checked that the CPU has AVX2 and FMA.
+                unsafe { dot_nibbles_avx2(&query.padded, code) }
+            } else {
+                dot_nibbles(&query.padded, code)
+            };
+            #[cfg(not(target_arch = "x86_64"))]
+            let d = dot_nibbles(&query.padded, code);
+            let scale = f32::from_le_bytes([scale[0], scale[1], scale[2], scale[3]]);
+            let approximate = (d - offset) as f32 * scale;
+            if approximate > hits.candidates.floor {
+                let ordinal = u32::from_le_bytes([ordinal[0], ordinal[1], ordinal[2], ordinal[3]]);
+                if !deleted.contains(ordinal) {
+                    let row = (rows.start + i) as u32;
+                    hits.candidates.offer(Candidate { approximate, row, ordinal });
+                }
+            }
+        }
+    }
+
+    /// Scores `hits`' candidates with their int8 codes and offers them to `hits`.
+    #[inline(always)]
+    fn rerank<const AVX2: bool>(&self, query: &QueryVector, segment: u32, hits: &mut VectorHits) {
+        let dim = self.dim;
+        let candidates = std::mem::take(&mut hits.candidates.items);
+        for (i, c) in candidates.iter().enumerate() {
+            // A candidate's int8 row is anywhere in the file: ask for a later one's now.
+            if let Some(ahead) = candidates.get(i + PREFETCH_ROWS) {
+                let at = self.layout.codes + ahead.row as usize * dim;
+                if let Some(row) = self.bytes.get(at..at + dim) {
+                    prefetch_bytes(row);
+                }
+            }
+            let code = self.codes(c.row);
+            if code.len() != dim {
+                continue;
+            }
+            #[cfg(target_arch = "x86_64")]
+            let d = if AVX2 {
+                // SAFETY: as in `scan_rows` (AVX2 and FMA checked by `search`'s caller).
+                unsafe { dot_avx2(&query.codes, code) }
+            } else {
+                dot(&query.codes, code)
+            };
+            #[cfg(not(target_arch = "x86_64"))]
+            let d = dot(&query.codes, code);
+            let score = d as f32 * query.scale * self.scale(c.row);
+            if score > hits.floor() {
+                hits.offer(VectorHit { segment, ordinal: c.ordinal, similarity: score });
+            }
+        }
+        hits.candidates.items = candidates;
+        hits.candidates.clear();
+    }
+
     /// Searches the nearest `probes` lists (every row when the file has no lists, or when
-    /// `probes` reaches their number; `None`: [`default_probes`]). No allocation: the lists are
-    /// ranked in `hits`' scratch. Uses AVX2 and FMA when the CPU has them.
+    /// `probes` reaches their number; `None`: [`default_probes`]). A file with 4-bit codes
+    /// (version 3) is searched in two passes: the probed rows' 4-bit codes choose the best
+    /// `k + 32`, and their int8 codes rank those (the hits' similarities are the int8 ones, as
+    /// in the exact scan). No allocation: the lists and the candidates are kept in `hits`'
+    /// scratch. Uses AVX2 and FMA when the CPU has them.
     pub fn search(
         &self,
         query: &QueryVector,
@@ -374,6 +472,13 @@ impl Vectors {
         // Nearest list first: the top-k floor rises early, so later lists offer fewer hits.
         let probed = probes.min(ranked.len());
         ranked[..probed].sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
+        // Two passes when the file has 4-bit codes: the probed rows' 4-bit codes (half the
+        // bytes of the int8 ones) choose the candidates, whose int8 codes then rank them.
+        let two_pass = self.nibbles && query.padded.len() == 2 * nibble_row_len(dim);
+        if two_pass {
+            hits.candidates.clear();
+            hits.candidates.k = rerank_depth(hits.k());
+        }
         for i in 0..probes.min(hits.lists.len()) {
             let l = hits.lists[i].1 as usize;
             let start = self.u32_at(self.layout.list_starts, l).unwrap_or(0) as usize;
@@ -382,14 +487,24 @@ impl Vectors {
             if let Some(&(_, next)) = hits.lists.get(i + 1).filter(|_| i + 1 < probes) {
                 let from =
                     self.u32_at(self.layout.list_starts, next as usize).unwrap_or(0) as usize;
-                let at = self.layout.codes + from * self.dim;
-                if let Some(rows) = self.bytes.get(at..at + PREFETCH_ROWS * self.dim) {
+                let (at, len) = if two_pass {
+                    let width = nibble_row_len(dim);
+                    (self.layout.nibbles + from * width, PREFETCH_NIBBLE_ROWS * width)
+                } else {
+                    (self.layout.codes + from * dim, PREFETCH_ROWS * dim)
+                };
+                if let Some(rows) = self.bytes.get(at..at + len) {
                     prefetch_bytes(rows);
                 }
             }
-            if start < end {
+            if start < end && two_pass {
+                self.scan_nibbles::<AVX2>(query, deleted, start..end, hits);
+            } else if start < end {
                 self.scan_rows::<AVX2>(query, deleted, segment, start..end, hits);
             }
+        }
+        if two_pass {
+            self.rerank::<AVX2>(query, segment, hits);
         }
     }
 
@@ -411,6 +526,82 @@ impl Vectors {
 
 /// How many rows ahead a scan asks for the codes it will read.
 const PREFETCH_ROWS: usize = 4;
+/// How many rows ahead a scan of 4-bit codes asks for them (as many bytes ahead as
+/// [`PREFETCH_ROWS`] int8 rows).
+const PREFETCH_NIBBLE_ROWS: usize = 8;
+
+/// How many candidates the 4-bit pass keeps for the int8 pass when the search keeps `k`: on
+/// real MiniLM vectors (benches/NOTES.md, issue 18, eighth session) `k + 16` already gave the
+/// int8 scan's recall@10 at every probe count; 32 leave a margin for small `k`.
+fn rerank_depth(k: usize) -> usize {
+    if k == 0 {
+        return 0;
+    }
+    k + 32
+}
+
+/// The dot product of a query's padded codes (`64 · blocks` long) with a row's 4-bit codes
+/// (`32 · blocks` bytes, [`semantic_index::vectors::pack_nibbles`]), each nibble read as
+/// 0..=15: subtract `8 · sum(query)` for the signed codes' product. 0 when the lengths differ.
+#[inline(always)]
+fn dot_nibbles(padded: &[i8], row: &[u8]) -> i32 {
+    if padded.len() != 2 * row.len() {
+        return 0;
+    }
+    let mut sum = 0i32;
+    for (q, r) in padded.chunks_exact(64).zip(row.chunks_exact(32)) {
+        for j in 0..32 {
+            sum += i32::from(q[j]) * i32::from(r[j] & 0x0F)
+                + i32::from(q[32 + j]) * i32::from(r[j] >> 4);
+        }
+    }
+    sum
+}
+
+/// [`dot_nibbles`] with AVX2: per 32 bytes, the low and high halves masked out (`vpand`,
+/// `vpsrlw`), each multiplied by its 32 query codes and added in pairs (`vpmaddubsw`, unsigned
+/// nibbles times signed codes: at most 2 × 15 × 127 = 3,810, the two sums at most 7,620, no
+/// saturation), then in pairs to i32 (`vpmaddwd`). Equal to [`dot_nibbles`].
+///
+/// # Safety
+///
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn dot_nibbles_avx2(padded: &[i8], row: &[u8]) -> i32 {
+    use std::arch::x86_64::*;
+    if padded.len() != 2 * row.len() || !row.len().is_multiple_of(32) {
+        return 0;
+    }
+    let low = _mm256_set1_epi8(0x0F);
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = _mm256_setzero_si256();
+    let mut b = 0;
+    while b < row.len() {
+        // SAFETY: `b + 32 <= row.len()` (a multiple of 32) and `2b + 64 <= padded.len()`
+        // (twice `row.len()`), checked above; unaligned loads are allowed.
+        let (r, q_low, q_high) = unsafe {
+            (
+                _mm256_loadu_si256(row.as_ptr().add(b).cast()),
+                _mm256_loadu_si256(padded.as_ptr().add(2 * b).cast()),
+                _mm256_loadu_si256(padded.as_ptr().add(2 * b + 32).cast()),
+            )
+        };
+        let (r_low, r_high) =
+            (_mm256_and_si256(r, low), _mm256_and_si256(_mm256_srli_epi16(r, 4), low));
+        let pairs = _mm256_add_epi16(
+            _mm256_maddubs_epi16(r_low, q_low),
+            _mm256_maddubs_epi16(r_high, q_high),
+        );
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, ones));
+        b += 32;
+    }
+    let half = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
+    let quarter = _mm_add_epi32(half, _mm_shuffle_epi32(half, 0b01_00_11_10));
+    let one = _mm_add_epi32(quarter, _mm_shuffle_epi32(quarter, 0b10_11_00_01));
+    _mm_cvtsi128_si32(one)
+}
 
 /// Asks for every cache line of `bytes` (a hint: results do not depend on it).
 #[inline(always)]
@@ -485,12 +676,21 @@ unsafe fn dot_avx2(query: &[i8], doc: &[u8]) -> i32 {
 pub struct QueryVector {
     codes: Vec<i8>,
     scale: f32,
+    /// `codes` padded with zeros to a multiple of 64 (what the 4-bit kernel reads).
+    padded: Vec<i8>,
+    /// The sum of `codes`.
+    sum: i32,
 }
 
 impl QueryVector {
     /// A zero query of `dim` dimensions, to [`set`](QueryVector::set) before each search.
     pub fn with_dim(dim: usize) -> QueryVector {
-        QueryVector { codes: vec![0; dim], scale: 0.0 }
+        QueryVector {
+            codes: vec![0; dim],
+            scale: 0.0,
+            padded: vec![0; 2 * nibble_row_len(dim)],
+            sum: 0,
+        }
     }
 
     /// Quantizes `vector` (unit length, from the same model as the documents).
@@ -504,6 +704,10 @@ impl QueryVector {
     pub fn set(&mut self, vector: &[f32]) {
         self.codes.resize(vector.len(), 0);
         self.scale = quantize(vector, &mut self.codes);
+        self.padded.resize(2 * nibble_row_len(vector.len()), 0);
+        self.padded.fill(0);
+        self.padded[..self.codes.len()].copy_from_slice(&self.codes);
+        self.sum = self.codes.iter().map(|&c| i32::from(c)).sum();
     }
 
     /// Dimensions.
@@ -526,27 +730,26 @@ pub struct VectorHit {
 /// The caller's fixed-capacity top-k buffer for vector scans.
 #[derive(Clone, Debug)]
 pub struct VectorHits {
-    hits: Vec<VectorHit>,
-    k: usize,
+    top: Heap<VectorHit>,
     /// The capacity asked at creation: `k` never exceeds it (no allocation).
     max_k: usize,
-    floor: f32,
     /// Inverted lists probed per file (`None`: [`default_probes`]).
     probes: Option<usize>,
     /// Scratch: (similarity, list) of a file's centroids.
     lists: Vec<(f32, u32)>,
+    /// Scratch: the 4-bit pass's best rows of one file, for the int8 pass.
+    candidates: Heap<Candidate>,
 }
 
 impl VectorHits {
     /// A buffer for the best `k`.
     pub fn with_capacity(k: usize) -> VectorHits {
         VectorHits {
-            hits: Vec::with_capacity(k),
-            k,
+            top: Heap::with_capacity(k),
             max_k: k,
-            floor: f32::NEG_INFINITY,
             probes: None,
             lists: Vec::with_capacity(semantic_index::vectors::IVF_MAX_LISTS),
+            candidates: Heap::with_capacity(rerank_depth(k)),
         }
     }
 
@@ -559,69 +762,34 @@ impl VectorHits {
     /// Keeps the best `k` from now on (at most the capacity given at creation) and empties
     /// the buffer.
     pub(crate) fn set_limit(&mut self, k: usize) {
-        self.k = k.min(self.max_k);
+        self.top.k = k.min(self.max_k);
         self.clear();
     }
 
     /// Empties the buffer (keeps its capacity).
     pub fn clear(&mut self) {
-        self.hits.clear();
-        self.floor = f32::NEG_INFINITY;
+        self.top.clear();
     }
 
     /// The similarity a hit must beat once the buffer is full.
     fn floor(&self) -> f32 {
-        self.floor
+        self.top.floor
     }
 
-    /// Offers a hit: the buffer is a min-heap on similarity (the worst kept hit at the root)
-    /// once full, so an offer costs O(log k).
+    /// How many hits the buffer keeps.
+    fn k(&self) -> usize {
+        self.top.k
+    }
+
+    /// Offers a hit: O(log k).
     fn offer(&mut self, hit: VectorHit) {
-        if self.k == 0 {
-            return;
-        }
-        if self.hits.len() < self.k {
-            self.hits.push(hit);
-            // Sift up.
-            let mut i = self.hits.len() - 1;
-            while i > 0 {
-                let parent = (i - 1) / 2;
-                if self.hits[parent].similarity <= self.hits[i].similarity {
-                    break;
-                }
-                self.hits.swap(parent, i);
-                i = parent;
-            }
-        } else if hit.similarity > self.hits[0].similarity {
-            self.hits[0] = hit;
-            // Sift down.
-            let n = self.hits.len();
-            let mut i = 0;
-            loop {
-                let (l, r) = (2 * i + 1, 2 * i + 2);
-                let mut least = i;
-                if l < n && self.hits[l].similarity < self.hits[least].similarity {
-                    least = l;
-                }
-                if r < n && self.hits[r].similarity < self.hits[least].similarity {
-                    least = r;
-                }
-                if least == i {
-                    break;
-                }
-                self.hits.swap(i, least);
-                i = least;
-            }
-        }
-        if self.hits.len() == self.k {
-            self.floor = self.hits[0].similarity;
-        }
+        self.top.offer(hit);
     }
 
     /// Sorts the hits best first (ties: segment, then ordinal ascending). No allocation. Ends a
     /// search: [`clear`](VectorHits::clear) before offering hits again.
     pub fn sort(&mut self) {
-        self.hits.sort_unstable_by(|a, b| {
+        self.top.items.sort_unstable_by(|a, b| {
             b.similarity
                 .total_cmp(&a.similarity)
                 .then(a.segment.cmp(&b.segment))
@@ -631,17 +799,106 @@ impl VectorHits {
 
     /// The hits (best first after [`sort`](VectorHits::sort)).
     pub fn as_slice(&self) -> &[VectorHit] {
-        &self.hits
+        &self.top.items
     }
 
     /// How many hits.
     pub fn len(&self) -> usize {
-        self.hits.len()
+        self.top.items.len()
     }
 
     /// Whether there is none.
     pub fn is_empty(&self) -> bool {
-        self.hits.is_empty()
+        self.top.items.is_empty()
+    }
+}
+
+/// A row the 4-bit pass keeps for the int8 pass.
+#[derive(Clone, Copy, Debug)]
+struct Candidate {
+    approximate: f32,
+    row: u32,
+    ordinal: u32,
+}
+
+/// What a [`Heap`] orders by.
+trait Scored: Copy {
+    fn score(&self) -> f32;
+}
+
+impl Scored for Candidate {
+    fn score(&self) -> f32 {
+        self.approximate
+    }
+}
+
+impl Scored for VectorHit {
+    fn score(&self) -> f32 {
+        self.similarity
+    }
+}
+
+/// The best `k` items offered, in a min-heap on score (the worst kept at the root) sized once.
+#[derive(Clone, Debug)]
+struct Heap<T> {
+    items: Vec<T>,
+    k: usize,
+    /// The score an item must beat once the heap is full.
+    floor: f32,
+}
+
+impl<T: Scored> Heap<T> {
+    fn with_capacity(k: usize) -> Heap<T> {
+        Heap { items: Vec::with_capacity(k), k, floor: f32::NEG_INFINITY }
+    }
+
+    fn clear(&mut self) {
+        self.items.clear();
+        self.floor = f32::NEG_INFINITY;
+    }
+
+    /// Offers an item: O(log k).
+    fn offer(&mut self, item: T) {
+        if self.k == 0 {
+            return;
+        }
+        let items = &mut self.items;
+        if items.len() < self.k {
+            items.push(item);
+            // Sift up.
+            let mut i = items.len() - 1;
+            while i > 0 {
+                let parent = (i - 1) / 2;
+                if items[parent].score() <= items[i].score() {
+                    break;
+                }
+                items.swap(parent, i);
+                i = parent;
+            }
+        } else if item.score() > items[0].score() {
+            items[0] = item;
+            // Sift down.
+            let n = items.len();
+            let mut i = 0;
+            loop {
+                let (l, r) = (2 * i + 1, 2 * i + 2);
+                let mut least = i;
+                if l < n && items[l].score() < items[least].score() {
+                    least = l;
+                }
+                if r < n && items[r].score() < items[least].score() {
+                    least = r;
+                }
+                if least == i {
+                    break;
+                }
+                items.swap(i, least);
+                i = least;
+            }
+        }
+        if items.len() == self.k {
+            self.floor = items[0].score();
+        }
     }
 }
 
@@ -855,6 +1112,92 @@ mod tests {
             }
             assert_eq!(dot(&low, &high), -127 * 127 * len as i32);
         }
+    }
+
+    #[test]
+    fn nibble_kernels_equal_the_unpacked_sum() {
+        let mut state = 11u32;
+        let mut byte = || {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (state >> 24) as u8
+        };
+        for blocks in [1usize, 2, 6] {
+            let q: Vec<i8> = (0..64 * blocks).map(|_| (byte() as i8).clamp(-127, 127)).collect();
+            let r: Vec<u8> = (0..32 * blocks).map(|_| byte()).collect();
+            let mut plain = 0i32;
+            for d in 0..64 * blocks {
+                let b = r[32 * (d / 64) + d % 32];
+                let nibble = if d % 64 < 32 { b & 0x0F } else { b >> 4 };
+                plain += i32::from(q[d]) * i32::from(nibble);
+            }
+            assert_eq!(dot_nibbles(&q, &r), plain, "{blocks} blocks");
+            let (low, high) = (vec![-127i8; 64 * blocks], vec![0xFFu8; 32 * blocks]);
+            #[cfg(target_arch = "x86_64")]
+            if std::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU has AVX2, checked just above.
+                let (fast, extreme) =
+                    unsafe { (dot_nibbles_avx2(&q, &r), dot_nibbles_avx2(&low, &high)) };
+                assert_eq!(fast, plain, "{blocks} blocks");
+                assert_eq!(extreme, -127 * 15 * 64 * blocks as i32);
+            }
+            assert_eq!(dot_nibbles(&low, &high), -127 * 15 * 64 * blocks as i32);
+            assert_eq!(dot_nibbles(&q[1..], &r), 0, "lengths that differ give 0");
+        }
+    }
+
+    /// A file of `count` vectors of `dim` dimensions around 64 directions, with lists.
+    fn clustered(count: usize, dim: usize) -> (Vec<Vec<f32>>, Vec<u8>) {
+        let docs: Vec<Vec<f32>> = (0..count)
+            .map(|i| {
+                let mut v: Vec<f32> =
+                    (0..dim).map(|d| ((i * 131 + d * 17) as f32 * 0.0137).sin() * 0.4).collect();
+                v[(i * 7) % dim] += 1.0;
+                v[(i * 13 + 5) % dim] += 0.7;
+                unit(&v)
+            })
+            .collect();
+        let ids: Vec<[u8; 16]> = (0..count).map(|i| [(i % 251) as u8; 16]).collect();
+        let bytes = semantic_index::vectors::encode(&ids, &docs.concat(), dim, "t").unwrap();
+        (docs, bytes)
+    }
+
+    #[test]
+    fn two_passes_keep_int8_similarities_and_find_the_int8_top() {
+        let (dim, count) = (96, semantic_index::vectors::IVF_MIN_VECTORS + 500);
+        let (docs, bytes) = clustered(count, dim);
+        // The same vectors in version 2 (no 4-bit codes): searched in int8 alone.
+        let header = decode_header(&bytes).unwrap();
+        let v2_len = Layout::of_version(2, header.count, header.dim, header.lists).unwrap().len;
+        let mut old = bytes[..v2_len].to_vec();
+        old[8..12].copy_from_slice(&2u32.to_le_bytes());
+        let sum = twox_hash::XxHash3_64::oneshot(&old[64..]);
+        old[24..32].copy_from_slice(&sum.to_le_bytes());
+        let (new, old) = (Vectors::from_vec(bytes).unwrap(), Vectors::from_vec(old).unwrap());
+        assert!(new.nibbles && !old.nibbles && new.lists() > 16);
+        let deleted = DeletedSet::from_sorted(&[3], count as u32);
+        let (mut two, mut one) = (VectorHits::with_capacity(10), VectorHits::with_capacity(10));
+        let (mut found, mut total) = (0, 0);
+        for q in (0..count).step_by(97) {
+            let query = QueryVector::new(&docs[q]);
+            for (v, hits) in [(&new, &mut two), (&old, &mut one)] {
+                hits.clear();
+                v.search(&query, &deleted, 0, Some(16), hits);
+                hits.sort();
+            }
+            assert_eq!(two.len(), 10);
+            for h in two.as_slice() {
+                assert_ne!(h.ordinal, 3, "deleted");
+                assert_eq!(h.similarity, new.similarity(&query, h.ordinal));
+            }
+            if q != 3 {
+                // Itself, or a vector as near (the data repeats its directions).
+                let own = new.similarity(&query, q as u32);
+                assert!(two.as_slice()[0].similarity >= own, "query {q} finds itself");
+            }
+            total += one.len();
+            found += one.as_slice().iter().filter(|h| two.as_slice().contains(h)).count();
+        }
+        assert!(found as f64 >= 0.97 * total as f64, "{found} of {total}");
     }
 
     #[test]
