@@ -73,11 +73,12 @@ pub struct Vectors {
 }
 
 /// How many lists a search probes by default in a file of `lists` lists: one in 40, at least
-/// 16 (16 of 632 at 100k: about 2.5 % of the rows). On real MiniLM vectors (Cranfield, 12,168
+/// 24 (24 of 632 at 100k: about 3.8 % of the rows). On real MiniLM vectors (Cranfield, 12,168
 /// texts, 221 lists; `cargo xtask bench-vectors --real`) recall@10 against the exact scan is
-/// 0.955 at 16 probes and 0.912 at 8; benches/NOTES.md, issue 18, sixth session.
+/// 0.968 at 24 probes, 0.955 at 16 and 0.912 at 8; with the 4-bit pass 24 probes cost about
+/// what 16 did in int8 alone (benches/NOTES.md, issue 18, sixth and eighth sessions).
 pub fn default_probes(lists: usize) -> usize {
-    lists.div_ceil(40).max(16)
+    lists.div_ceil(40).max(24)
 }
 
 impl std::fmt::Debug for Vectors {
