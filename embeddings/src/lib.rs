@@ -19,12 +19,15 @@
 //! # }
 //! # Ok::<(), embeddings::Error>(())
 //! ```
-// `unsafe` lives in src/matmul.rs only: the call into `gemm` and the kernels' vector loads and
-// stores, behind checked bounds.
+// `unsafe` lives in src/matmul.rs and src/elementwise.rs only: the call into `gemm`, the kernels'
+// vector loads and stores behind checked bounds, and calls into code compiled for AVX2 + FMA
+// once the CPU is known to have them.
 #![deny(unsafe_code)]
 
 #[cfg(feature = "runtime")]
 mod bert;
+#[cfg(feature = "runtime")]
+mod elementwise;
 #[cfg(feature = "runtime")]
 mod embedder;
 #[cfg(feature = "runtime")]

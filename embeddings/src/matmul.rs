@@ -168,13 +168,14 @@ impl Packed {
     }
 }
 
+/// Whether this CPU runs AVX2 and FMA (the kernels' and the elementwise passes' fast code).
 #[cfg(target_arch = "x86_64")]
-fn has_avx2_fma() -> bool {
+pub(crate) fn has_avx2_fma() -> bool {
     std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-fn has_avx2_fma() -> bool {
+pub(crate) fn has_avx2_fma() -> bool {
     false
 }
 
