@@ -488,6 +488,10 @@ impl<B: Storage> Segment<B> {
         let timestamps = d.timestamps.as_slice();
         let domain_of = d.domain_of.as_slice();
         let sacred_count = d.sacred_count.to_native();
+        let id_and_time = |o: u32| {
+            let id = ids.get(o as usize).copied().unwrap_or_default();
+            (id, timestamps.get(o as usize).map_or(0, |x| x.to_native()))
+        };
         // The largest boost of any document at or past an ordinal: ordinals run sacred first,
         // then by score descending inside each run (FORMAT.md; checked at open), so with
         // non-negative weights it is the boost at that ordinal, or inside the sacred run the
@@ -585,11 +589,10 @@ impl<B: Storage> Segment<B> {
                     if s + prefix[ne] < need {
                         continue;
                     }
-                    // A candidate that may enter reads its score, id and timestamp below, each
-                    // a cache miss of its own: start them now, beside `complete`'s reads.
+                    // A candidate that may enter reads its score below, a cache miss of its
+                    // own: start it now, beside `complete`'s reads. Its id and timestamp are
+                    // read only if the order needs them (`Hits::offer_lazy`).
                     prefetch(scores.as_ptr().wrapping_add(oi));
-                    prefetch(ids.as_ptr().wrapping_add(oi));
-                    prefetch(timestamps.as_ptr().wrapping_add(oi));
                     let Some((s, matched)) = complete(others, r, o, (s, matched), prefix[ne], need)
                     else {
                         continue;
@@ -599,25 +602,32 @@ impl<B: Storage> Segment<B> {
                     if hits.bar(k).is_some_and(|bar| total < bar) {
                         continue;
                     }
-                    let id = ids.get(oi).copied().unwrap_or_default();
-                    if options.exclude == Some(id) {
-                        continue;
-                    }
-                    let timestamp_micros = timestamps.get(oi).map_or(0, |x| x.to_native());
                     let hit = Hit {
                         segment: segment_tag,
                         ordinal: o,
-                        id,
+                        id: [0; 16],
                         score: total,
                         overlap: matched,
-                        timestamp_micros,
+                        timestamp_micros: 0,
                     };
-                    if hits.offer(k, hit) {
+                    let entered = match options.exclude {
+                        Some(exclude) => {
+                            let (id, timestamp_micros) = id_and_time(o);
+                            id != exclude && hits.offer(k, Hit { id, timestamp_micros, ..hit })
+                        }
+                        None => hits.offer_lazy(k, hit, &id_and_time),
+                    };
+                    if entered {
                         need = needed(hits.bar(k), best_boost, options);
                     }
                 }
             }
         }
+        let start = |o: u32| {
+            prefetch(ids.as_ptr().wrapping_add(o as usize));
+            prefetch(timestamps.as_ptr().wrapping_add(o as usize));
+        };
+        hits.resolve(segment_tag, start, &id_and_time);
         let (a, b) = hits.rank_scratch();
         *a = std::mem::take(&mut acc);
         *b = std::mem::take(&mut bits);

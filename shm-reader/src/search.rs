@@ -413,6 +413,84 @@ impl Hits {
         true
     }
 
+    /// [`Hits::offer`] for a hit of the segment being searched whose id and timestamp are not
+    /// read yet: `resolve(ordinal)` reads them, only when the order needs them (a score equal
+    /// to another hit's) or when [`Hits::resolve`] ends the segment's search. Most hits that
+    /// enter a top-k leave it again before the search ends; their ids and timestamps, each a
+    /// cache miss of its own, are never read. The order is [`Hit::cmp_rank`]'s, exactly.
+    #[inline]
+    pub(crate) fn offer_lazy<F>(&mut self, k: usize, hit: Hit, resolve: &F) -> bool
+    where
+        F: Fn(u32) -> ([u8; 16], i64),
+    {
+        let k = k.min(self.cap);
+        if k == 0 {
+            return false;
+        }
+        if self.heap || k >= HEAP_FROM {
+            let mut hit = hit;
+            (hit.id, hit.timestamp_micros) = resolve(hit.ordinal);
+            return self.offer_heap(k, hit);
+        }
+        let mut hit = Hit { overlap: hit.overlap | UNRESOLVED, ..hit };
+        // Hits of equal score: `hits[lo..hi]` (best first, so scores descend).
+        let lo = self.hits.partition_point(|h| h.score.total_cmp(&hit.score) == Ordering::Greater);
+        let hi = lo
+            + self.hits.get(lo..).map_or(0, |rest| {
+                rest.iter().take_while(|h| h.score.total_cmp(&hit.score) == Ordering::Equal).count()
+            });
+        let mut at = lo;
+        if hi > lo {
+            // A tie on the score: timestamps and ids decide, so read them, the new hit's and
+            // those of its equals still unread.
+            (hit.id, hit.timestamp_micros) = resolve(hit.ordinal);
+            hit.overlap &= !UNRESOLVED;
+            for h in self.hits.get_mut(lo..hi).unwrap_or(&mut []) {
+                if h.segment == hit.segment && h.overlap & UNRESOLVED != 0 {
+                    (h.id, h.timestamp_micros) = resolve(h.ordinal);
+                    h.overlap &= !UNRESOLVED;
+                }
+            }
+            at = lo
+                + self
+                    .hits
+                    .get(lo..hi)
+                    .map_or(0, |eq| eq.partition_point(|h| h.cmp_rank(&hit) == Ordering::Less));
+        }
+        if self.hits.len() >= k {
+            // The worst hit's score differs from the new one's, or it was read above.
+            match self.hits.last() {
+                Some(worst) if hit.cmp_rank(worst) == Ordering::Less => {
+                    self.hits.pop();
+                }
+                _ => return false,
+            }
+        }
+        self.hits.insert(at.min(self.hits.len()), hit);
+        true
+    }
+
+    /// Reads the ids and timestamps [`Hits::offer_lazy`] left unread for the hits of segment
+    /// `segment`; a search calls it before it returns. `start(ordinal)` is called for each of
+    /// them first (to prefetch), so that their misses overlap.
+    pub(crate) fn resolve<P, F>(&mut self, segment: u32, start: P, resolve: &F)
+    where
+        P: Fn(u32),
+        F: Fn(u32) -> ([u8; 16], i64),
+    {
+        for h in &self.hits {
+            if h.segment == segment && h.overlap & UNRESOLVED != 0 {
+                start(h.ordinal);
+            }
+        }
+        for h in self.hits.iter_mut() {
+            if h.segment == segment && h.overlap & UNRESOLVED != 0 {
+                (h.id, h.timestamp_micros) = resolve(h.ordinal);
+                h.overlap &= !UNRESOLVED;
+            }
+        }
+    }
+
     /// [`Hits::offer`] for a large `k`: a sorted insert moves half the list (48 bytes a hit)
     /// each time a hit enters, a heap moves `log2 k` hits.
     fn offer_heap(&mut self, k: usize, hit: Hit) -> bool {
@@ -473,6 +551,10 @@ impl Hits {
         }
     }
 }
+
+/// The bit of [`Hit::overlap`] that marks, during one segment's ranked search, a hit whose id
+/// and timestamp are not read yet (overlaps count query terms, at most 255).
+const UNRESOLVED: u32 = 1 << 31;
 
 /// From this `k` on, [`Hits`] collects into a heap during a search (measured on the witness's
 /// top 200: the sorted insert's moves were a tenth of an invitation).
@@ -670,5 +752,52 @@ impl<B: Storage> Segment<B> {
     pub fn query_for(&self, ordinal: u32) -> Option<Query> {
         let doc = self.doc(ordinal)?;
         Some(Query::from_prepared(doc.keywords().map(str::to_owned).collect()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::{Hit, Hits};
+
+    /// A hit of segment `segment` with few distinct scores, timestamps and ids, so that ties
+    /// on the score and on the timestamp are common.
+    fn hit(segment: u32, ordinal: u32, score: u8, time: u8, id: u8) -> Hit {
+        Hit {
+            segment,
+            ordinal,
+            id: [id; 16],
+            score: f64::from(score),
+            overlap: u32::from(score % 3),
+            timestamp_micros: i64::from(time),
+        }
+    }
+
+    proptest! {
+        /// Lazy offers (ids and timestamps read only on a tie of scores, then for the survivors)
+        /// keep the same top-k, in the same order, as eager offers, across two segments.
+        #[test]
+        fn lazy_offers_equal_eager_offers(
+            first in proptest::collection::vec((0u8..6, 0u8..3, 0u8..4), 0..40),
+            second in proptest::collection::vec((0u8..6, 0u8..3, 0u8..4), 0..40),
+            k in 1usize..12,
+        ) {
+            let (mut eager, mut lazy) = (Hits::with_capacity(16), Hits::with_capacity(16));
+            for (segment, offers) in [(0u32, &first), (1, &second)] {
+                let at = |o: u32| {
+                    let (_, time, id) = offers[o as usize];
+                    ([id; 16], i64::from(time))
+                };
+                for (o, &(score, time, id)) in offers.iter().enumerate() {
+                    let h = hit(segment, o as u32, score, time, id);
+                    let entered = eager.offer(k, h);
+                    let blind = Hit { id: [0; 16], timestamp_micros: 0, ..h };
+                    prop_assert_eq!(lazy.offer_lazy(k, blind, &at), entered);
+                }
+                lazy.resolve(segment, |_| {}, &at);
+                prop_assert_eq!(lazy.as_slice(), eager.as_slice());
+            }
+        }
     }
 }
