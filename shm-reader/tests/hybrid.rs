@@ -148,7 +148,9 @@ fn hybrid_search_matches_brute_force_and_allocates_nothing() {
     let mut lexical = Hits::with_capacity(100);
     let lexical_options = SearchOptions { limit: 100, ..Default::default() };
     snapshot.search(&query, &lexical_options, &mut lexical);
-    let mut by_vector = VectorHits::with_capacity(200);
+    // As deep as the hybrid's own vector side when nothing is filtered: the 4-bit pass keeps
+    // `k + 32` candidates, so a deeper search may re-rank a different top 100.
+    let mut by_vector = VectorHits::with_capacity(100);
     vectors.search(&snapshot, &QueryVector::new(&embedding), &mut by_vector);
     let rank_of = |s: u32, o: u32| {
         let l = lexical.iter().position(|h| (h.segment, h.ordinal) == (s, o));
