@@ -1,6 +1,7 @@
-//! Whole-store index builds on two threads: one reads and decodes the records, the other
-//! tokenizes them and writes segments (issue 17). One thread did both before, so the JSON
-//! decoding, each segment's sorting and serialization and its writes left the second core idle.
+//! Whole-store index builds as a pipeline: one thread reads and decodes the records, another
+//! tokenizes them and serializes segments, a third writes and syncs each segment (issue 17).
+//! One thread did all of it before, so the JSON decoding, each segment's sorting and
+//! serialization and its writes left the second core idle.
 
 use std::sync::mpsc;
 
