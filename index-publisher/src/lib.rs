@@ -50,7 +50,7 @@ use semantic_index::layout::{
     segment_path, LayoutError, Manifest, SegmentEntry, BEACON_LEN, MANIFESTS_DIR, PRIVATE_MODE,
     PUBLISHED_MODE, SEGMENTS_DIR, STORE_ID,
 };
-use semantic_index::{layout, BuildError, SegmentBuilder};
+use semantic_index::{layout, BuildError, SegmentBuilder, SegmentBytes};
 
 /// What went wrong publishing.
 #[derive(Debug, thiserror::Error)]
@@ -160,6 +160,34 @@ pub struct Publisher {
     /// The highest generation ever published here (HEAD, beacon, manifest files): never reused,
     /// even when HEAD was lost, so that readers never mistake a new generation for an old one.
     last_generation: u64,
+}
+
+/// A segment file and its content file, serialized by [`Publisher::segment_files`] and not yet
+/// written: [`SegmentFiles::write`] needs no publisher, so a whole-store build writes one
+/// segment on a thread of its own while it tokenizes the next.
+pub struct SegmentFiles {
+    entry: SegmentEntry,
+    segment_path: PathBuf,
+    segment: SegmentBytes,
+    content_path: PathBuf,
+    content: Vec<u8>,
+}
+
+impl SegmentFiles {
+    /// Writes both files durably, mode 0400, and returns the segment's manifest entry. Nothing
+    /// names them until a manifest that lists the entry is published.
+    pub fn write(self) -> Result<SegmentEntry, PublishError> {
+        let write = |path: PathBuf, bytes: &[u8]| {
+            atomic_write::Options::new()
+                .mode(PUBLISHED_MODE)
+                .write(&path, bytes)
+                .map_err(|source| PublishError::Write { path, source })
+        };
+        write(self.segment_path, &self.segment)?;
+        drop(self.segment);
+        write(self.content_path, &self.content)?;
+        Ok(self.entry)
+    }
 }
 
 impl Publisher {
@@ -382,7 +410,7 @@ impl Publisher {
     ) -> Result<SegmentEntry, PublishError> {
         let file = self.fresh_segment_name();
         let path = segment_path(&self.dir, &file);
-        let bytes = builder.to_bytes()?;
+        let bytes = builder.to_segment_bytes()?;
         let checksum = match semantic_index::format::Header::decode(&bytes) {
             Ok(header) => header.checksum,
             // The builder always writes a whole header; this is a bug, not bad input.
@@ -410,6 +438,37 @@ impl Publisher {
             .mode(PUBLISHED_MODE)
             .write(&path, &content.to_bytes(segment.checksum))
             .map_err(|source| PublishError::Write { path, source })
+    }
+
+    /// Serializes a new segment and its content file under a name no live manifest uses, for
+    /// [`SegmentFiles::write`] to write on any thread, as [`Publisher::write_segment`] then
+    /// [`Publisher::write_content`] would. Takes the builders, and drops the segment's before
+    /// encoding the content: a whole-store build holds no more than one of them beside the
+    /// bytes.
+    pub fn segment_files(
+        &mut self,
+        builder: SegmentBuilder,
+        content: ContentBuilder,
+    ) -> Result<SegmentFiles, PublishError> {
+        let file = self.fresh_segment_name();
+        let path = segment_path(&self.dir, &file);
+        let segment = builder.to_segment_bytes()?;
+        let doc_count = builder.len() as u32;
+        drop(builder);
+        let checksum = match semantic_index::format::Header::decode(&segment) {
+            Ok(header) => header.checksum,
+            // The builder always writes a whole header; this is a bug, not bad input.
+            Err(e) => return Err(PublishError::Build(BuildError::Serialize(e.to_string()))),
+        };
+        let content_path = segment_path(&self.dir, &content_file_name(&file));
+        let content = content.to_bytes(checksum);
+        Ok(SegmentFiles {
+            entry: SegmentEntry { file, doc_count, checksum, deleted: Vec::new() },
+            segment_path: path,
+            segment,
+            content_path,
+            content,
+        })
     }
 
     /// Publishes `segments` as the next generation: manifest, then `HEAD`, then the beacon.
@@ -454,7 +513,7 @@ impl Publisher {
     ) -> Result<Prepared, PublishError> {
         let file = self.fresh_segment_name();
         let segment = segment_path(&self.dir, &file);
-        let bytes = builder.to_bytes()?;
+        let bytes = builder.to_segment_bytes()?;
         let checksum = match semantic_index::format::Header::decode(&bytes) {
             Ok(header) => header.checksum,
             // The builder always writes a whole header; this is a bug, not bad input.

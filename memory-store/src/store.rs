@@ -397,17 +397,6 @@ impl Writer {
     }
 }
 
-/// Writes a segment and its content file (each memory's text, what readers quote).
-fn write_segment(
-    publisher: &mut Publisher,
-    builder: &SegmentBuilder,
-    content: &ContentBuilder,
-) -> Result<SegmentEntry> {
-    let entry = publisher.write_segment(builder)?;
-    publisher.write_content(&entry, content)?;
-    Ok(entry)
-}
-
 /// Feeds memories to a builder in batches of documents, as [`add_all`] does, one at a time.
 struct Batcher<'a> {
     builder: &'a mut SegmentBuilder,

@@ -182,16 +182,19 @@ impl ContentBuilder {
         let mut rows: Vec<usize> = (0..self.rows.len()).collect();
         rows.sort_unstable_by_key(|&r| self.rows[r].0);
         let mut table = Vec::with_capacity(rows.len() * CONTENT_ROW_LEN);
-        let mut data = Vec::with_capacity(self.data.len());
+        let mut spans = Vec::with_capacity(rows.len());
+        let mut data_len = 0u64;
         for &r in &rows {
             let (id, start, checksum) = self.rows[r];
             let end = self.rows.get(r + 1).map_or(self.data.len() as u64, |next| next.1);
             table.extend_from_slice(&id);
-            table.extend_from_slice(&(data.len() as u64).to_le_bytes());
+            table.extend_from_slice(&data_len.to_le_bytes());
             table.extend_from_slice(&checksum.to_le_bytes());
-            data.extend_from_slice(&self.data[start as usize..end as usize]);
+            data_len += end - start;
+            spans.push(start as usize..end as usize);
         }
-        let mut out = Vec::with_capacity(CONTENT_HEADER_LEN + table.len() + data.len());
+        // The texts are copied once, straight into the file's bytes in id order.
+        let mut out = Vec::with_capacity(CONTENT_HEADER_LEN + table.len() + data_len as usize);
         out.extend_from_slice(&CONTENT_MAGIC);
         out.extend_from_slice(&CONTENT_VERSION.to_le_bytes());
         out.extend_from_slice(&0u32.to_le_bytes());
@@ -199,12 +202,14 @@ impl ContentBuilder {
         out.extend_from_slice(&0u32.to_le_bytes());
         out.extend_from_slice(&segment_checksum.to_le_bytes());
         out.extend_from_slice(&twox_hash::XxHash3_64::oneshot(&table).to_le_bytes());
-        out.extend_from_slice(&(data.len() as u64).to_le_bytes());
+        out.extend_from_slice(&data_len.to_le_bytes());
         out.extend_from_slice(&0u64.to_le_bytes());
         let header_checksum = twox_hash::XxHash3_64::oneshot(&out);
         out.extend_from_slice(&header_checksum.to_le_bytes());
         out.extend_from_slice(&table);
-        out.extend_from_slice(&data);
+        for span in spans {
+            out.extend_from_slice(&self.data[span]);
+        }
         out
     }
 }

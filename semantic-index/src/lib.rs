@@ -81,7 +81,7 @@ pub use crate::analyzer::{
     analyze, idf, is_rank_stop_word, query_terms, Bm25fParams, Field, MIN_TERM_CHARS,
     RANK_STOP_WORDS,
 };
-pub use crate::builder::{BuildError, SegmentBuilder};
+pub use crate::builder::{BuildError, SegmentBuilder, SegmentBytes};
 pub use crate::document::Document;
 pub use crate::keywords::{
     document_keywords, keywords, keywords_of, DOCUMENT_INSIGHTS, MIN_KEYWORD_CHARS, STOP_WORDS,

@@ -1,15 +1,16 @@
-//! Whole-store index builds on two threads: one reads and decodes the records, the other
-//! tokenizes them and writes segments (issue 17). One thread did both before, so the JSON
-//! decoding, each segment's sorting and serialization and its writes left the second core idle.
+//! Whole-store index builds as a pipeline: one thread reads and decodes the records, another
+//! tokenizes them and serializes segments, a third writes and syncs each segment (issue 17).
+//! One thread did all of it before, so the JSON decoding, each segment's sorting and
+//! serialization and its writes left the second core idle.
 
 use std::sync::mpsc;
 
-use index_publisher::Publisher;
+use index_publisher::{Publisher, SegmentFiles};
 use semantic_index::content::ContentBuilder;
 use semantic_index::layout::SegmentEntry;
 use semantic_index::SegmentBuilder;
 
-use super::{add_all, write_segment, Result, SEGMENT_DOCS_MAX};
+use super::{add_all, Result, SEGMENT_DOCS_MAX};
 use crate::memory::Memory;
 use crate::records::{self, Records};
 
@@ -56,26 +57,62 @@ pub(super) fn build_all(
     })
 }
 
-/// Tokenizes the batches `rx` delivers into segments of at most [`SEGMENT_DOCS_MAX`] documents
-/// and writes each (with its content file) as it fills.
+/// Tokenizes the batches `rx` delivers into segments of at most [`SEGMENT_DOCS_MAX`] documents.
+/// Each full segment is serialized here, then written (with its content file) and synced on a
+/// scoped thread while this one tokenizes the next: the write's kernel copies and `fsync`s no
+/// longer stop the tokenizing (issue 17). The next segment is serialized only once the previous
+/// one is written, so at most one segment's bytes are alive beside the builder's peak.
 fn build_segments(
     publisher: &mut Publisher,
     generation: u64,
     rx: mpsc::Receiver<Vec<Memory>>,
 ) -> Result<Vec<SegmentEntry>> {
-    let mut segments = Vec::new();
-    let mut builder = SegmentBuilder::new().generation(generation);
-    let mut content = ContentBuilder::new();
-    for batch in rx {
-        if !builder.is_empty() && builder.len() + batch.len() > SEGMENT_DOCS_MAX {
-            segments.push(write_segment(publisher, &builder, &content)?);
-            builder = SegmentBuilder::new().generation(generation);
-            content = ContentBuilder::new();
+    let (tx, to_write) = mpsc::channel::<SegmentFiles>();
+    let (done_tx, done) = mpsc::channel::<Result<SegmentEntry>>();
+    std::thread::scope(|s| {
+        let writer = s.spawn(move || {
+            for files in to_write {
+                if done_tx.send(files.write().map_err(Into::into)).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut segments = Vec::new();
+        let mut writing = false;
+        let mut wait = |writing: &mut bool| -> Result<()> {
+            if std::mem::take(writing) {
+                // No answer only if the writer panicked: its join below resumes the panic.
+                if let Ok(written) = done.recv() {
+                    segments.push(written?);
+                }
+            }
+            Ok(())
+        };
+        let built = (|| -> Result<()> {
+            let mut builder = SegmentBuilder::new().generation(generation);
+            let mut content = ContentBuilder::new();
+            for batch in rx {
+                if !builder.is_empty() && builder.len() + batch.len() > SEGMENT_DOCS_MAX {
+                    wait(&mut writing)?;
+                    let full = std::mem::replace(
+                        &mut builder,
+                        SegmentBuilder::new().generation(generation),
+                    );
+                    let text = std::mem::replace(&mut content, ContentBuilder::new());
+                    writing = tx.send(publisher.segment_files(full, text)?).is_ok();
+                }
+                add_all(&mut builder, &mut content, batch.into_iter(), Memory::into_document)?;
+            }
+            wait(&mut writing)?;
+            if !builder.is_empty() {
+                writing = tx.send(publisher.segment_files(builder, content)?).is_ok();
+            }
+            wait(&mut writing)
+        })();
+        drop(tx);
+        if let Err(panic) = writer.join() {
+            std::panic::resume_unwind(panic);
         }
-        add_all(&mut builder, &mut content, batch.into_iter(), Memory::into_document)?;
-    }
-    if !builder.is_empty() {
-        segments.push(write_segment(publisher, &builder, &content)?);
-    }
-    Ok(segments)
+        built.map(|()| segments)
+    })
 }

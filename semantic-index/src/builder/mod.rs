@@ -108,6 +108,25 @@ impl Ord for OrderedScore {
     }
 }
 
+/// A complete segment file (header and payload) in the buffer it was serialized into, aligned
+/// for the payload: [`SegmentBuilder::to_segment_bytes`] hands it over without the copy that
+/// [`SegmentBuilder::to_bytes`] makes into a `Vec<u8>`.
+pub struct SegmentBytes(rkyv::util::AlignedVec<{ format::PAYLOAD_ALIGN }>);
+
+impl std::ops::Deref for SegmentBytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl AsRef<[u8]> for SegmentBytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 /// Collects documents and writes them as one segment.
 ///
 /// The output is deterministic: the same documents (in any order, added one by one or in
@@ -357,12 +376,19 @@ impl SegmentBuilder {
 
     /// The complete segment file: header and payload.
     pub fn to_bytes(&self) -> Result<Vec<u8>, BuildError> {
-        serialize::segment_bytes(&self.data()?, self.generation, self.len() as u64)
+        Ok(self.to_segment_bytes()?.to_vec())
+    }
+
+    /// The complete segment file, as [`to_bytes`](Self::to_bytes) without copying it out of the
+    /// serializer's buffer (a segment of 2^18 documents is about 110 MB).
+    pub fn to_segment_bytes(&self) -> Result<SegmentBytes, BuildError> {
+        let data = self.data()?;
+        serialize::segment_bytes(&data, self.generation, self.len() as u64)
     }
 
     /// Writes the segment to `w`, returning the number of bytes written.
     pub fn write_to<W: Write>(&self, mut w: W) -> io::Result<u64> {
-        let bytes = self.to_bytes().map_err(io::Error::other)?;
+        let bytes = self.to_segment_bytes().map_err(io::Error::other)?;
         w.write_all(&bytes)?;
         Ok(bytes.len() as u64)
     }
@@ -371,7 +397,7 @@ impl SegmentBuilder {
     #[cfg(feature = "write")]
     pub fn write_file(&self, path: impl AsRef<Path>, mode: u32) -> Result<u64, BuildError> {
         let path = path.as_ref();
-        let bytes = self.to_bytes()?;
+        let bytes = self.to_segment_bytes()?;
         atomic_write::Options::new()
             .mode(mode)
             .write(path, &bytes)

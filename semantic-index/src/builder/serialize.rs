@@ -2,14 +2,14 @@
 
 use crate::format::{self, Header, SegmentData, HEADER_LEN, VERSION};
 
-use super::BuildError;
+use super::{BuildError, SegmentBytes};
 
 /// The complete segment file for `data`: header and payload.
 pub(super) fn segment_bytes(
     data: &SegmentData,
     generation: u64,
     doc_count: u64,
-) -> Result<Vec<u8>, BuildError> {
+) -> Result<SegmentBytes, BuildError> {
     // Serialize behind room for the header, in a buffer sized up front: no copy of the
     // payload and no growth. The header is a multiple of the payload alignment, so the
     // archive's padding (computed from positions in this buffer) is the same as alone.
@@ -30,7 +30,7 @@ pub(super) fn segment_bytes(
     header.checksum =
         format::checksum(&header.encode()[..format::CHECKSUMMED_HEADER_LEN], &buf[HEADER_LEN..]);
     buf[..HEADER_LEN].copy_from_slice(&header.encode());
-    Ok(buf.into_vec())
+    Ok(SegmentBytes(buf))
 }
 
 /// An upper bound on the archived size of `data`: its arrays plus alignment padding.
