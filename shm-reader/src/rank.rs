@@ -84,6 +84,11 @@ pub(crate) struct RankCursor {
     weight: u64,
     /// `weight · ` the term's largest impact.
     max: u64,
+    /// The term's posting count in the segment (its document frequency).
+    df: usize,
+    /// Set for the current window when this non-essential term's postings in it were added to
+    /// the window's accumulators, so `complete` must not probe it again.
+    dense: bool,
 }
 
 /// The segment's BM25F arrays.
@@ -344,6 +349,8 @@ fn cursor(d: &ArchivedSegmentData, t: usize, weight: u64) -> RankCursor {
         base: 0,
         weight,
         max: weight * u64::from(top),
+        df: end - start,
+        dense: false,
     };
     if block_start < block_end {
         c.enter(Ranked::of(d), block_start);
@@ -352,6 +359,11 @@ fn cursor(d: &ArchivedSegmentData, t: usize, weight: u64) -> RankCursor {
     }
     c
 }
+
+/// A non-essential term is added to a window's accumulators (rather than probed once per
+/// candidate) when its expected postings in the window are at most this many times the slots
+/// the essential terms touched there.
+const DENSE_FACTOR: u64 = 2;
 
 /// A relevance below which no document with the boost of `best_boost` can reach `bar`: the
 /// search skips what cannot reach it. Any smaller value would also be exact (each candidate's
@@ -391,6 +403,10 @@ fn complete(
         return None;
     }
     for c in others.iter_mut().rev() {
+        if c.dense {
+            // Already in `s`: the window's accumulators hold this term's impact.
+            continue;
+        }
         // `ub` counts this term at `c.max` until the lines below say better.
         ub -= c.max;
         if let Some(b) = c.seek_block(r, o) {
@@ -566,6 +582,32 @@ impl<B: Storage> Segment<B> {
             for c in essential.iter_mut() {
                 touched |= c.accumulate(r, w, wend, &mut acc, &mut bits);
             }
+            // The slots the essential terms touched bound the window's candidates. A
+            // non-essential term whose postings in the window are few beside them is added to
+            // the accumulators in one sequential pass, as an essential term is, instead of one
+            // galloping probe per candidate: `rest` is then the bound of the terms still probed.
+            // Exact either way: a slot only such terms touched has `s <= prefix[ne] - rest`, so
+            // `s + rest < need` drops it as the essential test would.
+            let mut rest = prefix[ne];
+            if !others.is_empty() {
+                let mut slots = 0u64;
+                let mut t = touched;
+                while t != 0 {
+                    let wi = t.trailing_zeros() as usize;
+                    t &= t - 1;
+                    slots += u64::from(bits.get(wi).map_or(0, |x| x.count_ones()));
+                }
+                let span = u64::from(wend.saturating_sub(w));
+                let budget = slots * DENSE_FACTOR * u64::from(n);
+                for c in others.iter_mut() {
+                    c.dense = !c.done() && (c.df as u64) * span <= budget;
+                    if c.dense {
+                        c.seek(r, w);
+                        touched |= c.accumulate(r, w, wend, &mut acc, &mut bits);
+                        rest = rest.saturating_sub(c.max);
+                    }
+                }
+            }
             while touched != 0 {
                 let wi = touched.trailing_zeros() as usize;
                 touched &= touched - 1;
@@ -578,6 +620,9 @@ impl<B: Storage> Segment<B> {
                     let matched = (packed & ((1 << COUNT_BITS) - 1)) as u32;
                     let o = w + slot as u32;
                     let oi = o as usize;
+                    if s + rest < need {
+                        continue;
+                    }
                     if deleted.contains(o) {
                         continue;
                     }
@@ -586,14 +631,11 @@ impl<B: Storage> Segment<B> {
                             continue;
                         }
                     }
-                    if s + prefix[ne] < need {
-                        continue;
-                    }
                     // A candidate that may enter reads its score below, a cache miss of its
                     // own: start it now, beside `complete`'s reads. Its id and timestamp are
                     // read only if the order needs them (`Hits::offer_lazy`).
                     prefetch(scores.as_ptr().wrapping_add(oi));
-                    let Some((s, matched)) = complete(others, r, o, (s, matched), prefix[ne], need)
+                    let Some((s, matched)) = complete(others, r, o, (s, matched), rest, need)
                     else {
                         continue;
                     };
