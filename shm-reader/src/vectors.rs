@@ -240,6 +240,23 @@ impl Vectors {
         dot(&query.codes, self.codes(row)) as f32 * query.scale * self.scale(row)
     }
 
+    /// The bytes of rows `rows`: their scales, their codes (`width` bytes a row from `codes`,
+    /// the int8 or the 4-bit section) and their ordinals; `None` past the file's end.
+    #[inline(always)]
+    fn row_bytes(
+        &self,
+        codes: usize,
+        width: usize,
+        rows: std::ops::Range<usize>,
+    ) -> Option<(&[u8], &[u8], &[u8])> {
+        let (scales, ordinals) = (self.layout.scales, self.layout.ordinals);
+        Some((
+            self.bytes.get(scales + 4 * rows.start..scales + 4 * rows.end)?,
+            self.bytes.get(codes + width * rows.start..codes + width * rows.end)?,
+            self.bytes.get(ordinals + 4 * rows.start..ordinals + 4 * rows.end)?,
+        ))
+    }
+
     /// Offers the vectors of rows `rows` not deleted to `hits`; `AVX2` picks the dot product
     /// kernel (only [`Vectors::search_avx2`] passes `true`).
     #[inline(always)]
@@ -252,15 +269,9 @@ impl Vectors {
         hits: &mut VectorHits,
     ) {
         let dim = self.dim;
-        let scales =
-            self.bytes.get(self.layout.scales + 4 * rows.start..self.layout.scales + 4 * rows.end);
-        let codes = self
-            .bytes
-            .get(self.layout.codes + dim * rows.start..self.layout.codes + dim * rows.end);
-        let ordinals = self
-            .bytes
-            .get(self.layout.ordinals + 4 * rows.start..self.layout.ordinals + 4 * rows.end);
-        let (Some(scales), Some(codes), Some(ordinals)) = (scales, codes, ordinals) else { return };
+        let Some((scales, codes, ordinals)) = self.row_bytes(self.layout.codes, dim, rows) else {
+            return;
+        };
         for (row, ((scale, code), ordinal)) in scales
             .chunks_exact(4)
             .zip(codes.chunks_exact(dim))
@@ -306,15 +317,9 @@ impl Vectors {
         hits: &mut VectorHits,
     ) {
         let width = nibble_row_len(self.dim);
-        let scales =
-            self.bytes.get(self.layout.scales + 4 * rows.start..self.layout.scales + 4 * rows.end);
-        let nibbles = self
-            .bytes
-            .get(self.layout.nibbles + width * rows.start..self.layout.nibbles + width * rows.end);
-        let ordinals = self
-            .bytes
-            .get(self.layout.ordinals + 4 * rows.start..self.layout.ordinals + 4 * rows.end);
-        let (Some(scales), Some(nibbles), Some(ordinals)) = (scales, nibbles, ordinals) else {
+        let Some((scales, nibbles, ordinals)) =
+            self.row_bytes(self.layout.nibbles, width, rows.clone())
+        else {
             return;
         };
         let offset = 8 * query.sum;
