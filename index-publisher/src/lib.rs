@@ -177,15 +177,9 @@ impl SegmentFiles {
     /// Writes both files durably, mode 0400, and returns the segment's manifest entry. Nothing
     /// names them until a manifest that lists the entry is published.
     pub fn write(self) -> Result<SegmentEntry, PublishError> {
-        let write = |path: PathBuf, bytes: &[u8]| {
-            atomic_write::Options::new()
-                .mode(PUBLISHED_MODE)
-                .write(&path, bytes)
-                .map_err(|source| PublishError::Write { path, source })
-        };
-        write(self.segment_path, &self.segment)?;
+        write_published(&self.segment_path, &self.segment)?;
         drop(self.segment);
-        write(self.content_path, &self.content)?;
+        write_published(&self.content_path, &self.content)?;
         Ok(self.entry)
     }
 }
@@ -369,10 +363,7 @@ impl Publisher {
         let manifest = Manifest { generation, commit_seq, store_id: self.store_id, segments };
         let name = manifest_file_name(generation);
         let path = manifest_path(&self.dir, &name);
-        atomic_write::Options::new()
-            .mode(PUBLISHED_MODE)
-            .write(&path, &manifest.to_bytes())
-            .map_err(|source| PublishError::Write { path, source })?;
+        write_published(&path, &manifest.to_bytes())?;
         Ok(Prepared { name, manifest })
     }
 
@@ -411,15 +402,8 @@ impl Publisher {
         let file = self.fresh_segment_name();
         let path = segment_path(&self.dir, &file);
         let bytes = builder.to_segment_bytes()?;
-        let checksum = match semantic_index::format::Header::decode(&bytes) {
-            Ok(header) => header.checksum,
-            // The builder always writes a whole header; this is a bug, not bad input.
-            Err(e) => return Err(PublishError::Build(BuildError::Serialize(e.to_string()))),
-        };
-        atomic_write::Options::new()
-            .mode(PUBLISHED_MODE)
-            .write(&path, &bytes)
-            .map_err(|source| PublishError::Write { path, source })?;
+        let checksum = built_checksum(&bytes)?;
+        write_published(&path, &bytes)?;
         Ok(SegmentEntry { file, doc_count: builder.len() as u32, checksum, deleted: Vec::new() })
     }
 
@@ -434,10 +418,7 @@ impl Publisher {
         content: &ContentBuilder,
     ) -> Result<(), PublishError> {
         let path = segment_path(&self.dir, &content_file_name(&segment.file));
-        atomic_write::Options::new()
-            .mode(PUBLISHED_MODE)
-            .write(&path, &content.to_bytes(segment.checksum))
-            .map_err(|source| PublishError::Write { path, source })
+        write_published(&path, &content.to_bytes(segment.checksum))
     }
 
     /// Serializes a new segment and its content file under a name no live manifest uses, for
@@ -455,11 +436,7 @@ impl Publisher {
         let segment = builder.to_segment_bytes()?;
         let doc_count = builder.len() as u32;
         drop(builder);
-        let checksum = match semantic_index::format::Header::decode(&segment) {
-            Ok(header) => header.checksum,
-            // The builder always writes a whole header; this is a bug, not bad input.
-            Err(e) => return Err(PublishError::Build(BuildError::Serialize(e.to_string()))),
-        };
+        let checksum = built_checksum(&segment)?;
         let content_path = segment_path(&self.dir, &content_file_name(&file));
         let content = content.to_bytes(checksum);
         Ok(SegmentFiles {
@@ -514,11 +491,7 @@ impl Publisher {
         let file = self.fresh_segment_name();
         let segment = segment_path(&self.dir, &file);
         let bytes = builder.to_segment_bytes()?;
-        let checksum = match semantic_index::format::Header::decode(&bytes) {
-            Ok(header) => header.checksum,
-            // The builder always writes a whole header; this is a bug, not bad input.
-            Err(e) => return Err(PublishError::Build(BuildError::Serialize(e.to_string()))),
-        };
+        let checksum = built_checksum(&bytes)?;
         let content = content
             .map(|c| (segment_path(&self.dir, &content_file_name(&file)), c.to_bytes(checksum)));
         segments.push(SegmentEntry {
@@ -532,19 +505,13 @@ impl Publisher {
         let name = manifest_file_name(generation);
         let path = manifest_path(&self.dir, &name);
         let manifest_bytes = manifest.to_bytes();
-        let write = |path: &Path, bytes: &[u8]| {
-            atomic_write::Options::new()
-                .mode(PUBLISHED_MODE)
-                .write(path, bytes)
-                .map_err(|source| PublishError::Write { path: path.to_owned(), source })
-        };
         let (segment_written, manifest_written, content_written) = std::thread::scope(|s| {
-            let segment_written = s.spawn(|| write(&segment, &bytes));
+            let segment_written = s.spawn(|| write_published(&segment, &bytes));
             let content_written = s.spawn(|| match &content {
-                Some((path, bytes)) => write(path, bytes),
+                Some((path, bytes)) => write_published(path, bytes),
                 None => Ok(()),
             });
-            let manifest_written = write(&path, &manifest_bytes);
+            let manifest_written = write_published(&path, &manifest_bytes);
             match (segment_written.join(), content_written.join()) {
                 (Ok(done), Ok(content)) => (done, manifest_written, content),
                 (Err(panic), _) | (_, Err(panic)) => std::panic::resume_unwind(panic),
@@ -697,10 +664,7 @@ pub fn install_segment_in(
         return Ok(false);
     }
     let path = segment_path(dir, file);
-    atomic_write::Options::new()
-        .mode(PUBLISHED_MODE)
-        .write(&path, bytes)
-        .map_err(|source| PublishError::Write { path, source })?;
+    write_published(&path, bytes)?;
     Ok(true)
 }
 
@@ -725,12 +689,25 @@ fn read_file_prefix(path: &Path, len: usize) -> io::Result<Vec<u8>> {
     Ok(buf)
 }
 
-fn write_store_id_as(dir: &Path, id: [u8; 16]) -> Result<[u8; 16], PublishError> {
-    let path = dir.join(STORE_ID);
+/// The checksum in the header of bytes a builder serialized. The builder always writes a whole
+/// header, so a failure is a bug, not bad input.
+fn built_checksum(bytes: &[u8]) -> Result<u64, PublishError> {
+    semantic_index::format::Header::decode(bytes)
+        .map(|header| header.checksum)
+        .map_err(|e| PublishError::Build(BuildError::Serialize(e.to_string())))
+}
+
+/// Writes `bytes` to `path` durably, mode [`PUBLISHED_MODE`].
+fn write_published(path: &Path, bytes: &[u8]) -> Result<(), PublishError> {
     atomic_write::Options::new()
         .mode(PUBLISHED_MODE)
-        .write(&path, format!("{:032x}\n", u128::from_be_bytes(id)).as_bytes())
-        .map_err(|source| PublishError::Write { path, source })?;
+        .write(path, bytes)
+        .map_err(|source| PublishError::Write { path: path.to_owned(), source })
+}
+
+fn write_store_id_as(dir: &Path, id: [u8; 16]) -> Result<[u8; 16], PublishError> {
+    let path = dir.join(STORE_ID);
+    write_published(&path, format!("{:032x}\n", u128::from_be_bytes(id)).as_bytes())?;
     Ok(id)
 }
 
