@@ -365,6 +365,82 @@ fn cursor(d: &ArchivedSegmentData, t: usize, weight: u64) -> RankCursor {
 /// the essential terms touched there.
 const DENSE_FACTOR: u64 = 2;
 
+/// A term with at most this many postings seeds the bar from its impacts, read one by one.
+const SEED_POSTINGS: usize = 512;
+
+/// A term with at most this many blocks seeds the bar from its block maxima.
+const SEED_BLOCKS: usize = 4096;
+
+/// A lower bound on the `k`-th best relevance among the segment's live documents below
+/// `end_ordinal`, from single terms: 0 when no term gives one cheaply.
+///
+/// A document's relevance is at least any one of its terms' weighted impact, so the `k`-th
+/// largest impact of one term (over distinct live documents) bounds the `k`-th best relevance
+/// from below. A short term's impacts are read one by one (skipping deleted documents); a
+/// longer term's block maxima serve when nothing is deleted and every ordinal counts: each
+/// block maximum is the impact of a posting of that block (checked by `Segment::verify`, as
+/// the search's bounds already assume), and blocks hold distinct documents. Terms are taken
+/// largest bound first, skipping any whose bound cannot raise the seed.
+///
+/// Searching with the seed as a bar from the start prunes terms and windows before `k` hits are
+/// found: a query's rare term usually lifts the bar above its common terms' maxima at once, so
+/// these are probed rather than accumulated.
+fn seed(
+    cursors: &[RankCursor],
+    r: Ranked<'_>,
+    k: usize,
+    deleted: &DeletedSet,
+    end_ordinal: u32,
+    n: u32,
+) -> u64 {
+    let every = deleted.is_empty() && end_ordinal >= n;
+    let mut best = 0u64;
+    let mut counts = [0u32; 256];
+    for c in cursors.iter().rev() {
+        if c.max <= best || c.df < k || c.done() {
+            continue;
+        }
+        counts.fill(0);
+        if c.df <= SEED_POSTINGS {
+            if every {
+                for p in r.postings.get(c.pos..c.end).unwrap_or(&[]) {
+                    counts[impact_bits(p.to_native()) as usize] += 1;
+                }
+            } else {
+                let mut cur = *c;
+                while !cur.done() {
+                    let o = cur.doc(r);
+                    if o >= end_ordinal {
+                        break;
+                    }
+                    if !deleted.contains(o) {
+                        counts[cur.impact(r) as usize] += 1;
+                    }
+                    cur.pos += 1;
+                    if cur.pos >= cur.bend {
+                        cur.next_block(r);
+                    }
+                }
+            }
+        } else if every && c.block_end - c.block <= SEED_BLOCKS {
+            for &m in r.block_max.get(c.block..c.block_end).unwrap_or(&[]) {
+                counts[usize::from(m)] += 1;
+            }
+        } else {
+            continue;
+        }
+        let mut seen = 0usize;
+        for impact in (1..counts.len()).rev() {
+            seen += counts[impact] as usize;
+            if seen >= k {
+                best = best.max(c.weight * impact as u64);
+                break;
+            }
+        }
+    }
+    best
+}
+
 /// A relevance below which no document with the boost of `best_boost` can reach `bar`: the
 /// search skips what cannot reach it. Any smaller value would also be exact (each candidate's
 /// final score is compared with the bar itself), only slower; this one is the exact threshold
@@ -534,7 +610,27 @@ impl<B: Storage> Segment<B> {
             }
         };
         let mut best_boost = boost_at(0);
-        let mut need = needed(hits.bar(k), best_boost, options);
+        // A bar known before any hit (see `seed`): valid only if no boost lowers a score, that
+        // is if every boost is at least 0 (weights at least 0 and the segment's smallest
+        // scores, the last of each run, at least 0). A related search excludes one document,
+        // which may be among the seed's.
+        let floor = |o: u32| boost(score_at(o), o < sacred_count, options);
+        let seeded = positive
+            && domain.is_none()
+            && n > 0
+            && floor(n - 1) >= 0.0
+            && (sacred_count == 0 || floor(sacred_count.min(n) - 1) >= 0.0);
+        let seed_bar = if seeded {
+            let kk = k + usize::from(options.exclude.is_some());
+            units(seed(cursors, r, kk, deleted, end_ordinal, n))
+        } else {
+            0.0
+        };
+        let bar = |hits: &Hits| match hits.bar(k) {
+            Some(b) => Some(b.max(seed_bar)),
+            None => (seed_bar > 0.0).then_some(seed_bar),
+        };
+        let mut need = needed(bar(hits), best_boost, options);
         let (acc, bits) = hits.rank_scratch();
         let (mut acc, mut bits) = (std::mem::take(acc), std::mem::take(bits));
 
@@ -560,7 +656,7 @@ impl<B: Storage> Segment<B> {
             let boost = boost_at(w & !(RANK_WINDOW as u32 - 1));
             if boost != best_boost {
                 best_boost = boost;
-                let now = needed(hits.bar(k), best_boost, options);
+                let now = needed(bar(hits), best_boost, options);
                 if now != need {
                     need = now;
                     // A higher bar may leave fewer terms essential.
@@ -660,7 +756,7 @@ impl<B: Storage> Segment<B> {
                         None => hits.offer_lazy(k, hit, &id_and_time),
                     };
                     if entered {
-                        need = needed(hits.bar(k), best_boost, options);
+                        need = needed(bar(hits), best_boost, options);
                     }
                 }
             }

@@ -118,6 +118,61 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// The ranked search seeds its bar from single terms' impacts and block maxima before any
+    /// hit (rank.rs `seed`); a seed that came from a deleted, excluded or out-of-range document,
+    /// or that ignored a boost below 0 (a negative weight), would drop a true hit. Brute force
+    /// decides.
+    #[test]
+    fn seeded_bars_equal_brute_force(
+        docs in proptest::collection::vec(doc_strategy(), 200..1500),
+        query in proptest::collection::vec(query_word(), 1..6),
+        limit in 1usize..14,
+        weights in prop::sample::select(vec![(0.2, 0.3), (0.0, 0.0), (-0.2, 0.3), (0.2, -0.3)]),
+        sacred_only in any::<bool>(),
+        exclude in prop::option::of(0usize..4),
+        delete_every in 0usize..4,
+    ) {
+        let mut docs = docs;
+        docs.sort_by_key(|d| d.id);
+        docs.dedup_by_key(|d| d.id);
+        let segment = segment_of(&docs, 1);
+        let deleted_ordinals: Vec<u32> = if delete_every < 2 { Vec::new() } else {
+            (0..segment.len()).filter(|o| (*o as usize).is_multiple_of(delete_every)).collect()
+        };
+        let deleted = DeletedSet::from_sorted(&deleted_ordinals, segment.len());
+        let deleted_ids: Vec<[u8; 16]> =
+            deleted_ordinals.iter().map(|&o| segment.doc(o).unwrap().id()).collect();
+        let mut options = SearchOptions {
+            limit,
+            sacred_only,
+            w_score: weights.0,
+            w_sacred: weights.1,
+            ranking: Ranking::Bm25f,
+            ..SearchOptions::default()
+        };
+        let q = Query::from_keywords(&query);
+        // Excluded (as a related search does): one of the best documents, those a seed counts.
+        if let Some(i) = exclude {
+            let all = SearchOptions { limit: docs.len(), ..options.clone() };
+            options.exclude = brute_force_ranked(&[&docs], q.terms(), &all).get(i).map(|h| h.0);
+        }
+        let mut hits = Hits::with_capacity(16);
+        segment.search(&q, &options, &deleted, 0, &mut hits);
+        let got: Vec<_> = hits.iter().map(|h| (h.id, h.score)).collect();
+        let mut want = brute_force_ranked(
+            &[&docs],
+            q.terms(),
+            &SearchOptions { limit: docs.len(), ..options.clone() },
+        );
+        want.retain(|(id, _)| !deleted_ids.contains(id));
+        want.truncate(options.limit);
+        assert_same(&got, &want)?;
+    }
+}
+
 /// How many times each keyword occurs in a document's text fields, counted naively.
 fn occurrences(d: &semantic_index::Document, word: &str) -> usize {
     let fields = std::iter::once(&d.question)
