@@ -9,7 +9,7 @@
 
 use std::cell::OnceCell;
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use super::{read_at, Loc, RecordsError};
@@ -172,7 +172,9 @@ impl IdTable {
             return Ok(all);
         }
         let io = |source| RecordsError::Io { what: "reading", path: self.path.clone(), source };
-        let file = self.file.try_clone().map_err(io)?;
+        let mut file = self.file.try_clone().map_err(io)?;
+        // From the start whatever the shared offset says (Windows' positional reads move it).
+        file.seek(SeekFrom::Start(0)).map_err(io)?;
         let mut input = BufReader::with_capacity(1 << 20, file);
         // `count` was checked against the file's length at open: this is bounded by the file.
         let mut all = Vec::with_capacity(self.footer.count as usize);

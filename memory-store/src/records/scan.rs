@@ -50,6 +50,9 @@ impl Window {
             let old = self.buf.len();
             let grow = (want - old).max(CHUNK).min(limit - old);
             self.buf.resize(old + grow, 0);
+            // Every read says where: clones of this file (`File::try_clone`: another scan, the
+            // torn-tail probe) share one offset, and a seek through any of them moves it.
+            self.file.seek(SeekFrom::Start(self.base + old as u64))?;
             let read = self.file.read(&mut self.buf[old..])?;
             self.buf.truncate(old + read);
             if read == 0 {

@@ -130,6 +130,47 @@ fn a_flipped_byte_costs_exactly_its_record() {
     }
 }
 
+/// A bulk commit larger than the scan's read chunk, damaged past its first chunk, then later
+/// commits: the torn-tail probe seeks through a clone of the scanned file, and once moved the
+/// scan's next chunk came from the probe's offset (every record after the damage was then
+/// reported as a torn append, and a repair dropped them all).
+#[test]
+fn a_flipped_byte_past_the_first_read_chunk_costs_exactly_its_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = Records::open(dir.path(), true).unwrap();
+    let words = "a long synthesis to fill the log ".repeat(20);
+    let batch: Vec<Memory> = (0..4000)
+        .map(|i| {
+            let mut m = memory(i);
+            m.synthesis = format!("{words}{i}");
+            m
+        })
+        .collect();
+    let ids: Vec<Uuid> = batch.iter().map(|m| m.id).collect();
+    r.commit(batch.into_iter().map(|m| Entry::Put(Box::new(m))).collect()).unwrap();
+    let later = put_all(&mut r, 3);
+    let victim = r.lookup(ids[3000].as_bytes()).unwrap().unwrap();
+    assert!(victim.offset > 2 * (1 << 20), "past the first chunks: {}", victim.offset);
+    drop(r);
+    flip(&log_path(dir.path()), victim.offset + frame::HEADER as u64 + 20);
+
+    let r = Records::open(dir.path(), true).unwrap();
+    assert_eq!(r.len(), 4003);
+    let check = r.check(None).unwrap();
+    assert_eq!(check.lost, vec![ids[3000]]);
+    assert_eq!((check.intact, check.damaged.len()), (4002, 1));
+    assert_eq!(r.get(&later[2]).unwrap().unwrap().id, later[2]);
+    drop(r);
+    let report = salvage(dir.path(), 0, None).unwrap();
+    assert_eq!((report.lost.clone(), report.kept), (vec![ids[3000]], 4002));
+    let r = Records::open(dir.path(), true).unwrap();
+    assert_eq!(r.len(), 4002);
+    assert!(r.check(None).unwrap().is_clean());
+    for id in [ids[0], ids[2999], ids[3001], later[0], later[2]] {
+        assert_eq!(r.get(&id).unwrap().unwrap().id, id);
+    }
+}
+
 #[test]
 fn a_cut_log_is_reported_with_the_exact_loss() {
     let dir = tempfile::tempdir().unwrap();
