@@ -1444,6 +1444,8 @@ pub(crate) fn salvage(
             .map_err(|source| RecordsError::Io { what: "reading", path: path.clone(), source })?
             .len();
         let r = replay(&log, &name, &path, 0, len, 0, false, progress)?;
+        // Commits up to here were acknowledged: the published index or the id index covers them.
+        let acknowledged = base_seq;
         base_seq = base_seq.max(r.seq);
         report.missing_commits = r.gaps;
         raw.extend(r.damaged.iter().map(|d| (d.offset, d.len)));
@@ -1455,10 +1457,35 @@ pub(crate) fn salvage(
         for (id, loc) in r.changes {
             last.insert(id, loc);
         }
-        let live: HashMap<[u8; 16], Loc> =
+        let mut live: HashMap<[u8; 16], Loc> =
             last.iter().filter_map(|(id, loc)| Some((*id, (*loc)?))).collect();
         forgotten.extend(last.iter().filter(|(_, loc)| loc.is_none()).map(|(id, _)| *id));
         let io = |source| RecordsError::Io { what: "reading", path: path.clone(), source };
+        // A last commit that looks torn but was acknowledged (a log cut or damaged inside a
+        // commit the indexes already cover) is damage, not an append a crash cut short: its
+        // intact records are kept, in log order, like any other commit's.
+        if let Some((torn_at, _)) = r.torn {
+            scan::scan(log.try_clone().map_err(io)?, torn_at, len, |item| {
+                if let Item::Frame { offset, header, .. } = item {
+                    if header.seq <= acknowledged {
+                        match header.kind {
+                            Kind::Put => {
+                                let loc = Loc { offset, len: header.frame_len() as u32 };
+                                live.insert(header.id, loc);
+                                forgotten.remove(&header.id);
+                            }
+                            Kind::Forget => {
+                                live.remove(&header.id);
+                                forgotten.insert(header.id);
+                            }
+                            Kind::Base => {}
+                        }
+                    }
+                }
+                true
+            })
+            .map_err(io)?;
+        }
         let (entries, end) = write_log(&dir, new_gen, base_seq, &mut |emit| {
             let mut failure = None;
             scan::scan(log.try_clone().map_err(io)?, 0, len, |item| {

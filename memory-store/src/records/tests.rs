@@ -195,6 +195,50 @@ fn a_cut_log_is_reported_with_the_exact_loss() {
     assert_eq!((r.len(), r.seq()), (25, 30));
 }
 
+/// One commit of many memories, cut in its middle: a cut log or a torn append? The id index
+/// (a checkpoint) or the published index (`min_seq`, what `mcs repair` passes) covering the
+/// commit says it was acknowledged, so repair keeps the intact part; with neither, the commit
+/// is an append a crash cut short and goes whole.
+#[test]
+fn a_cut_inside_an_acknowledged_commit_keeps_its_intact_records() {
+    for (checkpoint, min_seq, kept) in [(true, 0, 27), (false, 3, 27), (false, 0, 2)] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = Records::open(dir.path(), true).unwrap();
+        let first = put_all(&mut r, 2);
+        let batch: Vec<Memory> = (0..40).map(memory).collect();
+        let ids: Vec<Uuid> = batch.iter().map(|m| m.id).collect();
+        r.commit(batch.into_iter().map(|m| Entry::Put(Box::new(m))).collect()).unwrap();
+        if checkpoint {
+            r.checkpoint().unwrap();
+        }
+        let cut = r.lookup(ids[25].as_bytes()).unwrap().unwrap().offset + 10;
+        drop(r);
+        let log = fs::OpenOptions::new().write(true).open(log_path(dir.path())).unwrap();
+        log.set_len(cut).unwrap();
+        drop(log);
+        let report = salvage(dir.path(), min_seq, None).unwrap();
+        assert_eq!(report.kept, kept, "checkpoint {checkpoint}, min_seq {min_seq}");
+        let r = Records::open(dir.path(), true).unwrap();
+        assert_eq!(r.len(), kept);
+        assert_eq!(r.get(&first[1]).unwrap().unwrap().id, first[1]);
+        if kept > 2 {
+            assert_eq!(r.get(&ids[24]).unwrap().unwrap().id, ids[24]);
+        }
+        if checkpoint {
+            // The id index names what the cut took (without it, `MemoryStore::repair` names
+            // them from the published index).
+            let mut lost = ids[25..].to_vec();
+            lost.sort_unstable();
+            assert_eq!(report.lost, lost);
+        }
+        if kept == 2 {
+            assert!(r.get(&ids[0]).unwrap().is_none());
+        }
+        assert!(r.get(&ids[25]).unwrap().is_none());
+        assert!(r.check(None).unwrap().is_clean());
+    }
+}
+
 #[test]
 fn a_missing_log_is_reported_with_the_exact_loss() {
     let dir = tempfile::tempdir().unwrap();
