@@ -32,9 +32,7 @@ proptest! {
     ) {
         // Long (related-style) queries over more documents than one window: this is where the
         // essential-term pruning and the forward-list lookups take over once the top-k fills.
-        let mut docs = docs;
-        docs.sort_by_key(|d| d.id);
-        docs.dedup_by_key(|d| d.id);
+        let docs = distinct(docs);
         let segment = segment_of(&docs, 1);
         let q = Query::from_keywords(&query);
         let mut hits = Hits::with_capacity(16);
@@ -49,9 +47,7 @@ proptest! {
     #[test]
     fn deletions_are_never_returned(docs in corpus_strategy(60), query in query_strategy(), delete_every in 2usize..5) {
         let segment = segment_of(&docs, 1);
-        let deleted_ordinals: Vec<u32> = (0..segment.len()).filter(|o| (*o as usize).is_multiple_of(delete_every)).collect();
-        let deleted = DeletedSet::from_sorted(&deleted_ordinals, segment.len());
-        let deleted_ids: Vec<[u8; 16]> = deleted_ordinals.iter().map(|&o| segment.doc(o).unwrap().id()).collect();
+        let (deleted, deleted_ids) = every_nth_deleted(&segment, delete_every);
         let live: Vec<_> = docs.iter().filter(|d| !deleted_ids.contains(&d.id)).cloned().collect();
         let q = Query::from_keywords(&query);
         let options = jaccard_default();
@@ -97,24 +93,14 @@ proptest! {
     ) {
         // More documents than a window and than a block, many equal scores (same words, same
         // boosts): ties are broken by timestamp then id, as brute force does.
-        let mut docs = docs;
-        docs.sort_by_key(|d| d.id);
-        docs.dedup_by_key(|d| d.id);
+        let docs = distinct(docs);
         let segment = segment_of(&docs, 1);
-        let deleted_ordinals: Vec<u32> = if delete_every < 2 { Vec::new() } else {
-            (0..segment.len()).filter(|o| (*o as usize).is_multiple_of(delete_every)).collect()
-        };
-        let deleted = DeletedSet::from_sorted(&deleted_ordinals, segment.len());
-        let deleted_ids: Vec<[u8; 16]> = deleted_ordinals.iter().map(|&o| segment.doc(o).unwrap().id()).collect();
+        let (deleted, deleted_ids) = every_nth_deleted(&segment, delete_every);
         let q = Query::from_keywords(&query);
         let mut hits = Hits::with_capacity(16);
         segment.search(&q, &options, &deleted, 0, &mut hits);
         let got: Vec<_> = hits.iter().map(|h| (h.id, h.score)).collect();
-        // Deleted documents still count in the statistics (as they do in the segment).
-        let mut want = brute_force_ranked(&[&docs], q.terms(), &SearchOptions { limit: docs.len(), ..options.clone() });
-        want.retain(|(id, _)| !deleted_ids.contains(id));
-        want.truncate(options.limit);
-        assert_same(&got, &want)?;
+        assert_same(&got, &brute_force_ranked_live(&docs, q.terms(), &options, &deleted_ids))?;
     }
 }
 
@@ -135,16 +121,9 @@ proptest! {
         exclude in prop::option::of(0usize..4),
         delete_every in 0usize..4,
     ) {
-        let mut docs = docs;
-        docs.sort_by_key(|d| d.id);
-        docs.dedup_by_key(|d| d.id);
+        let docs = distinct(docs);
         let segment = segment_of(&docs, 1);
-        let deleted_ordinals: Vec<u32> = if delete_every < 2 { Vec::new() } else {
-            (0..segment.len()).filter(|o| (*o as usize).is_multiple_of(delete_every)).collect()
-        };
-        let deleted = DeletedSet::from_sorted(&deleted_ordinals, segment.len());
-        let deleted_ids: Vec<[u8; 16]> =
-            deleted_ordinals.iter().map(|&o| segment.doc(o).unwrap().id()).collect();
+        let (deleted, deleted_ids) = every_nth_deleted(&segment, delete_every);
         let mut options = SearchOptions {
             limit,
             sacred_only,
@@ -162,14 +141,7 @@ proptest! {
         let mut hits = Hits::with_capacity(16);
         segment.search(&q, &options, &deleted, 0, &mut hits);
         let got: Vec<_> = hits.iter().map(|h| (h.id, h.score)).collect();
-        let mut want = brute_force_ranked(
-            &[&docs],
-            q.terms(),
-            &SearchOptions { limit: docs.len(), ..options.clone() },
-        );
-        want.retain(|(id, _)| !deleted_ids.contains(id));
-        want.truncate(options.limit);
-        assert_same(&got, &want)?;
+        assert_same(&got, &brute_force_ranked_live(&docs, q.terms(), &options, &deleted_ids))?;
     }
 }
 
@@ -580,13 +552,8 @@ proptest! {
         options in options_strategy(),
         ranked in any::<bool>(),
     ) {
-        let dedup = |mut docs: Vec<semantic_index::Document>| {
-            docs.sort_by_key(|d| d.id);
-            docs.dedup_by_key(|d| d.id);
-            docs
-        };
-        let a = dedup(a);
-        let b: Vec<_> = dedup(b).into_iter().filter(|d| a.binary_search_by_key(&d.id, |x| x.id).is_err()).collect();
+        let a = distinct(a);
+        let b: Vec<_> = distinct(b).into_iter().filter(|d| a.binary_search_by_key(&d.id, |x| x.id).is_err()).collect();
         let ranking = if ranked { Ranking::Bm25f } else { Ranking::Jaccard };
         let options = SearchOptions { limit, ranking, ..options };
         let q = Query::from_keywords(&query);
@@ -603,7 +570,7 @@ proptest! {
             // Jaccard needs no corpus statistics, so two segments rank as one corpus.
             segment_of(&b, 2).search(&q, &options, &DeletedSet::empty(), 1, &mut hits);
             let got: Vec<_> = hits.iter().map(|h| (h.id, h.score)).collect();
-            let both = dedup(a.iter().chain(&b).cloned().collect());
+            let both = distinct(a.iter().chain(&b).cloned().collect());
             assert_same(&got, &want(&both, &options))?;
         }
     }

@@ -76,11 +76,7 @@ pub(crate) fn doc_strategy() -> impl Strategy<Value = Document> {
 }
 
 pub(crate) fn corpus_strategy(max: usize) -> impl Strategy<Value = Vec<Document>> {
-    proptest::collection::vec(doc_strategy(), 0..max).prop_map(|mut docs| {
-        docs.sort_by_key(|d| d.id);
-        docs.dedup_by_key(|d| d.id);
-        docs
-    })
+    proptest::collection::vec(doc_strategy(), 0..max).prop_map(distinct)
 }
 
 pub(crate) fn options_strategy() -> impl Strategy<Value = SearchOptions> {
@@ -172,6 +168,42 @@ pub(crate) fn brute_force_ranked(
     scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(b.2.cmp(&a.2)).then(a.0.cmp(&b.0)));
     scored.truncate(o.limit);
     scored.into_iter().map(|(id, s, _)| (id, s)).collect()
+}
+
+/// `docs` sorted by id, repeated ids dropped (a segment holds each id once).
+pub(crate) fn distinct(mut docs: Vec<Document>) -> Vec<Document> {
+    docs.sort_by_key(|d| d.id);
+    docs.dedup_by_key(|d| d.id);
+    docs
+}
+
+/// Every `n`-th ordinal of `segment` deleted (none when `n < 2`), and the deleted ids.
+pub(crate) fn every_nth_deleted(
+    segment: &Segment<shm_reader::Aligned>,
+    n: usize,
+) -> (shm_reader::DeletedSet, Vec<[u8; 16]>) {
+    let ordinals: Vec<u32> = if n < 2 {
+        Vec::new()
+    } else {
+        (0..segment.len()).filter(|o| (*o as usize).is_multiple_of(n)).collect()
+    };
+    let ids = ordinals.iter().map(|&o| segment.doc(o).unwrap().id()).collect();
+    (shm_reader::DeletedSet::from_sorted(&ordinals, segment.len()), ids)
+}
+
+/// [`brute_force_ranked`] over one segment's `docs` without the `deleted` ones, which still
+/// count in the statistics (as they do in the segment).
+pub(crate) fn brute_force_ranked_live(
+    docs: &[Document],
+    query: &[String],
+    o: &SearchOptions,
+    deleted: &[[u8; 16]],
+) -> Vec<([u8; 16], f64)> {
+    let all = SearchOptions { limit: docs.len(), ..o.clone() };
+    let mut want = brute_force_ranked(&[docs], query, &all);
+    want.retain(|(id, _)| !deleted.contains(id));
+    want.truncate(o.limit);
+    want
 }
 
 pub(crate) fn query_strategy() -> impl Strategy<Value = Vec<String>> {

@@ -29,6 +29,11 @@ fn flip(path: &Path, at: u64) {
     fs::write(path, &bytes).unwrap();
 }
 
+/// Cuts a file to `len` bytes.
+fn cut_at(path: &Path, len: u64) {
+    fs::OpenOptions::new().write(true).open(path).unwrap().set_len(len).unwrap();
+}
+
 #[test]
 fn commits_survive_reopen_checkpoint_and_forget() {
     let dir = tempfile::tempdir().unwrap();
@@ -179,9 +184,7 @@ fn a_cut_log_is_reported_with_the_exact_loss() {
     r.checkpoint().unwrap();
     let cut = r.lookup(ids[25].as_bytes()).unwrap().unwrap().offset + 10;
     drop(r);
-    let log = fs::OpenOptions::new().write(true).open(log_path(dir.path())).unwrap();
-    log.set_len(cut).unwrap();
-    drop(log);
+    cut_at(&log_path(dir.path()), cut);
     let err = Records::open(dir.path(), true).unwrap_err();
     assert!(matches!(err, RecordsError::Lost { count: 5, .. }), "{err}");
     let report = salvage(dir.path(), 0, None).unwrap();
@@ -213,9 +216,7 @@ fn a_cut_inside_an_acknowledged_commit_keeps_its_intact_records() {
         }
         let cut = r.lookup(ids[25].as_bytes()).unwrap().unwrap().offset + 10;
         drop(r);
-        let log = fs::OpenOptions::new().write(true).open(log_path(dir.path())).unwrap();
-        log.set_len(cut).unwrap();
-        drop(log);
+        cut_at(&log_path(dir.path()), cut);
         let report = salvage(dir.path(), min_seq, None).unwrap();
         assert_eq!(report.kept, kept, "checkpoint {checkpoint}, min_seq {min_seq}");
         let r = Records::open(dir.path(), true).unwrap();
