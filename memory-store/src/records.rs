@@ -341,6 +341,33 @@ fn log_generations(dir: &Path) -> Result<Vec<u64>, RecordsError> {
     Ok(found)
 }
 
+/// How many memories a log cut to `len` bytes lost. The id index (`all`, as of commit
+/// `checkpoint`) names those whose records lay past the cut; memories stored after its
+/// checkpoint lay past it too (the cut is inside what the id index covers). When the published
+/// index is readable and at least as new, it says which of them were still live: the loss is
+/// the live memories the cut took, whether or not the id index names them. Otherwise the id
+/// index's count (a lower bound).
+fn cut_loss(store: &Path, all: &[IdEntry], len: u64, checkpoint: u64) -> u64 {
+    let past_cut = |e: &IdEntry| e.loc.offset + u64::from(e.loc.len) > len;
+    let named = all.iter().filter(|e| past_cut(e)).count() as u64;
+    let Ok(reader) = shm_reader::Reader::open(store) else { return named };
+    let snapshot = reader.snapshot();
+    if snapshot.commit_seq() < checkpoint {
+        return named;
+    }
+    // `all` is sorted by id (checked when it was read).
+    snapshot
+        .docs()
+        .filter(|d| {
+            let id = d.id();
+            match all.binary_search_by(|e| e.id.cmp(&id)) {
+                Ok(i) => past_cut(&all[i]),
+                Err(_) => true,
+            }
+        })
+        .count() as u64
+}
+
 /// What a replay of part of the log found, in commit order.
 #[derive(Debug, Default)]
 struct Replay {
@@ -737,10 +764,7 @@ impl Records {
         match table {
             Ok(t) if t.footer.covered_end > len => {
                 let lost = match t.all() {
-                    Ok(all) => {
-                        all.iter().filter(|e| e.loc.offset + u64::from(e.loc.len) > len).count()
-                            as u64
-                    }
+                    Ok(all) => cut_loss(store, all, len, t.footer.last_seq),
                     Err(_) => t.footer.count,
                 };
                 return Err(RecordsError::Lost {

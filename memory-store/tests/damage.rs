@@ -129,6 +129,31 @@ fn a_cut_log_reports_the_lost_memories_never_rebuilt_ok() {
 }
 
 #[test]
+fn a_cut_log_counts_the_memories_stored_after_the_id_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _ids) = store_with(dir.path(), 30);
+    // The id index covers the 30 (repair rewrites it); the two stored next are only in the log
+    // and in the published index until the id index's next checkpoint.
+    assert!(mcs(&store, &["repair"]).status.success());
+    for q in ["stored after the checkpoint", "stored after it too"] {
+        let out = mcs(&store, &["add", "--domain", "d", "--question", q]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let log = log_of(&store);
+    let cut = offset_of(&log, "damage probe number 25\"");
+    let file = std::fs::OpenOptions::new().write(true).open(&log).unwrap();
+    file.set_len(cut as u64).unwrap();
+    drop(file);
+    let out = mcs(&store, &["verify"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("records of 7 memories are lost"), "{}", text(&out.stderr));
+    let out = mcs(&store, &["repair"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("kept 25 memories, lost 7"), "{}", text(&out.stdout));
+    assert!(mcs(&store, &["verify"]).status.success());
+}
+
+#[test]
 fn a_deleted_log_reports_every_memory_lost() {
     let dir = tempfile::tempdir().unwrap();
     let (store, _ids) = store_with(dir.path(), 12);
