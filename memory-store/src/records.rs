@@ -445,7 +445,10 @@ impl Replay {
 }
 
 /// Replays `[from, to)` of the log. A torn last commit (see [`torn_start`]) is not replayed: it
-/// is the unacknowledged tail that the next commit cuts, never damage to report.
+/// is the unacknowledged tail that the next commit cuts, never damage to report. A commit up
+/// to `acknowledged` (one the published index or the id index covers; 0 when the caller does
+/// not know) is never torn: a missing end or tear-shaped damage there is damage to a durable
+/// commit, and its intact frames are replayed.
 #[allow(clippy::too_many_arguments)]
 fn replay(
     log: &File,
@@ -454,6 +457,7 @@ fn replay(
     from: u64,
     to: u64,
     seq: u64,
+    acknowledged: u64,
     want_intact: bool,
     mut progress: Option<Progress<'_>>,
 ) -> Result<Replay, RecordsError> {
@@ -461,9 +465,9 @@ fn replay(
         log,
         file,
         path,
-        from,
-        to,
+        (from, to),
         seq,
+        acknowledged,
         want_intact,
         progress.as_mut().map(|p| &mut **p as Progress<'_>),
     )?;
@@ -471,20 +475,25 @@ fn replay(
         return Ok(r);
     }
     let io = |source| RecordsError::Io { what: "reading", path: path.to_owned(), source };
-    let Some(cut) = torn_start(log, from, to, seq).map_err(io)? else { return Ok(r) };
-    let mut r = replay_region(log, file, path, from, cut, seq, want_intact, progress)?;
+    let Some((cut, torn_seq)) = torn_start(log, from, to, seq).map_err(io)? else { return Ok(r) };
+    if torn_seq <= acknowledged {
+        return Ok(r);
+    }
+    let mut r =
+        replay_region(log, file, path, (from, cut), seq, acknowledged, want_intact, progress)?;
     r.torn = Some((cut, to - cut));
     Ok(r)
 }
 
-/// Where the region ends in a torn commit, if it does: damage shaped like a tear (zeros where
+/// Where the region ends in a torn commit, and that commit's sequence number, if it does: damage
+/// shaped like a tear (zeros where
 /// data did not land, or a short end) after which no frame of a later commit follows. A commit is one append, acknowledged once its `fdatasync` returns, and the
 /// next commit is only appended after that; so damage followed by a later commit is damage to a
 /// durable commit (reported as such), while damage in the last commit is an append a power cut
 /// tore (a prefix, zeros where the data did not land, or a later part without an earlier one):
 /// never acknowledged, so the whole commit is cut like a short tail, and a batch never shows in
 /// part.
-fn torn_start(log: &File, from: u64, to: u64, seq: u64) -> io::Result<Option<u64>> {
+fn torn_start(log: &File, from: u64, to: u64, seq: u64) -> io::Result<Option<(u64, u64)>> {
     let mut done = seq;
     let mut commit_start: Option<u64> = None;
     // Where the torn commit starts, and its sequence number.
@@ -521,7 +530,7 @@ fn torn_start(log: &File, from: u64, to: u64, seq: u64) -> io::Result<Option<u64
         }
         true
     })?;
-    Ok(torn.map(|(start, _)| start))
+    Ok(torn)
 }
 
 /// Whether the `len` damaged bytes at `offset` begin or end with a zero byte, as a torn append
@@ -542,9 +551,9 @@ fn replay_region(
     log: &File,
     file: &str,
     path: &Path,
-    from: u64,
-    to: u64,
+    (from, to): (u64, u64),
     seq: u64,
+    acknowledged: u64,
     want_intact: bool,
     progress: Option<Progress<'_>>,
 ) -> Result<Replay, RecordsError> {
@@ -588,10 +597,14 @@ fn replay_region(
         true
     })
     .map_err(io)?;
-    if let Some((first, _)) = r.pending.first() {
-        let first = *first;
-        r.pending.clear();
-        r.torn = Some((first, to - first));
+    if let Some(&(first, h)) = r.pending.first() {
+        if h.seq <= acknowledged {
+            // The commit's end is gone, but it was acknowledged: keep what is intact of it.
+            r.apply_pending();
+        } else {
+            r.pending.clear();
+            r.torn = Some((first, to - first));
+        }
     }
     if let Some(p) = progress.as_mut() {
         p(to - from, to - from);
@@ -786,6 +799,7 @@ impl Records {
                     t.footer.covered_end,
                     len,
                     t.footer.last_seq,
+                    0,
                     false,
                     None,
                 )?;
@@ -799,7 +813,7 @@ impl Records {
             }
             Err(_) => {
                 let log = records.log()?;
-                let r = replay(log, &name, &log_path, 0, len, 0, false, None)?;
+                let r = replay(log, &name, &log_path, 0, len, 0, 0, false, None)?;
                 records.seq = r.seq;
                 records.end = r.end;
                 records.torn = r.torn;
@@ -1155,7 +1169,7 @@ impl Records {
                 source,
             })?
             .len();
-        let r = replay(log, &name, &self.log_path, 0, len, 0, true, progress)?;
+        let r = replay(log, &name, &self.log_path, 0, len, 0, 0, true, progress)?;
         let intact = r.intact.unwrap_or_default();
         let mut check = RecordsCheck {
             damaged: r.damaged,
@@ -1467,9 +1481,9 @@ pub(crate) fn salvage(
             .metadata()
             .map_err(|source| RecordsError::Io { what: "reading", path: path.clone(), source })?
             .len();
-        let r = replay(&log, &name, &path, 0, len, 0, false, progress)?;
-        // Commits up to here were acknowledged: the published index or the id index covers them.
-        let acknowledged = base_seq;
+        // Commits up to `base_seq` were acknowledged: the published index or the id index
+        // covers them, so a cut or damaged end of one is damage, not a torn append.
+        let r = replay(&log, &name, &path, 0, len, 0, base_seq, false, progress)?;
         base_seq = base_seq.max(r.seq);
         report.missing_commits = r.gaps;
         raw.extend(r.damaged.iter().map(|d| (d.offset, d.len)));
@@ -1481,35 +1495,10 @@ pub(crate) fn salvage(
         for (id, loc) in r.changes {
             last.insert(id, loc);
         }
-        let mut live: HashMap<[u8; 16], Loc> =
+        let live: HashMap<[u8; 16], Loc> =
             last.iter().filter_map(|(id, loc)| Some((*id, (*loc)?))).collect();
         forgotten.extend(last.iter().filter(|(_, loc)| loc.is_none()).map(|(id, _)| *id));
         let io = |source| RecordsError::Io { what: "reading", path: path.clone(), source };
-        // A last commit that looks torn but was acknowledged (a log cut or damaged inside a
-        // commit the indexes already cover) is damage, not an append a crash cut short: its
-        // intact records are kept, in log order, like any other commit's.
-        if let Some((torn_at, _)) = r.torn {
-            scan::scan(log.try_clone().map_err(io)?, torn_at, len, |item| {
-                if let Item::Frame { offset, header, .. } = item {
-                    if header.seq <= acknowledged {
-                        match header.kind {
-                            Kind::Put => {
-                                let loc = Loc { offset, len: header.frame_len() as u32 };
-                                live.insert(header.id, loc);
-                                forgotten.remove(&header.id);
-                            }
-                            Kind::Forget => {
-                                live.remove(&header.id);
-                                forgotten.insert(header.id);
-                            }
-                            Kind::Base => {}
-                        }
-                    }
-                }
-                true
-            })
-            .map_err(io)?;
-        }
         let (entries, end) = write_log(&dir, new_gen, base_seq, &mut |emit| {
             let mut failure = None;
             scan::scan(log.try_clone().map_err(io)?, 0, len, |item| {
